@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+// kiln: a content-addressed build cache and image factory.
+// The C libraries come in as system-library targets; only the module wrapping one imports it.
+import PackageDescription
+
+let package = Package(
+    name: "kiln",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnCore", targets: ["KilnCore"]),
+        .library(name: "KilnOCI", targets: ["KilnOCI"]),
+        .library(name: "KilnLayers", targets: ["KilnLayers"]),
+        .library(name: "KilnStore", targets: ["KilnStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(
+            name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+
+        .target(name: "KilnCore", dependencies: ["COpenSSL"]),
+        .target(name: "KilnOCI", dependencies: ["KilnCore"]),
+        .target(name: "KilnLayers", dependencies: ["KilnCore", "KilnOCI", "CArchive", "CZlib"]),
+        .target(name: "KilnStore", dependencies: ["KilnCore", "KilnOCI"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
+        .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
+        .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI"]),
+        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The type bits of a `stat` mode, named for messages.
+public enum FileKind: Sendable, Equatable {
+    case regular, directory, symlink, fifo, socket, characterDevice, blockDevice, unknown
+
+    public init(mode: mode_t) {
+        switch mode & S_IFMT {
+        case S_IFREG: self = .regular
+        case S_IFDIR: self = .directory
+        case S_IFLNK: self = .symlink
+        case S_IFIFO: self = .fifo
+        case S_IFSOCK: self = .socket
+        case S_IFCHR: self = .characterDevice
+        case S_IFBLK: self = .blockDevice
+        default: self = .unknown
+        }
+    }
+
+    /// "regular file", "FIFO", "socket", …
+    public var name: String {
+        switch self {
+        case .regular: "regular file"
+        case .directory: "directory"
+        case .symlink: "symbolic link"
+        case .fifo: "FIFO (named pipe)"
+        case .socket: "socket"
+        case .characterDevice: "character device"
+        case .blockDevice: "block device"
+        case .unknown: "file of unknown type"
+        }
+    }
+}

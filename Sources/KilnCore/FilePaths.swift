@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small path and directory helpers over POSIX calls, so kiln's file handling does not depend on
+/// Foundation's platform differences.
+public enum FilePaths {
+    /// The directory part of a path (`.` when there is none).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The last component of a path.
+    public static func lastComponent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// Joins two path parts with one slash.
+    public static func join(_ base: String, _ component: String) -> String {
+        if base.isEmpty { return component }
+        if base.hasSuffix("/") { return base + component }
+        return base + "/" + component
+    }
+
+    /// Creates a directory and its missing parents.
+    /// - Throws: `FileError` when a component cannot be created or is not a directory.
+    public static func makeDirectories(_ path: String, permissions: mode_t = 0o755) throws(FileError) {
+        if isDirectory(path) { return }
+        let parent = directory(of: path)
+        if parent != path && parent != "." && parent != "/" { try makeDirectories(parent, permissions: permissions) }
+        if mkdir(path, permissions) != 0 && errno != EEXIST { throw FileError("create directory", path: path) }
+        guard isDirectory(path) else { throw FileError("create directory", path: path, code: ENOTDIR) }
+    }
+
+    /// Whether `path` names a directory (following symlinks).
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Whether anything exists at `path` (not following a final symlink).
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// The size of a regular file, or nil when it does not exist.
+    public static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int64(info.st_size)
+    }
+
+    /// Flushes a directory's entries to disk, so a rename inside it survives a crash.
+    /// Best effort: some file systems refuse to `fsync` a directory.
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+
+    /// The names in a directory, without `.` and `..`, in no particular order.
+    /// - Throws: `FileError` when the directory cannot be read.
+    public static func contents(of path: String) throws(FileError) -> [String] {
+        guard let dir = opendir(path) else { throw FileError("list directory", path: path) }
+        defer { closedir(dir) }
+        var names = [String]()
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Removes a file or an empty directory; missing is not an error.
+    public static func remove(_ path: String) {
+        if unlink(path) != 0 && errno == EISDIR { rmdir(path) }
+    }
+
+    /// Copies a file's bytes to `destination` atomically, keeping nothing of the source's metadata.
+    public static func copyFile(from source: String, to destination: String) throws(FileError) {
+        let reader = try ReadableFile(path: source)
+        let writer = try AtomicFileWriter(destination: destination)
+        do {
+            try reader.forEachChunk { chunk in try writer.write(chunk) }
+        } catch {
+            throw error as! FileError  // reads and writes throw only FileError
+        }
+        try writer.commit()
+    }
+
+    /// The absolute form of a path, relative to the current directory when it is relative.
+    public static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let pointer = getcwd(nil, 0) else { return path }
+        defer { free(pointer) }
+        let cwd = String(cString: pointer)
+        return path == "." ? cwd : join(cwd, path)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import KilnCore
+
+/// The one place kiln turns model values into JSON bytes.
+///
+/// Registries and digests deal in raw bytes, so every document kiln writes must come out the same
+/// on every machine and run: keys sorted, no insignificant whitespace, slashes not escaped. A value
+/// is encoded once; the bytes are kept (`Encoded`) and are what gets hashed, stored and pushed.
+public enum CanonicalJSON {
+    /// Encodes `value` canonically.
+    public static func encode(_ value: some Encodable) throws(OCIError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw .encoding(String(describing: type(of: value)), reason: "\(error)")
+        }
+    }
+
+    /// Decodes a document, ignoring fields the model does not know.
+    /// - Throws: `OCIError.decoding` naming what was being read.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some ByteStorage, what: String)
+        throws(OCIError) -> T
+    {
+        do {
+            return try bytes.withUnsafeBytes { try JSONDecoder().decode(T.self, from: Data($0)) }
+        } catch let error as DecodingError {
+            throw .decoding(what, reason: Self.explain(error))
+        } catch {
+            throw .decoding(what, reason: "\(error)")
+        }
+    }
+
+    private static func explain(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "the document" : keys.joined(separator: ".")
+        }
+        switch error {
+        case let .keyNotFound(key, context): return "missing '\(key.stringValue)' in \(path(context))"
+        case let .typeMismatch(_, context): return "wrong type at \(path(context)): \(context.debugDescription)"
+        case let .valueNotFound(_, context): return "missing value at \(path(context))"
+        case let .dataCorrupted(context): return "\(context.debugDescription) at \(path(context))"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+/// A value together with the exact bytes it was encoded to, and the descriptor of those bytes.
+public struct Encoded<Value: Sendable>: Sendable {
+    public let value: Value
+    public let bytes: [UInt8]
+    public let descriptor: Descriptor
+
+    /// Encodes `value` canonically and describes the bytes with `mediaType`.
+    public init(_ value: Value, mediaType: MediaType, platform: Platform? = nil) throws(OCIError) where Value: Encodable {
+        self.value = value
+        self.bytes = try CanonicalJSON.encode(value)
+        self.descriptor = Descriptor(
+            mediaType: mediaType, digest: .sha256(of: bytes), size: Int64(bytes.count), platform: platform)
+    }
+
+    /// Keeps bytes as received (from a registry or a file), decoding them without re-encoding.
+    public init(decoding bytes: [UInt8], mediaType: MediaType, what: String) throws(OCIError) where Value: Decodable {
+        self.value = try CanonicalJSON.decode(Value.self, from: bytes, what: what)
+        self.bytes = bytes
+        self.descriptor = Descriptor(mediaType: mediaType, digest: .sha256(of: bytes), size: Int64(bytes.count))
+    }
+}
+
+/// Failures turning model values into JSON and back.
+public enum OCIError: KilnError, Equatable {
+    case encoding(String, reason: String)
+    case decoding(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .encoding(what, reason): "cannot encode \(what): \(reason)"
+        case let .decoding(what, reason): "cannot read \(what): \(reason)"
+        }
+    }
+
+    public var category: ErrorCategory {
+        switch self {
+        case .encoding: .internal
+        case .decoding: .input
+        }
+    }
+}

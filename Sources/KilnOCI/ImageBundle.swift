@@ -1,0 +1,60 @@
+import KilnCore
+
+/// One platform's image, ready to store or push: its config and manifest, each encoded once.
+/// The layer blobs it lists live elsewhere (the store) and are addressed by digest.
+public struct PlatformImage: Sendable {
+    public let config: Encoded<ImageConfig>
+    public let manifest: Encoded<ImageManifest>
+
+    /// Encodes `config` and the manifest listing it with `layers`, in that order.
+    public init(config: ImageConfig, layers: [Descriptor], annotations: [String: String]? = nil) throws(OCIError) {
+        let config = try Encoded(config, mediaType: .ociConfig)
+        self.config = config
+        self.manifest = try Encoded(
+            ImageManifest(config: config.descriptor, layers: layers, annotations: annotations),
+            mediaType: .ociManifest)
+    }
+
+    /// The platform the config declares.
+    public var platform: Platform { config.value.platform }
+
+    /// The manifest's descriptor with its platform, as an index lists it.
+    public var descriptor: Descriptor {
+        var descriptor = manifest.descriptor
+        descriptor.platform = platform
+        return descriptor
+    }
+}
+
+/// What a build produces: one image, or an index of images for several platforms.
+public enum ImageBundle: Sendable {
+    case single(PlatformImage)
+    case multiPlatform(index: Encoded<ImageIndex>, images: [PlatformImage])
+
+    /// An index over `images` when there are several (or when `forceIndex`), else the one image.
+    public init(images: [PlatformImage], forceIndex: Bool = false) throws(OCIError) {
+        precondition(!images.isEmpty, "an image bundle needs at least one image")
+        if images.count == 1 && !forceIndex {
+            self = .single(images[0])
+        } else {
+            let index = try Encoded(ImageIndex(manifests: images.map(\.descriptor)), mediaType: .ociIndex)
+            self = .multiPlatform(index: index, images: images)
+        }
+    }
+
+    /// The top-level descriptor: the index, or the single manifest.
+    public var root: Descriptor {
+        switch self {
+        case let .single(image): image.descriptor
+        case let .multiPlatform(index, _): index.descriptor
+        }
+    }
+
+    /// The per-platform images.
+    public var images: [PlatformImage] {
+        switch self {
+        case let .single(image): [image]
+        case let .multiPlatform(_, images): images
+        }
+    }
+}

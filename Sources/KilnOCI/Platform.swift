@@ -1,0 +1,72 @@
+import KilnCore
+
+/// The platform an image runs on (image-spec `image-index.md`, "platform"), e.g. `linux/arm64/v8`.
+public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var os: String
+    public var architecture: String
+    public var variant: String?
+    public var osVersion: String?
+    public var osFeatures: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case os, architecture, variant
+        case osVersion = "os.version"
+        case osFeatures = "os.features"
+    }
+
+    public init(os: String, architecture: String, variant: String? = nil) {
+        self.os = os
+        self.architecture = architecture
+        self.variant = variant
+    }
+
+    public static let linuxAMD64 = Platform(os: "linux", architecture: "amd64")
+    public static let linuxARM64 = Platform(os: "linux", architecture: "arm64", variant: "v8")
+
+    /// Parses `os/arch[/variant]` as `--platform` flags write it. `linux/arm64` means `linux/arm64/v8`,
+    /// the variant BuildKit and the OCI spec assume for 64-bit ARM.
+    /// - Throws: `PlatformError.invalid` for anything else.
+    public init(parsing text: String) throws(PlatformError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count), parts.allSatisfy({ Self.isValidPart($0) }) else {
+            throw .invalid(text)
+        }
+        self.init(os: parts[0].lowercased(), architecture: parts[1].lowercased(), variant: parts.count == 3 ? parts[2] : nil)
+        if architecture == "aarch64" { architecture = "arm64" }
+        if architecture == "x86_64" || architecture == "x86-64" { architecture = "amd64" }
+        if architecture == "arm64" && variant == nil { variant = "v8" }
+    }
+
+    private static func isValidPart(_ part: String) -> Bool {
+        !part.isEmpty && part.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+                || byte == 0x5f || byte == 0x2d || byte == 0x2e
+        }
+    }
+
+    /// Whether an index entry for `other` serves this platform: same os and architecture, and the
+    /// same variant where both name one (an arm64 entry without a variant serves `arm64/v8`).
+    public func matches(_ other: Platform) -> Bool {
+        guard os == other.os, architecture == other.architecture else { return false }
+        guard let variant, let otherVariant = other.variant else { return true }
+        return variant == otherVariant
+    }
+
+    /// `os/arch[/variant]`.
+    public var description: String {
+        if let variant { "\(os)/\(architecture)/\(variant)" } else { "\(os)/\(architecture)" }
+    }
+}
+
+/// Why a text is not a platform.
+public enum PlatformError: KilnError, Equatable {
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(text): "'\(text)' is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64"
+        }
+    }
+
+    public var category: ErrorCategory { .input }
+}

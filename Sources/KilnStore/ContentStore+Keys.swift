@@ -1,0 +1,52 @@
+import Foundation
+import KilnCore
+
+/// The key index: small JSON records under `keys/KIND/XX/HEX.json`, mapping a cache key (the
+/// SHA-256 of a build's inputs) to what was built from it. A record is replaced whole and
+/// atomically; readers see the old record or the new one.
+extension ContentStore {
+    /// The file a record lives in.
+    public func recordPath(kind: String, key: Digest) throws(StoreError) -> String {
+        guard !kind.isEmpty, kind.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d })
+        else { throw .invalidKeyKind(kind) }
+        return FilePaths.join(root, "keys/\(kind)/\(key.hex.prefix(2))/\(key.hex).json")
+    }
+
+    /// Stores `record` under `key`, replacing any earlier record.
+    public func setRecord(_ record: some Encodable, kind: String, key: Digest) throws(StoreError) {
+        let path = try recordPath(kind: kind, key: key)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try encoder.encode(record))
+        } catch {
+            throw .invalidRecord(path: path, reason: "\(error)")
+        }
+        do {
+            try FilePaths.makeDirectories(FilePaths.directory(of: path))
+            try AtomicFileWriter.write(bytes, to: path)
+        } catch {
+            throw .unusable(root: root, error)
+        }
+    }
+
+    /// The record stored under `key`, or nil when there is none.
+    /// - Throws: `StoreError.invalidRecord` when the file exists but does not decode (it is left
+    ///   in place for inspection; the caller treats the key as not built).
+    public func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record? {
+        let path = try recordPath(kind: kind, key: key)
+        guard FilePaths.exists(path) else { return nil }
+        let bytes: [UInt8]
+        do {
+            bytes = try ReadableFile.readAll(path: path, limit: 1 << 20)
+        } catch {
+            throw .unreadable(path: path, error)
+        }
+        do {
+            return try JSONDecoder().decode(Record.self, from: Data(bytes))
+        } catch {
+            throw .invalidRecord(path: path, reason: "\(error)")
+        }
+    }
+}

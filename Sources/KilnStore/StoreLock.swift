@@ -1,0 +1,43 @@
+import KilnCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An advisory lock on the store (`flock` on `ROOT/lock`), held until `release` or deinit.
+///
+/// Writers that only add content take it shared; maintenance that removes content (verification,
+/// clean-up of stale temporary files) takes it exclusive, so it never removes a file another
+/// process is still writing. `flock` locks go away with the process, so a killed kiln never
+/// leaves the store locked.
+public final class StoreLock {
+    public enum Mode { case shared, exclusive }
+
+    private var descriptor: Int32
+
+    /// Blocks until the lock is granted.
+    public init(root: String, mode: Mode) throws(FileError) {
+        let path = FilePaths.join(root, "lock")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError("open the store lock", path: path) }
+        while flock(fd, mode == .shared ? LOCK_SH : LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let error = FileError("lock", path: path)
+                close(fd)
+                throw error
+            }
+        }
+        descriptor = fd
+    }
+
+    deinit { release() }
+
+    /// Gives the lock up; later calls do nothing.
+    public func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+import KilnCore
+
+@main
+struct Kiln: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "A content-addressed build cache and image factory for container images.",
+        discussion: """
+            kiln builds OCI image layers itself, byte-identical on every machine, keeps them in a
+            content-addressed store, and writes images as OCI layouts.
+
+            Examples:
+              kiln layer create --from ./app --prefix /app -o app.tar.gz
+              kiln image create --from ./app --prefix /app --platform linux/amd64,linux/arm64 -o oci:out:v1
+              kiln digest app.tar.gz
+            """,
+        version: KilnVersion.current,
+        subcommands: [LayerCommand.self, ImageCommand.self, DigestCommand.self, StoreCommand.self, VersionCommand.self]
+    )
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The process environment as a dictionary.
+enum Environment {
+    static var current: [String: String] { ProcessInfo.processInfo.environment }
+}
+
+/// Writes results to stdout and errors to stderr, as text or JSON.
+enum Output {
+    static func json(_ value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let bytes = try? encoder.encode(value) else { return }
+        line(String(decoding: bytes, as: UTF8.self))
+    }
+
+    static func line(_ text: String) {
+        print(text)
+    }
+
+    static func errorLine(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// Runs a command body, turning kiln's errors into one line on stderr (a JSON object with
+    /// `--json`) and an exit status from the error's category.
+    static func reporting(json: Bool, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as KilnError {
+            report(message: error.description, category: error.category, json: json)
+            throw ExitCode(error.category.rawValue)
+        }
+    }
+
+    static func report(message: String, category: ErrorCategory, json: Bool) {
+        if json {
+            struct Failure: Encodable {
+                struct Body: Encodable {
+                    var category: String
+                    var message: String
+                }
+                var error: Body
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let bytes = (try? encoder.encode(Failure(error: .init(category: category.name, message: message)))) ?? Data()
+            errorLine(String(decoding: bytes, as: UTF8.self))
+        } else {
+            errorLine("kiln: error: \(message)")
+        }
+    }
+}
