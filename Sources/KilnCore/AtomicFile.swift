@@ -55,15 +55,6 @@ public final class AtomicFileWriter {
         }
     }
 
-    /// Appends bytes.
-    public func write(_ bytes: some ByteStorage) throws(FileError) {
-        let failure: FileError? = bytes.withUnsafeBytes { raw in
-            do throws(FileError) { try write(raw) } catch { return error }
-            return nil
-        }
-        if let failure { throw failure }
-    }
-
     /// Flushes the bytes to disk and moves the file into place, replacing what was there.
     /// - Parameter destination: a different final path in the same directory, when the name is
     ///   known only at the end (a blob named by its digest).

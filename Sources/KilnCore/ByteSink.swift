@@ -5,4 +5,15 @@ public protocol ByteSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws(FileError)
 }
 
+extension ByteSink {
+    /// Appends bytes held in an array or slice.
+    public func write(_ bytes: some ByteStorage) throws(FileError) {
+        let failure: FileError? = bytes.withUnsafeBytes { raw in
+            do throws(FileError) { try write(raw) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+}
+
 extension AtomicFileWriter: ByteSink {}

@@ -30,12 +30,10 @@ public final class BlobIngest: ByteSink {
 
     func writeOrThrow(_ bytes: [UInt8]) throws(StoreError) {
         do {
-            try file.write(bytes)
+            try write(bytes)
         } catch {
             throw .unusable(root: store.root, error)
         }
-        hasher.update(bytes)
-        size += Int64(bytes.count)
     }
 
     /// Finishes the blob and moves it into place under its digest.

@@ -1,0 +1,31 @@
+# kiln — the two commands a newcomer needs are `make demo` and `make test`; both install what is
+# missing first (Debian packages, as root) and then build.
+
+SWIFT ?= swift
+# The repository's cache/ folder is the store the demo and the tests use (see cache/README.md).
+export KILN_CACHE_DIR := $(CURDIR)/cache
+KILN := $(CURDIR)/.build/debug/kiln
+export KILN_BIN := $(KILN)
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+test: build
+	$(SWIFT) test
+
+demo: build
+	@scripts/demo.sh
+
+bench: deps
+	cd Benchmarks && $(SWIFT) run -c release kiln-bench
+
+clean:
+	rm -rf .build demo-out
+	find cache -mindepth 1 ! -name README.md -exec rm -rf {} +

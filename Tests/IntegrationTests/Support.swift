@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+/// Runs programs for the integration tests: kiln's own binary and the tools nobody here wrote
+/// (tar, gzip, sha256sum, umoci, skopeo, /usr/bin/time) that check kiln's output.
+enum Tools {
+    /// The package root, found from this file's location.
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The kiln executable: `$KILN_BIN`, else the debug build beside the tests.
+    static var kiln: String {
+        if let explicit = ProcessInfo.processInfo.environment["KILN_BIN"], !explicit.isEmpty { return explicit }
+        return packageRoot + "/.build/debug/kiln"
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var stdoutBytes: Data
+    }
+
+    /// Fails the test with an install hint when a tool is missing, rather than passing silently.
+    static func require(_ tool: String, package: String) throws {
+        let found = ProcessInfo.processInfo.environment["PATH", default: "/usr/bin:/bin"]
+            .split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+            || (tool.hasPrefix("/") && FileManager.default.isExecutableFile(atPath: tool))
+        if !found {
+            throw MissingTool(description: "'\(tool)' is needed by this test: run 'apt-get install -y \(package)'")
+        }
+    }
+
+    struct MissingTool: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Runs `arguments` (the first is looked up on PATH unless absolute) and waits for it.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
+                    stdin: Data? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SOURCE_DATE_EPOCH")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes before waiting, so a chatty tool cannot block on a full pipe.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var errData = Data()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self), stdoutBytes: outData)
+    }
+
+    /// Runs kiln with `arguments`.
+    @discardableResult
+    static func kiln(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try run([kiln] + arguments, environment: environment)
+    }
+
+    /// Runs a shell pipeline.
+    @discardableResult
+    static func shell(_ script: String, environment: [String: String] = [:]) throws -> Result {
+        try run(["bash", "-o", "pipefail", "-c", script], environment: environment)
+    }
+}
+
+/// A fresh directory under /tmp, removed when the value goes away.
+final class Scratch {
+    let path: String
+
+    init(_ label: String = "it") throws {
+        path = "/tmp/kiln-\(label)-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func sub(_ name: String) throws -> String {
+        let full = path + "/" + name
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        return full
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The mixed tree the acceptance criteria name: nested directories, symlinks, a hard link, an
+/// empty file, a 0755 script, and a name with spaces and UTF-8.
+enum SampleTree {
+    struct Item {
+        enum Kind {
+            case directory
+            case file(String, mode: Int)
+            case symlink(String)
+            case hardLink(String)
+        }
+        var path: String
+        var kind: Kind
+    }
+
+    static let items: [Item] = [
+        Item(path: "lib", kind: .directory),
+        Item(path: "lib/nested", kind: .directory),
+        Item(path: "lib/nested/deeper", kind: .directory),
+        Item(path: "empty-dir", kind: .directory),
+        Item(path: "lib/nested/deeper/module.py", kind: .file("print('deep')\n", mode: 0o644)),
+        Item(path: "lib/__init__.py", kind: .file("", mode: 0o644)),
+        Item(path: "run.sh", kind: .file("#!/bin/sh\necho running\n", mode: 0o755)),
+        Item(path: "data file é ü.txt", kind: .file("spaces and UTF-8\n", mode: 0o600)),
+        Item(path: "config.yaml", kind: .file(String(repeating: "key: value\n", count: 500), mode: 0o644)),
+        Item(path: "current", kind: .symlink("lib/nested")),
+        Item(path: "lib/absolute-link", kind: .symlink("/usr/bin/env")),
+        Item(path: "config-hardlink.yaml", kind: .hardLink("config.yaml")),
+    ]
+
+    /// Creates the tree under `root`, in the given order of items (hard links after their target).
+    static func create(at root: String, reversed: Bool = false) throws {
+        let fm = FileManager.default
+        var order = items.filter { if case .hardLink = $0.kind { false } else { true } }
+        if reversed { order.reverse() }
+        for item in order {
+            let full = root + "/" + item.path
+            try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            switch item.kind {
+            case .directory:
+                try fm.createDirectory(atPath: full, withIntermediateDirectories: true)
+            case let .file(text, mode):
+                #expect(fm.createFile(atPath: full, contents: Data(text.utf8)))
+                chmod(full, mode_t(mode))
+            case let .symlink(target):
+                try fm.createSymbolicLink(atPath: full, withDestinationPath: target)
+            case .hardLink:
+                break
+            }
+        }
+        for item in items {
+            if case let .hardLink(target) = item.kind { try fm.linkItem(atPath: root + "/" + target, toPath: root + "/" + item.path) }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import KilnCore
+import Testing
+
+@Suite("Atomic files and the build epoch")
+struct FileTests {
+    @Test("a committed write replaces the file whole and leaves no temporary file")
+    func commit() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/out.json"
+        try AtomicFileWriter.write(Array("old".utf8), to: path)
+        let writer = try AtomicFileWriter(destination: path)
+        try writer.write(Array("new content".utf8))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "old", "readers see the old file until commit")
+        try writer.commit()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "new content")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["out.json"])
+    }
+
+    @Test("a write that is not committed leaves nothing behind")
+    func discard() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let writer = try AtomicFileWriter(destination: directory.path + "/never")
+            try writer.write(Array("partial".utf8))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
+    @Test("SOURCE_DATE_EPOCH is read strictly", arguments: [
+        ([:], Int64(0)), (["SOURCE_DATE_EPOCH": ""], 0), (["SOURCE_DATE_EPOCH": "1700000000"], 1_700_000_000),
+    ] as [([String: String], Int64)])
+    func epoch(environment: [String: String], expected: Int64) throws {
+        #expect(try SourceDateEpoch.resolve(environment: environment) == expected)
+    }
+
+    @Test("a SOURCE_DATE_EPOCH that is not seconds is an error naming it", arguments: ["-1", "1.5", "yesterday", " 12"])
+    func badEpoch(text: String) {
+        #expect(throws: EpochError.invalid(text)) { try SourceDateEpoch.resolve(environment: ["SOURCE_DATE_EPOCH": text]) }
+    }
+
+    @Test("epochs print as RFC 3339 UTC")
+    func rfc3339() {
+        #expect(SourceDateEpoch.rfc3339(0) == "1970-01-01T00:00:00Z")
+        #expect(SourceDateEpoch.rfc3339(1_700_000_000) == "2023-11-14T22:13:20Z")
+    }
+}

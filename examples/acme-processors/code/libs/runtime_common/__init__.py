@@ -1,0 +1,1 @@
+"""Shared runtime helpers copied into every processor image."""

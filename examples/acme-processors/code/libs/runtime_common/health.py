@@ -1,0 +1,2 @@
+def healthz() -> dict:
+    return {"ok": True}
