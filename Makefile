@@ -23,8 +23,10 @@ test: build
 demo: build
 	@scripts/demo.sh
 
+# Builds kiln in release mode and runs the benchmark package against it (see docs/benchmarks.md).
 bench: deps
-	cd Benchmarks && $(SWIFT) run -c release kiln-bench
+	$(SWIFT) build -c release --product kiln
+	cd Benchmarks && $(SWIFT) run -c release kiln-bench --kiln $(CURDIR)/.build/release/kiln
 
 clean:
 	rm -rf .build demo-out
