@@ -17,10 +17,8 @@ struct BadInputTests {
 
     @Test("a FIFO in the tree is named in the error; no blob or temporary file is left")
     func fifo() throws {
-        let scratch = try Scratch("fifo")
-        let tree = try scratch.sub("tree")
+        let (scratch, tree) = try Scratch.withSampleTree("fifo")
         let out = try scratch.sub("out")
-        try SampleTree.create(at: tree)
         #expect(mkfifo(tree + "/lib/queue", 0o644) == 0)
         let result = try Tools.kiln(["layer", "create", "--from", tree, "-o", out + "/layer.tar.gz"])
         #expect(result.status == 2)
@@ -31,9 +29,7 @@ struct BadInputTests {
 
     @Test("a '..' path that climbs out of the image is refused, naming it")
     func dotDot() throws {
-        let scratch = try Scratch("dotdot")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("dotdot")
         let store = scratch.path + "/store"
         let result = try Tools.kiln(["layer", "create", "--from", tree, "--prefix", "app/../../etc", "--cache-dir", store])
         #expect(result.status == 2)

@@ -7,9 +7,7 @@ struct InteropTests {
     func tarAndGzip() throws {
         try Tools.require("tar", package: "tar")
         try Tools.require("gzip", package: "gzip")
-        let scratch = try Scratch("tar")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("tar")
         let blob = scratch.path + "/layer.tar.gz"
         try #require(try Tools.kiln(["layer", "create", "--from", tree, "--prefix", "/app", "-o", blob]).status == 0)
         #expect(try Tools.run(["gzip", "-t", blob]).status == 0)
@@ -27,9 +25,7 @@ struct InteropTests {
     @Test("umoci unpacks an image layout kiln wrote, giving back the same tree")
     func umociUnpack() throws {
         try Tools.require("umoci", package: "umoci")
-        let scratch = try Scratch("umoci")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("umoci")
         let layout = scratch.path + "/layout"
         let created = try Tools.kiln([
             "image", "create", "--from", tree, "--prefix", "/app", "--cmd", "/app/run.sh", "-o", "oci:\(layout):v1",
@@ -47,9 +43,7 @@ struct InteropTests {
     @Test("skopeo reads a multi-platform layout as an index and copies it whole")
     func skopeoIndex() throws {
         try Tools.require("skopeo", package: "skopeo")
-        let scratch = try Scratch("skopeo")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("skopeo")
         let layout = scratch.path + "/layout"
         let created = try Tools.kiln([
             "image", "create", "--from", tree, "--prefix", "/srv", "--platform", "linux/amd64,linux/arm64",

@@ -26,9 +26,7 @@ struct ReproducibilityTests {
     func digestsMatchCoreutils() throws {
         try Tools.require("sha256sum", package: "coreutils")
         try Tools.require("gunzip", package: "gzip")
-        let scratch = try Scratch("sums")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("sums")
         let blob = scratch.path + "/layer.tar.gz"
         let result = try Tools.kiln(["layer", "create", "--from", tree, "-o", blob, "--json"])
         try #require(result.status == 0, "\(result.stderr)")
@@ -47,9 +45,7 @@ struct ReproducibilityTests {
     @Test("SOURCE_DATE_EPOCH changes the bytes and is the time every entry carries")
     func sourceDateEpoch() throws {
         try Tools.require("tar", package: "tar")
-        let scratch = try Scratch("epoch")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("epoch")
         let plain = try Tools.kiln(["layer", "create", "--from", tree, "-o", scratch.path + "/plain.tar.gz"])
         let stamped = try Tools.kiln(
             ["layer", "create", "--from", tree, "-o", scratch.path + "/stamped.tar.gz"],

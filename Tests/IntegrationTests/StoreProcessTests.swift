@@ -50,9 +50,7 @@ struct StoreProcessTests {
 
     @Test("a corrupt layer blob in the store is not copied into an image layout")
     func corruptBlobNotServed() throws {
-        let scratch = try Scratch("serve")
-        let tree = try scratch.sub("tree")
-        try SampleTree.create(at: tree)
+        let (scratch, tree) = try Scratch.withSampleTree("serve")
         let store = scratch.path + "/store"
         let first = try Tools.kiln(["layer", "create", "--from", tree, "--cache-dir", store, "--json"])
         try #require(first.status == 0)

@@ -104,6 +104,14 @@ final class Scratch {
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// A scratch directory holding the sample tree in its `tree` folder.
+    static func withSampleTree(_ label: String) throws -> (Scratch, tree: String) {
+        let scratch = try Scratch(label)
+        let tree = try scratch.sub("tree")
+        try SampleTree.create(at: tree)
+        return (scratch, tree)
+    }
 }
 
 /// The mixed tree the acceptance criteria name: nested directories, symlinks, a hard link, an

@@ -133,4 +133,24 @@ struct StoreTests {
         #expect(marker == #"{"imageLayoutVersion":"1.0.0"}"#)
         #expect(throws: StoreError.self) { try layout.write(.single(image), tag: "bad tag", layersFrom: store) }
     }
+
+    @Test("a layout write stops at a corrupt layer blob: the blob is not copied and the tag not written")
+    func layoutRefusesCorruptBlob() throws {
+        let directory = try TemporaryDirectory()
+        let store = try ContentStore(root: directory.path + "/store")
+        let layer = try store.put(Array("layer bytes".utf8), mediaType: .ociLayer)
+        chmod(store.blobPath(layer.digest), 0o644)
+        try Data("evil bytes!".utf8).write(to: URL(fileURLWithPath: store.blobPath(layer.digest)))
+        let image = try PlatformImage(
+            config: ImageConfig(platform: .linuxAMD64, rootfs: RootFS(diffIDs: [layer.digest])), layers: [layer])
+        let layout = try OCILayout(root: directory.path + "/layout")
+        #expect {
+            try layout.write(.single(image), tag: "v1", layersFrom: store)
+        } throws: { error in
+            guard case .corruptBlob(let digest, _, _) = error as? StoreError else { return false }
+            return digest == layer.digest
+        }
+        #expect(!FileManager.default.fileExists(atPath: layout.blobPath(layer.digest)))
+        #expect(try layout.index().manifests.isEmpty)
+    }
 }
