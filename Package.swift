@@ -12,9 +12,14 @@ let package = Package(
         .library(name: "KilnOCI", targets: ["KilnOCI"]),
         .library(name: "KilnLayers", targets: ["KilnLayers"]),
         .library(name: "KilnStore", targets: ["KilnStore"]),
+        .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
@@ -26,10 +31,21 @@ let package = Package(
         .target(name: "KilnOCI", dependencies: ["KilnCore"]),
         .target(name: "KilnLayers", dependencies: ["KilnCore", "KilnOCI", "CArchive", "CZlib"]),
         .target(name: "KilnStore", dependencies: ["KilnCore", "KilnOCI"]),
+        .target(
+            name: "KilnRegistry",
+            dependencies: [
+                "KilnCore", "KilnOCI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore",
+                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -37,6 +53,7 @@ let package = Package(
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
+        .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kiln needs to build and test on Debian/Ubuntu, only when something is missing.
 # Build: zlib, libarchive and OpenSSL headers (pkg-config). Tests: the tools that check kiln's
-# output (tar, gzip, umoci, skopeo, GNU time, setpriv).
+# output (tar, gzip, umoci, skopeo, GNU time, setpriv) and the registry they push to.
 set -euo pipefail
 
 packages=()
@@ -21,6 +21,7 @@ need_tool gzip gzip
 need_tool umoci umoci
 need_tool skopeo skopeo
 need_tool setpriv util-linux
+need_tool docker-registry docker-registry
 [ -x /usr/bin/time ] || packages+=(time)
 
 if [ ${#packages[@]} -eq 0 ]; then

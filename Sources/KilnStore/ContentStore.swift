@@ -127,3 +127,8 @@ public struct ContentStore: Sendable {
         }
     }
 }
+
+extension ContentStore: BlobSource {
+    public func verifiedBlobPath(_ digest: Digest) throws -> String { try verifiedPath(digest) }
+    public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] { try read(digest, limit: limit) }
+}

@@ -16,6 +16,15 @@ import Darwin
 public struct OCILayout: Sendable {
     public let root: String
 
+    /// Opens an existing layout for reading.
+    /// - Throws: `StoreError.layout` when `root` has no `oci-layout` file.
+    public init(existingAt root: String) throws(StoreError) {
+        guard FilePaths.exists(FilePaths.join(root, "oci-layout")) else {
+            throw .layout(path: root, reason: "not an OCI image layout (no oci-layout file)")
+        }
+        self.root = root
+    }
+
     /// Opens the layout at `root`, creating it when missing.
     /// - Throws: `StoreError.layout` when `root` holds something that is not an OCI layout.
     public init(root: String) throws(StoreError) {

@@ -2,7 +2,7 @@ import ArgumentParser
 import KilnCore
 
 @main
-struct Kiln: ParsableCommand {
+struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "A content-addressed build cache and image factory for container images.",
@@ -13,9 +13,14 @@ struct Kiln: ParsableCommand {
             Examples:
               kiln layer create --from ./app --prefix /app -o app.tar.gz
               kiln image create --from ./app --prefix /app --platform linux/amd64,linux/arm64 -o oci:out:v1
+              kiln push out:v1 ghcr.io/acme/app:v1
+              kiln resolve python:3.11-slim
               kiln digest app.tar.gz
             """,
         version: KilnVersion.current,
-        subcommands: [LayerCommand.self, ImageCommand.self, DigestCommand.self, StoreCommand.self, VersionCommand.self]
+        subcommands: [
+            LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
+            DigestCommand.self, StoreCommand.self, VersionCommand.self,
+        ]
     )
 }

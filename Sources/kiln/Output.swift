@@ -24,6 +24,11 @@ enum Output {
         print(text)
     }
 
+    /// Writes bytes to stdout unchanged (for `--raw`).
+    static func raw(_ bytes: [UInt8]) {
+        FileHandle.standardOutput.write(Data(bytes))
+    }
+
     static func errorLine(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
@@ -33,6 +38,16 @@ enum Output {
     static func reporting(json: Bool, _ body: () throws -> Void) throws {
         do {
             try body()
+        } catch let error as KilnError {
+            report(message: error.description, category: error.category, json: json)
+            throw ExitCode(error.category.rawValue)
+        }
+    }
+
+    /// `reporting` for async command bodies.
+    static func reportingAsync(json: Bool, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
         } catch let error as KilnError {
             report(message: error.description, category: error.category, json: json)
             throw ExitCode(error.category.rawValue)

@@ -1,0 +1,101 @@
+import KilnCore
+import KilnOCI
+
+/// What a push did.
+public struct PushReport: Sendable {
+    public var reference: ImageReference
+    /// The top-level descriptor pushed (index or manifest).
+    public var root: Descriptor
+    /// Each platform's manifest digest (empty platform for a single manifest without one).
+    public var platforms: [(platform: Platform?, digest: Digest)]
+    public var uploaded = 0
+    public var skipped = 0
+    public var mounted = 0
+    public var bytesUploaded: Int64 = 0
+}
+
+/// Pushes an image (an index with its manifests, or one manifest) from a blob source to a
+/// repository, in the order registries require: blobs, then each platform manifest by digest,
+/// then the top level under the tag. Blobs go up in parallel, `jobs` at a time, each one only
+/// once even when several platforms share it.
+public struct ImagePusher: Sendable {
+    public let client: RegistryClient
+
+    public init(client: RegistryClient) { self.client = client }
+
+    /// - Parameters:
+    ///   - root: the index or manifest to push, as listed in the source.
+    ///   - target: where; its tag names the result (a digest-only target pushes untagged).
+    ///   - mountFrom: another repository of the same registry that may hold the blobs already.
+    public func push(_ root: Descriptor, from source: some BlobSource, to target: ImageReference,
+                     mountFrom: Repository? = nil) async throws -> PushReport
+    {
+        let rootBytes = try source.readBlob(root.digest, limit: RegistryClient.manifestLimit)
+        var children = [(descriptor: Descriptor, bytes: [UInt8])]()
+        var blobs = [Descriptor]()
+        if root.mediaType.isIndex {
+            let index = try CanonicalJSON.decode(ImageIndex.self, from: rootBytes, what: "index \(root.digest)")
+            for entry in index.manifests {
+                let bytes = try source.readBlob(entry.digest, limit: RegistryClient.manifestLimit)
+                children.append((entry, bytes))
+                blobs += try Self.blobs(of: bytes, digest: entry.digest)
+            }
+        } else {
+            blobs = try Self.blobs(of: rootBytes, digest: root.digest)
+        }
+        var unique = [Digest: Descriptor]()
+        for blob in blobs { unique[blob.digest] = blob }
+
+        var report = PushReport(reference: target, root: root, platforms: [])
+        let outcomes = try await pushBlobs(Array(unique.values), from: source, to: target.repository, mountFrom: mountFrom)
+        for outcome in outcomes {
+            switch outcome {
+            case .alreadyPresent: report.skipped += 1
+            case .mounted: report.mounted += 1
+            case let .uploaded(bytes):
+                report.uploaded += 1
+                report.bytesUploaded += bytes
+            }
+        }
+        for child in children {
+            try await client.putManifest(child.bytes, mediaType: child.descriptor.mediaType, to: target.repository,
+                                         reference: child.descriptor.digest.description)
+            report.platforms.append((child.descriptor.platform, child.descriptor.digest))
+        }
+        let reference = target.tag ?? root.digest.description
+        try await client.putManifest(rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference)
+        if children.isEmpty { report.platforms.append((root.platform, root.digest)) }
+        return report
+    }
+
+    /// The config and layers a manifest lists (foreign layers with URLs are not pushed).
+    static func blobs(of manifestBytes: [UInt8], digest: Digest) throws -> [Descriptor] {
+        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestBytes, what: "manifest \(digest)")
+        return [manifest.config] + manifest.layers.filter { $0.urls?.isEmpty ?? true }
+    }
+
+    private func pushBlobs(_ blobs: [Descriptor], from source: some BlobSource, to repository: Repository,
+                           mountFrom: Repository?) async throws -> [BlobPush]
+    {
+        let width = max(1, client.configuration.jobs)
+        let ordered = blobs.sorted { $0.size > $1.size }  // start the big ones first
+        return try await withThrowingTaskGroup(of: BlobPush.self) { group in
+            var results = [BlobPush]()
+            var next = 0
+            func add() {
+                let blob = ordered[next]
+                next += 1
+                group.addTask {
+                    let path = try source.verifiedBlobPath(blob.digest)
+                    return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
+                }
+            }
+            while next < ordered.count && next < width { add() }
+            while let result = try await group.next() {
+                results.append(result)
+                if next < ordered.count { add() }
+            }
+            return results
+        }
+    }
+}

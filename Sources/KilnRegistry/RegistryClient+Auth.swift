@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import KilnCore
+import NIOCore
+
+/// A bearer token and when to stop using it.
+struct Token: Sendable {
+    var value: String
+    var expires: Date
+}
+
+/// Bearer tokens by realm, service and scope set; shared by every task of a run.
+actor TokenCache {
+    private var tokens = [String: Token]()
+
+    func token(for key: String) -> Token? {
+        guard let token = tokens[key], token.expires > Date() else { return nil }
+        return token
+    }
+
+    func store(_ token: Token, for key: String) { tokens[key] = token }
+}
+
+extension RegistryClient {
+    /// The `Authorization` header for a request needing `scopes`, or nil for an open registry.
+    /// Basic: the credential itself. Bearer: a token for exactly these scopes, from the cache
+    /// unless `fresh`, fetched with the credential when there is one (anonymously otherwise).
+    func authorization(endpoint: Endpoint, registry: String, scopes: [String], fresh: Bool)
+        async throws(RegistryError) -> String?
+    {
+        guard let challenge = endpoint.challenge else { return nil }
+        let credential = try await configuration.credentials.credential(for: registry)
+        switch challenge.scheme {
+        case "basic":
+            return credential?.basicAuthorization
+        case "bearer":
+            let sortedScopes = Array(Set(scopes)).sorted()
+            let key = [challenge.realm ?? "", challenge.service ?? ""].joined(separator: "|") + "|" + sortedScopes.joined(separator: " ")
+            if !fresh, let cached = await tokens.token(for: key) { return "Bearer " + cached.value }
+            let token = try await fetchToken(challenge, scopes: sortedScopes, credential: credential,
+                                             endpoint: endpoint, registry: registry)
+            await tokens.store(token, for: key)
+            return "Bearer " + token.value
+        default:
+            return nil
+        }
+    }
+
+    /// `GET realm?service=…&scope=…` (distribution's token protocol), with Basic credentials when
+    /// kiln has them: token servers quietly hand out pull-only tokens to anonymous callers.
+    private func fetchToken(_ challenge: AuthChallenge, scopes: [String], credential: Credential?,
+                            endpoint: Endpoint, registry: String) async throws(RegistryError) -> Token
+    {
+        let operation = "get a token for \(registry)" + (scopes.isEmpty ? "" : " (\(scopes.joined(separator: " ")))")
+        guard let realm = challenge.realm, !realm.isEmpty else {
+            throw .protocolViolation(host: registry, operation: operation, reason: "sent a Bearer challenge without a realm")
+        }
+        var realmURL = realm.hasPrefix("/") ? endpoint.baseURL + realm : realm
+        if realmURL.hasPrefix("http://"), credential != nil {
+            let realmHost = String(realmURL.dropFirst("http://".count).prefix { $0 != "/" })
+            guard RegistryConfiguration.isLoopback(realmHost) || configuration.insecureHosts.contains(realmHost) else {
+                throw .protocolViolation(host: registry, operation: operation,
+                                         reason: "names a plain-HTTP token realm (\(realmHost)); kiln will not send credentials there")
+            }
+        }
+        var query = [(String, String)]()
+        if let service = challenge.service { query.append(("service", service)) }
+        for scope in scopes { query.append(("scope", scope)) }
+        realmURL = QueryEncoding.append(query, to: realmURL)
+
+        var request = HTTPClientRequest(url: realmURL)
+        request.headers.add(name: "User-Agent", value: configuration.userAgent)
+        if let credential { request.headers.add(name: "Authorization", value: credential.basicAuthorization) }
+        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? http) : http
+        let status: Int
+        let body: [UInt8]
+        do {
+            let response = try await client.execute(request, deadline: NIODeadline.now() + .seconds(60))
+            status = Int(response.status.code)
+            body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
+        } catch {
+            throw Self.classify(error, registry: registry, operation: operation)
+        }
+        let url = QueryEncoding.withoutQuery(realmURL)
+        guard status == 200 else {
+            let response = RegistryResponse(status: status, headers: [:], body: body, url: url, method: "GET")
+            throw response.failure(operation)
+        }
+        struct Answer: Decodable {
+            var token: String?
+            var access_token: String?
+            var expires_in: Int?
+        }
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body)),
+            let value = answer.token ?? answer.access_token, !value.isEmpty
+        else {
+            throw .protocolViolation(host: registry, operation: operation, reason: "token server sent no token")
+        }
+        // A missing or tiny lifetime means 60 s (the token spec's default); refresh 10 s early.
+        let lifetime = max(answer.expires_in ?? 60, 60)
+        return Token(value: value, expires: Date().addingTimeInterval(Double(lifetime - 10)))
+    }
+}

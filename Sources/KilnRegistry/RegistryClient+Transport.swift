@@ -1,0 +1,267 @@
+import AsyncHTTPClient
+import Foundation
+import KilnCore
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import _NIOFileSystem
+
+/// Where a registry host is reached, and how it asks clients to authenticate.
+struct Endpoint: Sendable {
+    /// `https://host[:port]` or `http://host[:port]`.
+    var baseURL: String
+    /// TLS without certificate checks (`--insecure-registry` only).
+    var unverifiedTLS: Bool
+    /// The challenge `GET /v2/` answered with; nil for an open registry.
+    var challenge: AuthChallenge?
+}
+
+/// What kiln learnt about each registry host during a run.
+actor EndpointCache {
+    private var endpoints = [String: Task<Endpoint, any Error>]()
+    private var chunkSizes = [String: Int]()
+
+    /// The endpoint for `host`, discovered once however many tasks ask at the same time.
+    func endpoint(for host: String, discover: @escaping @Sendable () async throws -> Endpoint) async throws -> Endpoint {
+        if let known = endpoints[host] { return try await known.value }
+        let task = Task { try await discover() }
+        endpoints[host] = task
+        do {
+            return try await task.value
+        } catch {
+            endpoints[host] = nil  // let a later request try again
+            throw error
+        }
+    }
+
+    func learnedChunkSize(_ host: String) -> Int? { chunkSizes[host] }
+    func learnChunkSize(_ host: String, _ size: Int) { chunkSizes[host] = size }
+}
+
+extension RegistryClient {
+    /// Sends `request` to `registry`: authenticates, retries transient failures of idempotent
+    /// requests with backoff, and re-authenticates once on 401. The response is returned whatever
+    /// its status; callers decide which statuses are success.
+    func send(_ request: RegistryRequest, to registry: String) async throws(RegistryError) -> RegistryResponse {
+        let endpoint = try await endpoint(for: registry)
+        var scopes = request.scopes
+        var attempt = 0
+        var reauthenticated = false
+        var random = SystemRandomNumberGenerator()
+        while true {
+            attempt += 1
+            let authorization = try await authorization(
+                endpoint: endpoint, registry: registry, scopes: scopes, fresh: reauthenticated)
+            let response: RegistryResponse
+            do {
+                response = try await execute(request, endpoint: endpoint, authorization: authorization, registry: registry)
+            } catch {
+                guard request.idempotent, error.isRetryable,
+                    let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
+                else { throw error }
+                logger.debug("retrying after error", metadata: ["operation": "\(request.operation)", "error": "\(error)"])
+                await Self.sleep(seconds: delay)
+                continue
+            }
+            if response.status == 401, !reauthenticated, endpoint.challenge != nil {
+                // The token may have expired or lack a scope the registry now names: fetch a new
+                // one with the union of scopes, once.
+                reauthenticated = true
+                attempt -= 1
+                if let header = response.header("WWW-Authenticate"),
+                    let challenge = AuthChallenge.parse(header).first(where: { $0.scheme == "bearer" })
+                {
+                    scopes = Array(Set(scopes + challenge.scopes)).sorted()
+                }
+                continue
+            }
+            if request.idempotent, [408, 429, 500, 502, 503, 504].contains(response.status) {
+                let retryAfter = response.header("Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
+                if let delay = configuration.retry.delay(after: attempt, retryAfter: retryAfter, random: &random) {
+                    await Self.sleep(seconds: delay)
+                    continue
+                }
+            }
+            return response
+        }
+    }
+
+    static func sleep(seconds: Double) async {
+        try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+    }
+
+    /// Finds how to reach `registry`: HTTPS first; plain HTTP only for loopback hosts and hosts
+    /// named with `--insecure-registry`, and only when it really answers as a registry there.
+    func endpoint(for registry: String) async throws(RegistryError) -> Endpoint {
+        do {
+            return try await endpoints.endpoint(for: registry) { try await self.discoverEndpoint(registry) }
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw .connection(host: registry, operation: "contact registry \(registry)", reason: "\(error)")
+        }
+    }
+
+    private func discoverEndpoint(_ registry: String) async throws(RegistryError) -> Endpoint {
+        let host = Repository(registry: registry, path: "x").endpointHost
+        let insecure = configuration.insecureHosts.contains(registry) || configuration.insecureHosts.contains(host)
+        let plainAllowed = insecure || RegistryConfiguration.isLoopback(host)
+        var endpoint: Endpoint
+        do {
+            endpoint = try await ping(Endpoint(baseURL: "https://\(host)", unverifiedTLS: insecure), registry: registry)
+        } catch {
+            guard plainAllowed,
+                let plain = try? await ping(Endpoint(baseURL: "http://\(host)", unverifiedTLS: false), registry: registry)
+            else { throw error }
+            endpoint = plain
+        }
+        return endpoint
+    }
+
+    /// `GET /v2/`: 200 for an open registry, 401 with the challenge otherwise.
+    private func ping(_ candidate: Endpoint, registry: String) async throws(RegistryError) -> Endpoint {
+        let request = RegistryRequest(
+            method: .GET, target: .path("/v2/"), operation: "contact registry \(registry)", scopes: [], idempotent: true)
+        let response = try await execute(request, endpoint: candidate, authorization: nil, registry: registry)
+        var endpoint = candidate
+        switch response.status {
+        case 200:
+            return endpoint
+        case 401:
+            let challenges = AuthChallenge.parse(response.header("WWW-Authenticate") ?? "")
+            endpoint.challenge = challenges.first { $0.scheme == "bearer" } ?? challenges.first { $0.scheme == "basic" }
+            return endpoint
+        default:
+            throw .protocolViolation(
+                host: registry, operation: "contact registry \(registry)",
+                reason: "answered GET \(candidate.baseURL)/v2/ with HTTP \(response.status); is this a registry?")
+        }
+    }
+
+    /// The full URL a target stands for. A `Location` may be absolute or relative; it may not
+    /// move an HTTPS session to plain HTTP.
+    func url(for target: RegistryRequest.Target, endpoint: Endpoint, registry: String) throws(RegistryError) -> String {
+        switch target {
+        case let .path(path, query):
+            return QueryEncoding.append(query, to: endpoint.baseURL + path)
+        case let .location(location, query):
+            let absolute: String
+            if location.hasPrefix("https://") || location.hasPrefix("http://") {
+                if endpoint.baseURL.hasPrefix("https://") && location.hasPrefix("http://") {
+                    throw .protocolViolation(host: registry, operation: "follow an upload location",
+                                             reason: "redirected an HTTPS upload to plain HTTP (\(QueryEncoding.withoutQuery(location)))")
+                }
+                absolute = location
+            } else if location.hasPrefix("/") {
+                absolute = endpoint.baseURL + location
+            } else {
+                absolute = endpoint.baseURL + "/v2/" + location
+            }
+            return QueryEncoding.append(query, to: absolute)
+        }
+    }
+
+    /// One HTTP exchange, no retries. File bodies are streamed from disk in 1 MiB chunks.
+    func execute(_ request: RegistryRequest, endpoint: Endpoint, authorization: String?, registry: String)
+        async throws(RegistryError) -> RegistryResponse
+    {
+        let url = try url(for: request.target, endpoint: endpoint, registry: registry)
+        var http = HTTPClientRequest(url: url)
+        http.method = request.method
+        http.headers.add(name: "User-Agent", value: configuration.userAgent)
+        for (name, value) in request.headers { http.headers.add(name: name, value: value) }
+        // Credentials go only to the registry's own host, never to a host a Location points at.
+        if let authorization, url.hasPrefix(endpoint.baseURL + "/") { http.headers.add(name: "Authorization", value: authorization) }
+        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? http_) : http_
+        let deadline = NIODeadline.now() + .seconds(configuration.requestTimeout)
+        await stats.countRequest()
+        do {
+            switch request.body {
+            case .none:
+                if [.POST, .PUT, .PATCH].contains(request.method) { http.body = .bytes(ByteBuffer()) }
+                return try await collect(client.execute(http, deadline: deadline), request: request, url: url)
+            case let .bytes(bytes):
+                http.body = .bytes(ByteBuffer(bytes: bytes))
+                return try await collect(client.execute(http, deadline: deadline), request: request, url: url)
+            case let .file(path, offset, length):
+                return try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                    var streamed = http
+                    let chunks = handle.readChunks(in: offset..<(offset + length), chunkLength: .mebibytes(1))
+                    streamed.body = .stream(chunks, length: .known(length))
+                    let response = try await client.execute(streamed, deadline: deadline)
+                    return try await collect(response, request: request, url: url)
+                }
+            }
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw Self.classify(error, registry: registry, operation: request.operation)
+        }
+    }
+
+    private var http_: HTTPClient { http }
+
+    private func collect(_ response: HTTPClientResponse, request: RegistryRequest, url: String) async throws -> RegistryResponse {
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: request.maxResponseBody)
+        } catch is NIOTooManyBytesError {
+            throw RegistryError.protocolViolation(
+                host: QueryEncoding.withoutQuery(url), operation: request.operation,
+                reason: "sent a response body over \(request.maxResponseBody) bytes")
+        }
+        return RegistryResponse(
+            status: Int(response.status.code), headers: response.headers, body: Array(buffer: body),
+            url: QueryEncoding.withoutQuery(url), method: request.method.rawValue)
+    }
+
+    /// Turns a transport error into a registry error that says what happened in plain words.
+    static func classify(_ error: any Error, registry: String, operation: String) -> RegistryError {
+        if let ssl = error as? NIOSSLError {
+            return .tls(host: registry, reason: describe(ssl))
+        }
+        if let extra = error as? NIOSSLExtraError {
+            return .tls(host: registry, reason: "\(extra)")
+        }
+        if let fileError = error as? FileSystemError {
+            return .connection(host: registry, operation: operation, reason: "reading the upload body failed: \(fileError.message)")
+        }
+        let text = String(describing: error)
+        if text.contains("certificate") || text.contains("SSL") || text.contains("handshake") {
+            return .tls(host: registry, reason: text)
+        }
+        let reason = describeConnection(error)
+        if reason == hostDoesNotResolve { return .unknownHost(registry) }
+        return .connection(host: registry, operation: operation, reason: reason)
+    }
+
+    private static func describe(_ error: NIOSSLError) -> String {
+        let text = String(describing: error)
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
+            return "the server's certificate is not signed by a trusted authority"
+        }
+        return text
+    }
+
+    private static let hostDoesNotResolve = "the host name does not resolve"
+
+    private static func describeConnection(_ error: any Error) -> String {
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .connectTimeout: return "connection timed out"
+            case .readTimeout: return "the registry stopped answering (read timeout)"
+            case .deadlineExceeded: return "the request took longer than its deadline"
+            case .remoteConnectionClosed: return "the registry closed the connection"
+            default: return "\(client)"
+            }
+        }
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("NXDOMAIN") || text.contains("nodename nor servname") || text.contains("Name or service not known")
+            || text.contains("DNS") || text.contains("unknown host")
+        {
+            return hostDoesNotResolve
+        }
+        return text
+    }
+}

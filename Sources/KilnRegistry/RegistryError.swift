@@ -1,0 +1,79 @@
+import KilnCore
+
+/// Why talking to a registry failed. Descriptions name the registry, repository and operation,
+/// the HTTP status and the registry's own error code and message when it sent one, and never a
+/// credential or a token.
+public enum RegistryError: KilnError, Equatable {
+    /// The text is not an image reference.
+    case invalidReference(String, reason: String)
+    /// The registry answered with an error status.
+    case http(Failure)
+    /// The registry could not be reached, or the connection broke.
+    case connection(host: String, operation: String, reason: String)
+    /// The registry's host name does not resolve.
+    case unknownHost(String)
+    /// The TLS handshake failed (unknown certificate authority, wrong host name, …).
+    case tls(host: String, reason: String)
+    /// Authentication failed for good (bad credentials, no permission).
+    case unauthorized(Failure)
+    /// Bytes did not hash to the digest they were sent or fetched as.
+    case digestMismatch(operation: String, expected: Digest, actual: Digest)
+    /// The registry's answer broke the protocol (missing header, malformed JSON, oversized body).
+    case protocolViolation(host: String, operation: String, reason: String)
+    /// Credentials could not be found or read (a broken config.json, a failing helper).
+    case credentials(String)
+    /// Something the user asked for does not exist (a platform missing from an index, …).
+    case notFound(String)
+
+    /// The facts of one failed request.
+    public struct Failure: Sendable, Equatable, CustomStringConvertible {
+        public var operation: String
+        public var method: String
+        /// The URL without query string or credentials.
+        public var url: String
+        public var status: Int
+        /// The registry's error code (`NAME_UNKNOWN`, `DENIED`, …) and message, when given.
+        public var code: String?
+        public var message: String?
+
+        public var description: String {
+            var text = "\(operation): \(method) \(url) answered HTTP \(status)"
+            if let code { text += " \(code)" }
+            if let message, !message.isEmpty { text += ": \(message)" }
+            return text
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .invalidReference(text, reason): "'\(text)' is not a valid image reference: \(reason)"
+        case let .http(failure): failure.description
+        case let .connection(host, operation, reason): "\(operation): cannot reach registry \(host): \(reason)"
+        case let .unknownHost(host): "registry host '\(host)' does not resolve (check the name, or the network)"
+        case let .tls(host, reason):
+            "TLS with \(host) failed: \(reason) (for a private CA pass --ca-file; for a plain-HTTP registry --insecure-registry \(host))"
+        case let .unauthorized(failure): "\(failure.description) (check the credentials for this registry)"
+        case let .digestMismatch(operation, expected, actual): "\(operation): expected \(expected), got \(actual)"
+        case let .protocolViolation(host, operation, reason): "\(operation): registry \(host) \(reason)"
+        case let .credentials(reason): "credentials: \(reason)"
+        case let .notFound(reason): reason
+        }
+    }
+
+    public var category: ErrorCategory {
+        switch self {
+        case .invalidReference, .credentials, .notFound: .input
+        case .digestMismatch: .integrity
+        case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
+        }
+    }
+
+    /// Whether repeating the same request may succeed: network trouble and 408/429/5xx.
+    public var isRetryable: Bool {
+        switch self {
+        case .connection: true
+        case let .http(failure): [408, 429, 500, 502, 503, 504].contains(failure.status)
+        default: false
+        }
+    }
+}
