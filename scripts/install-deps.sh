@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what kiln needs to build and test on Debian/Ubuntu, only when something is missing.
 # Build: zlib, libarchive and OpenSSL headers (pkg-config). Tests: the tools that check kiln's
-# output (tar, gzip, umoci, skopeo, GNU time, setpriv) and the registry they push to.
+# output (tar, gzip, umoci, skopeo, GNU time, setpriv), the registry they push to, and what the
+# registry tests put around it (nginx as a capped TLS front, htpasswd, openssl for certificates,
+# python3 for the test token server).
 set -euo pipefail
 
 packages=()
@@ -22,6 +24,10 @@ need_tool umoci umoci
 need_tool skopeo skopeo
 need_tool setpriv util-linux
 need_tool docker-registry docker-registry
+need_tool nginx nginx
+need_tool htpasswd apache2-utils
+need_tool openssl openssl
+need_tool python3 python3
 [ -x /usr/bin/time ] || packages+=(time)
 
 if [ ${#packages[@]} -eq 0 ]; then

@@ -38,7 +38,7 @@ extension RegistryClient {
                 return
             } catch {
                 if let current { await cancelUpload(current, in: repository) }
-                if case let .http(failure) = error, failure.status == 413 {
+                if case let .http(failure) = error, Self.isBodyTooLarge(failure) {
                     await shrinkChunkSize(for: repository.registry)
                     guard attempt < 8 else { throw error }
                     continue
@@ -53,9 +53,17 @@ extension RegistryClient {
         }
     }
 
+    /// A body over the registry's per-request cap: 413 from proxies, and GHCR's 416
+    /// "the request body is too large and exceeds the maximum permissible limit".
+    static func isBodyTooLarge(_ failure: RegistryError.Failure) -> Bool {
+        failure.status == 413 || (failure.status == 416 && (failure.message ?? "").lowercased().contains("too large"))
+    }
+
     private static func isLostSession(_ error: RegistryError) -> Bool {
         guard case let .http(failure) = error, let code = failure.code else { return false }
-        return code == "BLOB_UPLOAD_INVALID" || code == "BLOB_UPLOAD_UNKNOWN"
+        // DIGEST_INVALID at the end: the bytes the registry assembled were not the blob (a
+        // proxy or a resume went wrong); a fresh session sends them again from the start.
+        return code == "BLOB_UPLOAD_INVALID" || code == "BLOB_UPLOAD_UNKNOWN" || code == "DIGEST_INVALID"
     }
 
     /// `POST /v2/NAME/blobs/uploads/` → 202 with the session's `Location`.
@@ -96,29 +104,41 @@ extension RegistryClient {
         let chunk = max(chunkSize, session.minimumChunk ?? 0)
         var location = session.location
         var offset: Int64 = 0
-        var resumes = 0
+        var failures = 0  // in a row, for the current chunk
+        var random = SystemRandomNumberGenerator()
         while offset < descriptor.size {
             let length = min(chunk, descriptor.size - offset)
             let request = RegistryRequest(
                 method: .PATCH, target: .location(location),
                 headers: [("Content-Type", "application/octet-stream"), ("Content-Range", "\(offset)-\(offset + length - 1)")],
                 body: body.range(offset, length), operation: operation, scopes: [Scope.push(repository)], idempotent: false)
-            let response: RegistryResponse
-            do {
-                response = try await send(request, to: repository.registry)
-            } catch where error.isRetryable && resumes < configuration.retry.maxAttempts {
-                resumes += 1
-                (location, offset) = try await uploadStatus(location, in: repository, operation: operation)
-                continue
+            var failure: RegistryError?
+            do throws(RegistryError) {
+                let response = try await send(request, to: repository.registry)
+                if [202, 201, 204].contains(response.status) {
+                    location = response.header("Location") ?? location
+                    offset = Self.nextOffset(fromRange: response.header("Range")) ?? offset + length
+                    failures = 0
+                    continue
+                }
+                let refused = response.failure(operation)
+                if case let .http(details) = refused, Self.isBodyTooLarge(details) { throw refused }
+                guard response.status == 416 || refused.isRetryable else { throw refused }
+                failure = refused
+            } catch {
+                guard error.isRetryable else { throw error }
+                failure = error
             }
-            if response.status == 416 && resumes < configuration.retry.maxAttempts {
-                resumes += 1
-                (location, offset) = try await uploadStatus(location, in: repository, operation: operation)
-                continue
-            }
-            try response.expect([202, 201, 204], operation)
-            location = response.header("Location") ?? location
-            offset = Self.nextOffset(fromRange: response.header("Range")) ?? offset + length
+            // The chunk did not land, or not all of it: ask the registry how far it got and go on
+            // from there, after a pause that grows while the same chunk keeps failing.
+            failures += 1
+            guard failures <= Self.chunkFailureBudget,
+                let delay = RetryPolicy(maxAttempts: Self.chunkFailureBudget + 1, baseDelay: 0.2, maxDelay: 4)
+                    .delay(after: failures, retryAfter: nil, random: &random)
+            else { throw failure! }
+            logger.debug("resuming chunked upload", metadata: ["blob": "\(descriptor.digest)", "failure": "\(failure!)"])
+            await Self.sleep(seconds: delay)
+            (location, offset) = try await uploadStatus(location, in: repository, operation: operation)
         }
         let finish = RegistryRequest(
             method: .PUT, target: .location(location, query: [("digest", descriptor.digest.description)]),
@@ -129,6 +149,9 @@ extension RegistryClient {
         try Self.checkReportedDigest(response, expected: descriptor.digest, operation: operation)
     }
 
+    /// How often one chunk may fail in a row before the upload starts over.
+    static let chunkFailureBudget = 8
+
     /// `GET LOCATION` → 204 with `Range: 0-END`: where to resume.
     private func uploadStatus(_ location: String, in repository: Repository, operation: String)
         async throws(RegistryError) -> (String, Int64)
@@ -138,7 +161,11 @@ extension RegistryClient {
             idempotent: true)
         let response = try await send(request, to: repository.registry)
         try response.expect([204], operation)
-        return (response.header("Location") ?? location, Self.nextOffset(fromRange: response.header("Range")) ?? 0)
+        // distribution answers "0-0" both for an empty session and for one holding one byte;
+        // kiln never sends a one-byte chunk, so "0-0" here means nothing arrived.
+        let range = response.header("Range")
+        let offset = range == "0-0" ? 0 : Self.nextOffset(fromRange: range) ?? 0
+        return (response.header("Location") ?? location, offset)
     }
 
     /// `DELETE LOCATION`, best effort: an abandoned session expires on its own anyway.
@@ -163,11 +190,11 @@ extension RegistryClient {
         guard digest == expected else { throw .digestMismatch(operation: operation, expected: expected, actual: digest) }
     }
 
-    /// The chunk size for `registry`: the configured one, the one a 413 taught, or the default.
+    /// The chunk size for `registry`: one a "too large" answer taught during this run, else the
+    /// configured one (0 or less: never chunk).
     func chunkSize(for registry: String) async -> Int? {
         if let learned = await endpoints.learnedChunkSize(registry) { return learned }
-        if let configured = configuration.chunkSize { return configured > 0 ? configured : nil }
-        return registry == "ghcr.io" ? RegistryConfiguration.cappedChunkSize : nil
+        return configuration.chunkSize > 0 ? configuration.chunkSize : nil
     }
 
     private func shrinkChunkSize(for registry: String) async {

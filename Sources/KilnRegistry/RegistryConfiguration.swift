@@ -11,10 +11,11 @@ public struct RegistryConfiguration: Sendable {
     public var credentials: CredentialStore = CredentialStore()
     /// Blob uploads of one push running at once per registry host.
     public var jobs: Int = 4
-    /// Upload blobs larger than this in PATCH chunks of this size; nil lets kiln decide per host
-    /// (chunks of 4 MiB for ghcr.io, whose front rejects larger bodies, and for any host that
-    /// answers 413; one request otherwise).
-    public var chunkSize: Int?
+    /// Upload blobs larger than this in `PATCH` chunks of this size; 0 sends every blob in one
+    /// request. The default, 4 MiB, fits under the per-request caps of GHCR (which answers 416
+    /// past 4 MiB) and of proxies in front of self-hosted registries; a host that still answers
+    /// "too large" gets smaller chunks for the rest of the run.
+    public var chunkSize: Int = RegistryConfiguration.cappedChunkSize
     public var retry = RetryPolicy()
     /// Seconds one request may take, upload bodies included.
     public var requestTimeout: Int64 = 600

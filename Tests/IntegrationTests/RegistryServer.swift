@@ -66,12 +66,7 @@ final class RegistryServer {
         try Self.waitForPort(port, process: process, logPath: logPath)
     }
 
-    deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-    }
+    deinit { Tools.stop(process) }
 
     /// The access-log request lines (`METHOD PATH`) logged so far, optionally after a mark.
     func requests(since mark: Int = 0) -> [String] {

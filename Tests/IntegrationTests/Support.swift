@@ -75,6 +75,14 @@ enum Tools {
             stderr: String(decoding: errData, as: UTF8.self), stdoutBytes: outData)
     }
 
+    /// Stops a server the tests started. SIGKILL, because children inherit the test thread's
+    /// blocked-signal mask, and a server that does not reset it (Python does not) ignores SIGTERM.
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     /// Runs kiln with `arguments`.
     @discardableResult
     static func kiln(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {

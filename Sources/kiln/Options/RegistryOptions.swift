@@ -24,7 +24,9 @@ struct RegistryOptions: ParsableArguments {
 
     @Option(
         name: .customLong("chunk-size"),
-        help: ArgumentHelp("Upload blobs larger than this many MiB in chunks of this size (0: never chunk).", valueName: "MiB"))
+        help: ArgumentHelp(
+            "Upload blobs larger than this many MiB in chunks of this size (default 4, which GHCR and most proxies accept; 0: one request per blob).",
+            valueName: "MiB"))
     var chunkSizeMiB: Int?
 
     func validate() throws {
@@ -37,7 +39,7 @@ struct RegistryOptions: ParsableArguments {
         configuration.insecureHosts = Set(insecureRegistries)
         configuration.caFile = caFile
         configuration.jobs = jobs
-        configuration.chunkSize = chunkSizeMiB.map { $0 << 20 }
+        if let chunkSizeMiB { configuration.chunkSize = chunkSizeMiB << 20 }
         if let username, passwordStdin {
             let password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
                 .trimmingCharacters(in: .newlines)
