@@ -54,7 +54,8 @@ let package = Package(
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore"]),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
     ],
     swiftLanguageModes: [.v6]
 )

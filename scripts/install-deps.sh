@@ -28,6 +28,7 @@ need_tool nginx nginx
 need_tool htpasswd apache2-utils
 need_tool openssl openssl
 need_tool python3 python3
+need_tool curl curl
 [ -x /usr/bin/time ] || packages+=(time)
 
 if [ ${#packages[@]} -eq 0 ]; then

@@ -12,6 +12,8 @@ public struct PushReport: Sendable {
     public var skipped = 0
     public var mounted = 0
     public var bytesUploaded: Int64 = 0
+    /// The tag already named this image; nothing was sent.
+    public var alreadyPresent = false
 }
 
 /// Pushes an image (an index with its manifests, or one manifest) from a blob source to a
@@ -31,6 +33,13 @@ public struct ImagePusher: Sendable {
                      mountFrom: Repository? = nil) async throws -> PushReport
     {
         let rootBytes = try source.readBlob(root.digest, limit: RegistryClient.manifestLimit)
+        if let tag = target.tag, let current = try await client.headManifest(ImageReference(repository: target.repository, tag: tag)),
+            current.digest == root.digest
+        {
+            // The tag already names this exact image: the registry holds everything it lists
+            // (it refuses manifests whose children are missing), so there is nothing to send.
+            return PushReport(reference: target, root: root, platforms: try Self.platforms(root, rootBytes), alreadyPresent: true)
+        }
         var children = [(descriptor: Descriptor, bytes: [UInt8])]()
         var blobs = [Descriptor]()
         if root.mediaType.isIndex {
@@ -66,6 +75,13 @@ public struct ImagePusher: Sendable {
         try await client.putManifest(rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference)
         if children.isEmpty { report.platforms.append((root.platform, root.digest)) }
         return report
+    }
+
+    /// The platform manifests an index lists, or the manifest itself.
+    static func platforms(_ root: Descriptor, _ bytes: [UInt8]) throws -> [(platform: Platform?, digest: Digest)] {
+        guard root.mediaType.isIndex else { return [(root.platform, root.digest)] }
+        let index = try CanonicalJSON.decode(ImageIndex.self, from: bytes, what: "index \(root.digest)")
+        return index.manifests.map { ($0.platform, $0.digest) }
     }
 
     /// The config and layers a manifest lists (foreign layers with URLs are not pushed).

@@ -17,6 +17,20 @@ public enum BlobBody: Sendable {
     case file(path: String)
 }
 
+/// Which repositories this run has seen each blob in, so a later push to another repository of
+/// the same registry can mount it instead of uploading it again.
+actor BlobLocations {
+    private var repositories = [Digest: [Repository]]()
+
+    func record(_ digest: Digest, in repository: Repository) {
+        if !(repositories[digest]?.contains(repository) ?? false) { repositories[digest, default: []].append(repository) }
+    }
+
+    func repository(holding digest: Digest, on registry: String, except target: Repository) -> Repository? {
+        repositories[digest]?.first { $0.registry == registry && $0 != target }
+    }
+}
+
 /// Token scopes (distribution `docs/spec/auth/scope.md`).
 enum Scope {
     static func pull(_ repository: Repository) -> String { "repository:\(repository.path):pull" }
@@ -46,9 +60,11 @@ extension RegistryClient {
         _ descriptor: Descriptor, body: BlobBody, to repository: Repository, mountFrom: Repository? = nil
     ) async throws(RegistryError) -> BlobPush {
         let outcome: BlobPush
+        // Mount from the repository named, else from one where this run already saw the blob.
+        let knownSource = await blobLocations.repository(holding: descriptor.digest, on: repository.registry, except: repository)
         if try await blobExists(descriptor.digest, in: repository) {
             outcome = .alreadyPresent
-        } else if let source = mountFrom, source.registry == repository.registry, source != repository,
+        } else if let source = mountFrom ?? knownSource, source.registry == repository.registry, source != repository,
             let session = try await mount(descriptor.digest, from: source, into: repository)
         {
             switch session {
@@ -62,6 +78,7 @@ extension RegistryClient {
             outcome = .uploaded(bytes: descriptor.size)
         }
         await stats.count(outcome)
+        await blobLocations.record(descriptor.digest, in: repository)
         return outcome
     }
 

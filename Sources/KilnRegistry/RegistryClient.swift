@@ -17,6 +17,7 @@ public final class RegistryClient: Sendable {
     let insecureHTTP: HTTPClient?
     let endpoints = EndpointCache()
     let tokens = TokenCache()
+    let blobLocations = BlobLocations()
     /// Counts of what this client sent, for reports and tests.
     public let stats = RegistryStats()
 

@@ -51,13 +51,21 @@ struct RegistryPushTests {
         try #require(unpack.status == 0, "\(unpack.stderr)")
         try TreeComparison.expectEqual(source: tree, unpacked: scratch.path + "/bundle/rootfs/app")
 
-        let mark = registry.mark()
+        // Again to the same tag: one manifest HEAD finds the tag already names this image.
+        var mark = registry.mark()
         let second = try Self.json(try Tools.kiln(["push", "\(layout):v1", target, "--json"]))
+        #expect(second["alreadyPresent"] as? Bool == true)
         #expect(second["blobsUploaded"] as? Int == 0)
-        #expect(second["blobsSkipped"] as? Int == 3)
         #expect(second["digest"] as? String == digest)
+        #expect(registry.requests(since: mark).filter { $0 != "GET /v2/" } == ["HEAD /v2/acme/app/manifests/v1"])
+
+        // Under a new tag: every blob is found by HEAD and none is uploaded.
+        mark = registry.mark()
+        let third = try Self.json(try Tools.kiln(["push", "\(layout):v1", "\(registry.host)/acme/app:v2", "--json"]))
+        #expect(third["blobsSkipped"] as? Int == 3)
+        #expect(third["blobsUploaded"] as? Int == 0)
         let uploads = registry.requests(since: mark).filter { $0.hasPrefix("POST") || $0.hasPrefix("PATCH") || $0.contains("/blobs/uploads/") }
-        #expect(uploads.isEmpty, "the second push sent upload requests: \(uploads)")
+        #expect(uploads.isEmpty, "a push of present blobs sent upload requests: \(uploads)")
     }
 
     @Test("a 64 MiB blob goes up in 1 MiB PATCH chunks and reads back identical")

@@ -64,6 +64,7 @@ struct PushCommand: AsyncParsableCommand {
                 var blobsSkipped: Int
                 var blobsMounted: Int
                 var bytesUploaded: Int64
+                var alreadyPresent: Bool
             }
             Output.json(
                 Report(
@@ -71,11 +72,15 @@ struct PushCommand: AsyncParsableCommand {
                     digest: report.root.digest.description, mediaType: report.root.mediaType.rawValue,
                     platforms: report.platforms.map { Platform(platform: $0.platform?.description, digest: $0.digest.description) },
                     blobsUploaded: report.uploaded, blobsSkipped: report.skipped, blobsMounted: report.mounted,
-                    bytesUploaded: report.bytesUploaded))
+                    bytesUploaded: report.bytesUploaded, alreadyPresent: report.alreadyPresent))
         } else {
             Output.line(pinned.description)
             for entry in report.platforms where entry.platform != nil {
                 Output.line("  \(entry.platform!)  \(entry.digest)")
+            }
+            if report.alreadyPresent {
+                Output.errorLine("the tag already names this image; nothing to push")
+                return
             }
             Output.errorLine(
                 "uploaded \(report.uploaded) blobs (\(report.bytesUploaded) bytes), skipped \(report.skipped), mounted \(report.mounted)")
