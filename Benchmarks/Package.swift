@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "kiln-benchmarks",
     targets: [
-        .executableTarget(name: "kiln-bench", swiftSettings: [.unsafeFlags(["-Ounchecked"])])
+        .executableTarget(name: "kiln-bench")
     ],
     swiftLanguageModes: [.v6]
 )

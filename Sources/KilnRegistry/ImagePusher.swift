@@ -102,8 +102,14 @@ public struct ImagePusher: Sendable {
                 let blob = ordered[next]
                 next += 1
                 group.addTask {
-                    let path = try source.verifiedBlobPath(blob.digest)
-                    return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
+                    // Streamed unread: the registry hashes what arrives and refuses a mismatch.
+                    let path = try source.blobFile(blob.digest)
+                    do {
+                        return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
+                    } catch let error as RegistryError where error.registryCode == "DIGEST_INVALID" {
+                        _ = try source.verifiedBlobPath(blob.digest)  // throws, naming the file, when it is corrupt
+                        throw error
+                    }
                 }
             }
             while next < ordered.count && next < width { add() }

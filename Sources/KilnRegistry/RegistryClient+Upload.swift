@@ -43,7 +43,9 @@ extension RegistryClient {
                     guard attempt < 8 else { throw error }
                     continue
                 }
-                let sessionLost = Self.isLostSession(error)
+                // A digest the registry rejects is tried once more from scratch (a proxy or a resume
+                // may have garbled it); twice means the local bytes are wrong, for the caller to check.
+                let sessionLost = Self.isLostSession(error) && !(error.registryCode == "DIGEST_INVALID" && attempt > 1)
                 guard error.isRetryable || sessionLost,
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }

@@ -68,6 +68,14 @@ public enum RegistryError: KilnError, Equatable {
         }
     }
 
+    /// The registry's error code (`DIGEST_INVALID`, `NAME_UNKNOWN`, …), when it sent one.
+    public var registryCode: String? {
+        switch self {
+        case let .http(failure), let .unauthorized(failure): failure.code
+        default: nil
+        }
+    }
+
     /// Whether repeating the same request may succeed: network trouble and 408/429/5xx.
     public var isRetryable: Bool {
         switch self {

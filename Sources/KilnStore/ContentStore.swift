@@ -130,5 +130,9 @@ public struct ContentStore: Sendable {
 
 extension ContentStore: BlobSource {
     public func verifiedBlobPath(_ digest: Digest) throws -> String { try verifiedPath(digest) }
+    public func blobFile(_ digest: Digest) throws -> String {
+        guard contains(digest) else { throw StoreError.missingBlob(digest) }
+        return blobPath(digest)
+    }
     public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] { try read(digest, limit: limit) }
 }

@@ -17,6 +17,12 @@ extension OCILayout: BlobSource {
         return path
     }
 
+    public func blobFile(_ digest: Digest) throws -> String {
+        let path = blobPath(digest)
+        guard FilePaths.exists(path) else { throw StoreError.layout(path: root, reason: "blob \(digest) is missing") }
+        return path
+    }
+
     public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw StoreError.layout(path: root, reason: "blob \(digest) is missing") }

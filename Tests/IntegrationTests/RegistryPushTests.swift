@@ -68,6 +68,42 @@ struct RegistryPushTests {
         #expect(uploads.isEmpty, "a push of present blobs sent upload requests: \(uploads)")
     }
 
+    @Test("several images in one run: the second image's blobs are mounted from the first's repository; a re-run sends nothing")
+    func severalImages() throws {
+        let registry = try RegistryServer()
+        let (scratch, tree) = try Scratch.withSampleTree("several")
+        let layout = try Self.builtImage(scratch, tree: tree)
+        let arguments = ["push", "\(layout):v1", "\(registry.host)/acme/one:v1", "\(layout):v1", "\(registry.host)/acme/two:v1",
+                         "--jobs", "1", "--json"]
+        let first = try Tools.kiln(arguments)
+        try #require(first.status == 0, "\(first.stderr)")
+        let reports = try #require(try JSONSerialization.jsonObject(with: first.stdoutBytes) as? [[String: Any]])
+        #expect(reports.count == 2)
+        #expect(reports[0]["blobsUploaded"] as? Int == 3)
+        #expect(reports[1]["blobsMounted"] as? Int == 3, "blobs seen in acme/one are mounted into acme/two: \(reports[1])")
+        let mark = registry.mark()
+        let again = try Tools.kiln(arguments)
+        let repeated = try #require(try JSONSerialization.jsonObject(with: again.stdoutBytes) as? [[String: Any]])
+        #expect(repeated.allSatisfy { $0["alreadyPresent"] as? Bool == true })
+        #expect(registry.requests(since: mark).filter { $0 != "GET /v2/" }.count == 2, "one manifest HEAD per image")
+        let odd = try Tools.kiln(["push", "\(layout):v1"])
+        #expect(odd.status == 64 && odd.stderr.contains("pairs of LAYOUT[:TAG] REFERENCE"))
+    }
+
+    @Test("a corrupt blob in the layout is refused by the registry, named by kiln, and nothing is tagged")
+    func corruptLayoutBlob() throws {
+        let registry = try RegistryServer()
+        let (scratch, tree) = try Scratch.withSampleTree("corrupt-push")
+        let layout = try Self.builtImage(scratch, tree: tree)
+        // The biggest blob in the layout is the layer; flip bytes in it.
+        let layer = try Tools.shell("ls -S '\(layout)/blobs/sha256' | head -1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Tools.shell("chmod u+w '\(layout)/blobs/sha256/\(layer)' && printf 'XXXX' | dd of='\(layout)/blobs/sha256/\(layer)' bs=1 seek=30 conv=notrunc 2>/dev/null")
+        let push = try Tools.kiln(["push", "\(layout):v1", "\(registry.host)/acme/corrupt:v1"])
+        #expect(push.status != 0)
+        #expect(push.stderr.contains(layer) && push.stderr.contains("hashes to"), "\(push.stderr)")
+        #expect(!registry.requests().contains { $0.hasPrefix("PUT") && $0.contains("/manifests/") }, "no manifest was pushed")
+    }
+
     @Test("a 64 MiB blob goes up in 1 MiB PATCH chunks and reads back identical")
     func chunked() throws {
         try Tools.require("skopeo", package: "skopeo")

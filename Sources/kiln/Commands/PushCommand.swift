@@ -17,13 +17,15 @@ struct PushCommand: AsyncParsableCommand {
               kiln push out:v1 ghcr.io/acme/tools/llm-litellm:v1
               kiln push oci:out:v1 127.0.0.1:5000/acme/app:v1 --json
               echo "$TOKEN" | kiln push out:v1 registry.example.com/app:v1 --username ci --password-stdin
+              kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1     # several images, one connection pool
+
+            With several pairs, images go up --jobs at a time, and --json prints an array.
             """)
 
-    @Argument(help: ArgumentHelp("The OCI layout, with the tag to push when it holds several.", valueName: "layout[:tag]"))
-    var layout: String
-
-    @Argument(help: ArgumentHelp("Where to push.", valueName: "registry/repository:tag"))
-    var reference: String
+    @Argument(help: ArgumentHelp(
+        "An OCI layout (with the tag to push when it holds several) and where to push it; repeat the pair to push several images in one run.",
+        valueName: "layout[:tag] registry/repository:tag"))
+    var pairs: [String]
 
     @Option(name: .customLong("mount-from"), help: ArgumentHelp("Try to mount blobs from this repository of the same registry.", valueName: "repository"))
     var mountFrom: String?
@@ -31,59 +33,92 @@ struct PushCommand: AsyncParsableCommand {
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var output: OutputOptions
 
-    func run() async throws {
-        try await Output.reportingAsync(json: output.json) {
-            let source = try LayoutReference(parsing: layout)
-            let target = try ImageReference(parsing: reference)
-            let mount = try mountFrom.map { (text) throws(RegistryError) in
-                try ImageReference(parsing: text).repository
-            }
-            let oci = try OCILayout(existingAt: source.directory)
-            let root = try oci.entry(tag: source.tag)
-            let report = try await registry.withClient { client in
-                try await ImagePusher(client: client).push(root, from: oci, to: target, mountFrom: mount)
-            }
-            render(report)
+    func validate() throws {
+        guard !pairs.isEmpty, pairs.count % 2 == 0 else {
+            throw ValidationError("Give pairs of LAYOUT[:TAG] REFERENCE, e.g. 'kiln push out:v1 ghcr.io/acme/app:v1'.")
         }
     }
 
-    private func render(_ report: PushReport) {
-        let pinned = report.reference.pinned(to: report.root.digest)
+    func run() async throws {
+        try await Output.reportingAsync(json: output.json) {
+            var jobs = [(layout: OCILayout, root: Descriptor, target: ImageReference)]()
+            for index in stride(from: 0, to: pairs.count, by: 2) {
+                let source = try LayoutReference(parsing: pairs[index])
+                let target = try ImageReference(parsing: pairs[index + 1])
+                let oci = try OCILayout(existingAt: source.directory)
+                jobs.append((oci, try oci.entry(tag: source.tag), target))
+            }
+            let mount = try mountFrom.map { (text) throws(RegistryError) in try ImageReference(parsing: text).repository }
+            let width = registry.jobs
+            let reports = try await registry.withClient { client in
+                try await withThrowingTaskGroup(of: (Int, PushReport).self) { group in
+                    var reports = [PushReport?](repeating: nil, count: jobs.count)
+                    var next = 0
+                    func add() {
+                        let (index, job) = (next, jobs[next])
+                        next += 1
+                        group.addTask {
+                            (index, try await ImagePusher(client: client).push(job.root, from: job.layout, to: job.target, mountFrom: mount))
+                        }
+                    }
+                    while next < jobs.count && next < width { add() }
+                    while let (index, report) = try await group.next() {
+                        reports[index] = report
+                        if next < jobs.count { add() }
+                    }
+                    return reports.compactMap { $0 }
+                }
+            }
+            render(reports)
+        }
+    }
+
+    private func render(_ reports: [PushReport]) {
         if output.json {
-            struct Platform: Encodable {
-                var platform: String?
-                var digest: String
-            }
-            struct Report: Encodable {
-                var reference: String
-                var pinned: String
-                var digest: String
-                var mediaType: String
-                var platforms: [Platform]
-                var blobsUploaded: Int
-                var blobsSkipped: Int
-                var blobsMounted: Int
-                var bytesUploaded: Int64
-                var alreadyPresent: Bool
-            }
-            Output.json(
-                Report(
-                    reference: report.reference.description, pinned: pinned.description,
-                    digest: report.root.digest.description, mediaType: report.root.mediaType.rawValue,
-                    platforms: report.platforms.map { Platform(platform: $0.platform?.description, digest: $0.digest.description) },
-                    blobsUploaded: report.uploaded, blobsSkipped: report.skipped, blobsMounted: report.mounted,
-                    bytesUploaded: report.bytesUploaded, alreadyPresent: report.alreadyPresent))
+            let rows = reports.map(Self.row)
+            if rows.count == 1 { Output.json(rows[0]) } else { Output.json(rows) }
+            return
+        }
+        for report in reports { renderText(report) }
+    }
+
+    private struct Row: Encodable {
+        struct Platform: Encodable {
+            var platform: String?
+            var digest: String
+        }
+        var reference: String
+        var pinned: String
+        var digest: String
+        var mediaType: String
+        var platforms: [Platform]
+        var blobsUploaded: Int
+        var blobsSkipped: Int
+        var blobsMounted: Int
+        var bytesUploaded: Int64
+        var alreadyPresent: Bool
+    }
+
+    private static func row(_ report: PushReport) -> Row {
+        Row(
+            reference: report.reference.description, pinned: report.reference.pinned(to: report.root.digest).description,
+            digest: report.root.digest.description, mediaType: report.root.mediaType.rawValue,
+            platforms: report.platforms.map { Row.Platform(platform: $0.platform?.description, digest: $0.digest.description) },
+            blobsUploaded: report.uploaded, blobsSkipped: report.skipped, blobsMounted: report.mounted,
+            bytesUploaded: report.bytesUploaded, alreadyPresent: report.alreadyPresent)
+    }
+
+    private func renderText(_ report: PushReport) {
+        Output.line(report.reference.pinned(to: report.root.digest).description)
+        for entry in report.platforms {
+            if let platform = entry.platform { Output.line("  \(platform)  \(entry.digest)") }
+        }
+        if report.alreadyPresent {
+            Output.errorLine("\(report.reference): the tag already names this image; nothing to push")
         } else {
-            Output.line(pinned.description)
-            for entry in report.platforms where entry.platform != nil {
-                Output.line("  \(entry.platform!)  \(entry.digest)")
-            }
-            if report.alreadyPresent {
-                Output.errorLine("the tag already names this image; nothing to push")
-                return
-            }
             Output.errorLine(
-                "uploaded \(report.uploaded) blobs (\(report.bytesUploaded) bytes), skipped \(report.skipped), mounted \(report.mounted)")
+                "\(report.reference): uploaded \(report.uploaded) blobs (\(report.bytesUploaded) bytes), "
+                    + "skipped \(report.skipped), mounted \(report.mounted)")
         }
     }
 }
