@@ -33,6 +33,22 @@ if command -v skopeo >/dev/null; then
     skopeo --override-arch arm64 inspect "oci:$out/layout:litellm" | grep -E '"(Architecture|Digest)"'
 fi
 
+if command -v docker-registry >/dev/null; then
+    echo
+    echo "== 4. Push it to a throwaway local registry, twice: the second push sends nothing"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$out/registry"
+    printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
+        "$PWD/$out/registry/data" "$port" > "$out/registry/config.yml"
+    docker-registry serve "$out/registry/config.yml" > "$out/registry/log" 2>&1 &
+    registry_pid=$!
+    trap 'kill $registry_pid 2>/dev/null' EXIT
+    for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+    "$kiln" push "$out/layout:litellm" "127.0.0.1:$port/acme/llm-litellm:v1"
+    "$kiln" push "$out/layout:litellm" "127.0.0.1:$port/acme/llm-litellm:v1"
+    echo "   resolve: $("$kiln" resolve "127.0.0.1:$port/acme/llm-litellm:v1")"
+fi
+
 echo
 echo "== Store: ${KILN_CACHE_DIR:-~/.cache/kiln}"
 "$kiln" store verify
