@@ -1,4 +1,5 @@
 import KilnCore
+import KilnOCI
 
 /// A repository on a registry: `host[:port]/path`, e.g. `ghcr.io/acme/llm-litellm`.
 public struct Repository: Hashable, Sendable, CustomStringConvertible {
@@ -43,7 +44,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         var tag: String?
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("/") {
             let candidate = String(rest[rest.index(after: colon)...])
-            guard Self.isValidTag(candidate) else {
+            guard Tag.isValid(candidate) else {
                 throw .invalidReference(
                     text, reason: "'\(candidate)' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)")
             }
@@ -77,16 +78,6 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// The same image pinned by digest, as `registry.yaml` records it: `registry/path@sha256:…`.
     public func pinned(to digest: Digest) -> ImageReference {
         ImageReference(repository: repository, digest: digest)
-    }
-
-    static func isValidTag(_ tag: String) -> Bool {
-        let bytes = Array(tag.utf8)
-        guard let first = bytes.first, bytes.count <= 128, isWord(first) else { return false }
-        return bytes.dropFirst().allSatisfy { isWord($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
-    }
-
-    private static func isWord(_ byte: UInt8) -> Bool {
-        isLowerAlnum(byte) || (0x41...0x5a).contains(byte) || byte == UInt8(ascii: "_")
     }
 
     private static func isLowerAlnum(_ byte: UInt8) -> Bool {

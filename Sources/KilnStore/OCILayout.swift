@@ -121,15 +121,9 @@ public struct OCILayout: Sendable {
         }
     }
 
-    /// Tags follow the distribution spec's rule: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+    /// Tags follow the distribution spec's rule (`Tag.isValid`).
     public static func validate(tag: String) throws(StoreError) {
-        let bytes = Array(tag.utf8)
-        func isWord(_ byte: UInt8) -> Bool {
-            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || byte == 0x5f
-        }
-        guard let first = bytes.first, isWord(first), bytes.count <= 128,
-            bytes.dropFirst().allSatisfy({ isWord($0) || $0 == 0x2e || $0 == 0x2d })
-        else {
+        guard Tag.isValid(tag) else {
             throw .layout(path: tag, reason: "'\(tag)' is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
         }
     }

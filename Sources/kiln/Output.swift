@@ -39,8 +39,7 @@ enum Output {
         do {
             try body()
         } catch let error as KilnError {
-            report(message: error.description, category: error.category, json: json)
-            throw ExitCode(error.category.rawValue)
+            throw exit(for: error, json: json)
         }
     }
 
@@ -49,9 +48,14 @@ enum Output {
         do {
             try await body()
         } catch let error as KilnError {
-            report(message: error.description, category: error.category, json: json)
-            throw ExitCode(error.category.rawValue)
+            throw exit(for: error, json: json)
         }
+    }
+
+    /// Reports `error` on stderr and gives the exit status its category maps to.
+    private static func exit(for error: any KilnError, json: Bool) -> ExitCode {
+        report(message: error.description, category: error.category, json: json)
+        return ExitCode(error.category.rawValue)
     }
 
     static func report(message: String, category: ErrorCategory, json: Bool) {
