@@ -43,6 +43,10 @@ struct RegistryTLSTests {
             "skopeo inspect --raw --tls-verify=false --creds '\(Self.user):\(Self.password)' docker://\(target) | sha256sum | cut -d' ' -f1")
         #expect("sha256:" + peer.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == digest)
 
+        // Named with --insecure-registry, the host is trusted without its CA (Docker's semantics).
+        let insecure = try Tools.kiln(["resolve", target, "--insecure-registry", registry.host], environment: ["DOCKER_CONFIG": good])
+        #expect(insecure.status == 0 && insecure.stdout.contains(digest), "\(insecure.stderr)")
+
         // The same credentials through a docker-credential helper, and through --password-stdin.
         let helperDirectory = try scratch.sub("helper")
         let helper = helperDirectory + "/docker-credential-kilntest"

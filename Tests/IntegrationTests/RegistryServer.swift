@@ -55,7 +55,7 @@ final class RegistryServer {
             config += "auth:\n" + authYAML
         }
         try config.write(toFile: scratch.path + "/config.yml", atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["docker-registry", "serve", scratch.path + "/config.yml"]
