@@ -91,8 +91,10 @@ public enum FilePaths {
         let writer = try AtomicFileWriter(destination: destination)
         do {
             try reader.forEachChunk { chunk in try writer.write(chunk) }
+        } catch let error as FileError {
+            throw error
         } catch {
-            throw error as! FileError  // reads and writes throw only FileError
+            throw FileError("read", path: source, code: EIO)  // the body throws only FileError
         }
         try writer.commit()
     }

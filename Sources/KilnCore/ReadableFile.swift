@@ -62,8 +62,10 @@ public final class ReadableFile {
                 bytes.append(contentsOf: chunk)
                 if bytes.count > limit { throw FileError("read (larger than \(limit) bytes)", path: path, code: EFBIG) }
             }
+        } catch let error as FileError {
+            throw error
         } catch {
-            throw error as! FileError  // the body throws only FileError
+            throw FileError("read", path: path, code: EIO)  // the body throws only FileError
         }
         return bytes
     }

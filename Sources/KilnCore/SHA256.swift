@@ -74,8 +74,10 @@ extension Digest {
                 hasher.update(chunk)
                 size += Int64(chunk.count)
             }
+        } catch let error as FileError {
+            throw error
         } catch {
-            throw error as! FileError  // the body does not throw; only reads can fail
+            throw FileError("read", path: path, code: EIO)  // the body throws only FileError
         }
         return (hasher.finalize(), size)
     }

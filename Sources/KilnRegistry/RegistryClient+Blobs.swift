@@ -77,7 +77,6 @@ extension RegistryClient {
             try await upload(descriptor, body: body, to: repository, session: nil)
             outcome = .uploaded(bytes: descriptor.size)
         }
-        await stats.count(outcome)
         await blobLocations.record(descriptor.digest, in: repository)
         return outcome
     }

@@ -41,7 +41,6 @@ extension RegistryClient {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "User-Agent", value: configuration.userAgent)
             if let authorization, url.hasPrefix(endpoint.baseURL + "/") { request.headers.add(name: "Authorization", value: authorization) }
-            await stats.countRequest()
             let response: HTTPClientResponse
             do {
                 response = try await client.execute(request, deadline: .now() + .seconds(configuration.requestTimeout))

@@ -172,9 +172,8 @@ extension RegistryClient {
         for (name, value) in request.headers { http.headers.add(name: name, value: value) }
         // Credentials go only to the registry's own host, never to a host a Location points at.
         if let authorization, url.hasPrefix(endpoint.baseURL + "/") { http.headers.add(name: "Authorization", value: authorization) }
-        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? http_) : http_
+        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? self.http) : self.http
         let deadline = NIODeadline.now() + .seconds(configuration.requestTimeout)
-        await stats.countRequest()
         do {
             switch request.body {
             case .none:
@@ -198,8 +197,6 @@ extension RegistryClient {
             throw Self.classify(error, registry: registry, operation: request.operation)
         }
     }
-
-    private var http_: HTTPClient { http }
 
     private func collect(_ response: HTTPClientResponse, request: RegistryRequest, url: String) async throws -> RegistryResponse {
         let body: ByteBuffer

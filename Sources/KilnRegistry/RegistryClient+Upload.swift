@@ -34,7 +34,6 @@ extension RegistryClient {
                 } else {
                     try await uploadWhole(descriptor, body: body, to: repository, session: open)
                 }
-                await stats.countUploadBytes(descriptor.size)
                 return
             } catch {
                 if let current { await cancelUpload(current, in: repository) }

@@ -18,10 +18,8 @@ public final class RegistryClient: Sendable {
     let endpoints = EndpointCache()
     let tokens = TokenCache()
     let blobLocations = BlobLocations()
-    /// Counts of what this client sent, for reports and tests.
-    public let stats = RegistryStats()
 
-    /// - Throws: `RegistryError.tls` when the CA file cannot be loaded.
+    /// - Throws: `RegistryError.caFile` when the CA file cannot be loaded.
     public init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil) throws(RegistryError) {
         self.configuration = configuration
         self.logger = logger ?? Logger(label: "kiln.registry", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -30,7 +28,7 @@ public final class RegistryClient: Sendable {
             do {
                 tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(caFile))]
             } catch {
-                throw .tls(host: caFile, reason: "cannot load CA certificates from '\(caFile)'")
+                throw .caFile(caFile)
             }
         }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.httpConfiguration(tls: tls))
@@ -58,24 +56,5 @@ public final class RegistryClient: Sendable {
     public func shutdown() async {
         try? await http.shutdown()
         try? await insecureHTTP?.shutdown()
-    }
-}
-
-/// Counters of registry traffic.
-public actor RegistryStats {
-    public private(set) var requests = 0
-    public private(set) var blobsUploaded = 0
-    public private(set) var blobsSkipped = 0
-    public private(set) var blobsMounted = 0
-    public private(set) var bytesUploaded: Int64 = 0
-
-    func countRequest() { requests += 1 }
-    func countUploadBytes(_ bytes: Int64) { bytesUploaded += bytes }
-    func count(_ outcome: BlobPush) {
-        switch outcome {
-        case .alreadyPresent: blobsSkipped += 1
-        case .mounted: blobsMounted += 1
-        case .uploaded: blobsUploaded += 1
-        }
     }
 }

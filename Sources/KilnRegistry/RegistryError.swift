@@ -20,6 +20,8 @@ public enum RegistryError: KilnError, Equatable {
     case digestMismatch(operation: String, expected: Digest, actual: Digest)
     /// The registry's answer broke the protocol (missing header, malformed JSON, oversized body).
     case protocolViolation(host: String, operation: String, reason: String)
+    /// The `--ca-file` (or `SSL_CERT_FILE`) could not be loaded as PEM certificates.
+    case caFile(String)
     /// Credentials could not be found or read (a broken config.json, a failing helper).
     case credentials(String)
     /// Something the user asked for does not exist (a platform missing from an index, …).
@@ -55,6 +57,7 @@ public enum RegistryError: KilnError, Equatable {
         case let .unauthorized(failure): "\(failure.description) (check the credentials for this registry)"
         case let .digestMismatch(operation, expected, actual): "\(operation): expected \(expected), got \(actual)"
         case let .protocolViolation(host, operation, reason): "\(operation): registry \(host) \(reason)"
+        case let .caFile(path): "cannot load CA certificates from '\(path)' (a PEM file is expected)"
         case let .credentials(reason): "credentials: \(reason)"
         case let .notFound(reason): reason
         }
@@ -62,7 +65,7 @@ public enum RegistryError: KilnError, Equatable {
 
     public var category: ErrorCategory {
         switch self {
-        case .invalidReference, .credentials, .notFound: .input
+        case .invalidReference, .caFile, .credentials, .notFound: .input
         case .digestMismatch: .integrity
         case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
         }

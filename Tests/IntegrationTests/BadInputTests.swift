@@ -3,13 +3,6 @@ import Testing
 
 @Suite("Bad input gives one clear line and leaves nothing behind", .serialized)
 struct BadInputTests {
-    /// The single stderr line, after checking there is exactly one.
-    static func oneLine(_ result: Tools.Result) -> String {
-        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
-        #expect(lines.count == 1, "expected one line on stderr, got: \(result.stderr)")
-        return lines.first.map(String.init) ?? ""
-    }
-
     /// Names in a directory (including dot-files such as leftover temporary files).
     static func names(_ directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -22,7 +15,7 @@ struct BadInputTests {
         #expect(mkfifo(tree + "/lib/queue", 0o644) == 0)
         let result = try Tools.kiln(["layer", "create", "--from", tree, "-o", out + "/layer.tar.gz"])
         #expect(result.status == 2)
-        let line = Self.oneLine(result)
+        let line = Tools.oneLine(result)
         #expect(line.contains(tree + "/lib/queue") && line.contains("FIFO"), "\(line)")
         #expect(try Self.names(out).isEmpty)
     }
@@ -33,7 +26,7 @@ struct BadInputTests {
         let store = scratch.path + "/store"
         let result = try Tools.kiln(["layer", "create", "--from", tree, "--prefix", "app/../../etc", "--cache-dir", store])
         #expect(result.status == 2)
-        let line = Self.oneLine(result)
+        let line = Tools.oneLine(result)
         #expect(line.contains("'app/../../etc'") && line.contains("'..'"), "\(line)")
         let blobs = store + "/blobs/sha256"
         let leftovers = FileManager.default.fileExists(atPath: blobs) ? try Self.names(blobs) : []
@@ -57,7 +50,7 @@ struct BadInputTests {
         try Tools.shell("chmod -R a+rX '\(tree)' && chmod 0 '\(secret)'")
         let result = try Tools.run(prefix + [Tools.kiln, "layer", "create", "--from", tree, "--cache-dir", store])
         #expect(result.status == 3)
-        let line = Self.oneLine(result)
+        let line = Tools.oneLine(result)
         #expect(line.contains(secret) && line.contains("Permission denied"), "\(line)")
         #expect(try Self.names(store + "/blobs/sha256").isEmpty)
     }
@@ -66,7 +59,7 @@ struct BadInputTests {
     func jsonError() throws {
         let result = try Tools.kiln(["layer", "create", "--from", "/nonexistent/kiln-tree", "-o", "/tmp/never.tar.gz", "--json"])
         #expect(result.status == 3)
-        let line = Self.oneLine(result)
+        let line = Tools.oneLine(result)
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: [String: String]]
         #expect(object?["error"]?["category"] == "io")
         #expect(object?["error"]?["message"]?.contains("/nonexistent/kiln-tree") == true)
@@ -79,10 +72,10 @@ struct BadInputTests {
         let tree = try scratch.sub("tree")
         let badPlatform = try Tools.kiln(["image", "create", "--from", tree, "--platform", "linux", "-o", "oci:\(scratch.path)/l"])
         #expect(badPlatform.status == 2)
-        #expect(Self.oneLine(badPlatform).contains("'linux' is not a platform"))
+        #expect(Tools.oneLine(badPlatform).contains("'linux' is not a platform"))
         let badTag = try Tools.kiln(["image", "create", "--from", tree, "-o", "oci:\(scratch.path)/l:-bad"])
         #expect(badTag.status == 2)
-        #expect(Self.oneLine(badTag).contains("'-bad' is not a valid tag"))
+        #expect(Tools.oneLine(badTag).contains("'-bad' is not a valid tag"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/l"))
     }
 }

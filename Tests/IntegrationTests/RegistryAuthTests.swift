@@ -43,6 +43,9 @@ struct RegistryTLSTests {
             "skopeo inspect --raw --tls-verify=false --creds '\(Self.user):\(Self.password)' docker://\(target) | sha256sum | cut -d' ' -f1")
         #expect("sha256:" + peer.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == digest)
 
+        let badCA = try Tools.kiln(["resolve", target, "--ca-file", scratch.path + "/missing.pem"])
+        #expect(badCA.status == 2 && Tools.oneLine(badCA).contains("cannot load CA certificates from '\(scratch.path)/missing.pem'"))
+
         // Named with --insecure-registry, the host is trusted without its CA (Docker's semantics).
         let insecure = try Tools.kiln(["resolve", target, "--insecure-registry", registry.host], environment: ["DOCKER_CONFIG": good])
         #expect(insecure.status == 0 && insecure.stdout.contains(digest), "\(insecure.stderr)")

@@ -180,37 +180,30 @@ struct ResolveTests {
 
 @Suite("Registry errors are one line", .serialized)
 struct RegistryErrorTests {
-    static func oneLine(_ result: Tools.Result) -> String {
-        let lines = result.stderr.split(separator: "\n")
-        #expect(lines.count == 1, "expected one line: \(result.stderr)")
-        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Stack"))
-        return lines.first.map(String.init) ?? ""
-    }
-
     @Test("malformed references are refused before any network traffic", arguments: [
         "UPPER/case", "host:5000/Repo", "repo:tag with space", "repo@sha256:123", "a//b", "repo:-tag", "host:99999/x",
     ])
     func malformed(reference: String) throws {
         let result = try Tools.kiln(["resolve", reference])
         #expect(result.status == 2)
-        #expect(Self.oneLine(result).contains("is not a valid image reference"))
+        #expect(Tools.oneLine(result).contains("is not a valid image reference"))
     }
 
     @Test("an unknown host, a registry that is down and a missing repository each fail in one line")
     func failures() throws {
         let unknown = try Tools.kiln(["resolve", "no-such-host.invalid/acme/app:v1"])
         #expect(unknown.status == 5)
-        #expect(Self.oneLine(unknown).contains("no-such-host.invalid"))
+        #expect(Tools.oneLine(unknown).contains("no-such-host.invalid"))
 
         let port = try RegistryServer.freePort()
         let down = try Tools.kiln(["resolve", "127.0.0.1:\(port)/acme/app:v1"])
         #expect(down.status == 5)
-        #expect(Self.oneLine(down).contains("127.0.0.1:\(port)"))
+        #expect(Tools.oneLine(down).contains("127.0.0.1:\(port)"))
 
         let registry = try RegistryServer()
         let missing = try Tools.kiln(["resolve", "\(registry.host)/acme/nothing:v1"])
         #expect(missing.status == 5)
-        let line = Self.oneLine(missing)
+        let line = Tools.oneLine(missing)
         #expect(line.contains("404") && line.contains("acme/nothing"), "\(line)")
         #expect(line.contains("MANIFEST_UNKNOWN") || line.contains("NAME_UNKNOWN"), "\(line)")
     }

@@ -83,6 +83,15 @@ enum Tools {
         process.waitUntilExit()
     }
 
+    /// The single stderr line of a failed command, after checking there is exactly one and that
+    /// it is a message, not a crash report.
+    static func oneLine(_ result: Result) -> String {
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "expected one line on stderr, got: \(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Stack"))
+        return lines.first.map(String.init) ?? ""
+    }
+
     /// Runs kiln with `arguments`.
     @discardableResult
     static func kiln(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
