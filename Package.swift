@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "KilnLayers", targets: ["KilnLayers"]),
         .library(name: "KilnStore", targets: ["KilnStore"]),
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
+        .library(name: "KilnDockerfile", targets: ["KilnDockerfile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +43,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(name: "KilnDockerfile", dependencies: ["KilnCore"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
+        .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
         .testTarget(
             name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
     ],

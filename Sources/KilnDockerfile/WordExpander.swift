@@ -1,0 +1,249 @@
+/// Docker's variable substitution for the instructions that apply it (`ADD`, `COPY`, `ENV`,
+/// `EXPOSE`, `FROM`, `LABEL`, `STOPSIGNAL`, `USER`, `VOLUME`, `WORKDIR`, `ARG` defaults):
+/// `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:+alt}`, `${NAME+alt}`,
+/// `${NAME:?message}`, `${NAME?message}`, `${NAME#prefix}`, `${NAME%suffix}`. Single quotes keep
+/// text literal, double quotes allow substitution, the escape character protects the next one;
+/// quotes and escapes are removed from the result unless `raw` (heredoc bodies keep them).
+public struct WordExpander: Sendable {
+    public var escape: Character
+    public var raw: Bool
+
+    public init(escape: Character = "\\", raw: Bool = false) {
+        self.escape = escape
+        self.raw = raw
+    }
+
+    /// Why a word could not be expanded.
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Expands one word (spaces inside it are kept).
+    public func expand(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> String {
+        var scanner = Scanner(text: Array(word))
+        return try process(&scanner, stop: nil, lookup)
+    }
+
+    struct Scanner {
+        var text: [Character]
+        var index = 0
+        var atEnd: Bool { index >= text.count }
+        func peek() -> Character? { atEnd ? nil : text[index] }
+        mutating func next() -> Character? {
+            guard !atEnd else { return nil }
+            defer { index += 1 }
+            return text[index]
+        }
+    }
+
+    private func process(_ scanner: inout Scanner, stop: Character?, _ lookup: (String) -> String?) throws(Failure) -> String {
+        var result = ""
+        while let character = scanner.peek() {
+            if let stop, character == stop { return result }
+            _ = scanner.next()
+            switch character {
+            case "'" where !raw:
+                result += try singleQuoted(&scanner)
+            case "\"" where !raw:
+                result += try doubleQuoted(&scanner, lookup)
+            case "$":
+                result += try dollar(&scanner, lookup)
+            case escape:
+                guard let escaped = scanner.next() else {
+                    result.append(character)
+                    break
+                }
+                if raw && escaped != "$" { result.append(character) }
+                result.append(escaped)
+            default:
+                result.append(character)
+            }
+        }
+        if let stop { throw Failure(description: "missing '\(stop)' in substitution") }
+        return result
+    }
+
+    private func singleQuoted(_ scanner: inout Scanner) throws(Failure) -> String {
+        var result = ""
+        while let character = scanner.next() {
+            if character == "'" { return result }
+            result.append(character)
+        }
+        throw Failure(description: "unterminated single quote")
+    }
+
+    private func doubleQuoted(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
+        var result = ""
+        while let character = scanner.next() {
+            switch character {
+            case "\"": return result
+            case "$": result += try dollar(&scanner, lookup)
+            case escape:
+                guard let escaped = scanner.next() else { throw Failure(description: "unterminated double quote") }
+                if escaped != "\"" && escaped != "$" && escaped != escape { result.append(character) }
+                result.append(escaped)
+            default: result.append(character)
+            }
+        }
+        throw Failure(description: "unterminated double quote")
+    }
+
+    private func name(_ scanner: inout Scanner) -> String {
+        if let first = scanner.peek(), first.isNumber, first.isASCII {
+            _ = scanner.next()
+            return String(first)
+        }
+        var name = ""
+        while let character = scanner.peek(), character.isASCII, character.isLetter || character.isNumber || character == "_" {
+            name.append(character)
+            _ = scanner.next()
+        }
+        return name
+    }
+
+    private func dollar(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
+        guard scanner.peek() == "{" else {
+            let name = name(&scanner)
+            return name.isEmpty ? "$" : lookup(name) ?? ""
+        }
+        _ = scanner.next()
+        let name = name(&scanner)
+        guard !name.isEmpty else { throw Failure(description: "bad substitution: '${' must be followed by a variable name") }
+        guard let modifier = scanner.next() else { throw Failure(description: "missing '}' after ${\(name)") }
+        let value = lookup(name)
+        switch modifier {
+        case "}":
+            return value ?? ""
+        case ":":
+            guard let operation = scanner.next(), "-+?".contains(operation) else {
+                throw Failure(description: "unsupported modifier in ${\(name):…}; use :-, :+ or :?")
+            }
+            let word = try argument(&scanner, lookup)
+            let isSet = !(value ?? "").isEmpty
+            return try apply(operation, name: name, value: value, isSet: isSet, word: word)
+        case "-", "+", "?":
+            let word = try argument(&scanner, lookup)
+            return try apply(modifier, name: name, value: value, isSet: value != nil, word: word)
+        case "#", "%":
+            let longest = scanner.peek() == modifier
+            if longest { _ = scanner.next() }
+            let pattern = try argument(&scanner, lookup)
+            return Self.trim(value ?? "", pattern: pattern, fromStart: modifier == "#", longest: longest)
+        default:
+            throw Failure(description: "unsupported modifier '\(modifier)' in ${\(name)…}")
+        }
+    }
+
+    private func argument(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
+        let word = try process(&scanner, stop: "}", lookup)
+        _ = scanner.next()
+        return word
+    }
+
+    private func apply(_ operation: Character, name: String, value: String?, isSet: Bool, word: String) throws(Failure) -> String {
+        switch operation {
+        case "-": return isSet ? value ?? "" : word
+        case "+": return isSet ? word : ""
+        default:
+            guard isSet else { throw Failure(description: word.isEmpty ? "\(name) is not set" : "\(name): \(word)") }
+            return value ?? ""
+        }
+    }
+
+    /// `${x#pat}`/`${x##pat}`/`${x%pat}`/`${x%%pat}` with `*` and `?` wildcards.
+    static func trim(_ value: String, pattern: String, fromStart: Bool, longest: Bool) -> String {
+        let characters = Array(value)
+        let lengths = Array(0...characters.count)
+        let order = longest ? lengths.reversed() : lengths
+        for length in order {
+            let part = fromStart ? characters[..<length] : characters[(characters.count - length)...]
+            if Glob.matches(Array(pattern), Array(part), separator: nil) {
+                return fromStart ? String(characters[length...]) : String(characters[..<(characters.count - length)])
+            }
+        }
+        return value
+    }
+}
+
+/// Shell-style wildcard matching of one string: `*`, `?`, `[a-z]`, `[^…]`/`[!…]`, and the escape
+/// `\`. With a separator, `*` and `?` do not match it (Go's `filepath.Match`).
+public enum Glob {
+    public static func matches(_ pattern: [Character], _ text: [Character], separator: Character? = "/") -> Bool {
+        var p = 0, t = 0
+        var starP = -1, starT = -1
+        while t < text.count {
+            if p < pattern.count {
+                switch pattern[p] {
+                case "*":
+                    starP = p
+                    starT = t
+                    p += 1
+                    continue
+                case "?" where text[t] != separator:
+                    p += 1
+                    t += 1
+                    continue
+                case "[":
+                    if let (matched, next) = matchClass(pattern, p, text[t]), matched, text[t] != separator {
+                        p = next
+                        t += 1
+                        continue
+                    }
+                case "\\" where p + 1 < pattern.count:
+                    if pattern[p + 1] == text[t] {
+                        p += 2
+                        t += 1
+                        continue
+                    }
+                default:
+                    if pattern[p] == text[t] && pattern[p] != "?" {
+                        p += 1
+                        t += 1
+                        continue
+                    }
+                }
+            }
+            // Backtrack: let the last `*` swallow one more character, unless that is a separator.
+            guard starP >= 0, text[starT] != separator else { return false }
+            starT += 1
+            t = starT
+            p = starP + 1
+        }
+        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+
+    /// Whether `character` is in the class opening at `start`, and where the class ends.
+    static func matchClass(_ pattern: [Character], _ start: Int, _ character: Character) -> (Bool, Int)? {
+        var index = start + 1
+        var negated = false
+        if index < pattern.count, pattern[index] == "^" || pattern[index] == "!" {
+            negated = true
+            index += 1
+        }
+        var matched = false
+        var first = true
+        while index < pattern.count {
+            if pattern[index] == "]" && !first { return (matched != negated, index + 1) }
+            first = false
+            var low = pattern[index]
+            if low == "\\", index + 1 < pattern.count {
+                index += 1
+                low = pattern[index]
+            }
+            var high = low
+            if index + 2 < pattern.count, pattern[index + 1] == "-", pattern[index + 2] != "]" {
+                high = pattern[index + 2]
+                index += 2
+            }
+            if low <= character && character <= high { matched = true }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Whether a path pattern has any wildcard.
+    public static func hasWildcard(_ pattern: String) -> Bool {
+        pattern.contains { $0 == "*" || $0 == "?" || $0 == "[" }
+    }
+}

@@ -1,0 +1,58 @@
+import Testing
+
+@testable import KilnDockerfile
+
+struct IgnoreCase: CustomTestStringConvertible, Sendable {
+    var patterns: String
+    var path: String
+    var excluded: Bool
+    var testDescription: String { "\(patterns.split(separator: "\n").joined(separator: " | ")) :: \(path)" }
+}
+
+@Suite(".dockerignore")
+struct DockerIgnoreTests {
+    static let cases: [IgnoreCase] = [
+        IgnoreCase(patterns: "*.log", path: "app.log", excluded: true),
+        IgnoreCase(patterns: "*.log", path: "logs/app.log", excluded: false),
+        IgnoreCase(patterns: "**/*.log", path: "logs/deep/app.log", excluded: true),
+        IgnoreCase(patterns: "**/*.log", path: "app.log", excluded: true),
+        IgnoreCase(patterns: "**/__pycache__/", path: "code/libs/x/__pycache__/m.pyc", excluded: true),
+        IgnoreCase(patterns: "**/*.pyc", path: "a/b/c.pyc", excluded: true),
+        IgnoreCase(patterns: "docs", path: "docs/index.md", excluded: true),
+        IgnoreCase(patterns: "docs", path: "code/docs/index.md", excluded: false),
+        IgnoreCase(patterns: "/docs", path: "docs", excluded: true),
+        IgnoreCase(patterns: "./docs/", path: "docs/a", excluded: true),
+        IgnoreCase(patterns: "code/apps/**/tests", path: "code/apps/core/x/tests/test_a.py", excluded: true),
+        IgnoreCase(patterns: "code/apps/**/tests", path: "code/apps/tests/a.py", excluded: true),
+        IgnoreCase(patterns: "code/apps/**/tests", path: "code/libs/tests/a.py", excluded: false),
+        IgnoreCase(patterns: "*\n!keep.txt", path: "keep.txt", excluded: false),
+        IgnoreCase(patterns: "*\n!keep.txt", path: "other.txt", excluded: true),
+        IgnoreCase(patterns: "!keep.txt\n*", path: "keep.txt", excluded: true),
+        IgnoreCase(patterns: "build\n!build/keep", path: "build/keep/x.txt", excluded: false),
+        IgnoreCase(patterns: "build\n!build/keep", path: "build/other.txt", excluded: true),
+        IgnoreCase(patterns: "build\n!build/keep\nbuild/keep/secret", path: "build/keep/secret", excluded: true),
+        IgnoreCase(patterns: "# a comment\n#*.md\nREADME.md", path: "NOTES.md", excluded: false),
+        IgnoreCase(patterns: "  *.tmp  \n", path: "a.tmp", excluded: true),
+        IgnoreCase(patterns: ".git\n.hg", path: ".git/HEAD", excluded: true),
+        IgnoreCase(patterns: "a/../b", path: "b/x", excluded: true),
+        IgnoreCase(patterns: "dir/*/file", path: "dir/x/file", excluded: true),
+        IgnoreCase(patterns: "dir/*/file", path: "dir/x/y/file", excluded: false),
+        IgnoreCase(patterns: "**", path: "anything/at/all", excluded: true),
+        IgnoreCase(patterns: "**\n!src/**", path: "src/a/b.py", excluded: false),
+        IgnoreCase(patterns: "data?", path: "data1", excluded: true),
+        IgnoreCase(patterns: "[a-c].txt", path: "b.txt", excluded: true),
+        IgnoreCase(patterns: "\\#literal", path: "#literal", excluded: true),
+    ]
+
+    @Test("decides like Docker", arguments: cases)
+    func decides(_ example: IgnoreCase) {
+        #expect(DockerIgnore(parsing: example.patterns).excludes(example.path) == example.excluded)
+    }
+
+    @Test("patterns are cleaned: leading slash and ./ trimmed, trailing slash dropped, ! kept apart")
+    func cleaning() {
+        let ignore = DockerIgnore(parsing: "/a/\n./b\n! c/d/\n")
+        #expect(ignore.patterns.map(\.text) == ["a", "b", "c/d"])
+        #expect(ignore.patterns.map(\.reincludes) == [false, false, true])
+    }
+}
