@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "KilnStore", targets: ["KilnStore"]),
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
         .library(name: "KilnDockerfile", targets: ["KilnDockerfile"]),
+        .library(name: "KilnBuild", targets: ["KilnBuild"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,10 +45,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "KilnDockerfile", dependencies: ["KilnCore"]),
+        .target(
+            name: "KilnBuild",
+            dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnDockerfile"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry",
+                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

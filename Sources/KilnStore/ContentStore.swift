@@ -136,3 +136,21 @@ extension ContentStore: BlobSource {
     }
     public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] { try read(digest, limit: limit) }
 }
+
+extension ContentStore {
+    /// A new empty directory under the store for a run's working files (staged file contents),
+    /// which the caller removes when done.
+    public func makeScratchDirectory(prefix: String) throws(StoreError) -> String {
+        let parent = FilePaths.join(root, "tmp")
+        do {
+            try FilePaths.makeDirectories(parent)
+        } catch {
+            throw .unusable(root: root, error)
+        }
+        var template = Array(FilePaths.join(parent, "\(prefix)-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw .unusable(root: root, FileError("create a directory in", path: parent))
+        }
+        return String(cString: made)
+    }
+}

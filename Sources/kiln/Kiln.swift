@@ -12,6 +12,7 @@ struct Kiln: AsyncParsableCommand {
 
             Examples:
               kiln layer create --from ./app --prefix /app -o app.tar.gz
+              kiln build -f tools/llm/litellm/1/Dockerfile --platform linux/amd64,linux/arm64 .
               kiln image create --from ./app --prefix /app --platform linux/amd64,linux/arm64 -o oci:out:v1
               kiln push out:v1 ghcr.io/acme/app:v1
               kiln resolve python:3.11-slim
@@ -19,7 +20,7 @@ struct Kiln: AsyncParsableCommand {
             """,
         version: KilnVersion.current,
         subcommands: [
-            LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
+            BuildCommand.self, LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]
     )

@@ -1,0 +1,52 @@
+import KilnCore
+import KilnOCI
+import KilnRegistry
+import KilnStore
+
+/// A base image for one platform, with its layers in the local store.
+public struct BaseImage: Sendable {
+    /// The reference as written, pinned to the digest it resolved to.
+    public var reference: String
+    /// The platform manifest's digest: what a cache key of a build on this base depends on.
+    public var manifestDigest: Digest
+    public var config: ImageConfig
+    public var layers: [Descriptor]
+    /// The repository the layers came from, for cross-repository mounts on push.
+    public var repository: Repository?
+}
+
+/// Where `FROM` and `COPY --from=image` images come from.
+public protocol BaseImageSource: Sendable {
+    /// The image `reference` offers for `platform`, its layers downloaded into the store.
+    func image(_ reference: String, platform: Platform) async throws -> BaseImage
+}
+
+/// Base images from registries, resolved by digest and downloaded once into the content store
+/// (a layer already there is not fetched again).
+public struct RegistryBaseImages: BaseImageSource {
+    private let client: RegistryClient
+    private let store: ContentStore
+
+    public init(client: RegistryClient, store: ContentStore) {
+        self.client = client
+        self.store = store
+    }
+
+    public func image(_ text: String, platform: Platform) async throws -> BaseImage {
+        let reference = try ImageReference(parsing: text)
+        let image = try await client.resolve(reference, platforms: [platform])
+        let platformImage = image.images[0]
+        for layer in platformImage.imageManifest.layers where !store.contains(layer.digest) {
+            guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
+                throw BuildError(
+                    "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil,
+                    category: .input)
+            }
+            let ingest = try await client.downloadBlob(layer, from: reference.repository) { try store.beginIngest() }
+            _ = try ingest.commit(expected: layer.digest)
+        }
+        return BaseImage(
+            reference: image.pinned.description, manifestDigest: platformImage.manifest.digest, config: platformImage.config,
+            layers: platformImage.imageManifest.layers, repository: reference.repository)
+    }
+}

@@ -1,0 +1,198 @@
+import KilnCore
+import KilnDockerfile
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The build context: a directory and the `.dockerignore` rules that hide part of it. Sources
+/// are named relative to its root; nothing outside it can be read, and ignored paths do not
+/// exist as far as `COPY` is concerned.
+public struct BuildContext: Sendable {
+    public let root: String
+    public let ignore: DockerIgnore
+    /// The ignore file used, if any.
+    public let ignoreFile: String?
+
+    public init(root: String, dockerfile: String) throws(BuildError) {
+        let absolute = FilePaths.absolute(root)
+        guard FilePaths.isDirectory(absolute) else {
+            throw .input("the build context '\(root)' is not a directory", location: nil)
+        }
+        self.root = absolute
+        do {
+            (ignore, ignoreFile) = try DockerIgnore.load(context: absolute, dockerfile: FilePaths.absolute(dockerfile))
+        } catch {
+            throw .io(error)
+        }
+    }
+
+    /// One file-system object of the context.
+    public struct Item: Sendable, Hashable {
+        public enum Kind: Sendable, Hashable {
+            case file
+            case directory
+            case symlink(String)
+        }
+        /// Relative to the context root (`""` for the root).
+        public var path: String
+        public var kind: Kind
+        public var mode: UInt32
+    }
+
+    public func diskPath(_ item: Item) -> String { item.path.isEmpty ? root : root + "/" + item.path }
+
+    /// What a `COPY` source names: the items matching it (several for a wildcard), each with
+    /// symlinks along the way followed inside the context.
+    /// - Throws: `BuildError.input` for a source outside the context or one that matches nothing.
+    public func resolve(source: String, at location: SourceLocation?) throws(BuildError) -> [Item] {
+        let components = try Self.components(of: source, at: location)
+        if components.contains(where: Glob.hasWildcard) {
+            var matches = [Item]()
+            try match(components[...], directory: "", into: &matches, location: location)
+            guard !matches.isEmpty else {
+                throw .input("no file in the build context matches '\(source)'", location: location)
+            }
+            return matches.sorted { $0.path < $1.path }
+        }
+        let path = try follow(components.joined(separator: "/"), source: source, location: location)
+        guard let item = try item(at: path), path.isEmpty || !ignore.excludes(path) else {
+            let hint = path.isEmpty || !ignore.excludes(path) ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
+            throw .input("'\(source)' is not in the build context\(hint)", location: location)
+        }
+        return [item]
+    }
+
+    /// A source path as components relative to the root; `..` that would leave it is an error.
+    static func components(of source: String, at location: SourceLocation?) throws(BuildError) -> [String] {
+        var result = [String]()
+        for part in source.split(separator: "/") {
+            switch part {
+            case ".": continue
+            case "..":
+                guard !result.isEmpty else {
+                    throw .input("'\(source)' is outside the build context; sources are relative to the context directory", location: location)
+                }
+                result.removeLast()
+            default: result.append(String(part))
+            }
+        }
+        return result
+    }
+
+    /// Follows symlinks in `path` (including the last component, as COPY does for a source),
+    /// staying inside the context.
+    func follow(_ path: String, source: String, location: SourceLocation?) throws(BuildError) -> String {
+        var pending = path.split(separator: "/").map(String.init).reversed() as [String]
+        var resolved = [String]()
+        var hops = 0
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." {
+                guard !resolved.isEmpty else {
+                    throw .input("'\(source)' leads outside the build context through a symlink", location: location)
+                }
+                resolved.removeLast()
+                continue
+            }
+            let candidate = (resolved + [component]).joined(separator: "/")
+            if case let .symlink(target)? = try item(at: candidate)?.kind {
+                hops += 1
+                guard hops < 64, !target.hasPrefix("/") else {
+                    throw .input("'\(source)' is a symlink to '\(target)', which is outside the build context", location: location)
+                }
+                pending += target.split(separator: "/").map(String.init).reversed()
+                continue
+            }
+            resolved.append(component)
+        }
+        return resolved.joined(separator: "/")
+    }
+
+    private func match(_ pattern: ArraySlice<String>, directory: String, into matches: inout [Item], location: SourceLocation?)
+        throws(BuildError)
+    {
+        guard let first = pattern.first else { return }
+        let rest = pattern.dropFirst()
+        var candidates = [String]()
+        if Glob.hasWildcard(first) {
+            candidates = try names(in: directory).filter { Glob.matches(Array(first), Array($0)) }
+        } else {
+            candidates = [first]
+        }
+        for name in candidates {
+            let path = directory.isEmpty ? name : directory + "/" + name
+            guard !ignore.excludes(path), var item = try item(at: path) else { continue }
+            if case .symlink = item.kind {
+                let target = try follow(path, source: path, location: location)
+                guard let followed = try self.item(at: target) else { continue }
+                item = followed
+            }
+            if rest.isEmpty {
+                matches.append(item)
+            } else if item.kind == .directory {
+                try match(rest, directory: item.path, into: &matches, location: location)
+            }
+        }
+    }
+
+    /// The item at a context-relative path, nil when absent.
+    func item(at path: String) throws(BuildError) -> Item? {
+        let disk = path.isEmpty ? root : root + "/" + path
+        var info = stat()
+        guard lstat(disk, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw .io(FileError("stat", path: disk))
+        }
+        let mode = UInt32(info.st_mode & 0o7777)
+        switch FileKind(mode: info.st_mode) {
+        case .directory: return Item(path: path, kind: .directory, mode: mode)
+        case .regular: return Item(path: path, kind: .file, mode: mode)
+        case .symlink:
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(disk, &buffer, buffer.count - 1)
+            guard count >= 0 else { throw .io(FileError("read link", path: disk)) }
+            return Item(path: path, kind: .symlink(String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)), mode: 0o777)
+        case let kind:
+            throw .input("'\(path)' in the build context is a \(kind.name); COPY takes files, directories and symlinks", location: nil)
+        }
+    }
+
+    func names(in directory: String) throws(BuildError) -> [String] {
+        let disk = directory.isEmpty ? root : root + "/" + directory
+        do {
+            return try FilePaths.contents(of: disk).sorted()
+        } catch {
+            throw .io(error)
+        }
+    }
+
+    /// Everything below a directory item that `.dockerignore` lets through, parents first. An
+    /// excluded directory is entered only when a `!` pattern may re-include something in it.
+    public func walk(_ directory: Item, excluding excludes: DockerIgnore? = nil) throws(BuildError) -> [Item] {
+        var result = [Item]()
+        try walk(directory.path, base: directory.path, excludes: excludes, into: &result)
+        return result
+    }
+
+    private func walk(_ directory: String, base: String, excludes: DockerIgnore?, into result: inout [Item]) throws(BuildError) {
+        for name in try names(in: directory) {
+            let path = directory.isEmpty ? name : directory + "/" + name
+            let relative = base.isEmpty ? path : String(path.dropFirst(base.count + 1))
+            let hidden = ignore.excludes(path) || (excludes?.excludes(relative) ?? false)
+            guard let item = try item(at: path) else { continue }
+            if item.kind == .directory {
+                if hidden && !ignore.mayReinclude(under: path) && !(excludes?.mayReinclude(under: relative) ?? false) { continue }
+                let before = result.count
+                if !hidden { result.append(item) }
+                try walk(path, base: base, excludes: excludes, into: &result)
+                // A hidden directory with re-included children still appears, as their parent.
+                if hidden && result.count > before { result.insert(item, at: before) }
+            } else if !hidden {
+                result.append(item)
+            }
+        }
+    }
+}

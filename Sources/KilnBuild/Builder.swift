@@ -1,0 +1,236 @@
+import KilnCore
+import KilnDockerfile
+import KilnLayers
+import KilnOCI
+import KilnStore
+
+/// What to build and how.
+public struct BuildOptions: Sendable {
+    public var platforms: [Platform]
+    /// `--build-arg NAME=VALUE`.
+    public var buildArgs: [String: String] = [:]
+    /// The stage to build (`--target`); the last one when nil.
+    public var target: String?
+    public var layerOptions: LayerOptions
+    /// The platform kiln runs on, for `BUILDPLATFORM` and friends.
+    public var buildPlatform: Platform
+
+    public init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
+        self.platforms = platforms
+        self.layerOptions = layerOptions
+        self.buildPlatform = buildPlatform
+    }
+}
+
+extension Platform {
+    /// The platform of the machine kiln runs on.
+    public static var host: Platform {
+        #if arch(arm64)
+        return .linuxARM64
+        #else
+        return .linuxAMD64
+        #endif
+    }
+
+    /// BuildKit's normalised form for `TARGETPLATFORM`: no `v8` for arm64.
+    var buildArgumentForm: (platform: String, variant: String) {
+        let variant = (architecture == "arm64" && variant == "v8") ? "" : (variant ?? "")
+        return ("\(os)/\(architecture)" + (variant.isEmpty ? "" : "/\(variant)"), variant)
+    }
+}
+
+/// What a build made.
+public struct BuildResult: Sendable {
+    public var bundle: ImageBundle
+    /// Base images used, pinned by digest, per platform.
+    public var bases: [String]
+    /// `--build-arg`s no `ARG` declared (Docker warns about these).
+    public var unusedBuildArgs: [String]
+}
+
+/// Builds a Dockerfile natively: for each platform, the stages the target needs, in order, each
+/// from its base image's layers (reused untouched) plus the layers kiln writes.
+public struct Builder: Sendable {
+    public let dockerfile: Dockerfile
+    public let context: BuildContext
+    public let store: ContentStore
+    public let bases: any BaseImageSource
+    public let options: BuildOptions
+
+    public init(dockerfile: Dockerfile, context: BuildContext, store: ContentStore, bases: any BaseImageSource, options: BuildOptions) {
+        self.dockerfile = dockerfile
+        self.context = context
+        self.store = store
+        self.bases = bases
+        self.options = options
+    }
+
+    /// The stage built as the result.
+    public func targetStage() throws(BuildError) -> Stage {
+        guard let target = options.target else { return dockerfile.stages[dockerfile.stages.count - 1] }
+        guard let stage = dockerfile.stage(named: target) else {
+            let names = dockerfile.stages.map { $0.name ?? String($0.index) }
+            throw .input("there is no stage '\(target)' (stages: \(names.joined(separator: ", ")))", location: nil)
+        }
+        return stage
+    }
+
+    /// Checks what can be checked before any work: the target exists, every stage it needs is
+    /// known, and no needed stage has a `RUN` (which needs a container runtime).
+    public func preflight() throws(BuildError) -> [Stage] {
+        let target = try targetStage()
+        var needed = Set<Int>()
+        var pending = [target.index]
+        while let index = pending.popLast() {
+            guard needed.insert(index).inserted else { continue }
+            let stage = dockerfile.stages[index]
+            if let base = dockerfile.stages[..<index].last(where: { $0.name != nil && $0.name == stage.base.lowercased() }) {
+                pending.append(base.index)
+            }
+            for instruction in stage.instructions {
+                guard case let .copy(copy) = instruction.command, let from = copy.from, !from.contains("$") else { continue }
+                if let source = dockerfile.stage(named: from) {
+                    guard source.index < index else {
+                        throw .input("COPY --from=\(from) names a stage that is not defined before this one", location: instruction.location)
+                    }
+                    pending.append(source.index)
+                }
+            }
+        }
+        let stages = needed.sorted().map { dockerfile.stages[$0] }
+        for stage in stages {
+            if let run = stage.lastRun ?? stage.instructions.first(where: { if case .run = $0.command { true } else { false } }) {
+                throw .input(
+                    "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage.name ?? String(stage.index)))",
+                    location: run.location)
+            }
+        }
+        return stages
+    }
+
+    public func build() async throws -> BuildResult {
+        let stages = try preflight()
+        let scratch = try store.makeScratchDirectory(prefix: "build")
+        defer { FilePaths.remove(scratch) }
+        var images = [PlatformImage]()
+        var bases = [String]()
+        var used = Set<String>()
+        for platform in options.platforms {
+            let (state, platformBases, platformUsed) = try await build(stages, for: platform, scratch: scratch)
+            bases += platformBases
+            used.formUnion(platformUsed)
+            var config = state.config
+            config.created = SourceDateEpoch.rfc3339(options.layerOptions.epoch)
+            images.append(try PlatformImage(config: config, layers: state.layers))
+        }
+        let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
+        return BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
+    }
+
+    /// The automatic platform arguments BuildKit defines.
+    func platformArgs(_ platform: Platform) -> [String: String] {
+        let target = platform.buildArgumentForm
+        let build = options.buildPlatform.buildArgumentForm
+        return [
+            "TARGETPLATFORM": target.platform, "TARGETOS": platform.os, "TARGETARCH": platform.architecture,
+            "TARGETVARIANT": target.variant, "BUILDPLATFORM": build.platform, "BUILDOS": options.buildPlatform.os,
+            "BUILDARCH": options.buildPlatform.architecture, "BUILDVARIANT": build.variant,
+        ]
+    }
+
+    private func build(_ stages: [Stage], for platform: Platform, scratch: String) async throws
+        -> (ImageState, [String], Set<String>)
+    {
+        var global = platformArgs(platform)
+        var used = Set<String>()
+        let expander = WordExpander(escape: dockerfile.escape)
+        for instruction in dockerfile.globalArgs {
+            guard case let .arg(definitions) = instruction.command else { continue }
+            for definition in definitions {
+                if let value = options.buildArgs[definition.name] {
+                    global[definition.name] = value
+                    used.insert(definition.name)
+                } else if let value = definition.defaultValue {
+                    do {
+                        global[definition.name] = try expander.expand(value) { global[$0] }
+                    } catch {
+                        throw BuildError.input("cannot substitute variables in '\(value)': \(error)", location: instruction.location)
+                    }
+                }
+            }
+        }
+        var built = [Int: ImageState]()
+        var bases = [String]()
+        var last: ImageState?
+        for stage in stages {
+            let location = stage.from.location
+            let base: String
+            do {
+                base = try expander.expand(stage.base) { global[$0] }
+            } catch {
+                throw BuildError.input("cannot substitute variables in '\(stage.base)': \(error)", location: location)
+            }
+            var stagePlatform = platform
+            if let text = stage.platform {
+                do {
+                    let expanded = try expander.expand(text) { global[$0] }
+                    stagePlatform = try Platform(parsing: expanded)
+                } catch {
+                    throw BuildError.wrapping(error, at: location)
+                }
+            }
+            var state: ImageState
+            if base.lowercased() == "scratch" {
+                state = ImageState(scratchFor: stagePlatform)
+            } else if let earlier = dockerfile.stages[..<stage.index].last(where: { $0.name == base.lowercased() }),
+                      let earlierState = built[earlier.index]
+            {
+                state = earlierState
+            } else {
+                do {
+                    let image = try await self.bases.image(base, platform: stagePlatform)
+                    bases.append(image.reference)
+                    state = ImageState(base: image, store: store)
+                } catch {
+                    throw BuildError.wrapping(error, at: location)
+                }
+            }
+            if state.environment("PATH") == nil {
+                state.setEnvironment("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            }
+            var images = [String: ImageState]()
+            for instruction in stage.instructions {
+                guard case let .copy(copy) = instruction.command, let from = copy.from else { continue }
+                let name: String
+                do {
+                    name = try expander.expand(from) { global[$0] }
+                } catch {
+                    throw BuildError.input("cannot substitute variables in '\(from)': \(error)", location: instruction.location)
+                }
+                if dockerfile.stage(named: name) == nil, images[name] == nil {
+                    do {
+                        let image = try await self.bases.image(name, platform: platform)
+                        bases.append(image.reference)
+                        images[name] = ImageState(base: image, store: store)
+                    } catch {
+                        throw BuildError.wrapping(error, at: instruction.location)
+                    }
+                }
+            }
+            var builder = StageBuilder(
+                dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
+                buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images, state: state)
+            let triggers = state.runtime.onBuild ?? []
+            builder.state.runtime.onBuild = nil
+            for trigger in triggers {
+                let parsed = try Dockerfile(parsing: "FROM scratch\n" + trigger, file: "ONBUILD trigger of \(base)")
+                for instruction in parsed.stages[0].instructions { try builder.run(instruction) }
+            }
+            for instruction in stage.instructions { try builder.run(instruction) }
+            used.formUnion(builder.usedBuildArgs)
+            built[stage.index] = builder.state
+            last = builder.state
+        }
+        return (last!, bases, used)
+    }
+}

@@ -1,0 +1,81 @@
+import KilnCore
+import KilnLayers
+import KilnOCI
+import KilnRegistry
+import KilnStore
+
+/// A stage's image as instructions change it: config, layers, and (built on first use) what
+/// its file system holds.
+struct ImageState {
+    var config: ImageConfig
+    var layers: [Descriptor]
+    var repository: Repository?
+    /// Blob files of layers not yet applied to `filesystem` (read only when an instruction needs it).
+    private var pendingBlobs: [String] = []
+    private var filesystemValue = ImageFilesystem()
+
+    /// An empty image for `platform` (`FROM scratch`).
+    init(scratchFor platform: Platform) {
+        config = ImageConfig(platform: platform, config: ContainerConfig(), rootfs: RootFS(diffIDs: []), history: [])
+        layers = []
+    }
+
+    /// The state `FROM base` starts from: the base's config and layers, untouched.
+    init(base: BaseImage, store: ContentStore) {
+        config = base.config
+        layers = base.layers.map { layer in
+            var layer = layer
+            // The same bytes under the OCI name, as an OCI manifest lists them.
+            if layer.mediaType == .dockerLayerGzip { layer.mediaType = .ociLayerGzip }
+            return layer
+        }
+        repository = base.repository
+        pendingBlobs = base.layers.map { store.blobPath($0.digest) }
+    }
+
+    var runtime: ContainerConfig {
+        get { config.config ?? ContainerConfig() }
+        set { config.config = newValue }
+    }
+
+    /// The file system, reading base layers the first time it is asked for.
+    mutating func filesystem() throws(LayerError) -> ImageFilesystem {
+        if !pendingBlobs.isEmpty {
+            for blob in pendingBlobs { try filesystemValue.apply(layerBlob: blob) }
+            pendingBlobs = []
+        }
+        return filesystemValue
+    }
+
+    /// Adds a layer kiln wrote, and its history entry.
+    mutating func append(layer: LayerResult, entries: [LayerEntry], history: History) throws(LayerError) {
+        _ = try filesystem()
+        filesystemValue.apply(entries: entries)
+        layers.append(layer.descriptor)
+        config.rootfs.diffIDs.append(layer.diffID)
+        config.history = (config.history ?? []) + [history]
+    }
+
+    /// Records an instruction that changed only the config.
+    mutating func appendEmpty(history: History) {
+        var history = history
+        history.emptyLayer = true
+        config.history = (config.history ?? []) + [history]
+    }
+
+    /// The value of an environment variable of the image.
+    func environment(_ name: String) -> String? {
+        for pair in runtime.env ?? [] where pair.hasPrefix(name + "=") { return String(pair.dropFirst(name.count + 1)) }
+        return nil
+    }
+
+    mutating func setEnvironment(_ name: String, _ value: String) {
+        var env = runtime.env ?? []
+        if let index = env.firstIndex(where: { $0.hasPrefix(name + "=") || $0 == name }) {
+            env[index] = "\(name)=\(value)"
+        } else {
+            env.append("\(name)=\(value)")
+        }
+        runtime.env = env
+    }
+}

@@ -1,0 +1,198 @@
+import KilnCore
+import KilnDockerfile
+import KilnLayers
+import KilnOCI
+import KilnStore
+
+/// Runs one stage's instructions natively for one platform: config instructions change the
+/// config, each `COPY`/`ADD` becomes one layer written by kiln's layer engine, and every
+/// instruction gets a history entry (`empty_layer` when it made no layer).
+struct StageBuilder {
+    let dockerfile: Dockerfile
+    let context: BuildContext
+    let store: ContentStore
+    let layerOptions: LayerOptions
+    /// Build arguments from the command line (`--build-arg`).
+    let buildArgs: [String: String]
+    /// Values of the `ARG`s before the first `FROM`, and the automatic platform arguments.
+    let globalArgs: [String: String]
+    /// Where staged file contents (from other images, archives) go for the duration of the build.
+    let scratch: String
+    /// Stages already built for this platform, by index.
+    let stages: [Int: ImageState]
+    /// Images named by `COPY --from=image`.
+    let images: [String: ImageState]
+
+    var state: ImageState
+    /// `ARG`s declared in this stage, with their values.
+    var args: [String: String] = [:]
+    var usedBuildArgs: Set<String> = []
+    /// Whether this stage set `CMD` (an `ENTRYPOINT` clears an inherited one only).
+    var cmdSet = false
+    var stagedFiles = 0
+
+    var created: String { SourceDateEpoch.rfc3339(layerOptions.epoch) }
+    var expander: WordExpander { WordExpander(escape: dockerfile.escape) }
+
+    func lookup(_ name: String) -> String? { state.environment(name) ?? args[name] }
+
+    func expand(_ word: String, _ instruction: Instruction) throws(BuildError) -> String {
+        do {
+            return try expander.expand(word) { lookup($0) }
+        } catch {
+            throw .input("cannot substitute variables in '\(word)': \(error)", location: instruction.location)
+        }
+    }
+
+    mutating func run(_ instruction: Instruction) throws(BuildError) {
+        let history = History(created: created, createdBy: instruction.source, comment: "kiln")
+        do {
+            switch instruction.command {
+            case .from: return
+            case let .arg(definitions):
+                for definition in definitions {
+                    if let value = buildArgs[definition.name] {
+                        usedBuildArgs.insert(definition.name)
+                        args[definition.name] = value
+                    } else if let value = definition.defaultValue {
+                        args[definition.name] = try expand(value, instruction)
+                    } else if let value = globalArgs[definition.name] {
+                        args[definition.name] = value
+                    }
+                }
+            case let .env(pairs):
+                for pair in pairs { state.setEnvironment(try expand(pair.key, instruction), try expand(pair.value, instruction)) }
+            case let .label(pairs):
+                var labels = state.runtime.labels ?? [:]
+                for pair in pairs { labels[try expand(pair.key, instruction)] = try expand(pair.value, instruction) }
+                state.runtime.labels = labels
+            case let .workdir(path):
+                let expanded = try expand(path, instruction)
+                let directory = Self.absolute(expanded, from: state.runtime.workingDir ?? "/")
+                state.runtime.workingDir = directory
+                if try !state.filesystem().isDirectory(String(directory.dropFirst())), directory != "/" {
+                    try addLayer(try directoryEntries(for: directory), history: history)
+                    return
+                }
+            case let .user(user): state.runtime.user = try expand(user, instruction)
+            case let .expose(ports):
+                var exposed = state.runtime.exposedPorts ?? [:]
+                for port in ports {
+                    for key in try Self.portKeys(try expand(port, instruction), instruction) { exposed[key] = EmptyObject() }
+                }
+                state.runtime.exposedPorts = exposed
+            case let .volume(paths):
+                var volumes = state.runtime.volumes ?? [:]
+                for path in paths {
+                    let expanded = try expand(path, instruction)
+                    guard !expanded.isEmpty else { throw BuildError.input("VOLUME paths cannot be empty", location: instruction.location) }
+                    volumes[expanded] = EmptyObject()
+                }
+                state.runtime.volumes = volumes
+            case let .stopSignal(signal): state.runtime.stopSignal = try expand(signal, instruction)
+            case let .entrypoint(form):
+                state.runtime.entrypoint = commandWords(form)
+                if !cmdSet { state.runtime.cmd = nil }
+            case let .cmd(form):
+                state.runtime.cmd = commandWords(form)
+                cmdSet = true
+            case let .shell(words): state.runtime.shell = words
+            case let .healthcheck(check):
+                var health = Healthcheck(test: check.test)
+                if check.interval > 0 { health.interval = check.interval }
+                if check.timeout > 0 { health.timeout = check.timeout }
+                if check.startPeriod > 0 { health.startPeriod = check.startPeriod }
+                if check.startInterval > 0 { health.startInterval = check.startInterval }
+                if check.retries > 0 { health.retries = check.retries }
+                state.runtime.healthcheck = health
+            case let .onBuild(trigger): state.runtime.onBuild = (state.runtime.onBuild ?? []) + [trigger]
+            case let .maintainer(name): state.config.author = name
+            case .run:
+                throw BuildError.input(
+                    "RUN needs a container runtime, and this build has no RUN executor; only the steps after a stage's last RUN are built natively",
+                    location: instruction.location)
+            case let .copy(copy):
+                try addLayer(try copyEntries(copy, isAdd: false, instruction), history: history)
+                return
+            case let .add(copy):
+                try addLayer(try copyEntries(copy, isAdd: true, instruction), history: history)
+                return
+            }
+        } catch {
+            throw BuildError.wrapping(error, at: instruction.location)
+        }
+        state.appendEmpty(history: history)
+    }
+
+    /// Exec form as given; shell form run by the stage's `SHELL` (default `/bin/sh -c`).
+    func commandWords(_ form: CommandForm) -> [String] {
+        switch form {
+        case let .exec(words): words
+        case let .shell(text): (state.runtime.shell ?? ["/bin/sh", "-c"]) + [text]
+        }
+    }
+
+    mutating func addLayer(_ entries: [LayerEntry], history: History) throws {
+        let ingest = try store.beginIngest()
+        do {
+            let layer = try LayerWriter.write(entries, options: layerOptions, to: ingest)
+            _ = try ingest.commit(expected: layer.digest)
+            try state.append(layer: layer, entries: entries, history: history)
+        } catch {
+            ingest.discard()
+            throw error
+        }
+    }
+
+    // MARK: - Paths
+
+    /// An absolute, cleaned image path; relative paths are taken from `directory`.
+    static func absolute(_ path: String, from directory: String) -> String {
+        let joined = path.hasPrefix("/") ? path : directory + "/" + path
+        var parts = [Substring]()
+        for part in joined.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Entries creating `directory` and the parents it lacks (`0755`, `0:0`); existing parents
+    /// are repeated with their current metadata, as a layer diff lists them.
+    mutating func directoryEntries(for directory: String) throws -> [LayerEntry] {
+        let filesystem = try state.filesystem()
+        let resolved = filesystem.resolve(String(directory.dropFirst()))
+        return try parents(of: resolved + "/x", in: filesystem)
+    }
+
+    /// The entries for every ancestor of `path` (an image path without leading `/`).
+    func parents(of path: String, in filesystem: ImageFilesystem) throws -> [LayerEntry] {
+        var result = [LayerEntry]()
+        var current = ""
+        let components = path.split(separator: "/")
+        for component in components.dropLast() {
+            current = current.isEmpty ? String(component) : current + "/" + component
+            let layerPath = try LayerPath(current)
+            if let node = filesystem.node(current), node.kind == .directory {
+                result.append(.directory(layerPath, mode: node.mode, uid: node.uid, gid: node.gid))
+            } else {
+                result.append(.directory(layerPath))
+            }
+        }
+        return result
+    }
+
+    static func portKeys(_ text: String, _ instruction: Instruction) throws(BuildError) -> [String] {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        let proto = parts.count == 2 ? parts[1].lowercased() : "tcp"
+        guard ["tcp", "udp", "sctp"].contains(proto), let range = parts.first else {
+            throw .input("EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
+        }
+        let bounds = range.split(separator: "-", maxSplits: 1).map { Int($0) }
+        guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, low <= high, low >= 0, high <= 65535 else {
+            throw .input("EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
+        }
+        return (low...high).map { "\($0)/\(proto)" }
+    }
+}

@@ -1,0 +1,140 @@
+import CArchive
+import KilnCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One member of a tar stream as a layer records it.
+public struct TarMember: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case directory
+        case regularFile(size: Int64)
+        case symlink(target: String)
+        /// A hard link to an earlier member (path normalised like `path`).
+        case hardLink(target: String)
+        /// Devices, FIFOs: kept in listings, never copied.
+        case other
+    }
+
+    /// The path, `/`-separated, without a leading `/` or `./` and without a trailing `/`.
+    public var path: String
+    public var kind: Kind
+    public var mode: UInt32
+    public var uid: Int
+    public var gid: Int
+}
+
+/// Reads tar streams (a base image's layers, or an archive `ADD` unpacks), compressed or not:
+/// libarchive detects gzip, bzip2, xz and zstd by their magic numbers.
+public final class LayerReader {
+    private let archive: OpaquePointer
+    private let path: String
+    private let locale: locale_t?
+    private let previousLocale: locale_t?
+
+    /// Opens the file at `path` as a (possibly compressed) tar stream.
+    /// - Throws: `LayerError.archive` when it is not one.
+    public init(path: String) throws(LayerError) {
+        self.path = path
+        locale = kiln_utf8_locale()
+        previousLocale = locale.map { uselocale($0) }
+        guard let archive = archive_read_new() else { throw .archive("libarchive could not start reading", path: nil) }
+        self.archive = archive
+        archive_read_support_filter_all(archive)
+        archive_read_support_format_tar(archive)
+        archive_read_support_format_gnutar(archive)
+        guard archive_read_open_filename(archive, path, 64 << 10) == ARCHIVE_OK else {
+            let message = Self.message(archive)
+            archive_read_free(archive)
+            if let previousLocale { uselocale(previousLocale) }
+            if let locale { freelocale(locale) }
+            throw .archive("'\(path)' is not a readable tar archive: \(message)", path: nil)
+        }
+    }
+
+    deinit {
+        archive_read_free(archive)
+        if let previousLocale { uselocale(previousLocale) }
+        if let locale { freelocale(locale) }
+    }
+
+    /// Whether the file at `path` is a tar archive (compressed or not), as `ADD` decides.
+    public static func isArchive(_ path: String) -> Bool {
+        guard let reader = try? LayerReader(path: path) else { return false }
+        return (try? reader.next()) != nil
+    }
+
+    /// The next member, or nil at the end. Its data is read with `readData` before the next call.
+    public func next() throws(LayerError) -> TarMember? {
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        guard status >= ARCHIVE_WARN, let entry else {
+            throw .archive("'\(path)' is not a readable tar archive: \(Self.message(archive))", path: nil)
+        }
+        let name = Self.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
+        let mode = UInt32(archive_entry_perm(entry)) & 0o7777
+        let uid = Int(archive_entry_uid(entry)), gid = Int(archive_entry_gid(entry))
+        let kind: TarMember.Kind
+        if let target = archive_entry_hardlink(entry) {
+            kind = .hardLink(target: Self.normalize(String(cString: target)))
+        } else {
+            switch archive_entry_filetype(entry) & 0o170000 {
+            case 0o040000: kind = .directory
+            case 0o100000: kind = .regularFile(size: archive_entry_size(entry))
+            case 0o120000: kind = .symlink(target: archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
+            default: kind = .other
+            }
+        }
+        return TarMember(path: name, kind: kind, mode: mode, uid: uid, gid: gid)
+    }
+
+    /// Streams the current member's bytes into `sink`.
+    public func readData(into sink: some ByteSink) throws(LayerError) {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            if count == 0 { return }
+            guard count > 0 else { throw .archive("reading '\(path)' failed: \(Self.message(archive))", path: nil) }
+            let failure = buffer.withUnsafeBytes { (raw) -> FileError? in
+                do {
+                    try sink.write(UnsafeRawBufferPointer(rebasing: raw[..<count]))
+                    return nil
+                } catch {
+                    return error as? FileError ?? FileError("write data of", path: self.path, code: EIO)
+                }
+            }
+            if let failure { throw .output(failure) }
+        }
+    }
+
+    /// The current member's bytes, refusing more than `limit`.
+    public func readData(limit: Int) throws(LayerError) -> [UInt8] {
+        let collector = Collector(limit: limit)
+        try readData(into: collector)
+        return collector.bytes
+    }
+
+    private final class Collector: ByteSink {
+        var bytes = [UInt8]()
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+        func write(_ buffer: UnsafeRawBufferPointer) throws(FileError) {
+            guard bytes.count + buffer.count <= limit else { throw FileError("read (file too large)", path: "layer member", code: EFBIG) }
+            bytes += buffer
+        }
+    }
+
+    static func normalize(_ name: String) -> String {
+        var parts = [Substring]()
+        for part in name.split(separator: "/") where part != "." && !part.isEmpty { parts.append(part) }
+        return parts.joined(separator: "/")
+    }
+
+    private static func message(_ archive: OpaquePointer) -> String {
+        archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+    }
+}
