@@ -111,7 +111,7 @@ extension StageBuilder {
             guard !rootResolved.isEmpty || group.isDirectory else {
                 throw BuildError.input("\(keyword) cannot replace the image's root directory with a file", location: location)
             }
-            for entry in try parents(of: rootResolved + "/x", in: filesystem) where placed[entry.path.description] == nil {
+            for entry in try parents(of: rootResolved + "/x", in: filesystem, owner: owner) where placed[entry.path.description] == nil {
                 if !rootResolved.isEmpty || entry.path.description != "" { place(entry) }
             }
             for item in group.items {

@@ -166,8 +166,9 @@ struct StageBuilder {
         return try parents(of: resolved + "/x", in: filesystem)
     }
 
-    /// The entries for every ancestor of `path` (an image path without leading `/`).
-    func parents(of path: String, in filesystem: ImageFilesystem) throws -> [LayerEntry] {
+    /// The entries for every ancestor of `path` (an image path without leading `/`); missing
+    /// ones are created `0755`, owned by `owner` (a `--chown`) or root.
+    func parents(of path: String, in filesystem: ImageFilesystem, owner: (uid: Int, gid: Int)? = nil) throws -> [LayerEntry] {
         var result = [LayerEntry]()
         var current = ""
         let components = path.split(separator: "/")
@@ -177,7 +178,7 @@ struct StageBuilder {
             if let node = filesystem.node(current), node.kind == .directory {
                 result.append(.directory(layerPath, mode: node.mode, uid: node.uid, gid: node.gid))
             } else {
-                result.append(.directory(layerPath))
+                result.append(.directory(layerPath, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0))
             }
         }
         return result

@@ -47,10 +47,8 @@ public final class LayerReader {
         archive_read_support_format_tar(archive)
         archive_read_support_format_gnutar(archive)
         guard archive_read_open_filename(archive, path, 64 << 10) == ARCHIVE_OK else {
+            // deinit runs for a class whose stored properties are all set, and frees what we hold.
             let message = Self.message(archive)
-            archive_read_free(archive)
-            if let previousLocale { uselocale(previousLocale) }
-            if let locale { freelocale(locale) }
             throw .archive("'\(path)' is not a readable tar archive: \(message)", path: nil)
         }
     }

@@ -89,7 +89,7 @@ struct BuildCommand: AsyncParsableCommand {
                     let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }
                         .first { $0.registry == target.repository.registry }
                     let report = try await ImagePusher(client: client).push(result.bundle.root, from: store, to: target, mountFrom: mount)
-                    render(result, destination: report.reference.pinned(to: report.root.digest).description)
+                    render(result, destination: report.reference.description)
                 } else {
                     try OCILayout(root: layout.directory).write(result.bundle, tag: layout.tag, layersFrom: store)
                     render(result, destination: layout.description)
