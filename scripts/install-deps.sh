@@ -3,7 +3,8 @@
 # Build: zlib, libarchive and OpenSSL headers (pkg-config). Tests: the tools that check kiln's
 # output (tar, gzip, umoci, skopeo, GNU time, setpriv), the registry they push to, and what the
 # registry tests put around it (nginx as a capped TLS front, htpasswd, openssl for certificates,
-# python3 for the test token server).
+# python3 for the test token server), buildah for the Dockerfile differential tests, and arm64
+# package lists so those tests can fetch busybox-static:arm64 with apt-get download.
 set -euo pipefail
 
 packages=()
@@ -29,17 +30,25 @@ need_tool htpasswd apache2-utils
 need_tool openssl openssl
 need_tool python3 python3
 need_tool curl curl
+need_tool buildah buildah
 [ -x /usr/bin/time ] || packages+=(time)
+needs_arm64=false
+dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 || needs_arm64=true
 
-if [ ${#packages[@]} -eq 0 ]; then
+if [ ${#packages[@]} -eq 0 ] && [ "$needs_arm64" = false ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "kiln needs: ${packages[*]}" >&2
-    echo "install them with: sudo apt-get install -y ${packages[*]}" >&2
+    [ ${#packages[@]} -eq 0 ] || echo "kiln needs: ${packages[*]} (sudo apt-get install -y ${packages[*]})" >&2
+    [ "$needs_arm64" = false ] || echo "the tests need arm64 package lists: sudo dpkg --add-architecture arm64 && sudo apt-get update" >&2
     exit 1
 fi
-echo "installing: ${packages[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ "$needs_arm64" = true ]; then
+    dpkg --add-architecture arm64
+fi
 apt-get update -qq
-apt-get install -y -qq "${packages[@]}" >/dev/null
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "installing: ${packages[*]}" >&2
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+fi

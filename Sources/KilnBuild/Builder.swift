@@ -94,6 +94,8 @@ public struct Builder: Sendable {
                         throw .input("COPY --from=\(from) names a stage that is not defined before this one", location: instruction.location)
                     }
                     pending.append(source.index)
+                } else {
+                    try checkImageName(from, at: instruction.location)
                 }
             }
         }
@@ -106,6 +108,16 @@ public struct Builder: Sendable {
             }
         }
         return stages
+    }
+
+    /// A `--from` that is no stage must look like an image reference: a bare word is far more
+    /// often a mistyped stage name than an image from Docker Hub's library.
+    func checkImageName(_ name: String, at location: SourceLocation) throws(BuildError) {
+        guard !name.contains(where: { "/:@.".contains($0) }) else { return }
+        let names = dockerfile.stages.map { $0.name ?? String($0.index) }
+        throw .input(
+            "COPY --from=\(name) names no stage of this Dockerfile (stages: \(names.joined(separator: ", "))); to copy from an image, give its tag, e.g. --from=\(name):latest",
+            location: location)
     }
 
     public func build() async throws -> BuildResult {
@@ -208,6 +220,7 @@ public struct Builder: Sendable {
                     throw BuildError.input("cannot substitute variables in '\(from)': \(error)", location: instruction.location)
                 }
                 if dockerfile.stage(named: name) == nil, images[name] == nil {
+                    try checkImageName(name, at: instruction.location)
                     do {
                         let image = try await self.bases.image(name, platform: platform)
                         bases.append(image.reference)
