@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 
 /// A Dockerfile's text cut into instructions the way BuildKit's parser cuts it: parser
@@ -186,8 +187,10 @@ struct LineSplitter {
                 body += String(line) + "\n"
             }
             guard closed else {
+                let indented = lines.contains { String($0).trimmingCharacters(in: .whitespaces) == opener.name }
+                let hint = indented ? "; the closing line may not be indented (only <<- strips leading tabs)" : ""
                 throw DockerfileError(
-                    "heredoc '\(opener.name)' opened here is never closed (expected a line reading '\(opener.name)')",
+                    "heredoc '\(opener.name)' opened here is never closed (expected a line reading '\(opener.name)'\(hint))",
                     at: SourceLocation(file: file, line: logical.firstLine, column: nil))
             }
             logical.heredocs.append(Heredoc(name: opener.name, content: body, expands: opener.expands, stripsTabs: opener.stripsTabs))

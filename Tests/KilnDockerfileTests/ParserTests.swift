@@ -229,6 +229,8 @@ struct ParserTests {
         ErrorCase(text: "FROM scratch AS a\nFROM scratch AS A\n", location: "Dockerfile:2:1", message: "a stage named 'a' already exists"),
         ErrorCase(text: "FROM scratch\nCOPY <<EOF /x\nnever closed\n", location: "Dockerfile:2",
                   message: "heredoc 'EOF' opened here is never closed (expected a line reading 'EOF')"),
+        ErrorCase(text: "FROM scratch\nCOPY <<EOF /x\n  body\n  EOF\n", location: "Dockerfile:2",
+                  message: "heredoc 'EOF' opened here is never closed (expected a line reading 'EOF'; the closing line may not be indented (only <<- strips leading tabs))"),
         ErrorCase(text: "# escape=x\nFROM scratch\n", location: "Dockerfile:1:1", message: "the escape directive takes '\\' or '`', not 'x'"),
         ErrorCase(text: "FROM scratch\nCOPY --chmod=9z a /b\n", location: "Dockerfile:2:6", message: "--chmod takes an octal mode such as 0755, not '9z'"),
         ErrorCase(text: "FROM scratch\nONBUILD FROM x\n", location: "Dockerfile:2:9", message: "FROM is not allowed as an ONBUILD trigger"),
