@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
         .library(name: "KilnDockerfile", targets: ["KilnDockerfile"]),
         .library(name: "KilnBuild", targets: ["KilnBuild"]),
+        .library(name: "KilnPin", targets: ["KilnPin"]),
+        .library(name: "KilnProcessors", targets: ["KilnProcessors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
@@ -48,6 +51,10 @@ let package = Package(
         .target(
             name: "KilnBuild",
             dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnDockerfile"]),
+        .target(name: "KilnPin", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "KilnProcessors",
+            dependencies: ["KilnCore", "KilnOCI", "KilnDockerfile", "KilnPin", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -61,6 +68,8 @@ let package = Package(
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
+        .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
+        .testTarget(name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI"]),
         .testTarget(
             name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
     ],

@@ -26,17 +26,46 @@ public protocol BaseImageSource: Sendable {
 public struct RegistryBaseImages: BaseImageSource {
     private let client: RegistryClient
     private let store: ContentStore
+    private let downloadsLayers: Bool
+    private let memo: Resolutions
 
-    public init(client: RegistryClient, store: ContentStore) {
+    /// Resolutions shared by several sources for one run, so a base that many processors use is
+    /// asked for once per platform (a tag could otherwise move halfway through a run).
+    public actor Resolutions {
+        private var entries: [String: Task<BaseImage, any Error>] = [:]
+
+        public init() {}
+
+        func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
+            if let task = entries[key] { return try await task.value }
+            let task = Task { try await make() }
+            entries[key] = task
+            return try await task.value
+        }
+    }
+
+    /// - Parameters:
+    ///   - downloadsLayers: false to resolve only (config and digests), as computing a cache key needs.
+    ///   - resolutions: shared with other sources of the same run.
+    public init(client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions()) {
         self.client = client
         self.store = store
+        self.downloadsLayers = downloadsLayers
+        self.memo = resolutions
     }
 
     public func image(_ text: String, platform: Platform) async throws -> BaseImage {
         let reference = try ImageReference(parsing: text)
-        let image = try await client.resolve(reference, platforms: [platform])
-        let platformImage = image.images[0]
-        for layer in platformImage.imageManifest.layers where !store.contains(layer.digest) {
+        let client = self.client
+        let image = try await memo.image("\(text) \(platform)") {
+            let image = try await client.resolve(reference, platforms: [platform])
+            let platformImage = image.images[0]
+            return BaseImage(
+                reference: image.pinned.description, manifestDigest: platformImage.manifest.digest, config: platformImage.config,
+                layers: platformImage.imageManifest.layers, repository: reference.repository)
+        }
+        guard downloadsLayers else { return image }
+        for layer in image.layers where !store.contains(layer.digest) {
             guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
                 throw BuildError(
                     "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil,
@@ -45,8 +74,6 @@ public struct RegistryBaseImages: BaseImageSource {
             let ingest = try await client.downloadBlob(layer, from: reference.repository) { try store.beginIngest() }
             _ = try ingest.commit(expected: layer.digest)
         }
-        return BaseImage(
-            reference: image.pinned.description, manifestDigest: platformImage.manifest.digest, config: platformImage.config,
-            layers: platformImage.imageManifest.layers, repository: reference.repository)
+        return image
     }
 }

@@ -16,17 +16,23 @@ public struct BuildContext: Sendable {
     /// The ignore file used, if any.
     public let ignoreFile: String?
 
-    public init(root: String, dockerfile: String) throws(BuildError) {
+    /// - Parameter hiding: absolute paths to leave out as if `.dockerignore` named them, after
+    ///   its own rules (so no `!` pattern brings them back).
+    public init(root: String, dockerfile: String, hiding: [String] = []) throws(BuildError) {
         let absolute = FilePaths.absolute(root)
         guard FilePaths.isDirectory(absolute) else {
             throw .input("the build context '\(root)' is not a directory", location: nil)
         }
         self.root = absolute
+        var ignore: DockerIgnore
         do {
             (ignore, ignoreFile) = try DockerIgnore.load(context: absolute, dockerfile: FilePaths.absolute(dockerfile))
         } catch {
             throw .io(error)
         }
+        let hidden = hiding.filter { $0.hasPrefix(absolute + "/") }.map { String($0.dropFirst(absolute.count + 1)) }
+        ignore.patterns += DockerIgnore(parsing: hidden.joined(separator: "\n")).patterns
+        self.ignore = ignore
     }
 
     /// One file-system object of the context.

@@ -39,6 +39,17 @@ extension Platform {
     }
 }
 
+/// What a build for one platform reads: everything its cache key must cover.
+public struct BuildInputs: Sendable {
+    public var platform: Platform
+    /// Context items read by `COPY`/`ADD`, sorted by path, each once.
+    public var files: [BuildContext.Item]
+    /// `REFERENCE PLATFORM-MANIFEST-DIGEST` of every base and `--from` image, sorted.
+    public var bases: [String]
+    /// The `--build-arg`s an `ARG` took.
+    public var buildArgs: [String: String]
+}
+
 /// What a build made.
 public struct BuildResult: Sendable {
     public var bundle: ImageBundle
@@ -77,7 +88,7 @@ public struct Builder: Sendable {
 
     /// Checks what can be checked before any work: the target exists, every stage it needs is
     /// known, and no needed stage has a `RUN` (which needs a container runtime).
-    public func preflight() throws(BuildError) -> [Stage] {
+    public func preflight(allowingRun: Bool = false) throws(BuildError) -> [Stage] {
         let target = try targetStage()
         var needed = Set<Int>()
         var pending = [target.index]
@@ -100,8 +111,8 @@ public struct Builder: Sendable {
             }
         }
         let stages = needed.sorted().map { dockerfile.stages[$0] }
-        for stage in stages {
-            if let run = stage.lastRun ?? stage.instructions.first(where: { if case .run = $0.command { true } else { false } }) {
+        for stage in stages where !allowingRun {
+            if let run = stage.lastRun {
                 throw .input(
                     "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage.name ?? String(stage.index)))",
                     location: run.location)
@@ -128,15 +139,35 @@ public struct Builder: Sendable {
         var bases = [String]()
         var used = Set<String>()
         for platform in options.platforms {
-            let (state, platformBases, platformUsed) = try await build(stages, for: platform, scratch: scratch)
-            bases += platformBases
-            used.formUnion(platformUsed)
+            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false)
+            bases += run.bases.map(\.reference)
+            used.formUnion(run.usedBuildArgs)
+            let state = run.state
             var config = state.config
             config.created = SourceDateEpoch.rfc3339(options.layerOptions.epoch)
             images.append(try PlatformImage(config: config, layers: state.layers))
         }
         let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
         return BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
+    }
+
+    /// What a build for each platform would read, without building: the context items its
+    /// `COPY`/`ADD` instructions read (after `.dockerignore`, sorted, each once) and the base
+    /// images by platform manifest digest. Base images are resolved but their layers are not
+    /// fetched when the source does not need them.
+    public func inputs() async throws -> [BuildInputs] {
+        let stages = try preflight(allowingRun: true)
+        var result = [BuildInputs]()
+        for platform in options.platforms {
+            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true)
+            var unique = [String: BuildContext.Item]()
+            for item in run.reads { unique[item.path] = item }
+            let files = unique.values.sorted { $0.path < $1.path }
+            let bases = Set(run.bases.map { "\($0.reference) \($0.manifestDigest)" }).sorted()
+            let args = options.buildArgs.filter { run.usedBuildArgs.contains($0.key) }
+            result.append(BuildInputs(platform: platform, files: files, bases: bases, buildArgs: args))
+        }
+        return result
     }
 
     /// The automatic platform arguments BuildKit defines.
@@ -150,9 +181,15 @@ public struct Builder: Sendable {
         ]
     }
 
-    private func build(_ stages: [Stage], for platform: Platform, scratch: String) async throws
-        -> (ImageState, [String], Set<String>)
-    {
+    /// One platform's run through the stages.
+    private struct PlatformRun {
+        var state: ImageState
+        var bases: [BaseImage]
+        var usedBuildArgs: Set<String>
+        var reads: [BuildContext.Item]
+    }
+
+    private func build(_ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool) async throws -> PlatformRun {
         var global = platformArgs(platform)
         var used = Set<String>()
         let expander = WordExpander(escape: dockerfile.escape)
@@ -172,7 +209,8 @@ public struct Builder: Sendable {
             }
         }
         var built = [Int: ImageState]()
-        var bases = [String]()
+        var bases = [BaseImage]()
+        var reads = [BuildContext.Item]()
         var last: ImageState?
         for stage in stages {
             let location = stage.from.location
@@ -201,7 +239,7 @@ public struct Builder: Sendable {
             } else {
                 do {
                     let image = try await self.bases.image(base, platform: stagePlatform)
-                    bases.append(image.reference)
+                    bases.append(image)
                     state = ImageState(base: image, store: store)
                 } catch {
                     throw BuildError.wrapping(error, at: location)
@@ -223,7 +261,7 @@ public struct Builder: Sendable {
                     try checkImageName(name, at: instruction.location)
                     do {
                         let image = try await self.bases.image(name, platform: platform)
-                        bases.append(image.reference)
+                        bases.append(image)
                         images[name] = ImageState(base: image, store: store)
                     } catch {
                         throw BuildError.wrapping(error, at: instruction.location)
@@ -233,6 +271,7 @@ public struct Builder: Sendable {
             var builder = StageBuilder(
                 dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
                 buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images, state: state)
+            builder.inputsOnly = inputsOnly
             let triggers = state.runtime.onBuild ?? []
             builder.state.runtime.onBuild = nil
             for trigger in triggers {
@@ -241,9 +280,22 @@ public struct Builder: Sendable {
             }
             for instruction in stage.instructions { try builder.run(instruction) }
             used.formUnion(builder.usedBuildArgs)
+            reads += builder.reads
             built[stage.index] = builder.state
             last = builder.state
         }
-        return (last!, bases, used)
+        return PlatformRun(state: last!, bases: bases, usedBuildArgs: used, reads: reads)
+    }
+}
+
+extension ContentStore {
+    /// Puts a bundle's configs, manifests and index in the store, so it can serve the whole image
+    /// to a push or a layout (the layers are there already).
+    public func stage(_ bundle: ImageBundle) throws(StoreError) {
+        for image in bundle.images {
+            _ = try put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
+            _ = try put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
+        }
+        if case let .multiPlatform(index, _) = bundle { _ = try put(index.bytes, mediaType: index.descriptor.mediaType) }
     }
 }

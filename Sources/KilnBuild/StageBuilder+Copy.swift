@@ -145,6 +145,21 @@ extension StageBuilder {
 
     // MARK: - Sources from the context
 
+    /// Records the context items a `COPY`/`ADD` reads, as `groupsFromContext` would visit them.
+    mutating func recordReads(_ copy: CopyCommand, _ instruction: Instruction) throws {
+        guard copy.from == nil else { return }
+        let excludes = copy.excludes.isEmpty ? nil : DockerIgnore(parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }.joined(separator: "\n"))
+        for source in copy.sources {
+            let expanded = try expand(source, instruction)
+            if expanded.contains("://") || expanded.hasPrefix("git@") { continue }
+            for item in try context.resolve(source: expanded, at: instruction.location) {
+                if let excludes, excludes.excludes(item.path) { continue }
+                reads.append(item)
+                if item.kind == .directory { reads += try context.walk(item, excluding: excludes) }
+            }
+        }
+    }
+
     private mutating func groupsFromContext(
         _ source: String, isAdd: Bool, parents: Bool, excludes: DockerIgnore?, location: SourceLocation
     ) throws -> [Group] {

@@ -24,6 +24,11 @@ struct StageBuilder {
     let images: [String: ImageState]
 
     var state: ImageState
+    /// Only follow the instructions to learn what they read (`Builder.inputs`): no layers, no
+    /// look into the image's files.
+    var inputsOnly = false
+    /// Context items `COPY`/`ADD` read, recorded when `inputsOnly`.
+    var reads: [BuildContext.Item] = []
     /// `ARG`s declared in this stage, with their values.
     var args: [String: String] = [:]
     var usedBuildArgs: Set<String> = []
@@ -70,7 +75,7 @@ struct StageBuilder {
                 let expanded = try expand(path, instruction)
                 let directory = Self.absolute(expanded, from: state.runtime.workingDir ?? "/")
                 state.runtime.workingDir = directory
-                if try !state.filesystem().isDirectory(String(directory.dropFirst())), directory != "/" {
+                if !inputsOnly, try !state.filesystem().isDirectory(String(directory.dropFirst())), directory != "/" {
                     try addLayer(try directoryEntries(for: directory), history: history)
                     return
                 }
@@ -111,6 +116,8 @@ struct StageBuilder {
                 throw BuildError.input(
                     "RUN needs a container runtime, and this build has no RUN executor; only the steps after a stage's last RUN are built natively",
                     location: instruction.location)
+            case let .copy(copy) where inputsOnly, let .add(copy) where inputsOnly:
+                try recordReads(copy, instruction)
             case let .copy(copy):
                 try addLayer(try copyEntries(copy, isAdd: false, instruction), history: history)
                 return

@@ -107,4 +107,21 @@ public enum FilePaths {
         let cwd = String(cString: pointer)
         return path == "." ? cwd : join(cwd, path)
     }
+
+    /// `path` with `.`, `..` and repeated slashes folded away, lexically (symlinks untouched).
+    public static func clean(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var parts = [Substring]()
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == "..", let last = parts.last, last != ".." {
+                parts.removeLast()
+                continue
+            }
+            if part == "..", absolute { continue }
+            parts.append(part)
+        }
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
 }

@@ -1,0 +1,146 @@
+import KilnCore
+import Yams
+import KilnOCI
+import KilnPin
+
+/// Which `image:` keys the lane writes.
+public enum PinMode: String, Sendable, CaseIterable {
+    /// The keys the file already has; `image.platforms.*` when it has none.
+    case auto
+    /// `image.platforms.<arch>`: one manifest digest per platform.
+    case platforms
+    /// `image.oci`: the index digest.
+    case oci
+    /// Both.
+    case both
+}
+
+/// The lane's settings: `kiln.yaml` at the repository root, each overridable by a flag.
+///
+/// ```yaml
+/// processors: [tools/**/registry.yaml, code/apps/core/processors/**/registry.yaml]
+/// registry: ghcr.io
+/// owner: acme
+/// repository: "{registry}/{owner}/{ns}-{name}"
+/// platforms: [linux/amd64, linux/arm64]
+/// pin: auto
+/// jobs: 4
+/// ```
+public struct LaneConfig: Sendable {
+    public static let defaultGlobs = ["tools/**/registry.yaml", "code/apps/core/processors/**/registry.yaml"]
+    public static let defaultTemplate = "{registry}/{owner}/{ns}-{name}"
+
+    /// The repository root: the folder holding `kiln.yaml`, else the git top level.
+    public var root: String
+    /// The `kiln.yaml` read, if any.
+    public var file: String?
+    public var globs = LaneConfig.defaultGlobs
+    public var registry = "ghcr.io"
+    public var owner: String?
+    /// `{repo}` in the template: the repository's name (default: the root folder's name).
+    public var repo: String?
+    public var repositoryTemplate = LaneConfig.defaultTemplate
+    public var platforms: [Platform] = [.linuxAMD64, .linuxARM64]
+    public var pin = PinMode.auto
+    public var jobs: Int?
+    /// A repository for the key tags instead of each target repository.
+    public var cacheRepository: String?
+    /// Build args for every processor (a processor's own `build.args` win).
+    public var buildArgs: [String: String] = [:]
+
+    public init(root: String) { self.root = root }
+
+    /// The root a command works on: `explicit`, else the nearest folder above `start` holding
+    /// `kiln.yaml`, else the nearest holding `.git`, else `start`.
+    public static func findRoot(explicit: String?, from start: String) -> String {
+        if let explicit { return FilePaths.clean(FilePaths.absolute(explicit)) }
+        let start = FilePaths.clean(FilePaths.absolute(start))
+        for marker in ["kiln.yaml", ".git"] {
+            var directory = start
+            while true {
+                if FilePaths.exists(FilePaths.join(directory, marker)) { return directory }
+                let parent = FilePaths.directory(of: directory)
+                if parent == directory || directory == "/" { break }
+                directory = parent
+            }
+        }
+        return start
+    }
+
+    /// Reads `ROOT/kiln.yaml` when present; the defaults otherwise.
+    public static func load(root: String) throws(YAMLFileError) -> LaneConfig {
+        var config = LaneConfig(root: root)
+        let path = FilePaths.join(root, "kiln.yaml")
+        guard FilePaths.exists(path) else { return config }
+        let document = try YAMLDocument(path: path)
+        config.file = path
+        let known: Set<String> = ["processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args"]
+        for entry in document.root ?? Node.Mapping([]) {
+            guard let key = entry.key.string, known.contains(key) else {
+                throw YAMLFileError(
+                    "unknown key '\(entry.key.string ?? "?")'; kiln.yaml takes \(known.sorted().joined(separator: ", "))",
+                    location: document.location(entry.key))
+            }
+        }
+        if let globs = try document.strings("processors") { config.globs = globs }
+        if let registry = try document.string("registry") { config.registry = registry }
+        config.owner = try document.string("owner")
+        config.repo = try document.string("repo")
+        if let template = try document.string("repository") { config.repositoryTemplate = template }
+        if let texts = try document.strings("platforms") {
+            var platforms = [Platform]()
+            for text in texts {
+                do {
+                    platforms.append(try Platform(parsing: text))
+                } catch {
+                    throw YAMLFileError("'platforms' has '\(text)': \(error)", location: document.location(document.node("platforms")))
+                }
+            }
+            config.platforms = platforms
+        }
+        if let text = try document.string("pin") {
+            guard let mode = PinMode(rawValue: text) else {
+                throw YAMLFileError("'pin' takes \(PinMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'", location: document.location(document.node("pin")))
+            }
+            config.pin = mode
+        }
+        if let jobs = try document.int("jobs") {
+            guard jobs > 0 else { throw YAMLFileError("'jobs' must be at least 1", location: document.location(document.node("jobs"))) }
+            config.jobs = jobs
+        }
+        config.cacheRepository = try document.string("cache-repo")
+        config.buildArgs = try document.stringMap("args") ?? [:]
+        return config
+    }
+
+    /// The repository a processor's image goes to, from the template (lower-cased, as registries
+    /// require).
+    /// - Throws: `YAMLFileError` when the template needs a value that is not set.
+    public func repository(for ref: ProcessorRef) throws(YAMLFileError) -> String {
+        let values: [String: String?] = [
+            "registry": registry, "owner": owner, "repo": repo ?? FilePaths.lastComponent(of: root),
+            "ns": ref.namespace, "name": ref.name, "ver": ref.version,
+        ]
+        var result = ""
+        var rest = Substring(repositoryTemplate)
+        while let open = rest.firstIndex(of: "{") {
+            result += rest[..<open]
+            guard let close = rest[open...].firstIndex(of: "}") else { break }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard let known = values[name] else {
+                throw YAMLFileError(
+                    "the repository template '\(repositoryTemplate)' has {\(name)}; it may use {registry}, {owner}, {repo}, {ns}, {name}, {ver}",
+                    location: file.map { SourceLocation(file: $0, line: 1) })
+            }
+            guard let value = known, !value.isEmpty else {
+                throw YAMLFileError(
+                    "the repository template '\(repositoryTemplate)' needs {\(name)}: set '\(name)' in kiln.yaml or pass --\(name)",
+                    location: file.map { SourceLocation(file: $0, line: 1) })
+            }
+            result += value
+            rest = rest[rest.index(after: close)...]
+        }
+        result += rest
+        return result.lowercased()
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import KilnPin
+import Testing
+
+/// Golden files: each folder under `Golden/` has `before.yaml`, the pins to apply (`pins.txt`,
+/// `key.path=value` per line) and the exact bytes expected (`after.yaml`). Set
+/// `KILN_UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change, then review
+/// the diff.
+struct GoldenPinTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+
+    static var cases: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+    }
+
+    static func edits(_ name: String) throws -> [PinEdit] {
+        let text = try String(contentsOf: folder.appendingPathComponent("\(name)/pins.txt"), encoding: .utf8)
+        return text.split(separator: "\n").map { line in
+            let parts = line.split(separator: "=", maxSplits: 1)
+            return PinEdit(path: parts[0].split(separator: ".").map(String.init), value: String(parts[1]))
+        }
+    }
+
+    @Test("the golden folder has cases")
+    func hasCases() {
+        #expect(Self.cases.count >= 7)
+    }
+
+    @Test("pinning gives the expected bytes, and pinning again changes nothing", arguments: cases)
+    func golden(_ name: String) throws {
+        let before = try String(contentsOf: Self.folder.appendingPathComponent("\(name)/before.yaml"), encoding: .utf8)
+        let edits = try Self.edits(name)
+        let after = try YAMLPins.apply(edits, to: before, file: "\(name)/before.yaml")
+        let expectedURL = Self.folder.appendingPathComponent("\(name)/after.yaml")
+        if ProcessInfo.processInfo.environment["KILN_UPDATE_GOLDEN"] == "1" {
+            try after.write(to: expectedURL, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOf: expectedURL, encoding: .utf8)
+        #expect(Array(after.utf8) == Array(expected.utf8), "\(name): got\n\(after)")
+        for edit in edits {
+            #expect(try YAMLPins.value(at: edit.path, in: after, file: name) == edit.value)
+        }
+        #expect(try YAMLPins.apply(edits, to: after, file: name) == after)
+    }
+}
+
+struct PinEditTests {
+    @Test("an unchanged pin returns the very same text")
+    func unchanged() throws {
+        let text = "image:\n  oci: 'ghcr.io/a/b@sha256:aa'   # keep\n"
+        #expect(try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "ghcr.io/a/b@sha256:aa")], to: text, file: "r.yaml") == text)
+    }
+
+    @Test("a value YAML would read as another type is quoted")
+    func quoting() throws {
+        let after = try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "true")], to: "image:\n  oci: x\n", file: "r.yaml")
+        #expect(after == "image:\n  oci: \"true\"\n")
+        #expect(try YAMLPins.value(at: ["image", "oci"], in: after, file: "r.yaml") == "true")
+    }
+
+    @Test("a key that holds a list cannot be pinned, and the error names file, line and key")
+    func wrongShape() {
+        let text = "ref: a/b@1\nimage:\n  - x\n"
+        #expect {
+            try YAMLPins.apply([PinEdit(path: ["image", "platforms", "amd64"], value: "r@sha256:aa")], to: text, file: "tools/a/registry.yaml")
+        } throws: { error in
+            "\(error)".hasPrefix("tools/a/registry.yaml:3:") && "\(error)".contains("'image' must be a mapping")
+        }
+    }
+
+    @Test("malformed YAML is reported with the file and line")
+    func malformed() {
+        #expect {
+            try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "r@sha256:aa")], to: "ref: a\nimage: [x\nbuild: 1\n", file: "bad.yaml")
+        } throws: { error in
+            "\(error)".hasPrefix("bad.yaml:") && "\(error)".contains("not valid YAML")
+        }
+    }
+}
