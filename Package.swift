@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KilnBuild", targets: ["KilnBuild"]),
         .library(name: "KilnPin", targets: ["KilnPin"]),
         .library(name: "KilnProcessors", targets: ["KilnProcessors"]),
+        .library(name: "KilnLane", targets: ["KilnLane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -55,10 +56,16 @@ let package = Package(
         .target(
             name: "KilnProcessors",
             dependencies: ["KilnCore", "KilnOCI", "KilnDockerfile", "KilnPin", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "KilnLane",
+            dependencies: [
+                "KilnCore", "KilnOCI", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild", "KilnPin", "KilnProcessors",
+            ]),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild",
+                "KilnPin", "KilnProcessors", "KilnLane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

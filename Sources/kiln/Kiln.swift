@@ -7,20 +7,26 @@ struct Kiln: AsyncParsableCommand {
         commandName: "kiln",
         abstract: "A content-addressed build cache and image factory for container images.",
         discussion: """
-            kiln builds OCI image layers itself, byte-identical on every machine, keeps them in a
-            content-addressed store, and writes images as OCI layouts.
+            kiln builds container images for a repository of processors without a Docker daemon: \
+            it keys every processor by its real inputs, skips what is already built (locally or in \
+            the registry), assembles byte-identical OCI layers itself, pushes multi-arch images, \
+            and pins their digests into each registry.yaml.
 
-            Examples:
+            The lane (run from the repository root):
+              kiln plan                      what would be built, and why
+              kiln build --push --pin        build what changed, push, pin
+              kiln build --check             exit 1 if a pin is stale
+              kiln verify                    every pin exists and is current
+
+            One image:
+              kiln build -f app/Dockerfile --platform linux/amd64,linux/arm64 -t REF .
               kiln layer create --from ./app --prefix /app -o app.tar.gz
-              kiln build -f tools/llm/litellm/1/Dockerfile --platform linux/amd64,linux/arm64 .
-              kiln image create --from ./app --prefix /app --platform linux/amd64,linux/arm64 -o oci:out:v1
               kiln push out:v1 ghcr.io/acme/app:v1
-              kiln resolve python:3.11-slim
-              kiln digest app.tar.gz
             """,
         version: KilnVersion.current,
         subcommands: [
-            BuildCommand.self, LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
+            BuildCommand.self, PlanCommand.self, PinCommand.self, WarmCommand.self, VerifyCommand.self,
+            LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]
     )

@@ -18,7 +18,7 @@ final class RegistryServer {
 
     let scratch: Scratch
     let port: Int
-    let process: Process
+    private(set) var process: Process
     let logPath: String
 
     /// `127.0.0.1:PORT`
@@ -56,14 +56,28 @@ final class RegistryServer {
         }
         try config.write(toFile: scratch.path + "/config.yml", atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = Process()
+        process = try Self.launch(config: scratch.path + "/config.yml", port: port, logPath: logPath)
+    }
+
+    private static func launch(config: String, port: Int, logPath: String) throws -> Process {
+        let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["docker-registry", "serve", scratch.path + "/config.yml"]
+        process.arguments = ["docker-registry", "serve", config]
         let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        try Self.waitForPort(port, process: process, logPath: logPath)
+        try waitForPort(port, process: process, logPath: logPath)
+        return process
+    }
+
+    /// Stops the server (as if it went down mid-run); `start()` brings it back with its storage.
+    func stop() { Tools.stop(process) }
+
+    func start() throws {
+        guard !process.isRunning else { return }
+        process = try Self.launch(config: scratch.path + "/config.yml", port: port, logPath: logPath)
     }
 
     deinit { Tools.stop(process) }

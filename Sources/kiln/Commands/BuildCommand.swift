@@ -2,6 +2,7 @@ import ArgumentParser
 import KilnBuild
 import KilnCore
 import KilnDockerfile
+import KilnLane
 import KilnLayers
 import KilnOCI
 import KilnRegistry
@@ -10,16 +11,27 @@ import KilnStore
 struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Build a Dockerfile natively, without a daemon, for one or more platforms.",
+        abstract: "Build a Dockerfile natively, or (without CONTEXT) run the build-and-pin lane.",
         discussion: """
-            Reads the Dockerfile as BuildKit does, pulls each base image by digest and reuses its
-            layers untouched, writes one deterministic layer per COPY/ADD, and writes the config
-            itself. Times come from SOURCE_DATE_EPOCH (or 0), so the same inputs always give the
-            same digests. With several platforms the result is an OCI image index, and layers that
-            come out the same for every platform are one blob.
+            Without CONTEXT this is the lane: it finds every processor (registry.yaml files, see kiln.yaml), \
+            keys each platform by exactly the files its COPY/ADD read, the Dockerfile, the build args and the \
+            base image's digest, skips keys already built (this machine's store, then a kiln-KEY tag in the \
+            registry), builds the rest, and with --push and --pin pushes them and rewrites each \
+            registry.yaml's image pins, touching nothing else. With --check it builds nothing and exits 1 when \
+            a pin does not match the current inputs.
 
-            The result goes to an OCI layout (-o, default oci:kiln-out:latest) or a registry (-t).
-            RUN needs a container runtime and is refused before any work is done.
+              kiln build --push --pin
+              kiln build --ref llm/litellm@1 --platforms linux/arm64 --push --pin
+              kiln build --check
+
+            With CONTEXT it builds one Dockerfile. It reads the Dockerfile as BuildKit does, pulls each base \
+            image by digest and reuses its layers untouched, writes one deterministic layer per COPY/ADD, and \
+            writes the config itself. Times come from SOURCE_DATE_EPOCH (or 0), so the same inputs always give \
+            the same digests. With several platforms the result is an OCI image index, and layers that come \
+            out the same for every platform are one blob.
+
+            The result goes to an OCI layout (-o, default oci:kiln-out:latest) or a registry (-t). RUN needs a \
+            container runtime and is refused before any work is done.
 
             Examples:
               kiln build -f tools/llm/litellm/1/Dockerfile .
@@ -27,17 +39,16 @@ struct BuildCommand: AsyncParsableCommand {
               kiln build -f Dockerfile --build-arg VERSION=1.2 -o oci:out:v1 --json ./context
             """)
 
-    @Argument(help: ArgumentHelp("The build context: the directory COPY and ADD sources are relative to.", valueName: "context"))
-    var context: String
+    @Argument(help: ArgumentHelp("The build context of a single Dockerfile build; omit it to run the lane.", valueName: "context"))
+    var context: String?
 
     @Option(name: [.short, .customLong("file")], help: ArgumentHelp("The Dockerfile (default: CONTEXT/Dockerfile).", valueName: "path"))
     var file: String?
 
-    @Option(help: ArgumentHelp("Comma-separated platforms to build (repeatable).", valueName: "os/arch,..."))
+    @Option(
+        name: [.customLong("platform"), .customLong("platforms")],
+        help: ArgumentHelp("Comma-separated platforms to build (repeatable).", valueName: "os/arch,..."))
     var platform: [String] = []
-
-    @Option(name: .customLong("build-arg"), help: ArgumentHelp("Set an ARG (repeatable); NAME alone takes it from the environment.", valueName: "NAME=VALUE"))
-    var buildArgs: [String] = []
 
     @Option(help: ArgumentHelp("Build this stage instead of the last one.", valueName: "stage"))
     var target: String?
@@ -48,19 +59,39 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the result to this OCI layout.", valueName: "oci:dir[:tag]"))
     var outputTarget: String?
 
-    @Option(help: "gzip compression level of new layers, 0 (none) to 9 (smallest).")
-    var level: Int = 6
+    @Flag(help: "Lane: push what was built, and the key tags that let other runners skip it.")
+    var push = false
+
+    @Flag(help: "Lane: rewrite each registry.yaml's pins once its pushes succeeded (needs --push).")
+    var pin = false
+
+    @Flag(help: "Lane: build nothing; exit 1 when a pin does not match the current inputs.")
+    var check = false
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
 
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
         if tag != nil && outputTarget != nil { throw ValidationError("Give either -t REFERENCE (push) or -o oci:DIR[:TAG] (layout), not both.") }
+        if context != nil {
+            if push || pin || check || !lane.refs.isEmpty {
+                throw ValidationError("--push, --pin, --check and --ref belong to the lane: run kiln build without a CONTEXT (use -t REFERENCE to push one build).")
+            }
+        } else {
+            if tag != nil || outputTarget != nil || file != nil || target != nil {
+                throw ValidationError("-f, -t, -o and --target need a CONTEXT (kiln build -f Dockerfile CONTEXT); without one kiln build runs the lane.")
+            }
+            if pin && !push { throw ValidationError("--pin needs --push: a digest is pinned only once the registry has the image.") }
+            if check && (push || pin) { throw ValidationError("--check builds and pushes nothing; drop --push and --pin.") }
+        }
     }
 
     func run() async throws {
+        guard let context else { return try await runLane() }
+        let level = lane.level
         try await Output.reportingAsync(json: output.json) {
             let dockerfilePath = file ?? FilePaths.join(context, "Dockerfile")
             let text = String(decoding: try ReadableFile.readAll(path: dockerfilePath, limit: 4 << 20), as: UTF8.self)
@@ -72,7 +103,7 @@ struct BuildCommand: AsyncParsableCommand {
             var layerOptions = try LayerOptions.standard(environment: Environment.current)
             layerOptions.compression = .gzip(level: level)
             var options = BuildOptions(platforms: platforms, layerOptions: layerOptions)
-            options.buildArgs = try parseBuildArgs()
+            options.buildArgs = try lane.parsedBuildArgs()
             options.target = self.target
             let store = try store.open()
             try await registry.withClient { client in
@@ -85,7 +116,7 @@ struct BuildCommand: AsyncParsableCommand {
                     Output.errorLine("warning: --build-arg \(name) was not used by any ARG")
                 }
                 if let target {
-                    try Self.stage(result.bundle, in: store)
+                    try store.stage(result.bundle)
                     let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }
                         .first { $0.registry == target.repository.registry }
                     let report = try await ImagePusher(client: client).push(result.bundle.root, from: store, to: target, mountFrom: mount)
@@ -98,13 +129,24 @@ struct BuildCommand: AsyncParsableCommand {
         }
     }
 
-    /// Puts configs, manifests and the index in the store, so it can serve the whole image to a push.
-    static func stage(_ bundle: ImageBundle, in store: ContentStore) throws(StoreError) {
-        for image in bundle.images {
-            _ = try store.put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
-            _ = try store.put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
+    private func runLane() async throws {
+        var status = ExitCode.success
+        try await Output.reportingAsync(json: output.json) {
+            var settings = try lane.settings(platforms: platform, jobs: registry.jobs)
+            settings.push = push
+            settings.pin = pin
+            let store = try store.open()
+            let progress = LaneProgress()
+            let reports = try await registry.withClient { client in
+                try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(check ? .check : .build)
+            }
+            LaneOutput.render(reports, json: output.json)
+            for report in reports where report.status == .notBuildable {
+                Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
+            }
+            status = LaneOutput.exitCode(reports, failing: [.stale])
         }
-        if case let .multiPlatform(index, _) = bundle { _ = try store.put(index.bytes, mediaType: index.descriptor.mediaType) }
+        if status != .success { throw status }
     }
 
     private func parsePlatforms() throws(PlatformError) -> [Platform] {
@@ -114,20 +156,6 @@ struct BuildCommand: AsyncParsableCommand {
         for text in texts {
             let parsed = try Platform(parsing: text)
             if !result.contains(parsed) { result.append(parsed) }
-        }
-        return result
-    }
-
-    private func parseBuildArgs() throws(BuildError) -> [String: String] {
-        var result = [String: String]()
-        for pair in buildArgs {
-            if let equals = pair.firstIndex(of: "=") {
-                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            } else if let value = Environment.current[pair] {
-                result[pair] = value
-            } else {
-                throw .input("--build-arg \(pair) has no value and no environment variable \(pair) is set", location: nil)
-            }
         }
         return result
     }

@@ -6,8 +6,8 @@ struct DigestCommand: ParsableCommand {
         commandName: "digest",
         abstract: "Print the SHA-256 digest and size of files.",
         discussion: """
-            Files are read in 1 MiB chunks, so any size works. Output is `sha256:HEX  SIZE  FILE`
-            per file, or a JSON array with --json.
+            Files are read in 1 MiB chunks, so any size works. Output is `sha256:HEX  SIZE  FILE` per file, or \
+            a JSON array with --json.
 
             Example:
               kiln digest app.tar.gz config.json

@@ -8,9 +8,9 @@ struct InspectCommand: AsyncParsableCommand {
         commandName: "inspect",
         abstract: "Show an image's manifest, platforms and config.",
         discussion: """
-            Without --platform, lists the platforms of an index (or describes a single image).
-            With --platform, resolves that platform's manifest and config. --raw prints the
-            manifest bytes exactly as the registry sent them.
+            Without --platform, lists the platforms of an index (or describes a single image). With \
+            --platform, resolves that platform's manifest and config. --raw prints the manifest bytes exactly \
+            as the registry sent them.
 
             Examples:
               kiln inspect python:3.11-slim

@@ -46,9 +46,9 @@ struct LayerCreate: ParsableCommand {
         commandName: "create",
         abstract: "Make one reproducible layer from a directory.",
         discussion: """
-            The directory's contents go under --prefix in the image. The layer is the same bytes on
-            every machine: entries sorted, times set to $SOURCE_DATE_EPOCH (or 0), owners 0:0,
-            a fixed gzip header. Prints the diffID (sha256 of the tar), the blob digest and size.
+            The directory's contents go under --prefix in the image. The layer is the same bytes on every \
+            machine: entries sorted, times set to $SOURCE_DATE_EPOCH (or 0), owners 0:0, a fixed gzip header. \
+            Prints the diffID (sha256 of the tar), the blob digest and size.
 
             Without -o the blob goes into the local store (see --cache-dir).
 

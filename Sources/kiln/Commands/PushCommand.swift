@@ -9,15 +9,16 @@ struct PushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push an image from an OCI layout to a registry.",
         discussion: """
-            Pushes every blob, manifest and index of the layout's image: blobs the repository has
-            are skipped, the rest go up in parallel (--jobs), then the platform manifests, then
-            the index under the reference's tag. Prints the pushed digest.
+            Pushes every blob, manifest and index of the layout's image: blobs the repository has are skipped, \
+            the rest go up in parallel (--jobs), then the platform manifests, then the index under the \
+            reference's tag. Prints the pushed digest.
 
             Examples:
               kiln push out:v1 ghcr.io/acme/tools/llm-litellm:v1
               kiln push oci:out:v1 127.0.0.1:5000/acme/app:v1 --json
               echo "$TOKEN" | kiln push out:v1 registry.example.com/app:v1 --username ci --password-stdin
-              kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1     # several images, one connection pool
+              kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1     # several images, one connection \
+              pool
 
             With several pairs, images go up --jobs at a time, and --json prints an array.
             """)

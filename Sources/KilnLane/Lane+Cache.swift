@@ -1,0 +1,144 @@
+import KilnBuild
+import KilnCore
+import KilnOCI
+import KilnProcessors
+import KilnRegistry
+import KilnStore
+
+/// What a key maps to in the local store (`keys/lane/…`).
+struct LaneRecord: Codable {
+    /// The platform manifest built from the key.
+    var manifest: Descriptor
+    /// The repository it was pushed to, if it was.
+    var repository: String?
+}
+
+/// The inputs of the last key seen for a (processor, platform) (`keys/lane-inputs/…`), so a
+/// rebuild can say which input changed.
+struct LastInputs: Codable {
+    var key: String
+    var lines: [String]
+    var files: [String: String]
+}
+
+struct CacheHit {
+    var descriptor: Descriptor
+    /// `local` or `registry`.
+    var source: String
+}
+
+extension Lane {
+    static func repository(_ text: String) throws -> Repository {
+        let reference = try ImageReference(parsing: text)
+        guard reference.digest == nil, reference.tag == "latest", !text.hasSuffix(":latest") else {
+            throw LaneError("the repository template gave '\(text)', which has a tag or digest; it must name a repository only", category: .input)
+        }
+        return reference.repository
+    }
+
+    /// The tag that records a key in the registry: the shared cache of every runner.
+    static func cacheTag(_ key: Digest) -> String { "kiln-" + key.hex }
+
+    func cacheRepository(for target: Repository) throws -> Repository {
+        guard let text = settings.config.cacheRepository else { return target }
+        return try Self.repository(text)
+    }
+
+    /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the
+    /// registry. When pushing, a local hit is trusted only once the registry still has the
+    /// manifest (one `HEAD` by digest).
+    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws -> CacheHit? {
+        if let record = try? store.record(LaneRecord.self, kind: "lane", key: key), store.contains(record.manifest.digest) {
+            if !settings.push {
+                return CacheHit(descriptor: record.manifest, source: "local")
+            }
+            if record.repository == repository.description,
+                try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest)) != nil
+            {
+                return CacheHit(descriptor: record.manifest, source: "local")
+            }
+        }
+        let cache = try cacheRepository(for: repository)
+        guard let found = try await client.headManifest(ImageReference(repository: cache, tag: Self.cacheTag(key))) else { return nil }
+        if cache != repository, try await client.headManifest(ImageReference(repository: repository, digest: found.digest)) == nil {
+            // The cache repository knows the key, but the target lacks the image: build it again
+            // (same bytes) so the push fills the target.
+            return nil
+        }
+        let descriptor = Descriptor(mediaType: found.mediaType, digest: found.digest, size: found.size)
+        if fetchManifest || !store.contains(found.digest) {
+            let bytes = try await client.fetchManifest(ImageReference(repository: cache, digest: found.digest)).bytes
+            _ = try store.put(bytes, mediaType: found.mediaType)
+        }
+        try store.setRecord(LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil), kind: "lane", key: key)
+        return CacheHit(descriptor: descriptor, source: "registry")
+    }
+
+    static func inputsKey(_ processor: Processor, _ platform: Platform) -> Digest {
+        Digest.sha256(of: Array("\(processor.ref) \(platform)".utf8))
+    }
+
+    /// Keeps the inputs of the key just used, for the next run's explanation.
+    func remember(_ processor: Processor, platform: Platform, key: InputKey) throws {
+        let slot = Self.inputsKey(processor, platform)
+        if let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex { return }
+        try store.setRecord(LastInputs(key: key.digest.hex, lines: key.lines, files: key.files), kind: "lane-inputs", key: slot)
+    }
+
+    /// Why `key` is not the key of the last build of this processor and platform, in a phrase.
+    func explain(_ processor: Processor, platform: Platform, key: InputKey) -> String {
+        guard let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: Self.inputsKey(processor, platform)) else {
+            return "not built before (no earlier key in this cache)"
+        }
+        if last.key == key.digest.hex { return "built before, but the image is no longer in the cache or registry" }
+        let old = Set(last.lines)
+        let changed = key.lines.filter { !old.contains($0) }
+        var reasons = [String]()
+        for line in changed {
+            if line.hasPrefix("dockerfile ") { reasons.append("the Dockerfile changed") }
+            if line.hasPrefix("base ") { reasons.append("base image \(line.dropFirst(5).split(separator: " ").first ?? "") moved") }
+            if line.hasPrefix("arg ") { reasons.append("build arg \(line.dropFirst(4).split(separator: "=").first ?? "") changed") }
+            if line.hasPrefix("layers ") || line.hasPrefix("kiln-input-key") { reasons.append("layer settings or kiln's key format changed") }
+        }
+        if changed.contains(where: { $0.hasPrefix("files ") }) {
+            var files = [String]()
+            for (path, leaf) in key.files.sorted(by: { $0.key < $1.key }) where last.files[path] != leaf {
+                files.append(last.files[path] == nil ? "\(path) added" : "\(path) changed")
+            }
+            for path in last.files.keys.sorted() where key.files[path] == nil { files.append("\(path) removed") }
+            if let first = files.first { reasons.append(files.count > 1 ? "\(first) (and \(files.count - 1) more)" : first) }
+        }
+        return reasons.isEmpty ? "its inputs changed" : reasons.joined(separator: "; ")
+    }
+
+    /// Builds the missing platforms natively and, when pushing, pushes each platform image under
+    /// its key tag. Records each key locally once its image is safely where it must be.
+    func build(
+        _ job: ProcessorJob, platforms: [Platform], keys: [(platform: Platform, key: InputKey)], repository: Repository,
+        report: inout ProcessorReport
+    ) async throws -> [(Platform, Descriptor)] {
+        for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
+        let result = try await job.builder(platforms: platforms, downloadingLayers: true).build()
+        try store.stage(result.bundle)
+        let cache = try cacheRepository(for: repository)
+        let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }.first { $0.registry == repository.registry }
+        var built = [(Platform, Descriptor)]()
+        for (platform, image) in zip(platforms, result.bundle.images) {
+            let key = keys.first { $0.platform == platform }!.key.digest
+            let descriptor = image.manifest.descriptor
+            if settings.push {
+                let pusher = ImagePusher(client: client)
+                let pushed = try await pusher.push(descriptor, from: store, to: ImageReference(repository: cache, tag: Self.cacheTag(key)), mountFrom: mount)
+                report.pushedBytes += pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
+                if cache != repository {
+                    let copy = try await pusher.push(descriptor, from: store, to: ImageReference(repository: repository, digest: descriptor.digest), mountFrom: mount)
+                    report.pushedBytes += copy.bytesUploaded + descriptor.size
+                }
+                observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))
+            }
+            try store.setRecord(LaneRecord(manifest: descriptor, repository: settings.push ? repository.description : nil), kind: "lane", key: key)
+            built.append((platform, descriptor))
+        }
+        return built
+    }
+}

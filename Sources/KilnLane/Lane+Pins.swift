@@ -1,0 +1,129 @@
+import KilnCore
+import KilnOCI
+import KilnPin
+import KilnProcessors
+import KilnRegistry
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Lane {
+    /// The `image.platforms` key of a platform: its architecture, plus the variant where it is
+    /// not the usual one (`arm64` for linux/arm64/v8, `armv7` for linux/arm/v7).
+    static func pinKey(_ platform: Platform) -> String {
+        guard let variant = platform.variant, !(platform.architecture == "arm64" && variant == "v8") else { return platform.architecture }
+        return platform.architecture + variant
+    }
+
+    static func readText(_ path: String) throws -> String {
+        String(decoding: try ReadableFile.readAll(path: path, limit: 4 << 20), as: UTF8.self)
+    }
+
+    /// The pins a processor's file should hold for these digests, and those it does not hold yet.
+    func pinEdits(_ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor], index: Digest) throws
+        -> (all: [PinEdit], changed: [PinEdit])
+    {
+        let text = try Self.readText(processor.file)
+        var byPlatform = false
+        var byIndex = false
+        switch settings.config.pin {
+        case .platforms: byPlatform = true
+        case .oci: byIndex = true
+        case .both: (byPlatform, byIndex) = (true, true)
+        case .auto:
+            byPlatform = try YAMLPins.contains(["image", "platforms"], in: text, file: processor.displayPath)
+            byIndex = try YAMLPins.contains(["image", "oci"], in: text, file: processor.displayPath)
+            if !byPlatform && !byIndex { byPlatform = true }
+        }
+        var edits = [PinEdit]()
+        if byPlatform {
+            for platform in platforms {
+                edits.append(PinEdit(path: ["image", "platforms", Self.pinKey(platform)], value: "\(repository)@\(found[platform]!.digest)"))
+            }
+        }
+        if byIndex { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
+        let changed = try edits.filter { try YAMLPins.value(at: $0.path, in: text, file: processor.displayPath) != $0.value }
+        return (edits, changed)
+    }
+
+    /// Writes the pins into the processor's file, atomically and keeping its permissions; false
+    /// (and the file untouched) when it already holds them.
+    func writePins(_ processor: Processor, _ edits: [PinEdit]) throws -> Bool {
+        let text = try Self.readText(processor.file)
+        let updated = try YAMLPins.apply(edits, to: text, file: processor.displayPath)
+        guard updated != text else { return false }
+        var info = stat()
+        let permissions = lstat(processor.file, &info) == 0 ? info.st_mode & 0o7777 : 0o644
+        try AtomicFileWriter.write(Array(updated.utf8), to: processor.file, permissions: permissions)
+        return true
+    }
+
+    /// `--check`: whether the file's pins are those of the current inputs.
+    func check(_ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor])
+        throws -> ProcessorReport
+    {
+        var report = report
+        let missing = report.platforms.filter { $0.cache == "miss" }
+        if !missing.isEmpty {
+            report.status = .stale
+            report.message = "inputs changed since the pins were written: " + missing.map { "\($0.platform) (\($0.reason ?? "changed"))" }.joined(separator: ", ")
+            return report
+        }
+        let index = try self.index(platforms, found)
+        report.index = index.descriptor.digest.description
+        let pins = try pinEdits(processor, repository: repository, platforms: platforms, found: found, index: index.descriptor.digest)
+        report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
+        if pins.changed.isEmpty {
+            report.status = .ok
+        } else {
+            report.status = .stale
+            report.message = "pins differ from the current inputs' images: " + pins.changed.map(\.dottedPath).joined(separator: ", ")
+        }
+        return report
+    }
+}
+
+extension Lane {
+    /// `kiln verify`: every digest the file pins exists in its registry, and the pins are those
+    /// of the current inputs.
+    func verify(_ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor])
+        async throws -> ProcessorReport
+    {
+        var report = report
+        let text = try Self.readText(processor.file)
+        var problems = [String]()
+        var pinned = [(path: [String], value: String)]()
+        for platform in platforms {
+            let path = ["image", "platforms", Self.pinKey(platform)]
+            if let value = try YAMLPins.value(at: path, in: text, file: processor.displayPath) { pinned.append((path, value)) }
+        }
+        if let value = try YAMLPins.value(at: ["image", "oci"], in: text, file: processor.displayPath) { pinned.append((["image", "oci"], value)) }
+        if pinned.isEmpty { problems.append("nothing is pinned") }
+        for pin in pinned {
+            let name = pin.path.joined(separator: ".")
+            guard let reference = try? ImageReference(parsing: pin.value), let digest = reference.digest else {
+                problems.append("\(name) is '\(pin.value)', not REPOSITORY@sha256:…")
+                continue
+            }
+            if try await client.headManifest(reference) == nil {
+                problems.append("\(name) names \(digest.short), which \(reference.repository) does not have")
+                continue
+            }
+            let platform = platforms.first { Self.pinKey($0) == pin.path.last }
+            let expected: Digest?
+            if pin.path.last == "oci" {
+                expected = platforms.allSatisfy { found[$0] != nil } ? try index(platforms, found).descriptor.digest : nil
+            } else {
+                expected = platform.flatMap { found[$0]?.digest }
+            }
+            if expected != digest {
+                let why = report.platforms.first { $0.platform == platform?.description && $0.cache == "miss" }?.reason
+                problems.append("\(name) is not the image of the current inputs" + (why.map { " (\($0))" } ?? ""))
+            }
+        }
+        report.status = problems.isEmpty ? .ok : .stale
+        if !problems.isEmpty { report.message = problems.joined(separator: "; ") }
+        return report
+    }
+}

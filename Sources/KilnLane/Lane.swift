@@ -1,0 +1,231 @@
+import KilnBuild
+import KilnCore
+import KilnDockerfile
+import KilnLayers
+import KilnOCI
+import KilnProcessors
+import KilnRegistry
+import KilnStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the lane runs.
+public struct LaneSettings: Sendable {
+    public var config: LaneConfig
+    /// Only these processors (all when empty).
+    public var refs: [ProcessorRef] = []
+    /// Narrows every processor's platforms (`--platforms`).
+    public var platforms: [Platform]?
+    /// Push built images and cache tags to the registry.
+    public var push = false
+    /// Rewrite `registry.yaml` pins after a processor's pushes succeeded.
+    public var pin = false
+    /// Processors worked on at once.
+    public var jobs = 2
+    public var layerOptions: LayerOptions
+
+    public init(config: LaneConfig, layerOptions: LayerOptions) {
+        self.config = config
+        self.layerOptions = layerOptions
+    }
+}
+
+/// The build-and-pin lane: finds processors, keys each (processor, platform) by its inputs,
+/// skips keys already built (local store, then a tag in the registry), builds and pushes the
+/// rest, and pins the digests into each `registry.yaml`.
+public struct Lane: Sendable {
+    public let settings: LaneSettings
+    public let store: ContentStore
+    public let client: RegistryClient
+    public let observer: @Sendable (LaneEvent) -> Void
+    let resolutions = RegistryBaseImages.Resolutions()
+    let hashers: HasherPool
+
+    public init(settings: LaneSettings, store: ContentStore, client: RegistryClient, observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }) {
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.observer = observer
+        self.hashers = HasherPool(store: store)
+    }
+
+    /// The processors the settings select, in ref order.
+    public func processors() throws -> [Processor] {
+        try select(from: Discovery.processors(settings.config))
+    }
+
+    func select(from all: [Processor]) throws -> [Processor] {
+        guard !settings.refs.isEmpty else { return all }
+        let known = Set(all.map(\.ref))
+        if let missing = settings.refs.first(where: { !known.contains($0) }) {
+            throw LaneError("no processor has ref \(missing); known: \(all.map(\.ref.description).joined(separator: ", "))", category: .input)
+        }
+        return all.filter { settings.refs.contains($0.ref) }
+    }
+
+    public enum Mode: Sendable {
+        /// Keys and cache lookups only: what would be built and why.
+        case plan
+        /// Build what is missing; push and pin as the settings say.
+        case build
+        /// Compare pins against the current inputs without building.
+        case check
+        /// Resolve bases (fetching their layers), hash inputs, fetch cache records.
+        case warm
+        /// Every pin exists in its registry and matches the current inputs.
+        case verify
+    }
+
+    /// Runs `mode` over every selected processor, `jobs` at a time; one report per processor.
+    public func run(_ mode: Mode) async throws -> [ProcessorReport] {
+        let all = try Discovery.processors(settings.config)
+        let processors = try select(from: all)
+        let pinFiles = all.map(\.file)
+        defer { hashers.saveAll() }
+        return await withTaskGroup(of: (Int, ProcessorReport).self) { group in
+            var reports = [ProcessorReport?](repeating: nil, count: processors.count)
+            var next = 0
+            func start() {
+                let index = next
+                let processor = processors[index]
+                next += 1
+                group.addTask { (index, await self.process(processor, mode: mode, pinFiles: pinFiles)) }
+            }
+            for _ in 0..<min(max(settings.jobs, 1), processors.count) { start() }
+            while let (index, report) = await group.next() {
+                reports[index] = report
+                if next < processors.count { start() }
+            }
+            return reports.map { $0! }
+        }
+    }
+
+    /// One processor, never throwing: a failure becomes its report.
+    func process(_ processor: Processor, mode: Mode, pinFiles: [String]) async -> ProcessorReport {
+        let started = Self.now()
+        observer(LaneEvent(ref: processor.ref, kind: .started))
+        var report: ProcessorReport
+        if !processor.enabled {
+            report = ProcessorReport(processor: processor, status: .disabled)
+            report.message = "enabled: false in \(processor.displayPath)"
+        } else {
+            do {
+                report = try await work(processor, mode: mode, pinFiles: pinFiles)
+            } catch {
+                report = ProcessorReport(processor: processor, status: .failed)
+                report.message = "\(error)"
+                report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name
+            }
+        }
+        report.seconds = ((Self.now() - started) * 1000).rounded() / 1000
+        observer(LaneEvent(ref: processor.ref, kind: .finished(report)))
+        return report
+    }
+
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    func work(_ processor: Processor, mode: Mode, pinFiles: [String]) async throws -> ProcessorReport {
+        let repository = try Self.repository(try settings.config.repository(for: processor.ref))
+        var report = ProcessorReport(processor: processor, status: .hit)
+        report.repository = repository.description
+        let job = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles)
+        if let problem = job.unbuildable {
+            report.status = .notBuildable
+            report.message = problem
+            return report
+        }
+        observer(LaneEvent(ref: processor.ref, kind: .hashing))
+        let keys = try await job.keys(downloadingLayers: mode == .warm)
+        var found = [Platform: Descriptor]()
+        for (platform, key) in keys {
+            var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
+            if let hit = try await lookup(key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm) {
+                entry.cache = hit.source
+                entry.digest = hit.descriptor.digest.description
+                found[platform] = hit.descriptor
+            } else {
+                entry.cache = "miss"
+                entry.reason = explain(processor, platform: platform, key: key)
+            }
+            report.platforms.append(entry)
+        }
+        let missing = keys.map(\.platform).filter { found[$0] == nil }
+
+        switch mode {
+        case .plan, .warm:
+            if !missing.isEmpty { report.status = .wouldBuild }
+            if report.status != .notBuildable, missing.isEmpty {
+                report.index = try index(keys.map(\.platform), found).descriptor.digest.description
+            }
+            return report
+        case .check:
+            return try check(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found)
+        case .verify:
+            return try await verify(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found)
+        case .build:
+            break
+        }
+        if !missing.isEmpty {
+            report.status = .built
+            let built = try await build(job, platforms: missing, keys: keys, repository: repository, report: &report)
+            for (platform, descriptor) in built {
+                found[platform] = descriptor
+                if let position = report.platforms.firstIndex(where: { $0.platform == platform.description }) {
+                    report.platforms[position].digest = descriptor.digest.description
+                }
+            }
+        }
+        for (platform, key) in keys { try remember(processor, platform: platform, key: key) }
+        let index = try index(keys.map(\.platform), found)
+        report.index = index.descriptor.digest.description
+        if settings.push {
+            report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
+        }
+        if settings.pin {
+            let pins = try pinEdits(processor, repository: repository, platforms: keys.map(\.platform), found: found, index: index.descriptor.digest)
+            report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
+            report.pinned = try writePins(processor, pins.all)
+        }
+        return report
+    }
+
+    /// The index over the platform manifests, in the lane's platform order.
+    func index(_ platforms: [Platform], _ found: [Platform: Descriptor]) throws -> Encoded<ImageIndex> {
+        let manifests = platforms.map { platform -> Descriptor in
+            var descriptor = found[platform]!
+            descriptor.platform = platform
+            descriptor.annotations = nil
+            return descriptor
+        }
+        let index = try Encoded(ImageIndex(manifests: manifests), mediaType: .ociIndex)
+        _ = try store.put(index.bytes, mediaType: .ociIndex)
+        return index
+    }
+
+    /// Puts the index in the registry unless it is there already; the bytes uploaded.
+    func pushIndex(_ index: Encoded<ImageIndex>, to repository: Repository, version: String) async throws -> Int64 {
+        if try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest)) != nil { return 0 }
+        let tag = Tag.isValid(version) ? version : index.descriptor.digest.description
+        try await client.putManifest(index.bytes, mediaType: .ociIndex, to: repository, reference: tag)
+        return Int64(index.bytes.count)
+    }
+}
+
+/// A lane failure that is not a build's or a registry's.
+public struct LaneError: KilnError {
+    public var message: String
+    public var category: ErrorCategory
+
+    public init(_ message: String, category: ErrorCategory) {
+        self.message = message
+        self.category = category
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,74 @@
+import KilnCore
+import KilnOCI
+import KilnProcessors
+
+/// What the lane did with one processor: one JSON object per processor with `--json`.
+public struct ProcessorReport: Encodable, Sendable {
+    public enum Status: String, Encodable, Sendable {
+        /// Every platform's key was already built: nothing was built or uploaded.
+        case hit
+        /// At least one platform was built (and pushed, with `--push`).
+        case built
+        /// `kiln plan` / `--check`: at least one platform would be built.
+        case wouldBuild = "would-build"
+        /// `enabled: false`.
+        case disabled
+        /// The Dockerfile needs something kiln cannot do yet (a `RUN` step).
+        case notBuildable = "not-buildable"
+        /// A pin does not match the current inputs (`--check`, `kiln verify`).
+        case stale
+        /// Pins match (`--check`, `kiln verify`).
+        case ok
+        case failed
+    }
+
+    /// One platform of the processor.
+    public struct PlatformReport: Encodable, Sendable {
+        public var platform: String
+        /// The input key (SHA-256 over everything that decides the image).
+        public var key: String?
+        /// Where the key was found: `local`, `registry`, or `miss`.
+        public var cache: String?
+        /// The platform manifest digest.
+        public var digest: String?
+        /// Why it must be built: the first input that differs from the last build of this
+        /// processor and platform kiln knows of.
+        public var reason: String?
+    }
+
+    public var ref: String
+    public var file: String
+    public var repository: String?
+    public var status: Status
+    public var platforms: [PlatformReport] = []
+    /// The image index digest over the platform manifests.
+    public var index: String?
+    /// Pins written (or, with `--check` and `verify`, found stale), as `key.path: value`.
+    public var pins: [String] = []
+    public var pinned = false
+    public var pushedBytes: Int64 = 0
+    public var seconds: Double = 0
+    /// Why the processor is not-buildable, stale or failed.
+    public var message: String?
+    public var category: String?
+
+    public init(processor: Processor, status: Status) {
+        ref = processor.ref.description
+        file = processor.displayPath
+        self.status = status
+    }
+}
+
+/// A step of the lane, for the progress display.
+public struct LaneEvent: Sendable {
+    public enum Kind: Sendable {
+        case started
+        case hashing
+        case building(Platform)
+        case pushing(bytes: Int64)
+        case finished(ProcessorReport)
+    }
+
+    public var ref: ProcessorRef
+    public var kind: Kind
+}

@@ -1,0 +1,165 @@
+import ArgumentParser
+import KilnCore
+import KilnLane
+import KilnPin
+import KilnProcessors
+
+/// Runs one lane mode and prints its reports; shared by `plan`, `warm` and `verify`.
+private func runLane(
+    _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions, output: OutputOptions,
+    failing: Set<ProcessorReport.Status>
+) async throws {
+    var status = ExitCode.success
+    try await Output.reportingAsync(json: output.json) {
+        let settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
+        let store = try store.open()
+        let progress = LaneProgress()
+        let reports = try await registry.withClient { client in
+            try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)
+        }
+        LaneOutput.render(reports, json: output.json)
+        status = LaneOutput.exitCode(reports, failing: failing)
+    }
+    if status != .success { throw status }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what the lane would build, and why, without building.",
+        discussion: """
+            Keys every processor and platform as `kiln build` would and looks each key up (this machine's \
+            store, then the registry). A key that is missing is listed with the first input that differs from \
+            the last build kiln knows of: a file a COPY reads, the Dockerfile, a build arg, or a base image \
+            that moved.
+
+              kiln plan
+              kiln plan --ref llm/litellm@1 --json
+            """)
+
+    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
+    var platforms: [String] = []
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
+    @OptionGroup var registry: RegistryOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runLane(.plan, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [])
+    }
+}
+
+struct WarmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warm",
+        abstract: "Pre-warm this machine's cache so the next lane run starts hot.",
+        discussion: """
+            Resolves every base image and downloads its layers, hashes every processor's inputs (filling the \
+            stat cache, so the next run re-checks files without reading them), and fetches the cache records \
+            of keys already built elsewhere. Builds nothing.
+
+              kiln warm
+              kiln warm --ref llm/litellm@1 --cache-dir /mnt/cache/kiln
+            """)
+
+    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
+    var platforms: [String] = []
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
+    @OptionGroup var registry: RegistryOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runLane(.warm, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [])
+    }
+}
+
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Audit pins: each exists in its registry and matches the current inputs.",
+        discussion: """
+            For every processor, checks that each pinned digest (image.platforms.*, image.oci) is in its \
+            registry, and that it is the image kiln builds from the processor's current inputs. Lists the \
+            drifted ones and exits 1 if there are any.
+
+              kiln verify
+              kiln verify --json
+            """)
+
+    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
+    var platforms: [String] = []
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
+    @OptionGroup var registry: RegistryOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runLane(.verify, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [.stale])
+    }
+}
+
+struct PinCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pin",
+        abstract: "Pin a digest into a processor's registry.yaml by hand.",
+        discussion: """
+            Writes REPOSITORY@sha256:… under image.platforms.ARCH (with --platform) or image.oci, changing \
+            only that value (or adding the key with the file's indentation), atomically. The same rules as the \
+            lane's --pin.
+
+              kiln pin --ref llm/litellm@1 --platform amd64 --oci ghcr.io/acme/llm-litellm@sha256:…
+              kiln pin --ref llm/litellm@1 --oci ghcr.io/acme/llm-litellm@sha256:…
+            """)
+
+    @Option(help: ArgumentHelp("The processor.", valueName: "ns/name@ver"))
+    var ref: String
+
+    @Option(help: ArgumentHelp("Pin under image.platforms.ARCH instead of image.oci.", valueName: "arch"))
+    var platform: String?
+
+    @Option(help: ArgumentHelp("The image to pin.", valueName: "repository@sha256:..."))
+    var oci: String
+
+    @Option(help: ArgumentHelp("The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
+    var root: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Output.reporting(json: output.json) {
+            guard let ref = ProcessorRef(parsing: ref) else {
+                throw LaneError("--ref takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'", category: .input)
+            }
+            guard let at = oci.firstIndex(of: "@"), oci[oci.index(after: at)...].hasPrefix("sha256:"),
+                (try? Digest(parsing: String(oci[oci.index(after: at)...]))) != nil
+            else {
+                throw LaneError("--oci takes REPOSITORY@sha256:<64 hex>, not '\(oci)'", category: .input)
+            }
+            let config = try LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: "."))
+            guard let processor = try Discovery.processors(config).first(where: { $0.ref == ref }) else {
+                throw LaneError("no processor has ref \(ref) under \(config.root)", category: .input)
+            }
+            let key = platform.map { $0.split(separator: "/").count > 1 ? String($0.split(separator: "/")[1]) : $0 }
+            let edit = PinEdit(path: key.map { ["image", "platforms", $0] } ?? ["image", "oci"], value: oci)
+            let text = String(decoding: try ReadableFile.readAll(path: processor.file, limit: 4 << 20), as: UTF8.self)
+            let updated = try YAMLPins.apply([edit], to: text, file: processor.displayPath)
+            if updated != text { try AtomicFileWriter.write(Array(updated.utf8), to: processor.file) }
+            if output.json {
+                struct Report: Encodable {
+                    var ref: String
+                    var file: String
+                    var key: String
+                    var value: String
+                    var changed: Bool
+                }
+                Output.json(Report(ref: ref.description, file: processor.displayPath, key: edit.dottedPath, value: oci, changed: updated != text))
+            } else {
+                Output.line("\(processor.displayPath): \(edit.dottedPath) \(updated != text ? "pinned to" : "already") \(oci)")
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnLane
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lane's live progress on stderr: on a terminal, one line per processor redrawn in place;
+/// elsewhere (CI logs), one plain line per step.
+final class LaneProgress: Sendable {
+    private struct State {
+        var order: [String] = []
+        var lines: [String: String] = [:]
+        var drawn = 0
+    }
+    private let state = Locked(State())
+    private let live: Bool
+
+    init() {
+        live = isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb" && Environment.current["CI"] == nil
+    }
+
+    func observe(_ event: LaneEvent) {
+        let ref = event.ref.description
+        let text: String
+        switch event.kind {
+        case .started: text = "started"
+        case .hashing: text = "hashing inputs"
+        case let .building(platform): text = "building \(platform)"
+        case let .pushing(bytes): text = "pushed \(Self.bytes(bytes))"
+        case let .finished(report): text = Self.summary(report)
+        }
+        state.withLock { state in
+            if state.lines[ref] == nil { state.order.append(ref) }
+            state.lines[ref] = text
+            if live {
+                var output = state.drawn > 0 ? "\u{1B}[\(state.drawn)A" : ""
+                for name in state.order { output += "\u{1B}[2K\(name)  \(state.lines[name]!)\n" }
+                state.drawn = state.order.count
+                FileHandle.standardError.write(Data(output.utf8))
+            } else {
+                FileHandle.standardError.write(Data("\(ref): \(text)\n".utf8))
+            }
+        }
+    }
+
+    static func summary(_ report: ProcessorReport) -> String {
+        var text = report.status.rawValue
+        let built = report.platforms.filter { $0.cache == "miss" }.map(\.platform)
+        if !built.isEmpty, report.status == .built { text += " " + built.joined(separator: ", ") }
+        if report.pushedBytes > 0 { text += ", pushed \(bytes(report.pushedBytes))" }
+        if report.pinned { text += ", pinned" }
+        text += String(format: " (%.2fs)", report.seconds)
+        return text
+    }
+
+    static func bytes(_ count: Int64) -> String {
+        count < 1 << 20 ? String(format: "%.1f KiB", Double(count) / 1024) : String(format: "%.1f MiB", Double(count) / 1_048_576)
+    }
+}
+
+/// Prints lane reports: JSON lines (one object per processor) or a readable block per processor.
+enum LaneOutput {
+    static func render(_ reports: [ProcessorReport], json: Bool, verbose: Bool = true) {
+        for report in reports {
+            if json {
+                Output.json(report)
+                continue
+            }
+            var head = "\(report.ref)  \(report.status.rawValue)"
+            if let repository = report.repository { head += "  \(repository)" }
+            Output.line(head)
+            for platform in report.platforms {
+                var line = "  \(platform.platform)"
+                if let digest = platform.digest { line += "  \(digest)" }
+                if let cache = platform.cache { line += "  [cache: \(cache)]" }
+                if platform.cache == "miss", let reason = platform.reason, verbose { line += "  because \(reason)" }
+                Output.line(line)
+            }
+            if let index = report.index { Output.line("  index  \(index)") }
+            for pin in report.pins { Output.line("  pin  \(pin)") }
+            if let message = report.message { Output.line("  \(message)") }
+        }
+    }
+
+    /// The exit status for a run: the first failure's category, else `failure` when a report has
+    /// one of `failing` statuses, else success.
+    static func exitCode(_ reports: [ProcessorReport], failing: Set<ProcessorReport.Status> = []) -> ExitCode {
+        if let failed = reports.first(where: { $0.status == .failed }) {
+            let category = ErrorCategory.allCases.first { $0.name == failed.category } ?? .internal
+            return ExitCode(category.rawValue)
+        }
+        return reports.contains { failing.contains($0.status) } ? ExitCode(1) : .success
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import KilnBuild
+import KilnCore
+import KilnLane
+import KilnLayers
+import KilnOCI
+import KilnProcessors
+
+/// Flags of the lane commands (`build` without a context, `plan`, `warm`, `verify`): which
+/// repository, which processors, and the `kiln.yaml` settings a flag may override.
+struct LaneOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
+    var root: String?
+
+    @Option(name: .customLong("ref"), help: ArgumentHelp("Only this processor (repeatable or comma-separated).", valueName: "ns/name@ver"))
+    var refs: [String] = []
+
+    @Option(help: ArgumentHelp("Registry for the repository template's {registry} (kiln.yaml: registry).", valueName: "host[:port]"))
+    var registry: String?
+
+    @Option(help: ArgumentHelp("Owner for the template's {owner} (kiln.yaml: owner; default $GITHUB_REPOSITORY_OWNER).", valueName: "name"))
+    var owner: String?
+
+    @Option(
+        name: .customLong("repository"),
+        help: ArgumentHelp("Where each processor's image goes (kiln.yaml: repository).", valueName: "template"))
+    var repositoryTemplate: String?
+
+    @Option(
+        name: .customLong("cache-repo"),
+        help: ArgumentHelp("Keep the key tags in this repository instead of each target (kiln.yaml: cache-repo).", valueName: "repository"))
+    var cacheRepository: String?
+
+    @Option(name: .customLong("build-arg"), help: ArgumentHelp("Set an ARG (repeatable); NAME alone takes it from the environment.", valueName: "NAME=VALUE"))
+    var buildArgs: [String] = []
+
+    @Option(help: "gzip compression level of new layers, 0 (none) to 9 (smallest).")
+    var level: Int = 6
+
+    func validate() throws {
+        guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
+        for text in refs.flatMap({ $0.split(separator: ",") }) where ProcessorRef(parsing: String(text)) == nil {
+            throw ValidationError("--ref takes NAMESPACE/NAME@VERSION, e.g. --ref llm/litellm@1, not '\(text)'.")
+        }
+    }
+
+    /// The settings for a run, from kiln.yaml and these flags.
+    func settings(platforms: [String], jobs: Int) throws -> LaneSettings {
+        let root = LaneConfig.findRoot(explicit: self.root, from: ".")
+        var config = try LaneConfig.load(root: root)
+        if let registry { config.registry = registry }
+        if let owner { config.owner = owner }
+        if config.owner == nil { config.owner = Environment.current["GITHUB_REPOSITORY_OWNER"] }
+        if let repositoryTemplate { config.repositoryTemplate = repositoryTemplate }
+        if let cacheRepository { config.cacheRepository = cacheRepository }
+        var layerOptions = try LayerOptions.standard(environment: Environment.current)
+        layerOptions.compression = .gzip(level: level)
+        config.buildArgs.merge(try parsedBuildArgs()) { _, flag in flag }
+        var settings = LaneSettings(config: config, layerOptions: layerOptions)
+        settings.refs = refs.flatMap { $0.split(separator: ",") }.compactMap { ProcessorRef(parsing: String($0)) }
+        let texts = platforms.flatMap { $0.split(separator: ",").map(String.init) }
+        if !texts.isEmpty {
+            settings.platforms = try texts.map { (text) throws(PlatformError) in try Platform(parsing: text.contains("/") ? text : "linux/" + text) }
+        }
+        settings.jobs = config.jobs ?? jobs
+        return settings
+    }
+
+    /// `--build-arg`s as a dictionary.
+    func parsedBuildArgs() throws(BuildError) -> [String: String] {
+        var result = [String: String]()
+        for pair in buildArgs {
+            if let equals = pair.firstIndex(of: "=") {
+                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            } else if let value = Environment.current[pair] {
+                result[pair] = value
+            } else {
+                throw .input("--build-arg \(pair) has no value and no environment variable \(pair) is set", location: nil)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import Testing
+
+/// The build-and-pin lane on the example monorepo (`examples/monorepo`), copied to a scratch
+/// folder, against a loopback registry holding the busybox base.
+@Suite("kiln build (lane)", .serialized)
+struct LaneTests {
+    final class Setup {
+        let scratch: Scratch
+        let registry: RegistryServer
+        let base: BusyboxBase
+        let repo: String
+        let cache: String
+
+        init(_ label: String) throws {
+            scratch = try Scratch(label)
+            registry = try RegistryServer()
+            base = try BusyboxBase(registry: registry, scratch: scratch)
+            repo = scratch.path + "/repo"
+            let copied = try Tools.shell("cp -r '\(Tools.packageRoot)/examples/monorepo' '\(repo)'")
+            try #require(copied.status == 0, "\(copied.stderr)")
+            cache = try scratch.sub("cache")
+        }
+
+        var common: [String] {
+            ["--root", repo, "--registry", registry.host, "--build-arg", "BASE_IMAGE=\(base.reference)", "--json"]
+        }
+
+        /// Runs a lane command; its reports by ref.
+        func run(_ command: [String], cache: String? = nil, expect status: Int32 = 0) throws -> [String: [String: Any]] {
+            let result = try Tools.kiln(command + common + ["--cache-dir", cache ?? self.cache])
+            try #require(result.status == status, "kiln \(command.joined(separator: " ")) exited \(result.status): \(result.stderr)\n\(result.stdout)")
+            return Self.reports(result.stdout)
+        }
+
+        static func reports(_ text: String) -> [String: [String: Any]] {
+            var reports = [String: [String: Any]]()
+            for line in text.split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let ref = object["ref"] as? String
+                else { continue }
+                reports[ref] = object
+            }
+            return reports
+        }
+
+        func lane(cache: String? = nil, expect status: Int32 = 0) throws -> [String: [String: Any]] {
+            try run(["build", "--push", "--pin"], cache: cache, expect: status)
+        }
+
+        /// Every registry.yaml's bytes, by path.
+        func pins() throws -> [String: Data] {
+            let found = try Tools.shell("cd '\(repo)' && find . -name registry.yaml | sort")
+            var result = [String: Data]()
+            for path in found.stdout.split(separator: "\n") {
+                result[String(path)] = FileManager.default.contents(atPath: repo + "/" + path)
+            }
+            return result
+        }
+
+        func append(_ path: String, _ text: String) throws {
+            let handle = try #require(FileHandle(forWritingAtPath: repo + "/" + path), "no \(path)")
+            handle.seekToEndOfFile()
+            handle.write(Data(text.utf8))
+            try handle.close()
+        }
+
+        func uploads(since mark: Int) -> [String] {
+            registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
+        }
+    }
+
+    static func statuses(_ reports: [String: [String: Any]]) -> [String: String] {
+        reports.mapValues { $0["status"] as? String ?? "?" }
+    }
+
+    static let all = ["llm/litellm@1", "text/echo@1", "text/summarize@3"]
+
+    @Test("first run builds and pins all; the second builds and uploads nothing and changes no byte")
+    func firstAndSecondRun() throws {
+        let setup = try Setup("lane-runs")
+        let before = try setup.pins()
+        let first = try setup.lane()
+        #expect(Self.statuses(first) == [
+            "llm/litellm@1": "built", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled",
+        ])
+        let pinned = try setup.pins()
+        for (path, bytes) in pinned where !path.contains("legacy") {
+            #expect(bytes != before[path], "\(path) was not pinned")
+        }
+        #expect(pinned["./tools/legacy/old/1/registry.yaml"] == before["./tools/legacy/old/1/registry.yaml"])
+        // The pins name images the registry has, checked by skopeo.
+        let litellm = String(decoding: pinned["./tools/llm/litellm/1/registry.yaml"]!, as: UTF8.self)
+        let amd64 = try #require(litellm.split(separator: "\n").first { $0.contains("amd64: ") }?.split(separator: " ").last)
+        #expect(amd64.hasPrefix("\(setup.registry.host)/acme/llm-litellm@sha256:"))
+        let inspected = try Tools.run(["skopeo", "inspect", "--tls-verify=false", "docker://\(amd64)"])
+        #expect(inspected.status == 0 && inspected.stdout.contains("\"Architecture\": \"amd64\""), "\(inspected.stderr)")
+        let echo = String(decoding: pinned["./tools/text/echo/1/registry.yaml"]!, as: UTF8.self)
+        #expect(echo.contains("oci: \"\(setup.registry.host)/acme/text-echo@sha256:"), "the index pin keeps its quotes: \(echo)")
+        #expect(echo.contains("# the lane pins the index digest here"))
+
+        let mark = setup.registry.mark()
+        let second = try setup.lane()
+        #expect(Self.statuses(second).filter { $0.value != "disabled" }.values.allSatisfy { $0 == "hit" })
+        #expect(second.values.allSatisfy { ($0["pushedBytes"] as? Int) == 0 })
+        #expect(setup.uploads(since: mark).isEmpty, "second run uploaded: \(setup.uploads(since: mark))")
+        #expect(try setup.pins() == pinned, "a run with no change must leave every registry.yaml byte-identical")
+    }
+
+    @Test("a change rebuilds exactly the processors that copy the changed file")
+    func rebuildsExactly() throws {
+        let setup = try Setup("lane-changes")
+        _ = try setup.lane()
+
+        try setup.append("tools/llm/litellm/1/protocol/ws.py", "# one processor's own file\n")
+        let own = try setup.lane()
+        #expect(Self.statuses(own) == ["llm/litellm@1": "built", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+
+        try setup.append("code/libs/textkit/normalize.py", "# a shared library two processors copy\n")
+        let plan = try setup.run(["plan"])
+        let reasons = (plan["text/echo@1"]?["platforms"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? []
+        #expect(reasons == ["code/libs/textkit/normalize.py changed"], "plan gave \(reasons)")
+        let shared = try setup.lane()
+        #expect(Self.statuses(shared) == ["llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled"])
+
+        let pinned = try setup.pins()
+        try setup.append("code/libs/NOTES.txt", "no COPY reads this\n")
+        try setup.append("docs/README.md", "ignored by .dockerignore\n")
+        try setup.append("code/apps/core/processors/text_summarize/tests/test_main.py", "# tests are ignored\n")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: setup.repo + "/code/libs/textkit/cache.pyc"))
+        let mark = setup.registry.mark()
+        let untouched = try setup.lane()
+        #expect(Self.statuses(untouched).filter { $0.value != "disabled" }.values.allSatisfy { $0 == "hit" }, "\(Self.statuses(untouched))")
+        #expect(setup.uploads(since: mark).isEmpty)
+        #expect(try setup.pins() == pinned)
+    }
+
+    @Test("a second machine (fresh cache) gets every key from the registry and pushes nothing")
+    func secondMachine() throws {
+        let setup = try Setup("lane-machines")
+        let first = try setup.lane()
+        let pinned = try setup.pins()
+        let mark = setup.registry.mark()
+        let other = try setup.scratch.sub("other-cache")
+        let second = try setup.lane(cache: other)
+        for ref in Self.all {
+            #expect(second[ref]?["status"] as? String == "hit")
+            let caches = (second[ref]?["platforms"] as? [[String: Any]])?.compactMap { $0["cache"] as? String } ?? []
+            #expect(!caches.isEmpty && caches.allSatisfy { $0 == "registry" }, "\(ref): \(caches)")
+            #expect(second[ref]?["index"] as? String == first[ref]?["index"] as? String)
+        }
+        #expect(setup.uploads(since: mark).isEmpty, "\(setup.uploads(since: mark))")
+        #expect(try setup.pins() == pinned)
+    }
+
+    @Test("--check passes on fresh pins and fails, naming the processor, on a stale one")
+    func check() throws {
+        let setup = try Setup("lane-check")
+        _ = try setup.lane()
+        let fresh = try setup.run(["build", "--check"])
+        #expect(Self.statuses(fresh) == ["llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled"])
+
+        let before = try setup.pins()
+        let edited = try Tools.kiln([
+            "pin", "--root", setup.repo, "--ref", "llm/litellm@1", "--platform", "arm64", "--oci",
+            "\(setup.registry.host)/acme/llm-litellm@sha256:" + String(repeating: "0", count: 64),
+        ])
+        #expect(edited.status == 0, "\(edited.stderr)")
+        let stale = try setup.run(["build", "--check"], expect: 1)
+        #expect(stale["llm/litellm@1"]?["status"] as? String == "stale")
+        #expect((stale["llm/litellm@1"]?["pins"] as? [String])?.first?.hasPrefix("image.platforms.arm64: ") == true)
+        #expect(stale["text/echo@1"]?["status"] as? String == "ok")
+        // --check writes nothing; only the hand edit differs.
+        let after = try setup.pins()
+        #expect(after.filter { $0.value != before[$0.key] }.keys.sorted() == ["./tools/llm/litellm/1/registry.yaml"])
+
+        try setup.append("code/libs/textkit/normalize.py", "# changed\n")
+        let changed = try setup.run(["build", "--check"], expect: 1)
+        #expect(changed["text/echo@1"]?["status"] as? String == "stale")
+        #expect((changed["text/echo@1"]?["message"] as? String)?.contains("code/libs/textkit/normalize.py changed") == true)
+    }
+
+    @Test("a registry that goes down mid-run: finished processors are pinned, the rest are not, and a rerun completes them")
+    func registryDownMidRun() throws {
+        let setup = try Setup("lane-down")
+        // A large file gives text/echo's build a second or two of gzip work: the window in
+        // which the registry goes away.
+        let big = try Tools.shell("head -c 64M /dev/urandom > '\(setup.repo)/tools/text/echo/1/protocol/model.bin'")
+        try #require(big.status == 0)
+        let before = try setup.pins()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tools.kiln)
+        process.arguments = ["build", "--push", "--pin", "--jobs", "1"] + setup.common + ["--cache-dir", setup.cache]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CI"] = "true"
+        process.environment = environment
+        let errors = Pipe()
+        let output = Pipe()
+        process.standardError = errors
+        process.standardOutput = output
+        try process.run()
+        // With one job, processors go in ref order; once the second starts building, freeze
+        // kiln, stop the registry, and let kiln go on against a dead registry.
+        var seen = ""
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !seen.contains("text/echo@1: building") {
+            let count = read(errors.fileHandleForReading.fileDescriptor, &buffer, buffer.count)
+            if count <= 0 { break }
+            seen += String(decoding: buffer[..<count], as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGSTOP)
+        setup.registry.stop()
+        kill(process.processIdentifier, SIGCONT)
+        let stdout = output.fileHandleForReading.readDataToEndOfFile()
+        _ = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 5, "a network failure exits 5; stderr so far: \(seen); registry running: \(setup.registry.process.isRunning)")
+        let reports = Setup.reports(String(decoding: stdout, as: UTF8.self))
+        #expect(reports["llm/litellm@1"]?["status"] as? String == "built")
+        #expect(reports["text/echo@1"]?["status"] as? String == "failed")
+        #expect(reports["text/summarize@3"]?["status"] as? String == "failed")
+        let halfway = try setup.pins()
+        #expect(halfway["./tools/llm/litellm/1/registry.yaml"] != before["./tools/llm/litellm/1/registry.yaml"])
+        #expect(halfway["./tools/text/echo/1/registry.yaml"] == before["./tools/text/echo/1/registry.yaml"])
+        #expect(halfway["./code/apps/core/processors/text_summarize/registry.yaml"] == before["./code/apps/core/processors/text_summarize/registry.yaml"])
+
+        try setup.registry.start()
+        let rerun = try setup.lane()
+        #expect(Self.statuses(rerun) == ["llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled"])
+        let done = try setup.pins()
+        #expect(done["./tools/text/echo/1/registry.yaml"] != before["./tools/text/echo/1/registry.yaml"])
+        #expect(done["./tools/llm/litellm/1/registry.yaml"] == halfway["./tools/llm/litellm/1/registry.yaml"])
+    }
+
+    @Test("verify flags a pin deleted from the registry and one whose inputs changed")
+    func verify() throws {
+        let setup = try Setup("lane-verify")
+        let first = try setup.lane()
+        let clean = try setup.run(["verify"])
+        #expect(Self.statuses(clean) == ["llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled"])
+
+        let index = try #require(first["text/echo@1"]?["index"] as? String)
+        let deleted = try Tools.run([
+            "python3", "-c",
+            "import urllib.request as u; u.urlopen(u.Request('http://\(setup.registry.host)/v2/acme/text-echo/manifests/\(index)', method='DELETE'))",
+        ])
+        #expect(deleted.status == 0, "DELETE failed: \(deleted.stderr)")
+        try setup.append("tools/llm/litellm/1/protocol/ws.py", "# changed after pinning\n")
+        let drifted = try setup.run(["verify"], expect: 1)
+        #expect(drifted["text/echo@1"]?["status"] as? String == "stale")
+        #expect((drifted["text/echo@1"]?["message"] as? String)?.contains("does not have") == true)
+        #expect(drifted["llm/litellm@1"]?["status"] as? String == "stale")
+        #expect((drifted["llm/litellm@1"]?["message"] as? String)?.contains("not the image of the current inputs") == true)
+        #expect(drifted["text/summarize@3"]?["status"] as? String == "ok")
+    }
+}

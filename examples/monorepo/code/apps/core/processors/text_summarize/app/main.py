@@ -1,0 +1,5 @@
+from textkit.normalize import normalize
+
+
+def summarize(text, words=12):
+    return " ".join(normalize(text).split()[:words])

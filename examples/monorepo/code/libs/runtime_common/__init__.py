@@ -1,0 +1,1 @@
+"""Shared runtime for every processor: health checks and the websocket protocol."""

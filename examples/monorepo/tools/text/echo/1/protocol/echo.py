@@ -1,0 +1,5 @@
+from textkit.normalize import normalize
+
+
+def run(request):
+    return {"text": normalize(request["text"])}
