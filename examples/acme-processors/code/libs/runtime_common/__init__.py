@@ -1,1 +1,0 @@
-"""Shared runtime helpers copied into every processor image."""

@@ -1,2 +1,0 @@
-def healthz() -> dict:
-    return {"ok": True}
