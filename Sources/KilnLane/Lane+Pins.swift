@@ -4,10 +4,6 @@ import KilnPin
 import KilnProcessors
 import KilnRegistry
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 extension Lane {
     /// The `image.platforms` key of a platform: its architecture, plus the variant where it is
     /// not the usual one (`arm64` for linux/arm64/v8, `armv7` for linux/arm/v7).
@@ -47,16 +43,9 @@ extension Lane {
         return (edits, changed)
     }
 
-    /// Writes the pins into the processor's file, atomically and keeping its permissions; false
-    /// (and the file untouched) when it already holds them.
+    /// Writes the pins into the processor's file; false when it already holds them.
     func writePins(_ processor: Processor, _ edits: [PinEdit]) throws -> Bool {
-        let text = try Self.readText(processor.file)
-        let updated = try YAMLPins.apply(edits, to: text, file: processor.displayPath)
-        guard updated != text else { return false }
-        var info = stat()
-        let permissions = lstat(processor.file, &info) == 0 ? info.st_mode & 0o7777 : 0o644
-        try AtomicFileWriter.write(Array(updated.utf8), to: processor.file, permissions: permissions)
-        return true
+        try YAMLPins.write(edits, toFileAt: processor.file, displayPath: processor.displayPath)
     }
 
     /// `--check`: whether the file's pins are those of the current inputs.

@@ -1,6 +1,12 @@
 import KilnCore
 import Yams
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One value to pin: a key path (`["image", "platforms", "amd64"]`) and the text it must hold.
 public struct PinEdit: Sendable, Hashable {
     public var path: [String]
@@ -55,6 +61,18 @@ public enum YAMLPins {
             text = document.string
         }
         return text
+    }
+
+    /// Makes the edits in the file at `path`, atomically (temporary file, `fsync`, rename) and
+    /// keeping its permissions; false, and the file untouched, when it already holds them.
+    public static func write(_ edits: [PinEdit], toFileAt path: String, displayPath: String) throws -> Bool {
+        let text = String(decoding: try ReadableFile.readAll(path: path, limit: 4 << 20), as: UTF8.self)
+        let updated = try apply(edits, to: text, file: displayPath)
+        guard updated != text else { return false }
+        var info = stat()
+        let permissions = lstat(path, &info) == 0 ? info.st_mode & 0o7777 : 0o644
+        try AtomicFileWriter.write(Array(updated.utf8), to: path, permissions: permissions)
+        return true
     }
 
     // MARK: - Parsing

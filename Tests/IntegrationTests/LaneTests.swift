@@ -253,4 +253,38 @@ struct LaneTests {
         #expect((drifted["llm/litellm@1"]?["message"] as? String)?.contains("not the image of the current inputs") == true)
         #expect(drifted["text/summarize@3"]?["status"] as? String == "ok")
     }
+
+    @Test("warm fills a fresh cache (stat cache, key records) so the next run is all local hits")
+    func warm() throws {
+        let setup = try Setup("lane-warm")
+        _ = try setup.lane()
+        let fresh = try setup.scratch.sub("fresh-cache")
+        // Files changed in the last two seconds are not remembered (their mtime could repeat).
+        usleep(2_200_000)
+        let warmed = try setup.run(["warm"], cache: fresh)
+        #expect(Self.statuses(warmed) == ["llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+        let stat = try Tools.shell("ls '\(fresh)/stat' | wc -l")
+        #expect(stat.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "one stat cache for the repository root")
+        let next = try setup.run(["plan"], cache: fresh)
+        for ref in Self.all {
+            let caches = (next[ref]?["platforms"] as? [[String: Any]])?.compactMap { $0["cache"] as? String } ?? []
+            #expect(!caches.isEmpty && caches.allSatisfy { $0 == "local" }, "\(ref): \(caches)")
+        }
+    }
+
+    @Test("--cache-repo keeps the key tags in one repository; another machine still gets hits")
+    func cacheRepository() throws {
+        let setup = try Setup("lane-cache-repo")
+        let cacheRepo = "\(setup.registry.host)/acme/kiln-cache"
+        _ = try setup.run(["build", "--push", "--pin", "--cache-repo", cacheRepo])
+        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(cacheRepo)"])
+        #expect(tags.status == 0 && tags.stdout.contains("\"kiln-"), "\(tags.stderr)")
+        let targetTags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/llm-litellm"])
+        #expect(!targetTags.stdout.contains("\"kiln-"), "key tags went to the cache repository, not the target")
+        let mark = setup.registry.mark()
+        let other = try setup.scratch.sub("other-cache")
+        let second = try setup.run(["build", "--push", "--pin", "--cache-repo", cacheRepo], cache: other)
+        #expect(Self.statuses(second) == ["llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+        #expect(setup.uploads(since: mark).isEmpty, "\(setup.uploads(since: mark))")
+    }
 }

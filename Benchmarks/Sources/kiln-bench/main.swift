@@ -2,6 +2,7 @@
 // ratios. Modes:
 //   kiln-bench layers   layer creation vs `tar -c | gzip -6 | sha256sum` (default)
 //   kiln-bench push     push to a loopback registry vs `skopeo copy`, and no-op re-pushes
+//   kiln-bench lane     the build-and-pin lane on 24 processors vs `buildah bud --layers` + push
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -23,5 +24,6 @@ guard FileManager.default.isExecutableFile(atPath: kiln) else {
 
 switch arguments.dropFirst().first {
 case "push": try PushBenchmark.run()
+case "lane": try LaneBenchmark.run()
 default: try LayerBenchmark.run()
 }

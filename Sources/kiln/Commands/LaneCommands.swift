@@ -145,9 +145,7 @@ struct PinCommand: ParsableCommand {
             }
             let key = platform.map { $0.split(separator: "/").count > 1 ? String($0.split(separator: "/")[1]) : $0 }
             let edit = PinEdit(path: key.map { ["image", "platforms", $0] } ?? ["image", "oci"], value: oci)
-            let text = String(decoding: try ReadableFile.readAll(path: processor.file, limit: 4 << 20), as: UTF8.self)
-            let updated = try YAMLPins.apply([edit], to: text, file: processor.displayPath)
-            if updated != text { try AtomicFileWriter.write(Array(updated.utf8), to: processor.file) }
+            let changed = try YAMLPins.write([edit], toFileAt: processor.file, displayPath: processor.displayPath)
             if output.json {
                 struct Report: Encodable {
                     var ref: String
@@ -156,9 +154,9 @@ struct PinCommand: ParsableCommand {
                     var value: String
                     var changed: Bool
                 }
-                Output.json(Report(ref: ref.description, file: processor.displayPath, key: edit.dottedPath, value: oci, changed: updated != text))
+                Output.json(Report(ref: ref.description, file: processor.displayPath, key: edit.dottedPath, value: oci, changed: changed))
             } else {
-                Output.line("\(processor.displayPath): \(edit.dottedPath) \(updated != text ? "pinned to" : "already") \(oci)")
+                Output.line("\(processor.displayPath): \(edit.dottedPath) \(changed ? "pinned to" : "already") \(oci)")
             }
         }
     }
