@@ -1,7 +1,7 @@
 import KilnCore
 
-/// A problem in a YAML file kiln reads or pins (`registry.yaml`, `kiln.yaml`). Always names the file, and the line when
-/// the problem sits on one.
+/// A problem in a YAML file kiln reads or pins (`registry.yaml`, `kiln.yaml`). Always names the
+/// file, and the line when the problem sits on one.
 public struct YAMLFileError: KilnError {
     public var message: String
     public var location: SourceLocation?
