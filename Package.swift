@@ -76,6 +76,8 @@ let package = Package(
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
+        .testTarget(
+            name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
         .testTarget(name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI"]),
         .testTarget(
             name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),

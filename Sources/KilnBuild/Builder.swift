@@ -139,7 +139,7 @@ public struct Builder: Sendable {
         var bases = [String]()
         var used = Set<String>()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false)
+            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil)
             bases += run.bases.map(\.reference)
             used.formUnion(run.usedBuildArgs)
             let state = run.state
@@ -159,13 +159,24 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [BuildInputs]()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true)
+            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil)
             var unique = [String: BuildContext.Item]()
             for item in run.reads { unique[item.path] = item }
             let files = unique.values.sorted { $0.path < $1.path }
             let bases = Set(run.bases.map { "\($0.reference) \($0.manifestDigest)" }).sorted()
             let args = options.buildArgs.filter { run.usedBuildArgs.contains($0.key) }
             result.append(BuildInputs(platform: platform, files: files, bases: bases, buildArgs: args))
+        }
+        return result
+    }
+
+    /// The step keys of every instruction of the stages the target needs, per platform and stage
+    /// index, computed without running anything (see `StepKeys`).
+    public func stepKeys(hasher: ContextHasher) async throws -> [Platform: [Int: [StepKeys.Step]]] {
+        let stages = try preflight(allowingRun: true)
+        var result = [Platform: [Int: [StepKeys.Step]]]()
+        for platform in options.platforms {
+            result[platform] = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher).steps
         }
         return result
     }
@@ -187,9 +198,12 @@ public struct Builder: Sendable {
         var bases: [BaseImage]
         var usedBuildArgs: Set<String>
         var reads: [BuildContext.Item]
+        var steps: [Int: [StepKeys.Step]]
     }
 
-    private func build(_ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool) async throws -> PlatformRun {
+    private func build(_ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool, stepHasher: ContextHasher?)
+        async throws -> PlatformRun
+    {
         var global = platformArgs(platform)
         var used = Set<String>()
         let expander = WordExpander(escape: dockerfile.escape)
@@ -211,6 +225,7 @@ public struct Builder: Sendable {
         var built = [Int: ImageState]()
         var bases = [BaseImage]()
         var reads = [BuildContext.Item]()
+        var steps = [Int: [StepKeys.Step]]()
         var last: ImageState?
         for stage in stages {
             let location = stage.from.location
@@ -272,6 +287,7 @@ public struct Builder: Sendable {
                 dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
                 buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images, state: state)
             builder.inputsOnly = inputsOnly
+            builder.stepHasher = stepHasher
             let triggers = state.runtime.onBuild ?? []
             builder.state.runtime.onBuild = nil
             for trigger in triggers {
@@ -281,10 +297,11 @@ public struct Builder: Sendable {
             for instruction in stage.instructions { try builder.run(instruction) }
             used.formUnion(builder.usedBuildArgs)
             reads += builder.reads
+            steps[stage.index] = builder.steps
             built[stage.index] = builder.state
             last = builder.state
         }
-        return PlatformRun(state: last!, bases: bases, usedBuildArgs: used, reads: reads)
+        return PlatformRun(state: last!, bases: bases, usedBuildArgs: used, reads: reads, steps: steps)
     }
 }
 

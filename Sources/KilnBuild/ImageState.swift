@@ -10,6 +10,9 @@ struct ImageState {
     var config: ImageConfig
     var layers: [Descriptor]
     var repository: Repository?
+    /// The step key of this state: chained from the base's platform manifest digest through
+    /// every instruction applied (see `StepKeys`).
+    var stepKey: Digest
     /// Blob files of layers not yet applied to `filesystem` (read only when an instruction needs it).
     private var pendingBlobs: [String] = []
     private var filesystemValue = ImageFilesystem()
@@ -18,6 +21,7 @@ struct ImageState {
     init(scratchFor platform: Platform) {
         config = ImageConfig(platform: platform, config: ContainerConfig(), rootfs: RootFS(diffIDs: []), history: [])
         layers = []
+        stepKey = StepKeys.start(scratch: platform)
     }
 
     /// The state `FROM base` starts from: the base's config and layers, untouched.
@@ -30,6 +34,7 @@ struct ImageState {
             return layer
         }
         repository = base.repository
+        stepKey = StepKeys.start(base: base.manifestDigest)
         pendingBlobs = base.layers.map { store.blobPath($0.digest) }
     }
 

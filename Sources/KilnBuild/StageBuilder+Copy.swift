@@ -147,17 +147,24 @@ extension StageBuilder {
 
     /// Records the context items a `COPY`/`ADD` reads, as `groupsFromContext` would visit them.
     mutating func recordReads(_ copy: CopyCommand, _ instruction: Instruction) throws {
-        guard copy.from == nil else { return }
+        reads += try contextReads(copy, instruction)
+    }
+
+    /// The context items a `COPY`/`ADD` reads (none with `--from`).
+    func contextReads(_ copy: CopyCommand, _ instruction: Instruction) throws -> [BuildContext.Item] {
+        guard copy.from == nil else { return [] }
         let excludes = copy.excludes.isEmpty ? nil : DockerIgnore(parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }.joined(separator: "\n"))
+        var result = [BuildContext.Item]()
         for source in copy.sources {
             let expanded = try expand(source, instruction)
             if expanded.contains("://") || expanded.hasPrefix("git@") { continue }
             for item in try context.resolve(source: expanded, at: instruction.location) {
                 if let excludes, excludes.excludes(item.path) { continue }
-                reads.append(item)
-                if item.kind == .directory { reads += try context.walk(item, excluding: excludes) }
+                result.append(item)
+                if item.kind == .directory { result += try context.walk(item, excluding: excludes) }
             }
         }
+        return result
     }
 
     private mutating func groupsFromContext(

@@ -29,6 +29,9 @@ struct StageBuilder {
     var inputsOnly = false
     /// Context items `COPY`/`ADD` read, recorded when `inputsOnly`.
     var reads: [BuildContext.Item] = []
+    /// When set, every instruction advances `state.stepKey`, and `steps` lists the keys.
+    var stepHasher: ContextHasher?
+    var steps: [StepKeys.Step] = []
     /// `ARG`s declared in this stage, with their values.
     var args: [String: String] = [:]
     var usedBuildArgs: Set<String> = []
@@ -49,7 +52,20 @@ struct StageBuilder {
         }
     }
 
+    /// Applies one instruction, then (when keying steps) advances the step key past it.
     mutating func run(_ instruction: Instruction) throws(BuildError) {
+        let parent = state.stepKey
+        try apply(instruction)
+        guard let stepHasher else { return }
+        do {
+            state.stepKey = try StepKeys.next(after: parent, instruction, in: self, hasher: stepHasher)
+        } catch {
+            throw BuildError.wrapping(error, at: instruction.location)
+        }
+        steps.append(StepKeys.Step(instruction: instruction, key: state.stepKey))
+    }
+
+    private mutating func apply(_ instruction: Instruction) throws(BuildError) {
         let history = History(created: created, createdBy: instruction.source, comment: "kiln")
         do {
             switch instruction.command {
@@ -112,6 +128,7 @@ struct StageBuilder {
                 state.runtime.healthcheck = health
             case let .onBuild(trigger): state.runtime.onBuild = (state.runtime.onBuild ?? []) + [trigger]
             case let .maintainer(name): state.config.author = name
+            case .run where inputsOnly: break
             case .run:
                 throw BuildError.input(
                     "RUN needs a container runtime, and this build has no RUN executor; only the steps after a stage's last RUN are built natively",
