@@ -14,6 +14,10 @@ public struct BuildOptions: Sendable {
     public var layerOptions: LayerOptions
     /// The platform kiln runs on, for `BUILDPLATFORM` and friends.
     public var buildPlatform: Platform
+    /// Runs `RUN` steps; without one a stage that needs `RUN` is refused before any work.
+    public var executor: BuildahExecutor?
+    /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
+    public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
 
     public init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -57,6 +61,9 @@ public struct BuildResult: Sendable {
     public var bases: [String]
     /// `--build-arg`s no `ARG` declared (Docker warns about these).
     public var unusedBuildArgs: [String]
+    /// buildah builds run, and `RUN` steps they ran (0 when every step came from a checkpoint).
+    public var executorRuns = 0
+    public var stepsRun = 0
 }
 
 /// Builds a Dockerfile natively: for each platform, the stages the target needs, in order, each
@@ -88,7 +95,8 @@ public struct Builder: Sendable {
 
     /// Checks what can be checked before any work: the target exists, every stage it needs is
     /// known, and no needed stage has a `RUN` (which needs a container runtime).
-    public func preflight(allowingRun: Bool = false) throws(BuildError) -> [Stage] {
+    public func preflight(allowingRun: Bool? = nil) throws(BuildError) -> [Stage] {
+        let allowingRun = allowingRun ?? (options.executor != nil)
         let target = try targetStage()
         var needed = Set<Int>()
         var pending = [target.index]
@@ -111,11 +119,21 @@ public struct Builder: Sendable {
             }
         }
         let stages = needed.sorted().map { dockerfile.stages[$0] }
-        for stage in stages where !allowingRun {
-            if let run = stage.lastRun {
+        for stage in stages {
+            guard let run = stage.lastRun else { continue }
+            if !allowingRun {
                 throw .input(
                     "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage.name ?? String(stage.index)))",
                     location: run.location)
+            }
+            // Steps up to the last RUN go to buildah, which sees only the context.
+            let lastIndex = stage.instructions.lastIndex { $0.location == run.location }!
+            for instruction in stage.instructions[..<lastIndex] {
+                if case let .copy(copy) = instruction.command, copy.from != nil {
+                    throw .input(
+                        "COPY --from before a stage's last RUN is not supported yet; move it after the last RUN (line \(run.location.line))",
+                        location: instruction.location)
+                }
             }
         }
         return stages
@@ -133,13 +151,19 @@ public struct Builder: Sendable {
 
     public func build() async throws -> BuildResult {
         let stages = try preflight()
+        if options.executor != nil, let run = stages.lazy.compactMap(\.lastRun).first {
+            for platform in options.platforms {
+                try Emulation.check(platform, host: options.buildPlatform, directory: options.binfmtDirectory, location: run.location)
+            }
+        }
+        let counters = BuildahExecutor.Counters()
         let scratch = try store.makeScratchDirectory(prefix: "build")
         defer { FilePaths.remove(scratch) }
         var images = [PlatformImage]()
         var bases = [String]()
         var used = Set<String>()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil)
+            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil, counters: counters)
             bases += run.bases.map(\.reference)
             used.formUnion(run.usedBuildArgs)
             let state = run.state
@@ -148,7 +172,10 @@ public struct Builder: Sendable {
             images.append(try PlatformImage(config: config, layers: state.layers))
         }
         let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
-        return BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
+        var result = BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
+        result.executorRuns = counters.runs
+        result.stepsRun = counters.steps
+        return result
     }
 
     /// What a build for each platform would read, without building: the context items its
@@ -159,7 +186,7 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [BuildInputs]()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil)
+            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil, counters: nil)
             var unique = [String: BuildContext.Item]()
             for item in run.reads { unique[item.path] = item }
             let files = unique.values.sorted { $0.path < $1.path }
@@ -176,7 +203,7 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [Platform: [Int: [StepKeys.Step]]]()
         for platform in options.platforms {
-            result[platform] = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher).steps
+            result[platform] = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher, counters: nil).steps
         }
         return result
     }
@@ -201,9 +228,10 @@ public struct Builder: Sendable {
         var steps: [Int: [StepKeys.Step]]
     }
 
-    private func build(_ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool, stepHasher: ContextHasher?)
-        async throws -> PlatformRun
-    {
+    private func build(
+        _ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool, stepHasher: ContextHasher?,
+        counters: BuildahExecutor.Counters?
+    ) async throws -> PlatformRun {
         var global = platformArgs(platform)
         var used = Set<String>()
         let expander = WordExpander(escape: dockerfile.escape)
@@ -294,7 +322,11 @@ public struct Builder: Sendable {
                 let parsed = try Dockerfile(parsing: "FROM scratch\n" + trigger, file: "ONBUILD trigger of \(base)")
                 for instruction in parsed.stages[0].instructions { try builder.run(instruction) }
             }
-            for instruction in stage.instructions { try builder.run(instruction) }
+            if !inputsOnly, let executor = options.executor, let counters, stage.lastRun != nil {
+                try runWithExecutor(executor, stage: stage, builder: &builder, platform: platform, counters: counters)
+            } else {
+                for instruction in stage.instructions { try builder.run(instruction) }
+            }
             used.formUnion(builder.usedBuildArgs)
             reads += builder.reads
             steps[stage.index] = builder.steps
@@ -302,6 +334,59 @@ public struct Builder: Sendable {
             last = builder.state
         }
         return PlatformRun(state: last!, bases: bases, usedBuildArgs: used, reads: reads, steps: steps)
+    }
+}
+
+extension Builder {
+    /// A stage with `RUN`: the steps up to its last `RUN` come from the deepest checkpoint already
+    /// recorded, and buildah runs the rest one segment (up to and including a `RUN`) at a time,
+    /// each recorded as a checkpoint under its step key. The steps after the last `RUN` are built
+    /// natively, as for any stage.
+    func runWithExecutor(
+        _ executor: BuildahExecutor, stage: Stage, builder: inout StageBuilder, platform: Platform, counters: BuildahExecutor.Counters
+    ) throws {
+        let instructions = stage.instructions
+        let runs = instructions.indices.filter { if case .run = instructions[$0].command { true } else { false } }
+        let last = runs.last!
+        // Step keys, and the ARGs in scope before each instruction, from a dry run of the stage.
+        var keyer = builder
+        keyer.inputsOnly = true
+        keyer.stepHasher = ContextHasher(root: context.root, store: store)
+        var argsBefore = [[String: String]]()
+        var atLastRun = keyer
+        for (index, instruction) in instructions.enumerated() {
+            argsBefore.append(keyer.args)
+            try keyer.run(instruction)
+            if index == last { atLastRun = keyer }
+        }
+        let keys = keyer.steps.suffix(instructions.count).map(\.key)
+
+        var done = -1
+        var state = builder.state
+        for index in runs.reversed() {
+            if let checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store) {
+                done = index
+                state = ImageState(base: checkpoint, store: store)
+                break
+            }
+        }
+        for index in runs where index > done {
+            let segment = BuildahExecutor.Segment(
+                instructions: Array(instructions[(done + 1)...index]), args: argsBefore[done + 1], escape: dockerfile.escape)
+            let image = try executor.run(
+                segment, from: state, platform: platform, contextRoot: context.root, key: keys[index], store: store,
+                epoch: options.layerOptions.epoch, counters: counters)
+            state = ImageState(base: image, store: store)
+            done = index
+        }
+        // The native builder takes over from the last checkpoint, knowing the stage's ARGs and
+        // whether it set CMD.
+        builder.args = atLastRun.args
+        builder.cmdSet = atLastRun.cmdSet
+        builder.usedBuildArgs = atLastRun.usedBuildArgs
+        state.stepKey = keys[last]
+        builder.state = state
+        for instruction in instructions[(last + 1)...] { try builder.run(instruction) }
     }
 }
 

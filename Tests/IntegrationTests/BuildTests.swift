@@ -107,7 +107,9 @@ struct BuildTests {
     }
 
     static let badCases: [BadCase] = [
-        BadCase(name: "RUN", dockerfile: "FROM BASE\nCOPY notes.txt /\n    RUN echo hi\n", message: "Dockerfile:3:5: RUN needs a container runtime"),
+        BadCase(
+            name: "COPY --from before RUN", dockerfile: "FROM BASE AS a\nFROM BASE\n  COPY --from=a /etc/passwd /x\nRUN echo hi\n",
+            message: "Dockerfile:3:3: COPY --from before a stage's last RUN is not supported yet"),
         BadCase(name: "source outside the context", dockerfile: "FROM BASE\nCOPY ../x /x\n", message: "Dockerfile:2:1: '../x' is outside the build context"),
         BadCase(name: "symlink pointing out", dockerfile: "FROM BASE\nCOPY escape /x\n",
                 message: "Dockerfile:2:1: 'escape' leads outside the build context through a symlink"),

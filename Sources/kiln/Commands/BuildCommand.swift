@@ -30,8 +30,11 @@ struct BuildCommand: AsyncParsableCommand {
             the same digests. With several platforms the result is an OCI image index, and layers that come \
             out the same for every platform are one blob.
 
-            The result goes to an OCI layout (-o, default oci:kiln-out:latest) or a registry (-t). RUN needs a \
-            container runtime and is refused before any work is done.
+            The result goes to an OCI layout (-o, default oci:kiln-out:latest) or a registry (-t). RUN steps go \
+            to buildah (--isolation chroot, storage in the store), one segment at a time from the deepest \
+            checkpoint already recorded under the step's key, so an unchanged RUN never runs again; the steps \
+            after a stage's last RUN are built natively. A RUN for another architecture needs QEMU registered \
+            with binfmt_misc.
 
             Examples:
               kiln build -f tools/llm/litellm/1/Dockerfile .
@@ -106,6 +109,10 @@ struct BuildCommand: AsyncParsableCommand {
             options.buildArgs = try lane.parsedBuildArgs()
             options.target = self.target
             let store = try store.open()
+            var executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
+            executor.log = { line in Output.errorLine("buildah | \(line)") }
+            options.executor = executor
+            options.binfmtDirectory = Emulation.directory(environment: Environment.current)
             try await registry.withClient { client in
                 let builder = Builder(
                     dockerfile: dockerfile, context: buildContext, store: store,
@@ -169,6 +176,8 @@ struct BuildCommand: AsyncParsableCommand {
                 var platforms: [String: String]
                 var bases: [String]
                 var unusedBuildArgs: [String]
+                var executorRuns: Int
+                var stepsRun: Int
             }
             var platforms = [String: String]()
             for image in result.bundle.images { platforms[image.platform.description] = image.manifest.descriptor.digest.description }
@@ -176,7 +185,7 @@ struct BuildCommand: AsyncParsableCommand {
                 Report(
                     destination: destination, digest: result.bundle.root.digest.description,
                     mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms, bases: result.bases,
-                    unusedBuildArgs: result.unusedBuildArgs))
+                    unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns, stepsRun: result.stepsRun))
         } else {
             Output.line("\(destination)@\(result.bundle.root.digest)")
             for image in result.bundle.images {

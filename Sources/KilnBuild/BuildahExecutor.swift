@@ -1,0 +1,183 @@
+import Foundation
+import KilnCore
+import KilnDockerfile
+import KilnOCI
+import KilnStore
+
+/// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default, storage under
+/// kiln's store). kiln hands it one segment at a time — the instructions after a checkpoint up to
+/// and including the next `RUN` — as a Dockerfile `FROM` the checkpoint image, and takes the
+/// result back into its store as the next checkpoint. kiln never becomes a container runtime:
+/// it owns the keys, the cache and the layers it can make itself.
+public struct BuildahExecutor: Sendable {
+    /// buildah's storage and scratch space (`ROOT/buildah` in the store by default).
+    public let root: String
+    public var isolation = "chroot"
+    /// Each line buildah prints, for a prefixed live log.
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init(root: String) { self.root = root }
+
+    /// How many buildah builds ran, and how many `RUN` steps they ran (for reports and tests).
+    public final class Counters: Sendable {
+        private let counts = Locked((runs: 0, steps: 0))
+        public init() {}
+        func add(steps: Int) { counts.withLock { $0.runs += 1; $0.steps += steps } }
+        public var runs: Int { counts.withLock { $0.runs } }
+        public var steps: Int { counts.withLock { $0.steps } }
+    }
+
+    struct Segment {
+        var instructions: [Instruction]
+        /// `ARG`s declared before the segment, with their values (declared again at its top).
+        var args: [String: String]
+        var escape: Character
+    }
+
+    /// Runs a segment on top of `start` for `platform`, and records the result under `key`.
+    func run(
+        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest, store: ContentStore,
+        epoch: Int64, counters: Counters
+    ) throws -> BaseImage {
+        guard let buildah = Self.find("buildah") else {
+            throw BuildError.input(
+                "RUN steps go to buildah, which is not installed (apt-get install buildah)", location: segment.instructions.last?.location)
+        }
+        let scratch = try store.makeScratchDirectory(prefix: "run")
+        defer { FilePaths.remove(scratch) }
+        let base = ["--storage-driver", "vfs", "--root", root + "/storage", "--runroot", root + "/run"]
+
+        // The start image, from kiln's store, into buildah's. buildah names an image it pulls
+        // from a layout after the layout's path, which must then be lower case.
+        let layout = "/tmp/kiln-start-\(key.hex.prefix(16))-\(ProcessInfo.processInfo.processIdentifier)"
+        defer { FilePaths.remove(layout) }
+        let startImage = try PlatformImage(config: start.config, layers: start.layers)
+        try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
+        let pulled = try Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
+        guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
+            throw BuildError("buildah could not load the checkpoint image: \(Self.tail(pulled.output))", location: nil, category: .internal)
+        }
+
+        var text = segment.escape == "\\" ? "" : "# escape=\(segment.escape)\n"
+        text += "FROM \(imageID)\n"
+        for name in segment.args.keys.sorted() { text += "ARG \(name)\n" }
+        for instruction in segment.instructions {
+            if case let .copy(copy) = instruction.command, copy.from != nil {
+                throw BuildError.input("COPY --from before a RUN is not supported yet; move it after the stage's last RUN", location: instruction.location)
+            }
+            text += instruction.source + "\n"
+            if case let .run(run) = instruction.command {
+                for heredoc in run.heredocs { text += heredoc.content + (heredoc.content.hasSuffix("\n") ? "" : "\n") + heredoc.name + "\n" }
+            }
+        }
+        let dockerfile = scratch + "/Dockerfile"
+        try AtomicFileWriter.write(Array(text.utf8), to: dockerfile)
+        let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
+        var arguments = base + [
+            "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)", "--format", "docker",
+            "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
+        ]
+        for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(name)=\(value)"] }
+        arguments.append(contextRoot)
+        let built = try Self.run(buildah, arguments, log: log)
+        let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
+        counters.add(steps: steps)
+        guard built.status == 0 else {
+            let failing = segment.instructions.last { instruction in
+                if case .run = instruction.command { built.output.contains(String(instruction.source.prefix(40))) } else { false }
+            } ?? segment.instructions.last
+            let code = Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
+            throw BuildError.input("RUN failed (\(code)); last output:\n\(Self.tail(built.output))", location: failing?.location)
+        }
+
+        // The result, back into kiln's store: manifest, config and layers, each verified.
+        let output = scratch + "/out"
+        let pushed = try Self.run(buildah, base + ["push", "--quiet", "--format", "v2s2", tag, "dir:\(output)"])
+        guard pushed.status == 0 else {
+            throw BuildError("buildah could not export the step's image: \(Self.tail(pushed.output))", location: nil, category: .internal)
+        }
+        _ = try? Self.run(buildah, base + ["rmi", "--force", tag, imageID])
+        let manifestBytes = try ReadableFile.readAll(path: output + "/manifest.json", limit: 4 << 20)
+        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestBytes, what: "buildah's manifest")
+        for blob in [manifest.config] + manifest.layers {
+            _ = try store.putFile(at: output + "/" + blob.digest.hex, expected: blob.digest)
+        }
+        let stored = try store.put(manifestBytes, mediaType: .dockerManifest)
+        try store.setRecord(Checkpoint(manifest: stored), kind: "checkpoint", key: key)
+        return try Checkpoint.load(stored, key: key, store: store)
+    }
+
+    /// A `RUN` checkpoint: the image after a step, recorded under the step's key.
+    struct Checkpoint: Codable {
+        var manifest: Descriptor
+
+        /// The checkpoint recorded under `key`, when its blobs are all in the store.
+        static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
+            guard let record = try? store.record(Checkpoint.self, kind: "checkpoint", key: key) else { return nil }
+            return try? load(record.manifest, key: key, store: store)
+        }
+
+        static func load(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
+            let manifest = try CanonicalJSON.decode(
+                ImageManifest.self, from: try store.readBlob(descriptor.digest, limit: 4 << 20), what: "checkpoint \(key.short)")
+            let config = try CanonicalJSON.decode(
+                ImageConfig.self, from: try store.readBlob(manifest.config.digest, limit: 16 << 20), what: "checkpoint config")
+            for layer in manifest.layers where !store.contains(layer.digest) {
+                throw BuildError("checkpoint \(key.short) lacks layer \(layer.digest)", location: nil, category: .io)
+            }
+            return BaseImage(
+                reference: "checkpoint:\(key.hex)", manifestDigest: descriptor.digest, config: config, layers: manifest.layers, repository: nil)
+        }
+    }
+
+    // MARK: - Processes
+
+    static func find(_ tool: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Runs a tool, merging stdout and stderr, handing each line to `log`.
+    static func run(_ tool: String, _ arguments: [String], log: (String) -> Void = { _ in }) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw BuildError("cannot start \(tool): \(error)", location: nil, category: .internal)
+        }
+        var output = Data()
+        var pending = Data()
+        while true {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            output.append(chunk)
+            pending.append(chunk)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                log(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending = Data(pending[(newline + 1)...])
+            }
+        }
+        if !pending.isEmpty { log(String(decoding: pending, as: UTF8.self)) }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    static func tail(_ output: String, lines: Int = 15) -> String {
+        output.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// The exit code buildah reports for a failed `RUN` ("exit status N").
+    static func exitCode(in output: String) -> Int? {
+        guard let range = output.range(of: "exit status ", options: .backwards) else { return nil }
+        return Int(output[range.upperBound...].prefix { $0.isNumber })
+    }
+}

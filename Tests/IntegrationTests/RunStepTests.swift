@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+
+/// `RUN` through buildah, cached step by step: a processor-shaped Dockerfile (indented lines,
+/// RUN before and after code COPYs, HEALTHCHECK) on the busybox base, built by `kiln build`.
+@Suite("kiln build with RUN (buildah executor)", .serialized)
+struct RunStepTests {
+    static let dockerfile = """
+            FROM BASE
+            ENV PYTHONDONTWRITEBYTECODE=1 TZ=UTC
+            RUN mkdir -p /opt && head -c 16 /dev/urandom | sha256sum | cut -c1-16 > /opt/random
+            WORKDIR /tool
+            COPY lib/ /tool/libs/
+            COPY protocol.txt /tool/protocol/
+            RUN cat /tool/libs/*.txt /tool/protocol/protocol.txt > /tool/installed && echo installed >> /opt/steps
+            RUN mkdir -p /home/app && chmod -R 0777 /home/app && echo second >> /opt/steps
+            ENV HOME=/home/app
+            COPY late.txt /tool/
+            EXPOSE 8000
+            CMD ["sh", "-c", "cat /tool/installed"]
+            HEALTHCHECK --interval=10s --timeout=3s --retries=5 \\
+                CMD test -f /tool/installed || exit 1
+        """
+
+    final class Setup {
+        let scratch: Scratch
+        let registry: RegistryServer
+        let base: BusyboxBase
+        let context: String
+        let cache: String
+
+        init(_ label: String, dockerfile: String = RunStepTests.dockerfile) throws {
+            scratch = try Scratch(label)
+            registry = try RegistryServer()
+            base = try BusyboxBase(registry: registry, scratch: scratch)
+            context = try scratch.sub("context")
+            cache = try scratch.sub("cache")
+            try FileManager.default.createDirectory(atPath: context + "/lib", withIntermediateDirectories: true)
+            try write("lib/common.txt", "common v1\n")
+            try write("protocol.txt", "protocol v1\n")
+            try write("late.txt", "late v1\n")
+            try write("Dockerfile", dockerfile.replacingOccurrences(of: "BASE", with: base.reference))
+        }
+
+        func write(_ path: String, _ text: String) throws {
+            try text.write(toFile: context + "/" + path, atomically: false, encoding: .utf8)
+        }
+
+        var target: String { "\(registry.host)/acme/run-steps:1" }
+
+        func build(platform: String = "linux/amd64", environment: [String: String] = [:], expect status: Int32 = 0) throws
+            -> (report: [String: Any], result: Tools.Result)
+        {
+            let result = try Tools.kiln(
+                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache, context], environment: environment)
+            try #require(result.status == status, "kiln build exited \(result.status): \(result.stderr)")
+            let report = (try? JSONSerialization.jsonObject(with: result.stdoutBytes) as? [String: Any]) ?? [:]
+            return (report, result)
+        }
+
+        /// Runs `command` in the pushed image under `buildah run`.
+        func inImage(_ command: String) throws -> String {
+            let buildah = try Buildah(scratch: scratch)
+            let from = try buildah.run(["from", "--tls-verify=false", target])
+            try #require(from.status == 0, "buildah from: \(from.stderr)")
+            let container = from.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let run = try buildah.run(["run", "--isolation", "chroot", container, "--", "sh", "-c", command])
+            try #require(run.status == 0, "buildah run: \(run.stderr)")
+            _ = try buildah.run(["rm", container])
+            return run.stdout
+        }
+    }
+
+    @Test("RUN steps run once; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times")
+    func checkpoints() throws {
+        let setup = try Setup("run-steps")
+        let first = try setup.build().report
+        #expect(first["stepsRun"] as? Int == 3, "\(first)")
+        let random = try setup.inImage("cat /opt/random")
+        #expect(random.count == 17)
+        #expect(try setup.inImage("cat /tool/installed /opt/steps; echo $HOME $TZ; pwd")
+            == "common v1\nprotocol v1\ninstalled\nsecond\n/home/app UTC\n/tool\n")
+
+        let again = try setup.build().report
+        #expect(again["executorRuns"] as? Int == 0 && again["digest"] as? String == first["digest"] as? String)
+
+        try setup.write("late.txt", "late v2\n")
+        let late = try setup.build().report
+        #expect(late["executorRuns"] as? Int == 0, "a file copied after the last RUN runs buildah zero times")
+        #expect(try setup.inImage("cat /tool/late.txt") == "late v2\n")
+
+        try setup.write("protocol.txt", "protocol v2\n")
+        let changed = try setup.build().report
+        #expect(changed["stepsRun"] as? Int == 2, "the two RUNs after the changed COPY ran, the first did not: \(changed)")
+        #expect(try setup.inImage("cat /opt/random") == random, "the first RUN's random value survived")
+        #expect(try setup.inImage("cat /tool/installed /opt/steps") == "common v1\nprotocol v2\ninstalled\nsecond\n")
+
+        // The config matches what buildah bud gives for the same Dockerfile.
+        let layout = setup.scratch.path + "/layouts"
+        let copied = try Tools.run(["skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):kiln"])
+        try #require(copied.status == 0, "\(copied.stderr)")
+        let buildah = try Buildah(scratch: setup.scratch)
+        let image = "localhost/kiln-diff:run"
+        let built = try buildah.run([
+            "bud", "--isolation", "chroot", "--tls-verify=false", "--format", "docker", "-f", setup.context + "/Dockerfile", "-t", image,
+            setup.context,
+        ])
+        try #require(built.status == 0, "buildah bud: \(built.stderr)")
+        let pushed = try buildah.run(["push", "--format", "v2s2", image, "oci:\(layout):buildah"])
+        try #require(pushed.status == 0, "\(pushed.stderr)")
+        let fields = ["Env", "Cmd", "Healthcheck", "ExposedPorts", "WorkingDir"]
+        let ours = try Self.config(layout, tag: "kiln")
+        let theirs = try Self.config(layout, tag: "buildah")
+        for field in fields {
+            #expect(ours[field] == theirs[field], "\(field): kiln \(ours[field] ?? "nil") vs buildah \(theirs[field] ?? "nil")")
+        }
+    }
+
+    /// The config fields of an OCI layout entry, each as canonical JSON text (Env sorted).
+    static func config(_ layout: String, tag: String) throws -> [String: String] {
+        let script = """
+            import json, sys
+            index = json.load(open('\(layout)/index.json'))
+            entry = [m for m in index['manifests'] if m.get('annotations', {}).get('org.opencontainers.image.ref.name') == '\(tag)'][0]
+            blob = lambda d: json.load(open('\(layout)/blobs/' + d.replace(':', '/')))
+            config = blob(blob(entry['digest'])['config']['digest'])['config']
+            if 'Env' in config: config['Env'] = sorted(config['Env'])
+            print(json.dumps({k: json.dumps(v, sort_keys=True) for k, v in config.items()}))
+            """
+        let result = try Tools.run(["python3", "-c", script])
+        try #require(result.status == 0, "\(result.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: String] ?? [:]
+    }
+
+    @Test("a failing RUN names its line, exit code and output, and pushes nothing")
+    func failingRun() throws {
+        let dockerfile = """
+            FROM BASE
+            COPY lib/ /tool/libs/
+            RUN echo preparing && echo 'something broke' && exit 3
+            CMD ["sh"]
+            """
+        let setup = try Setup("run-fails", dockerfile: dockerfile)
+        let mark = setup.registry.mark()
+        let (_, result) = try setup.build(expect: 2)
+        #expect(result.stderr.contains("Dockerfile:3:"), "\(result.stderr)")
+        #expect(result.stderr.contains("exit code 3"), "\(result.stderr)")
+        #expect(result.stderr.contains("something broke"))
+        let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
+        #expect(writes.isEmpty, "\(writes)")
+    }
+
+    @Test("without a binfmt entry for arm64, RUN for linux/arm64 fails before any work, naming both fixes")
+    func noEmulation() throws {
+        let setup = try Setup("run-binfmt")
+        let mark = setup.registry.mark()
+        let missing = setup.scratch.path + "/no-binfmt"
+        let (_, result) = try setup.build(platform: "linux/amd64,linux/arm64", environment: ["KILN_BINFMT_DIR": missing], expect: 2)
+        #expect(result.stderr.contains("RUN for linux/arm64/v8"), "\(result.stderr)")
+        #expect(result.stderr.contains("qemu-user-static") && result.stderr.contains("native runner"))
+        #expect(!result.stderr.contains("buildah |"), "buildah must not have run")
+        let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
+        #expect(writes.isEmpty)
+    }
+}
