@@ -3,7 +3,8 @@
 # Build: zlib, libarchive and OpenSSL headers (pkg-config). Tests: the tools that check kiln's
 # output (tar, gzip, umoci, skopeo, GNU time, setpriv), the registry they push to, and what the
 # registry tests put around it (nginx as a capped TLS front, htpasswd, openssl for certificates,
-# python3 for the test token server), buildah for the Dockerfile differential tests, and arm64
+# python3 for the test token server), buildah for the Dockerfile differential tests and RUN steps,
+# qemu-user-static for arm64 RUN steps (the tests register it with binfmt_misc), and arm64
 # package lists so those tests can fetch busybox-static:arm64 with apt-get download.
 set -euo pipefail
 
@@ -31,6 +32,7 @@ need_tool openssl openssl
 need_tool python3 python3
 need_tool curl curl
 need_tool buildah buildah
+need_tool qemu-aarch64-static qemu-user-static
 [ -x /usr/bin/time ] || packages+=(time)
 needs_arm64=false
 dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 || needs_arm64=true

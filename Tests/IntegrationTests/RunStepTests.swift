@@ -59,9 +59,9 @@ struct RunStepTests {
         }
 
         /// Runs `command` in the pushed image under `buildah run`.
-        func inImage(_ command: String) throws -> String {
+        func inImage(_ command: String, arch: String? = nil) throws -> String {
             let buildah = try Buildah(scratch: scratch)
-            let from = try buildah.run(["from", "--tls-verify=false", target])
+            let from = try buildah.run(["from", "--tls-verify=false"] + (arch.map { ["--arch", $0] } ?? []) + [target])
             try #require(from.status == 0, "buildah from: \(from.stderr)")
             let container = from.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let run = try buildah.run(["run", "--isolation", "chroot", container, "--", "sh", "-c", command])
@@ -132,6 +132,25 @@ struct RunStepTests {
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: String] ?? [:]
     }
 
+    @Test("linux/amd64 + linux/arm64: each platform's RUN runs on its own architecture (arm64 under qemu)")
+    func twoPlatforms() throws {
+        try ARM64Emulation.register()
+        let dockerfile = """
+                FROM BASE
+                RUN uname -m > /arch && echo ran > /ran
+                COPY late.txt /tool/
+                CMD ["sh"]
+            """
+        let setup = try Setup("run-arm64", dockerfile: dockerfile)
+        let report = try setup.build(platform: "linux/amd64,linux/arm64").report
+        #expect(report["stepsRun"] as? Int == 2, "\(report)")
+        #expect(Set((report["platforms"] as? [String: String] ?? [:]).keys) == ["linux/amd64", "linux/arm64/v8"])
+        #expect(try setup.inImage("cat /arch /tool/late.txt", arch: "amd64") == "x86_64\nlate v1\n")
+        #expect(try setup.inImage("cat /arch /tool/late.txt", arch: "arm64") == "aarch64\nlate v1\n")
+        let again = try setup.build(platform: "linux/amd64,linux/arm64").report
+        #expect(again["executorRuns"] as? Int == 0 && again["digest"] as? String == report["digest"] as? String)
+    }
+
     @Test("a failing RUN names its line, exit code and output, and pushes nothing")
     func failingRun() throws {
         let dockerfile = """
@@ -161,5 +180,32 @@ struct RunStepTests {
         #expect(!result.stderr.contains("buildah |"), "buildah must not have run")
         let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
         #expect(writes.isEmpty)
+    }
+}
+
+/// QEMU user emulation for arm64 RUN steps, registered with binfmt_misc by the tests (as root):
+/// binfmt_misc mounted if it is not, and the `qemu-aarch64` entry written from Debian's
+/// qemu-user-static description (magic and mask), interpreter `/usr/bin/qemu-aarch64-static`,
+/// flags `FP` (the interpreter is opened at registration, so it works inside chroots).
+enum ARM64Emulation {
+    static let directory = "/proc/sys/fs/binfmt_misc"
+
+    static func register() throws {
+        try Tools.require("qemu-aarch64-static", package: "qemu-user-static")
+        if FileManager.default.fileExists(atPath: directory + "/qemu-aarch64") { return }
+        if !FileManager.default.fileExists(atPath: directory + "/register") {
+            let mounted = try Tools.run(["mount", "-t", "binfmt_misc", "binfmt_misc", directory])
+            try #require(mounted.status == 0, "cannot mount binfmt_misc (needs root): \(mounted.stderr)")
+        }
+        let description = try String(contentsOfFile: "/usr/share/binfmts/qemu-aarch64", encoding: .utf8)
+        func field(_ name: String) -> String? {
+            description.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) }
+        }
+        let magic = try #require(field("magic"), "no magic in /usr/share/binfmts/qemu-aarch64")
+        let mask = try #require(field("mask"), "no mask in /usr/share/binfmts/qemu-aarch64")
+        let entry = ":qemu-aarch64:M:0:\(magic):\(mask):/usr/bin/qemu-aarch64-static:FP"
+        let written = try Tools.shell("printf '%s' '\(entry)' > \(directory)/register")
+        try #require(written.status == 0 || FileManager.default.fileExists(atPath: directory + "/qemu-aarch64"),
+                     "cannot register qemu-aarch64: \(written.stderr)")
     }
 }
