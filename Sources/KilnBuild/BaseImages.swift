@@ -13,6 +13,8 @@ public struct BaseImage: Sendable {
     public var layers: [Descriptor]
     /// The repository the layers came from, for cross-repository mounts on push.
     public var repository: Repository?
+    /// The manifest itself, for images kiln holds in its store (checkpoints).
+    public var manifestDescriptor: Descriptor?
 }
 
 /// Where `FROM` and `COPY --from=image` images come from.

@@ -20,11 +20,13 @@ public struct BuildahExecutor: Sendable {
 
     /// How many buildah builds ran, and how many `RUN` steps they ran (for reports and tests).
     public final class Counters: Sendable {
-        private let counts = Locked((runs: 0, steps: 0))
+        private let counts = Locked((runs: 0, steps: 0, checkpoints: [NewCheckpoint]()))
         public init() {}
         func add(steps: Int) { counts.withLock { $0.runs += 1; $0.steps += steps } }
+        func recorded(_ checkpoint: NewCheckpoint) { counts.withLock { $0.checkpoints.append(checkpoint) } }
         public var runs: Int { counts.withLock { $0.runs } }
         public var steps: Int { counts.withLock { $0.steps } }
+        public var checkpoints: [NewCheckpoint] { counts.withLock { $0.checkpoints } }
     }
 
     struct Segment {
@@ -125,8 +127,10 @@ public struct BuildahExecutor: Sendable {
             for layer in manifest.layers where !store.contains(layer.digest) {
                 throw BuildError("checkpoint \(key.short) lacks layer \(layer.digest)", location: nil, category: .io)
             }
-            return BaseImage(
+            var image = BaseImage(
                 reference: "checkpoint:\(key.hex)", manifestDigest: descriptor.digest, config: config, layers: manifest.layers, repository: nil)
+            image.manifestDescriptor = descriptor
+            return image
         }
     }
 

@@ -18,6 +18,8 @@ public struct BuildOptions: Sendable {
     public var executor: BuildahExecutor?
     /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
     public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
+    /// Checkpoints shared through a registry, looked up after the local store.
+    public var checkpoints: RegistryCheckpoints?
 
     public init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -64,6 +66,8 @@ public struct BuildResult: Sendable {
     /// buildah builds run, and `RUN` steps they ran (0 when every step came from a checkpoint).
     public var executorRuns = 0
     public var stepsRun = 0
+    /// Checkpoints this build recorded, for the caller to publish once everything succeeded.
+    public var newCheckpoints: [NewCheckpoint] = []
 }
 
 /// Builds a Dockerfile natively: for each platform, the stages the target needs, in order, each
@@ -175,6 +179,7 @@ public struct Builder: Sendable {
         var result = BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
         result.executorRuns = counters.runs
         result.stepsRun = counters.steps
+        result.newCheckpoints = counters.checkpoints
         return result
     }
 
@@ -323,7 +328,7 @@ public struct Builder: Sendable {
                 for instruction in parsed.stages[0].instructions { try builder.run(instruction) }
             }
             if !inputsOnly, let executor = options.executor, let counters, stage.lastRun != nil {
-                try runWithExecutor(executor, stage: stage, builder: &builder, platform: platform, counters: counters)
+                try await runWithExecutor(executor, stage: stage, builder: &builder, platform: platform, counters: counters)
             } else {
                 for instruction in stage.instructions { try builder.run(instruction) }
             }
@@ -344,7 +349,7 @@ extension Builder {
     /// natively, as for any stage.
     func runWithExecutor(
         _ executor: BuildahExecutor, stage: Stage, builder: inout StageBuilder, platform: Platform, counters: BuildahExecutor.Counters
-    ) throws {
+    ) async throws {
         let instructions = stage.instructions
         let runs = instructions.indices.filter { if case .run = instructions[$0].command { true } else { false } }
         let last = runs.last!
@@ -364,7 +369,15 @@ extension Builder {
         var done = -1
         var state = builder.state
         for index in runs.reversed() {
-            if let checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store) {
+            var checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store)
+            if checkpoint == nil, let remote = options.checkpoints {
+                do {
+                    checkpoint = try await remote.fetch(keys[index], into: store)
+                } catch {
+                    throw BuildError.wrapping(error, at: instructions[index].location)
+                }
+            }
+            if let checkpoint {
                 done = index
                 state = ImageState(base: checkpoint, store: store)
                 break
@@ -377,6 +390,7 @@ extension Builder {
                 segment, from: state, platform: platform, contextRoot: context.root, key: keys[index], store: store,
                 epoch: options.layerOptions.epoch, counters: counters)
             state = ImageState(base: image, store: store)
+            counters.recorded(NewCheckpoint(key: keys[index], manifest: image.manifestDescriptor!))
             done = index
         }
         // The native builder takes over from the last checkpoint, knowing the stage's ARGs and

@@ -48,11 +48,11 @@ struct RunStepTests {
 
         var target: String { "\(registry.host)/acme/run-steps:1" }
 
-        func build(platform: String = "linux/amd64", environment: [String: String] = [:], expect status: Int32 = 0) throws
-            -> (report: [String: Any], result: Tools.Result)
+        func build(platform: String = "linux/amd64", environment: [String: String] = [:], cache: String? = nil, expect status: Int32 = 0)
+            throws -> (report: [String: Any], result: Tools.Result)
         {
             let result = try Tools.kiln(
-                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache, context], environment: environment)
+                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache ?? self.cache, context], environment: environment)
             try #require(result.status == status, "kiln build exited \(result.status): \(result.stderr)")
             let report = (try? JSONSerialization.jsonObject(with: result.stdoutBytes) as? [String: Any]) ?? [:]
             return (report, result)
@@ -94,6 +94,13 @@ struct RunStepTests {
         #expect(changed["stepsRun"] as? Int == 2, "the two RUNs after the changed COPY ran, the first did not: \(changed)")
         #expect(try setup.inImage("cat /opt/random") == random, "the first RUN's random value survived")
         #expect(try setup.inImage("cat /tool/installed /opt/steps") == "common v1\nprotocol v2\ninstalled\nsecond\n")
+
+        // Another machine: a fresh cache, the same registry. The checkpoints come from there.
+        let fresh = try setup.build(cache: try setup.scratch.sub("fresh-cache")).report
+        #expect(fresh["executorRuns"] as? Int == 0, "\(fresh)")
+        #expect(fresh["digest"] as? String == changed["digest"] as? String)
+        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/run-steps"])
+        #expect(tags.stdout.components(separatedBy: "kiln-step-").count - 1 == 5, "3 checkpoints, then 2 more after the change: \(tags.stdout)")
 
         // The config matches what buildah bud gives for the same Dockerfile.
         let layout = setup.scratch.path + "/layouts"

@@ -114,6 +114,8 @@ struct BuildCommand: AsyncParsableCommand {
             options.executor = executor
             options.binfmtDirectory = Emulation.directory(environment: Environment.current)
             try await registry.withClient { client in
+                var options = options
+                if let target { options.checkpoints = RegistryCheckpoints(client: client, repository: target.repository) }
                 let builder = Builder(
                     dockerfile: dockerfile, context: buildContext, store: store,
                     bases: RegistryBaseImages(client: client, store: store), options: options)
@@ -123,6 +125,7 @@ struct BuildCommand: AsyncParsableCommand {
                     Output.errorLine("warning: --build-arg \(name) was not used by any ARG")
                 }
                 if let target {
+                    if let checkpoints = builder.options.checkpoints { _ = try await checkpoints.publish(result.newCheckpoints, from: store) }
                     try store.stage(result.bundle)
                     let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }
                         .first { $0.registry == target.repository.registry }
