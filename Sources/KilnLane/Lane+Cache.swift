@@ -118,9 +118,13 @@ extension Lane {
         report: inout ProcessorReport
     ) async throws -> [(Platform, Descriptor)] {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
-        let result = try await job.builder(platforms: platforms, downloadingLayers: true).build()
-        try store.stage(result.bundle)
         let cache = try cacheRepository(for: repository)
+        let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpointRepository: cache).build()
+        report.stepsRun += result.stepsRun
+        try store.stage(result.bundle)
+        if settings.push, !result.newCheckpoints.isEmpty {
+            report.pushedBytes += try await RegistryCheckpoints(client: client, repository: cache).publish(result.newCheckpoints, from: store)
+        }
         let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }.first { $0.registry == repository.registry }
         var built = [(Platform, Descriptor)]()
         for (platform, image) in zip(platforms, result.bundle.images) {

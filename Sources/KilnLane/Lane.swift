@@ -25,6 +25,10 @@ public struct LaneSettings: Sendable {
     /// Processors worked on at once.
     public var jobs = 2
     public var layerOptions: LayerOptions
+    /// Runs `RUN` steps (buildah); without one, processors with `RUN` are not buildable.
+    public var executor: BuildahExecutor?
+    /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
+    public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
 
     public init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config

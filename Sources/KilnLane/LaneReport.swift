@@ -47,6 +47,8 @@ public struct ProcessorReport: Encodable, Sendable {
     public var pins: [String] = []
     public var pinned = false
     public var pushedBytes: Int64 = 0
+    /// `RUN` steps buildah ran (0 when every step came from a checkpoint).
+    public var stepsRun = 0
     public var seconds: Double = 0
     /// Why the processor is not-buildable, stale or failed.
     public var message: String?
@@ -66,6 +68,8 @@ public struct LaneEvent: Sendable {
         case hashing
         case building(Platform)
         case pushing(bytes: Int64)
+        /// A line buildah printed while running a `RUN` step.
+        case output(String)
         case finished(ProcessorReport)
     }
 

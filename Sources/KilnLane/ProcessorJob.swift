@@ -52,7 +52,7 @@ struct ProcessorJob {
         buildArgs = lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
         let builder = Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs, downloadingLayers: false)
-        unbuildable = try Self.runProblem(builder)
+        unbuildable = lane.settings.executor == nil ? try Self.runProblem(builder) : nil
     }
 
     /// The preflight's complaint about a `RUN` step; other preflight errors are thrown.
@@ -65,18 +65,24 @@ struct ProcessorJob {
         }
     }
 
-    func builder(platforms: [Platform], downloadingLayers: Bool) -> Builder {
+    func builder(platforms: [Platform], downloadingLayers: Bool, checkpointRepository: Repository? = nil) -> Builder {
         Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
-            downloadingLayers: downloadingLayers)
+            downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpointRepository: checkpointRepository)
     }
 
     static func makeBuilder(
         dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
-        downloadingLayers: Bool
+        downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpointRepository: Repository? = nil
     ) -> Builder {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
         options.buildArgs = buildArgs
+        options.binfmtDirectory = lane.settings.binfmtDirectory
+        if var executor = lane.settings.executor, let ref = processorRef {
+            executor.log = { line in lane.observer(LaneEvent(ref: ref, kind: .output(line))) }
+            options.executor = executor
+        }
+        if let repository = checkpointRepository { options.checkpoints = RegistryCheckpoints(client: lane.client, repository: repository) }
         let bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions)
         return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: bases, options: options)

@@ -30,6 +30,10 @@ final class LaneProgress: Sendable {
         case .hashing: text = "hashing inputs"
         case let .building(platform): text = "building \(platform)"
         case let .pushing(bytes): text = "pushed \(Self.bytes(bytes))"
+        case let .output(line):
+            // buildah's output, as plain prefixed lines; the live display keeps to states.
+            if !live { FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8)) }
+            return
         case let .finished(report): text = Self.summary(report)
         }
         state.withLock { state in

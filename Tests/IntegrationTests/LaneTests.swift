@@ -287,4 +287,39 @@ struct LaneTests {
         #expect(Self.statuses(second) == ["llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
         #expect(setup.uploads(since: mark).isEmpty, "\(setup.uploads(since: mark))")
     }
+
+    @Test("a processor with RUN joins the lane: its steps run once per platform, and only what a change reaches runs again")
+    func runProcessor() throws {
+        try ARM64Emulation.register()
+        let setup = try Setup("lane-run")
+        let folder = setup.repo + "/tools/run/steps/1"
+        try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
+        try "ref: run/steps@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
+            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        try """
+                ARG BASE_IMAGE
+                FROM ${BASE_IMAGE}
+                RUN mkdir -p /opt && head -c 16 /dev/urandom | sha256sum | cut -c1-16 > /opt/random
+                WORKDIR /tool
+                COPY code/libs/textkit /tool/libs/textkit
+                RUN ls /tool/libs/textkit > /tool/installed && uname -m >> /tool/installed
+                COPY tools/run/steps/1/protocol/ /tool/protocol/
+                CMD ["sh"]
+            """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        try "v1\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+        func run() throws -> [String: Any] {
+            try #require(try setup.run(["build", "--push", "--pin", "--ref", "run/steps@1"])["run/steps@1"])
+        }
+        let first = try run()
+        #expect(first["status"] as? String == "built" && first["stepsRun"] as? Int == 4, "two RUNs on two platforms: \(first)")
+        #expect(String(decoding: FileManager.default.contents(atPath: folder + "/registry.yaml")!, as: UTF8.self).contains("arm64: \(setup.registry.host)/acme/run-steps@sha256:"))
+        let again = try run()
+        #expect(again["status"] as? String == "hit" && again["stepsRun"] as? Int == 0)
+        try "v2\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+        let late = try run()
+        #expect(late["status"] as? String == "built" && late["stepsRun"] as? Int == 0, "a change after the last RUN runs no step: \(late)")
+        try setup.append("code/libs/textkit/normalize.py", "# changed\n")
+        let shared = try run()
+        #expect(shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2, "only the second RUN, on each platform: \(shared)")
+    }
 }

@@ -146,6 +146,7 @@ struct BuildCommand: AsyncParsableCommand {
             settings.push = push
             settings.pin = pin
             let store = try store.open()
+            settings.executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
             let progress = LaneProgress()
             let reports = try await registry.withClient { client in
                 try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(check ? .check : .build)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KilnBuild
 import KilnCore
 import KilnLane
 import KilnPin
@@ -11,8 +12,9 @@ private func runLane(
 ) async throws {
     var status = ExitCode.success
     try await Output.reportingAsync(json: output.json) {
-        let settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
+        var settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
         let store = try store.open()
+        settings.executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
         let progress = LaneProgress()
         let reports = try await registry.withClient { client in
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)

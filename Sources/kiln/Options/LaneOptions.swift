@@ -63,6 +63,7 @@ struct LaneOptions: ParsableArguments {
             settings.platforms = try texts.map { (text) throws(PlatformError) in try Platform(parsing: text.contains("/") ? text : "linux/" + text) }
         }
         settings.jobs = config.jobs ?? jobs
+        settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
         return settings
     }
 
