@@ -13,8 +13,55 @@ public struct BuildahExecutor: Sendable {
     /// buildah's storage and scratch space (`ROOT/buildah` in the store by default).
     public let root: String
     public var isolation = "chroot"
-    /// Each line buildah prints, for a prefixed live log.
+    /// Each line buildah prints, for a prefixed live log (secret values already masked).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Secrets for `RUN --mount=type=secret,id=…`; their values never reach a layer, the log,
+    /// an error or the step key.
+    public var secrets: [Secret] = []
+
+    /// A build secret: its id and where its value comes from.
+    public struct Secret: Sendable, Hashable {
+        public enum Source: Sendable, Hashable {
+            case environment(String)
+            case file(String)
+        }
+        public var id: String
+        public var source: Source
+
+        public init(id: String, source: Source) {
+            self.id = id
+            self.source = source
+        }
+
+        /// Parses Docker's `id=NAME[,env=VAR|,src=FILE]` (an `env` of the id's name by default).
+        public init?(parsing text: String) {
+            var fields = [String: String]()
+            for part in text.split(separator: ",") {
+                let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+                guard pair.count == 2 else { return nil }
+                fields[pair[0] == "source" ? "src" : pair[0]] = pair[1]
+            }
+            guard let id = fields["id"], !id.isEmpty, fields.keys.allSatisfy({ ["id", "env", "src", "type"].contains($0) }) else { return nil }
+            self.id = id
+            if let file = fields["src"] { source = .file(file) } else { source = .environment(fields["env"] ?? id) }
+        }
+
+        func value(environment: [String: String]) throws -> [UInt8] {
+            switch source {
+            case let .environment(name):
+                guard let value = environment[name] else {
+                    throw BuildError.input("secret '\(id)' comes from the environment variable \(name), which is not set", location: nil)
+                }
+                return Array(value.utf8)
+            case let .file(path):
+                do {
+                    return try ReadableFile.readAll(path: path, limit: 1 << 20)
+                } catch {
+                    throw BuildError.input("secret '\(id)': \(error)", location: nil)
+                }
+            }
+        }
+    }
 
     public init(root: String) { self.root = root }
 
@@ -46,13 +93,13 @@ public struct BuildahExecutor: Sendable {
                 "RUN steps go to buildah, which is not installed (apt-get install buildah)", location: segment.instructions.last?.location)
         }
         let scratch = try store.makeScratchDirectory(prefix: "run")
-        defer { FilePaths.remove(scratch) }
+        defer { FilePaths.removeTree(scratch) }
         let base = ["--storage-driver", "vfs", "--root", root + "/storage", "--runroot", root + "/run"]
 
         // The start image, from kiln's store, into buildah's. buildah names an image it pulls
         // from a layout after the layout's path, which must then be lower case.
         let layout = "/tmp/kiln-start-\(key.hex.prefix(16))-\(ProcessInfo.processInfo.processIdentifier)"
-        defer { FilePaths.remove(layout) }
+        defer { FilePaths.removeTree(layout) }
         let startImage = try PlatformImage(config: start.config, layers: start.layers)
         try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
         let pulled = try Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
@@ -80,8 +127,24 @@ public struct BuildahExecutor: Sendable {
             "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
         ]
         for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(name)=\(value)"] }
+        // Secrets go to buildah as files only it reads (0600, removed with the scratch folder).
+        var masks = [String]()
+        var secretFiles = [String]()
+        defer { secretFiles.forEach(FilePaths.remove) }
+        for secret in secrets {
+            let value = try secret.value(environment: ProcessInfo.processInfo.environment)
+            let file = scratch + "/secret-\(masks.count)"
+            try AtomicFileWriter.write(value, to: file, permissions: 0o600)
+            secretFiles.append(file)
+            arguments += ["--secret", "id=\(secret.id),src=\(file)"]
+            let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !text.isEmpty { masks.append(text) }
+        }
         arguments.append(contextRoot)
-        let built = try Self.run(buildah, arguments, log: log)
+        let mask = { (line: String) -> String in masks.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") } }
+        let log = self.log
+        var built = try Self.run(buildah, arguments, log: { log(mask($0)) })
+        built.output = mask(built.output)
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)
         guard built.status == 0 else {

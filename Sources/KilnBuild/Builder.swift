@@ -162,7 +162,7 @@ public struct Builder: Sendable {
         }
         let counters = BuildahExecutor.Counters()
         let scratch = try store.makeScratchDirectory(prefix: "build")
-        defer { FilePaths.remove(scratch) }
+        defer { FilePaths.removeTree(scratch) }
         var images = [PlatformImage]()
         var bases = [String]()
         var used = Set<String>()

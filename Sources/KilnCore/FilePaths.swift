@@ -85,6 +85,19 @@ public enum FilePaths {
         if unlink(path) != 0 && errno == EISDIR { rmdir(path) }
     }
 
+    /// Removes `path` and, for a directory, everything below it (symlinks are removed, never
+    /// followed). Best effort: what cannot be removed stays.
+    public static func removeTree(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in (try? contents(of: path)) ?? [] { removeTree(join(path, name)) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
     /// Copies a file's bytes to `destination` atomically, keeping nothing of the source's metadata.
     public static func copyFile(from source: String, to destination: String) throws(FileError) {
         let reader = try ReadableFile(path: source)

@@ -7,6 +7,9 @@ set -euo pipefail
 dir=$1
 mkdir -p "$dir"
 cd "$dir"
+# Test suites run in parallel and each may ask for the fixture: one makes it, the others wait.
+exec 9>.lock
+flock 9
 for arch in amd64 arm64; do
     [ -d "rootfs-$arch" ] && continue
     deb=$(ls busybox-static_*_"$arch".deb 2>/dev/null | head -n 1 || true)

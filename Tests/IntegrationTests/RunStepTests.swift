@@ -48,11 +48,13 @@ struct RunStepTests {
 
         var target: String { "\(registry.host)/acme/run-steps:1" }
 
-        func build(platform: String = "linux/amd64", environment: [String: String] = [:], cache: String? = nil, expect status: Int32 = 0)
-            throws -> (report: [String: Any], result: Tools.Result)
-        {
+        func build(
+            platform: String = "linux/amd64", environment: [String: String] = [:], cache: String? = nil, extra: [String] = [],
+            expect status: Int32 = 0
+        ) throws -> (report: [String: Any], result: Tools.Result) {
             let result = try Tools.kiln(
-                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache ?? self.cache, context], environment: environment)
+                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache ?? self.cache] + extra + [context],
+                environment: environment)
             try #require(result.status == status, "kiln build exited \(result.status): \(result.stderr)")
             let report = (try? JSONSerialization.jsonObject(with: result.stdoutBytes) as? [String: Any]) ?? [:]
             return (report, result)
@@ -156,6 +158,43 @@ struct RunStepTests {
         #expect(try setup.inImage("cat /arch /tool/late.txt", arch: "arm64") == "aarch64\nlate v1\n")
         let again = try setup.build(platform: "linux/amd64,linux/arm64").report
         #expect(again["executorRuns"] as? Int == 0 && again["digest"] as? String == report["digest"] as? String)
+    }
+
+    @Test("a secret mounted into a RUN is used, and is in no layer, log line or JSON")
+    func secret() throws {
+        let value = "kiln-secret-" + UUID().uuidString.prefix(12).lowercased()
+        let dockerfile = """
+            FROM BASE
+            RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /opt-token-length && echo "the token is $(cat /run/secrets/token)"
+            CMD ["sh"]
+            """
+        let setup = try Setup("run-secret", dockerfile: dockerfile)
+        let (report, result) = try setup.build(environment: ["KILN_TEST_TOKEN": value], extra: ["--secret", "id=token,env=KILN_TEST_TOKEN"])
+        #expect(report["stepsRun"] as? Int == 1)
+        #expect(result.stderr.contains("the token is ****"), "the RUN printed it, masked: \(result.stderr)")
+        #expect(!result.stderr.contains(value) && !result.stdout.contains(value))
+        #expect(try setup.inImage("cat /opt-token-length").trimmingCharacters(in: .whitespacesAndNewlines) == "\(value.utf8.count)")
+        // Every blob kiln holds or pushed, decompressed when gzip: the value is in none of them.
+        let layout = setup.scratch.path + "/pushed"
+        let copied = try Tools.run(["skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):x"])
+        try #require(copied.status == 0, "\(copied.stderr)")
+        let scan = try Tools.run([
+            "python3", "-c",
+            """
+            import gzip, os, sys
+            hits = []
+            for root in sys.argv[2:]:
+                for folder, _, files in os.walk(root):
+                    for name in files:
+                        data = open(os.path.join(folder, name), 'rb').read()
+                        try: data = gzip.decompress(data)
+                        except Exception: pass
+                        if sys.argv[1].encode() in data: hits.append(os.path.join(folder, name))
+            print(len(hits), hits)
+            """,
+            value, layout, setup.cache,
+        ])
+        #expect(scan.status == 0 && scan.stdout.hasPrefix("0 "), "the secret is in: \(scan.stdout) \(scan.stderr)")
     }
 
     @Test("a failing RUN names its line, exit code and output, and pushes nothing")

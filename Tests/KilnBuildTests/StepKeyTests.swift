@@ -120,3 +120,21 @@ struct EmulationTests {
         try Emulation.check(.linuxARM64, host: .linuxAMD64, directory: directory, location: nil)
     }
 }
+
+struct SecretTests {
+    @Test("--secret takes Docker's forms", arguments: [
+        ("id=token", "token", BuildahExecutor.Secret.Source.environment("token")),
+        ("id=token,env=PIP_TOKEN", "token", .environment("PIP_TOKEN")),
+        ("id=npmrc,src=/home/me/.npmrc", "npmrc", .file("/home/me/.npmrc")),
+        ("type=secret,id=key,source=key.pem", "key", .file("key.pem")),
+    ])
+    func parses(_ text: String, _ id: String, _ source: BuildahExecutor.Secret.Source) throws {
+        let secret = try #require(BuildahExecutor.Secret(parsing: text))
+        #expect(secret.id == id && secret.source == source)
+    }
+
+    @Test("malformed secrets are refused", arguments: ["token", "env=X", "id=", "id=a,colour=blue"])
+    func refuses(_ text: String) {
+        #expect(BuildahExecutor.Secret(parsing: text) == nil)
+    }
+}

@@ -17,6 +17,21 @@ struct FileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["out.json"])
     }
 
+    @Test("removeTree removes a directory with everything in it, and does not follow symlinks")
+    func removeTree() throws {
+        let directory = try TemporaryDirectory()
+        let outside = directory.path + "/keep"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "kept".write(toFile: outside + "/file", atomically: false, encoding: .utf8)
+        let tree = directory.path + "/tree"
+        try FileManager.default.createDirectory(atPath: tree + "/a/b", withIntermediateDirectories: true)
+        try "x".write(toFile: tree + "/a/b/file", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: outside)
+        FilePaths.removeTree(tree)
+        #expect(!FileManager.default.fileExists(atPath: tree))
+        #expect(FileManager.default.fileExists(atPath: outside + "/file"))
+    }
+
     @Test("a write that is not committed leaves nothing behind")
     func discard() throws {
         let directory = try TemporaryDirectory()

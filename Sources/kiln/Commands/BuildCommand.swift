@@ -109,7 +109,7 @@ struct BuildCommand: AsyncParsableCommand {
             options.buildArgs = try lane.parsedBuildArgs()
             options.target = self.target
             let store = try store.open()
-            var executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
+            var executor = lane.executor(store: store.root)
             executor.log = { line in Output.errorLine("buildah | \(line)") }
             options.executor = executor
             options.binfmtDirectory = Emulation.directory(environment: Environment.current)
@@ -146,7 +146,7 @@ struct BuildCommand: AsyncParsableCommand {
             settings.push = push
             settings.pin = pin
             let store = try store.open()
-            settings.executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
+            settings.executor = lane.executor(store: store.root)
             let progress = LaneProgress()
             let reports = try await registry.withClient { client in
                 try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(check ? .check : .build)

@@ -14,7 +14,7 @@ private func runLane(
     try await Output.reportingAsync(json: output.json) {
         var settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
         let store = try store.open()
-        settings.executor = BuildahExecutor(root: FilePaths.join(store.root, "buildah"))
+        settings.executor = lane.executor(store: store.root)
         let progress = LaneProgress()
         let reports = try await registry.withClient { client in
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)

@@ -34,11 +34,21 @@ struct LaneOptions: ParsableArguments {
     @Option(name: .customLong("build-arg"), help: ArgumentHelp("Set an ARG (repeatable); NAME alone takes it from the environment.", valueName: "NAME=VALUE"))
     var buildArgs: [String] = []
 
+    @Option(
+        name: .customLong("secret"),
+        help: ArgumentHelp(
+            "A secret for RUN --mount=type=secret,id=NAME (repeatable); its value never reaches a layer, log or report.",
+            valueName: "id=NAME[,env=VAR|,src=FILE]"))
+    var secrets: [String] = []
+
     @Option(help: "gzip compression level of new layers, 0 (none) to 9 (smallest).")
     var level: Int = 6
 
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
+        for text in secrets where BuildahExecutor.Secret(parsing: text) == nil {
+            throw ValidationError("--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that.")
+        }
         for text in refs.flatMap({ $0.split(separator: ",") }) where ProcessorRef(parsing: String(text)) == nil {
             throw ValidationError("--ref takes NAMESPACE/NAME@VERSION, e.g. --ref llm/litellm@1, not '\(text)'.")
         }
@@ -65,6 +75,13 @@ struct LaneOptions: ParsableArguments {
         settings.jobs = config.jobs ?? jobs
         settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
         return settings
+    }
+
+    /// The executor for RUN steps, with the `--secret`s, its storage under the store.
+    func executor(store root: String) -> BuildahExecutor {
+        var executor = BuildahExecutor(root: FilePaths.join(root, "buildah"))
+        executor.secrets = secrets.compactMap(BuildahExecutor.Secret.init(parsing:))
+        return executor
     }
 
     /// `--build-arg`s as a dictionary.
