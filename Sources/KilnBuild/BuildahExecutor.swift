@@ -173,11 +173,11 @@ public struct BuildahExecutor: Sendable {
     }
 
     /// A `RUN` checkpoint: the image after a step, recorded under the step's key.
-    struct Checkpoint: Codable {
+    public struct Checkpoint: Codable {
         var manifest: Descriptor
 
         /// The checkpoint recorded under `key`, when its blobs are all in the store.
-        static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
+        public static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
             guard let record = try? store.record(Checkpoint.self, kind: "checkpoint", key: key) else { return nil }
             return try? load(record.manifest, key: key, store: store)
         }

@@ -32,6 +32,11 @@ public struct RegistryCheckpoints: Sendable {
         return try BuildahExecutor.Checkpoint.load(stored, key: key, store: store)
     }
 
+    /// Whether the registry has a checkpoint under `key` (one `HEAD`).
+    public func exists(_ key: Digest) async throws -> Bool {
+        try await client.headManifest(ImageReference(repository: repository, tag: Self.tag(key))) != nil
+    }
+
     /// Pushes checkpoints made by a build (only once the whole build succeeded).
     public func publish(_ checkpoints: [NewCheckpoint], from store: ContentStore) async throws -> Int64 {
         var bytes: Int64 = 0

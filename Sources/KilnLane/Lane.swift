@@ -164,6 +164,15 @@ public struct Lane: Sendable {
         switch mode {
         case .plan, .warm:
             if !missing.isEmpty { report.status = .wouldBuild }
+            if mode == .plan {
+                report.advice = Advice.advise(job.dockerfile).map(\.description)
+                if let platform = missing.first, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
+                    let reason = report.platforms.first { $0.platform == platform.description }?.reason
+                    report.firstStep = try await firstStep(job, platform: platform, repository: repository).map { step in
+                        reason.map { "\(step) (\(platform): \($0))" } ?? step
+                    }
+                }
+            }
             if report.status != .notBuildable, missing.isEmpty {
                 report.index = try index(keys.map(\.platform), found).descriptor.digest.description
             }
@@ -197,6 +206,29 @@ public struct Lane: Sendable {
             report.pinned = try writePins(processor, pins.all)
         }
         return report
+    }
+
+    /// The first `RUN` of the target stage that must run for `platform`: the one after the deepest
+    /// checkpoint this store or the registry has.
+    func firstStep(_ job: ProcessorJob, platform: Platform, repository: Repository) async throws -> String? {
+        let steps = try await job.builder(platforms: [platform], downloadingLayers: false)
+            .stepKeys(hasher: hashers.hasher(for: job.context.root))
+        guard let stage = job.dockerfile.stages.last, let keyed = steps[platform]?[stage.index] else { return nil }
+        let runs = keyed.filter { if case .run = $0.instruction.command { true } else { false } }
+        let remote = RegistryCheckpoints(client: client, repository: try cacheRepository(for: repository))
+        var firstMissing = runs.startIndex
+        for index in runs.indices.reversed() {
+            let key = runs[index].key
+            var found = BuildahExecutor.Checkpoint.find(key, store: store) != nil
+            if !found { found = try await remote.exists(key) }
+            if found {
+                firstMissing = index + 1
+                break
+            }
+        }
+        guard firstMissing < runs.endIndex else { return "no RUN runs: every RUN step has a checkpoint" }
+        let step = runs[firstMissing].instruction
+        return "first RUN to run: \(step.location) \(String(step.source.prefix(60)))\(step.source.count > 60 ? "…" : "")"
     }
 
     /// The index over the platform manifests, in the lane's platform order.

@@ -49,6 +49,10 @@ public struct ProcessorReport: Encodable, Sendable {
     public var pushedBytes: Int64 = 0
     /// `RUN` steps buildah ran (0 when every step came from a checkpoint).
     public var stepsRun = 0
+    /// `kiln plan`: the first `RUN` that must run (for processors with `RUN`), and why.
+    public var firstStep: String?
+    /// `kiln plan`: step-order suggestions (never applied by kiln).
+    public var advice: [String] = []
     public var seconds: Double = 0
     /// Why the processor is not-buildable, stale or failed.
     public var message: String?

@@ -84,6 +84,8 @@ enum LaneOutput {
                 Output.line(line)
             }
             if let index = report.index { Output.line("  index  \(index)") }
+            if let step = report.firstStep { Output.line("  \(step)") }
+            for advice in report.advice { Output.line("  advice: \(advice)") }
             for pin in report.pins { Output.line("  pin  \(pin)") }
             if let message = report.message { Output.line("  \(message)") }
         }

@@ -319,6 +319,9 @@ struct LaneTests {
         let late = try run()
         #expect(late["status"] as? String == "built" && late["stepsRun"] as? Int == 0, "a change after the last RUN runs no step: \(late)")
         try setup.append("code/libs/textkit/normalize.py", "# changed\n")
+        let plan = try #require(try setup.run(["plan", "--ref", "run/steps@1"])["run/steps@1"])
+        let firstStep = plan["firstStep"] as? String ?? ""
+        #expect(firstStep.contains("Dockerfile:6:") && firstStep.contains("code/libs/textkit/normalize.py changed"), "\(firstStep)")
         let shared = try run()
         #expect(shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2, "only the second RUN, on each platform: \(shared)")
     }

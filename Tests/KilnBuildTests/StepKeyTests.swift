@@ -138,3 +138,28 @@ struct SecretTests {
         #expect(BuildahExecutor.Secret(parsing: text) == nil)
     }
 }
+
+struct AdviceTests {
+    static let processor = """
+            FROM python:3.11-slim
+            RUN apt-get update && apt-get install -y --no-install-recommends curl gcc && rm -rf /var/lib/apt/lists/*
+            WORKDIR /tool
+            COPY requirements.txt /tool/
+            RUN pip install -r /tool/requirements.txt
+            COPY code/libs/runtime_common /tool/libs/runtime_common
+            COPY tools/llm/litellm/1/protocol/*.py /tool/protocol/
+            RUN pip install --no-cache-dir "fastapi>=0.114" "litellm>=1.43.0"
+            COPY app/ /srv/app/
+            RUN pip install -e /srv/app
+            CMD ["uvicorn", "protocol.ws:app"]
+        """
+
+    @Test("code copied before an install that does not mention it is flagged, with how to reorder; the right orders are not")
+    func flags() throws {
+        let advice = Advice.advise(try Dockerfile(parsing: Self.processor, file: "Dockerfile"))
+        #expect(advice.map(\.location.line) == [6, 7], "\(advice)")
+        #expect(advice.first?.description.contains("Dockerfile:6:") == true)
+        #expect(advice.first?.message.contains("comes before line 8") == true)
+        #expect(advice.first?.message.contains("move the COPY after it") == true)
+    }
+}
