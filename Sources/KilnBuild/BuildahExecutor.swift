@@ -143,7 +143,8 @@ public struct BuildahExecutor: Sendable {
         arguments.append(contextRoot)
         let mask = { (line: String) -> String in masks.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") } }
         let log = self.log
-        var built = try Self.run(buildah, arguments, log: { log(mask($0)) })
+        let prefix = "[\(platform)] "
+        var built = try Self.run(buildah, arguments, log: { log(prefix + mask($0)) })
         built.output = mask(built.output)
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)

@@ -164,6 +164,12 @@ public struct Lane: Sendable {
         switch mode {
         case .plan, .warm:
             if !missing.isEmpty { report.status = .wouldBuild }
+            if mode == .warm, !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
+                // Pre-build the RUN checkpoints (kept in the store), so the next build only
+                // assembles; nothing is pushed.
+                let result = try await job.builder(platforms: missing, downloadingLayers: true, checkpointRepository: try cacheRepository(for: repository)).build()
+                report.stepsRun = result.stepsRun
+            }
             if mode == .plan {
                 report.advice = Advice.advise(job.dockerfile).map(\.description)
                 if let platform = missing.first, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {

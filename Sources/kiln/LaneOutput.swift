@@ -17,13 +17,20 @@ final class LaneProgress: Sendable {
     }
     private let state = Locked(State())
     private let live: Bool
+    /// `--json`: every step as a JSON event object on stderr (stdout keeps the reports).
+    private let json: Bool
 
-    init() {
-        live = isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb" && Environment.current["CI"] == nil
+    init(json: Bool = false) {
+        self.json = json
+        live = !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb" && Environment.current["CI"] == nil
     }
 
     func observe(_ event: LaneEvent) {
         let ref = event.ref.description
+        if json {
+            Self.emit(event)
+            return
+        }
         let text: String
         switch event.kind {
         case .started: text = "started"
@@ -48,6 +55,39 @@ final class LaneProgress: Sendable {
                 FileHandle.standardError.write(Data("\(ref): \(text)\n".utf8))
             }
         }
+    }
+
+    /// One JSON event line: `{"event": "started"|"hashing"|"building"|"pushed"|"output"|"finished", "ref": …, …}`.
+    static func emit(_ event: LaneEvent) {
+        struct Event: Encodable {
+            var event: String
+            var ref: String
+            var platform: String?
+            var line: String?
+            var bytes: Int64?
+            var status: String?
+        }
+        var value = Event(event: "", ref: event.ref.description)
+        switch event.kind {
+        case .started: value.event = "started"
+        case .hashing: value.event = "hashing"
+        case let .building(platform):
+            value.event = "building"
+            value.platform = platform.description
+        case let .pushing(bytes):
+            value.event = "pushed"
+            value.bytes = bytes
+        case let .output(line):
+            value.event = "output"
+            value.line = line
+        case let .finished(report):
+            value.event = "finished"
+            value.status = report.status.rawValue
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let bytes = try? encoder.encode(value) else { return }
+        FileHandle.standardError.write(bytes + Data("\n".utf8))
     }
 
     static func summary(_ report: ProcessorReport) -> String {

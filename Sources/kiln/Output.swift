@@ -20,6 +20,13 @@ enum Output {
         line(String(decoding: bytes, as: UTF8.self))
     }
 
+    /// A value as one line of JSON text.
+    static func jsonText(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
     static func line(_ text: String) {
         print(text)
     }

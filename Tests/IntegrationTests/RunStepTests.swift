@@ -171,7 +171,7 @@ struct RunStepTests {
         let setup = try Setup("run-secret", dockerfile: dockerfile)
         let (report, result) = try setup.build(environment: ["KILN_TEST_TOKEN": value], extra: ["--secret", "id=token,env=KILN_TEST_TOKEN"])
         #expect(report["stepsRun"] as? Int == 1)
-        #expect(result.stderr.contains("the token is ****"), "the RUN printed it, masked: \(result.stderr)")
+        #expect(result.stderr.contains("[linux/amd64] the token is ****"), "the RUN printed it, masked, as a JSON event: \(result.stderr)")
         #expect(!result.stderr.contains(value) && !result.stdout.contains(value))
         #expect(try setup.inImage("cat /opt-token-length").trimmingCharacters(in: .whitespacesAndNewlines) == "\(value.utf8.count)")
         // Every blob kiln holds or pushed, decompressed when gzip: the value is in none of them.
@@ -223,7 +223,7 @@ struct RunStepTests {
         let (_, result) = try setup.build(platform: "linux/amd64,linux/arm64", environment: ["KILN_BINFMT_DIR": missing], expect: 2)
         #expect(result.stderr.contains("RUN for linux/arm64/v8"), "\(result.stderr)")
         #expect(result.stderr.contains("qemu-user-static") && result.stderr.contains("native runner"))
-        #expect(!result.stderr.contains("buildah |"), "buildah must not have run")
+        #expect(!result.stderr.contains("\"event\":\"output\""), "buildah must not have run")
         let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
         #expect(writes.isEmpty)
     }

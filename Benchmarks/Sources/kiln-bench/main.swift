@@ -3,6 +3,7 @@
 //   kiln-bench layers   layer creation vs `tar -c | gzip -6 | sha256sum` (default)
 //   kiln-bench push     push to a loopback registry vs `skopeo copy`, and no-op re-pushes
 //   kiln-bench lane     the build-and-pin lane on 24 processors vs `buildah bud --layers` + push
+//   kiln-bench run      RUN steps from checkpoints vs `buildah bud --layers` + push
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -25,5 +26,6 @@ guard FileManager.default.isExecutableFile(atPath: kiln) else {
 switch arguments.dropFirst().first {
 case "push": try PushBenchmark.run()
 case "lane": try LaneBenchmark.run()
+case "run": try RunBenchmark.run()
 default: try LayerBenchmark.run()
 }

@@ -110,7 +110,14 @@ struct BuildCommand: AsyncParsableCommand {
             options.target = self.target
             let store = try store.open()
             var executor = lane.executor(store: store.root)
-            executor.log = { line in Output.errorLine("buildah | \(line)") }
+            let json = output.json
+            executor.log = { line in
+                if json {
+                    Output.errorLine(Output.jsonText(["event": "output", "line": line]))
+                } else {
+                    Output.errorLine("buildah | \(line)")
+                }
+            }
             options.executor = executor
             options.binfmtDirectory = Emulation.directory(environment: Environment.current)
             try await registry.withClient { client in
@@ -147,7 +154,7 @@ struct BuildCommand: AsyncParsableCommand {
             settings.pin = pin
             let store = try store.open()
             settings.executor = lane.executor(store: store.root)
-            let progress = LaneProgress()
+            let progress = LaneProgress(json: output.json)
             let reports = try await registry.withClient { client in
                 try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(check ? .check : .build)
             }

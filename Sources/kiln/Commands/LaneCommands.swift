@@ -15,7 +15,7 @@ private func runLane(
         var settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
         let store = try store.open()
         settings.executor = lane.executor(store: store.root)
-        let progress = LaneProgress()
+        let progress = LaneProgress(json: output.json)
         let reports = try await registry.withClient { client in
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)
         }
