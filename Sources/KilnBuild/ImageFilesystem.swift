@@ -38,10 +38,9 @@ struct ImageFilesystem {
     }
 
     /// Applies a layer blob: whiteouts (`.wh.NAME`, `.wh..wh..opq`) first, then its members.
-    mutating func apply(layerBlob blob: String) throws(LayerError) {
-        let reader = try LayerReader(path: blob)
-        var members = [TarMember]()
-        while let member = try reader.next() { members.append(member) }
+    /// - Parameter index: where the blob's member index is kept (see `MemberIndex`).
+    mutating func apply(layerBlob blob: String, index: String) throws(LayerError) {
+        let members = try MemberIndex.members(ofBlobAt: blob, index: index)
         for member in members {
             let name = FilePaths.lastComponent(of: "/" + member.path)
             let parent = Self.parent(of: member.path)

@@ -14,7 +14,7 @@ struct ImageState {
     /// every instruction applied (see `StepKeys`).
     var stepKey: Digest
     /// Blob files of layers not yet applied to `filesystem` (read only when an instruction needs it).
-    private var pendingBlobs: [String] = []
+    private var pendingBlobs: [(blob: String, index: String)] = []
     private var filesystemValue = ImageFilesystem()
 
     /// An empty image for `platform` (`FROM scratch`).
@@ -35,7 +35,7 @@ struct ImageState {
         }
         repository = base.repository
         stepKey = StepKeys.start(base: base.manifestDigest)
-        pendingBlobs = base.layers.map { store.blobPath($0.digest) }
+        pendingBlobs = base.layers.map { (store.blobPath($0.digest), store.memberIndexPath($0.digest)) }
     }
 
     var runtime: ContainerConfig {
@@ -46,7 +46,7 @@ struct ImageState {
     /// The file system, reading base layers the first time it is asked for.
     mutating func filesystem() throws(LayerError) -> ImageFilesystem {
         if !pendingBlobs.isEmpty {
-            for blob in pendingBlobs { try filesystemValue.apply(layerBlob: blob) }
+            for pending in pendingBlobs { try filesystemValue.apply(layerBlob: pending.blob, index: pending.index) }
             pendingBlobs = []
         }
         return filesystemValue

@@ -44,6 +44,11 @@ public struct ContentStore: Sendable {
     /// The file holding a blob (which may not exist; use `verifiedPath` to read).
     public func blobPath(_ digest: Digest) -> String { FilePaths.join(blobDirectory, digest.hex) }
 
+    /// Where the member index of a layer blob is kept (`index/XX/HEX.members`).
+    public func memberIndexPath(_ digest: Digest) -> String {
+        FilePaths.join(root, "index/\(digest.hex.prefix(2))/\(digest.hex).members")
+    }
+
     /// Whether a blob is present, without reading it.
     public func contains(_ digest: Digest) -> Bool { FilePaths.exists(blobPath(digest)) }
 

@@ -1,4 +1,4 @@
-import KilnLayers
+@testable import KilnLayers
 import Testing
 
 @Suite("Layer paths and ordering")
@@ -33,5 +33,23 @@ struct LayerPathTests {
     func ancestors() throws {
         #expect(try LayerPath("a/b/c").ancestors.map(\.description) == ["a", "a/b"])
         #expect(try LayerPath("a").ancestors.isEmpty)
+    }
+}
+
+struct MemberIndexTests {
+    @Test("a member index reads back the members it was written from; a damaged one is refused")
+    func roundTrip() throws {
+        let members = [
+            TarMember(path: "etc", kind: .directory, mode: 0o755, uid: 0, gid: 0),
+            TarMember(path: "etc/passwd", kind: .regularFile(size: 120), mode: 0o644, uid: 0, gid: 0),
+            TarMember(path: "bin/sh", kind: .symlink(target: "busybox"), mode: 0o777, uid: 0, gid: 0),
+            TarMember(path: "bin/ls", kind: .hardLink(target: "bin/busybox"), mode: 0o755, uid: 1000, gid: 1001),
+            TarMember(path: "dev/null", kind: .other, mode: 0o666, uid: 0, gid: 0),
+            TarMember(path: "dir with space/ü", kind: .regularFile(size: 0), mode: 0o600, uid: 0, gid: 0),
+        ]
+        let text = try #require(MemberIndex.render(members))
+        #expect(MemberIndex.parse(Array(text.utf8)) == members)
+        #expect(MemberIndex.parse(Array(text.dropLast(3).utf8)) == nil)
+        #expect(MemberIndex.render([TarMember(path: "a\tb", kind: .directory, mode: 0o755, uid: 0, gid: 0)]) == nil)
     }
 }

@@ -8,6 +8,8 @@ enum RunBenchmark {
     static func run() throws {
         let runs = Int(option("--runs") ?? "5") ?? 5
         let buildahRuns = Int(option("--buildah-runs") ?? "3") ?? 3
+        // What the simulated install leaves behind: a site-packages-sized tree.
+        let installMiB = Int(option("--install-mib") ?? "64") ?? 64
         let directory = work + "/run-steps"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory + "/context/lib", withIntermediateDirectories: true)
@@ -19,7 +21,8 @@ enum RunBenchmark {
             ARG BASE_IMAGE
             FROM ${BASE_IMAGE}
             ENV PYTHONDONTWRITEBYTECODE=1 TZ=UTC
-            RUN sleep 3 && mkdir -p /opt/deps && for i in $(seq 300); do echo "package $i" > /opt/deps/p$i; done
+            RUN sleep 3 && mkdir -p /opt/deps && for i in $(seq 300); do echo "package $i" > /opt/deps/p$i; done \\
+                && dd if=/dev/urandom of=/opt/deps/native.so bs=1048576 count=\(installMiB) 2>/dev/null
             WORKDIR /tool
             COPY lib/ /tool/libs/
             RUN sleep 2 && ls /tool/libs > /opt/libs.txt
@@ -62,7 +65,7 @@ enum RunBenchmark {
             let peer = median(buildahChanged)
             func f(_ value: Double) -> String { String(format: "%.3f", value) }
             print("""
-                ## RUN steps: a processor with two RUNs (3 s and 2 s of simulated install), linux/amd64
+                ## RUN steps: a processor with two RUNs (3 s and 2 s of simulated install, \(installMiB) MiB installed), linux/amd64
 
                 | case | kiln median s | buildah bud --layers + push, median s | kiln speed-up | goal |
                 | --- | ---: | ---: | ---: | --- |
