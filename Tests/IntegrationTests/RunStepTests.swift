@@ -73,36 +73,40 @@ struct RunStepTests {
         }
     }
 
-    @Test("RUN steps run once; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times")
+    @Test("RUN steps run once per platform; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times")
     func checkpoints() throws {
+        try ARM64Emulation.register()
         let setup = try Setup("run-steps")
-        let first = try setup.build().report
-        #expect(first["stepsRun"] as? Int == 3, "\(first)")
-        let random = try setup.inImage("cat /opt/random")
+        let both = "linux/amd64,linux/arm64"
+        let first = try setup.build(platform: both).report
+        #expect(first["stepsRun"] as? Int == 6, "three RUNs on two platforms: \(first)")
+        let random = try setup.inImage("cat /opt/random", arch: "amd64")
         #expect(random.count == 17)
-        #expect(try setup.inImage("cat /tool/installed /opt/steps; echo $HOME $TZ; pwd")
-            == "common v1\nprotocol v1\ninstalled\nsecond\n/home/app UTC\n/tool\n")
+        for arch in ["amd64", "arm64"] {
+            #expect(try setup.inImage("cat /tool/installed /opt/steps; echo $HOME $TZ; pwd", arch: arch)
+                == "common v1\nprotocol v1\ninstalled\nsecond\n/home/app UTC\n/tool\n", "\(arch)")
+        }
 
-        let again = try setup.build().report
+        let again = try setup.build(platform: both).report
         #expect(again["executorRuns"] as? Int == 0 && again["digest"] as? String == first["digest"] as? String)
 
         try setup.write("late.txt", "late v2\n")
-        let late = try setup.build().report
+        let late = try setup.build(platform: both).report
         #expect(late["executorRuns"] as? Int == 0, "a file copied after the last RUN runs buildah zero times")
-        #expect(try setup.inImage("cat /tool/late.txt") == "late v2\n")
+        #expect(try setup.inImage("cat /tool/late.txt", arch: "arm64") == "late v2\n")
 
         try setup.write("protocol.txt", "protocol v2\n")
-        let changed = try setup.build().report
-        #expect(changed["stepsRun"] as? Int == 2, "the two RUNs after the changed COPY ran, the first did not: \(changed)")
-        #expect(try setup.inImage("cat /opt/random") == random, "the first RUN's random value survived")
-        #expect(try setup.inImage("cat /tool/installed /opt/steps") == "common v1\nprotocol v2\ninstalled\nsecond\n")
+        let changed = try setup.build(platform: both).report
+        #expect(changed["stepsRun"] as? Int == 4, "the two RUNs after the changed COPY ran on each platform, the first did not: \(changed)")
+        #expect(try setup.inImage("cat /opt/random", arch: "amd64") == random, "the first RUN's random value survived")
+        #expect(try setup.inImage("cat /tool/installed /opt/steps", arch: "arm64") == "common v1\nprotocol v2\ninstalled\nsecond\n")
 
         // Another machine: a fresh cache, the same registry. The checkpoints come from there.
-        let fresh = try setup.build(cache: try setup.scratch.sub("fresh-cache")).report
+        let fresh = try setup.build(platform: both, cache: try setup.scratch.sub("fresh-cache")).report
         #expect(fresh["executorRuns"] as? Int == 0, "\(fresh)")
         #expect(fresh["digest"] as? String == changed["digest"] as? String)
         let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/run-steps"])
-        #expect(tags.stdout.components(separatedBy: "kiln-step-").count - 1 == 5, "3 checkpoints, then 2 more after the change: \(tags.stdout)")
+        #expect(tags.stdout.components(separatedBy: "kiln-step-").count - 1 == 10, "3 checkpoints, then 2 more, per platform: \(tags.stdout)")
 
         // The config matches what buildah bud gives for the same Dockerfile.
         let layout = setup.scratch.path + "/layouts"
