@@ -356,7 +356,10 @@ extension Builder {
         // Step keys, and the ARGs in scope before each instruction, from a dry run of the stage.
         var keyer = builder
         keyer.inputsOnly = true
-        keyer.stepHasher = ContextHasher(root: context.root, store: store)
+        let hasher = ContextHasher(root: context.root, store: store)
+        // The stat cache is saved even when a step fails, so the next run re-reads no file.
+        defer { hasher.save() }
+        keyer.stepHasher = hasher
         var argsBefore = [[String: String]]()
         var atLastRun = keyer
         for (index, instruction) in instructions.enumerated() {
