@@ -147,24 +147,9 @@ struct BuildCommand: AsyncParsableCommand {
     }
 
     private func runLane() async throws {
-        var status = ExitCode.success
-        try await Output.reportingAsync(json: output.json) {
-            var settings = try lane.settings(platforms: platform, jobs: registry.jobs)
-            settings.push = push
-            settings.pin = pin
-            let store = try store.open()
-            settings.executor = lane.executor(store: store.root)
-            let progress = LaneProgress(json: output.json)
-            let reports = try await registry.withClient { client in
-                try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(check ? .check : .build)
-            }
-            LaneOutput.render(reports, json: output.json)
-            for report in reports where report.status == .notBuildable {
-                Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
-            }
-            status = LaneOutput.exitCode(reports, failing: [.stale])
-        }
-        if status != .success { throw status }
+        try await runLaneCommand(
+            check ? .check : .build, lane: lane, platforms: platform, registry: registry, store: store, output: output, push: push,
+            pin: pin, failing: [.stale])
     }
 
     private func parsePlatforms() throws(PlatformError) -> [Platform] {

@@ -5,14 +5,17 @@ import KilnLane
 import KilnPin
 import KilnProcessors
 
-/// Runs one lane mode and prints its reports; shared by `plan`, `warm` and `verify`.
-private func runLane(
+/// Runs one lane mode and prints its reports: the body of `build` (without a context), `plan`,
+/// `warm` and `verify`.
+func runLaneCommand(
     _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions, output: OutputOptions,
-    failing: Set<ProcessorReport.Status>
+    push: Bool = false, pin: Bool = false, failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
     try await Output.reportingAsync(json: output.json) {
         var settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
+        settings.push = push
+        settings.pin = pin
         let store = try store.open()
         settings.executor = lane.executor(store: store.root)
         let progress = LaneProgress(json: output.json)
@@ -20,9 +23,27 @@ private func runLane(
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)
         }
         LaneOutput.render(reports, json: output.json)
+        for report in reports where report.status == .notBuildable {
+            Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
+        }
         status = LaneOutput.exitCode(reports, failing: failing)
     }
     if status != .success { throw status }
+}
+
+/// The flags `plan`, `warm` and `verify` share.
+struct LaneRunOptions: ParsableArguments {
+    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
+    var platforms: [String] = []
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
+    @OptionGroup var registry: RegistryOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run(_ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = []) async throws {
+        try await runLaneCommand(mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: failing)
+    }
 }
 
 struct PlanCommand: AsyncParsableCommand {
@@ -39,16 +60,10 @@ struct PlanCommand: AsyncParsableCommand {
               kiln plan --ref llm/litellm@1 --json
             """)
 
-    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
-    var platforms: [String] = []
-
-    @OptionGroup(title: "Lane options") var lane: LaneOptions
-    @OptionGroup var registry: RegistryOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await runLane(.plan, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [])
+        try await options.run(.plan)
     }
 }
 
@@ -65,16 +80,10 @@ struct WarmCommand: AsyncParsableCommand {
               kiln warm --ref llm/litellm@1 --cache-dir /mnt/cache/kiln
             """)
 
-    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
-    var platforms: [String] = []
-
-    @OptionGroup(title: "Lane options") var lane: LaneOptions
-    @OptionGroup var registry: RegistryOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await runLane(.warm, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [])
+        try await options.run(.warm)
     }
 }
 
@@ -91,16 +100,10 @@ struct VerifyCommand: AsyncParsableCommand {
               kiln verify --json
             """)
 
-    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
-    var platforms: [String] = []
-
-    @OptionGroup(title: "Lane options") var lane: LaneOptions
-    @OptionGroup var registry: RegistryOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await runLane(.verify, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: [.stale])
+        try await options.run(.verify, failing: [.stale])
     }
 }
 
