@@ -4,14 +4,20 @@ import KilnDockerfile
 import KilnOCI
 import KilnStore
 
-/// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default, storage under
-/// kiln's store). kiln hands it one segment at a time — the instructions after a checkpoint up to
-/// and including the next `RUN` — as a Dockerfile `FROM` the checkpoint image, and takes the
-/// result back into its store as the next checkpoint. kiln never becomes a container runtime:
-/// it owns the keys, the cache and the layers it can make itself.
+/// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
+/// segment at a time — the instructions after a checkpoint up to and including the next `RUN` —
+/// as a Dockerfile `FROM` the checkpoint image, and takes the result back into its store as the
+/// next checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
+/// layers it can make itself.
+///
+/// Each segment gets buildah storage of its own, in a private folder outside the store
+/// (`RuntimeDirectory`): segments of different processors run side by side without sharing
+/// buildah's image and layer tables, and what buildah keeps of a secret never reaches the store
+/// that CI caches. The folder goes when the segment ends, when kiln is interrupted, or at the next
+/// run's sweep after a `kill -9`.
 public struct BuildahExecutor: Sendable {
-    /// buildah's storage and scratch space (`ROOT/buildah` in the store by default).
-    public let root: String
+    /// Where each segment's private folder (buildah storage, secret files, export) is made.
+    public let runtimeRoot: String
     public var isolation = "chroot"
     /// Each line buildah prints, for a prefixed live log (secret values already masked).
     public var log: @Sendable (String) -> Void = { _ in }
@@ -63,7 +69,7 @@ public struct BuildahExecutor: Sendable {
         }
     }
 
-    public init(root: String) { self.root = root }
+    public init(runtimeRoot: String) { self.runtimeRoot = runtimeRoot }
 
     /// How many buildah builds ran, and how many `RUN` steps they ran (for reports and tests).
     public final class Counters: Sendable {
@@ -87,64 +93,58 @@ public struct BuildahExecutor: Sendable {
     func run(
         _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest, store: ContentStore,
         epoch: Int64, counters: Counters
-    ) throws -> BaseImage {
-        guard let buildah = Self.find("buildah") else {
+    ) async throws -> BaseImage {
+        let environment = ProcessInfo.processInfo.environment
+        guard let buildah = ChildProcess.find("buildah", path: environment["PATH"]) else {
             throw BuildError.input(
                 "RUN steps go to buildah, which is not installed (apt-get install buildah)", location: segment.instructions.last?.location)
         }
-        let scratch = try store.makeScratchDirectory(prefix: "run")
-        defer { FilePaths.removeTree(scratch) }
-        let base = ["--storage-driver", "vfs", "--root", root + "/storage", "--runroot", root + "/run"]
+        let scratch: ScratchDirectory
+        do {
+            try RuntimeDirectory.prepare(runtimeRoot)
+            ScratchDirectory.sweep(runtimeRoot)
+            scratch = try ScratchDirectory(in: runtimeRoot, prefix: "run")
+        } catch {
+            throw BuildError.io(error)
+        }
+        defer { scratch.remove() }
+        let base = ["--storage-driver", "vfs", "--root", scratch.path + "/storage", "--runroot", scratch.path + "/run"]
 
-        // The start image, from kiln's store, into buildah's. buildah names an image it pulls
-        // from a layout after the layout's path, which must then be lower case.
-        let layout = "/tmp/kiln-start-\(key.hex.prefix(16))-\(ProcessInfo.processInfo.processIdentifier)"
-        defer { FilePaths.removeTree(layout) }
+        // The start image, from kiln's store, into this segment's buildah storage. buildah names
+        // an image it pulls from a layout after the layout's path, which is lower case here.
+        let layout = scratch.path + "/start"
         let startImage = try PlatformImage(config: start.config, layers: start.layers)
         try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
-        let pulled = try Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
+        let pulled = try await Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
         guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
             throw BuildError("buildah could not load the checkpoint image: \(Self.tail(pulled.output))", location: nil, category: .internal)
         }
+        FilePaths.removeTree(layout)
 
-        var text = segment.escape == "\\" ? "" : "# escape=\(segment.escape)\n"
-        text += "FROM \(imageID)\n"
-        for name in segment.args.keys.sorted() { text += "ARG \(name)\n" }
-        for instruction in segment.instructions {
-            if case let .copy(copy) = instruction.command, copy.from != nil {
-                throw BuildError.input("COPY --from before a RUN is not supported yet; move it after the stage's last RUN", location: instruction.location)
-            }
-            text += instruction.source + "\n"
-            if case let .run(run) = instruction.command {
-                for heredoc in run.heredocs { text += heredoc.content + (heredoc.content.hasSuffix("\n") ? "" : "\n") + heredoc.name + "\n" }
-            }
-        }
-        let dockerfile = scratch + "/Dockerfile"
-        try AtomicFileWriter.write(Array(text.utf8), to: dockerfile)
+        let dockerfile = scratch.path + "/Dockerfile"
+        try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
         let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
         var arguments = base + [
             "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)", "--format", "docker",
             "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
         ]
         for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(name)=\(value)"] }
-        // Secrets go to buildah as files only it reads (0600, removed with the scratch folder).
+        // Secrets go to buildah as files only it reads (0600, in the private folder).
         var masks = [String]()
-        var secretFiles = [String]()
-        defer { secretFiles.forEach(FilePaths.remove) }
-        for secret in secrets {
-            let value = try secret.value(environment: ProcessInfo.processInfo.environment)
-            let file = scratch + "/secret-\(masks.count)"
+        for (number, secret) in secrets.enumerated() {
+            let value = try secret.value(environment: environment)
+            let file = scratch.path + "/secret-\(number)"
             try AtomicFileWriter.write(value, to: file, permissions: 0o600)
-            secretFiles.append(file)
             arguments += ["--secret", "id=\(secret.id),src=\(file)"]
             let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty { masks.append(text) }
         }
         arguments.append(contextRoot)
-        let mask = { (line: String) -> String in masks.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") } }
+        let secretTexts = masks
+        let mask = { @Sendable (line: String) -> String in secretTexts.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") } }
         let log = self.log
         let prefix = "[\(platform)] "
-        var built = try Self.run(buildah, arguments, log: { log(prefix + mask($0)) })
+        var built = try await Self.run(buildah, arguments, log: { log(prefix + mask($0)) })
         built.output = mask(built.output)
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)
@@ -157,12 +157,11 @@ public struct BuildahExecutor: Sendable {
         }
 
         // The result, back into kiln's store: manifest, config and layers, each verified.
-        let output = scratch + "/out"
-        let pushed = try Self.run(buildah, base + ["push", "--quiet", "--format", "v2s2", tag, "dir:\(output)"])
+        let output = scratch.path + "/out"
+        let pushed = try await Self.run(buildah, base + ["push", "--quiet", "--format", "v2s2", tag, "dir:\(output)"])
         guard pushed.status == 0 else {
             throw BuildError("buildah could not export the step's image: \(Self.tail(pushed.output))", location: nil, category: .internal)
         }
-        _ = try? Self.run(buildah, base + ["rmi", "--force", tag, imageID])
         let manifestBytes = try ReadableFile.readAll(path: output + "/manifest.json", limit: 4 << 20)
         let manifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestBytes, what: "buildah's manifest")
         for blob in [manifest.config] + manifest.layers {
@@ -171,6 +170,24 @@ public struct BuildahExecutor: Sendable {
         let stored = try store.put(manifestBytes, mediaType: .dockerManifest)
         try store.setRecord(Checkpoint(manifest: stored), kind: "checkpoint", key: key)
         return try Checkpoint.load(stored, key: key, store: store)
+    }
+
+    /// The Dockerfile buildah builds for a segment: `FROM` the start image, the `ARG`s in scope
+    /// declared again, then the segment's instructions as written (heredoc bodies included).
+    static func dockerfile(_ segment: Segment, from imageID: String) throws -> String {
+        var text = segment.escape == "\\" ? "" : "# escape=\(segment.escape)\n"
+        text += "FROM \(imageID)\n"
+        for name in segment.args.keys.sorted() { text += "ARG \(name)\n" }
+        for instruction in segment.instructions {
+            if case let .copy(copy) = instruction.command, copy.from != nil {
+                throw BuildError.input("COPY --from before a RUN is not supported yet; move it after the stage's last RUN", location: instruction.location)
+            }
+            text += instruction.source + "\n"
+            if case let .run(run) = instruction.command {
+                for heredoc in run.heredocs { text += heredoc.content + (heredoc.content.hasSuffix("\n") ? "" : "\n") + heredoc.name + "\n" }
+            }
+        }
+        return text
     }
 
     /// A `RUN` checkpoint: the image after a step, recorded under the step's key.
@@ -200,43 +217,16 @@ public struct BuildahExecutor: Sendable {
 
     // MARK: - Processes
 
-    static func find(_ tool: String) -> String? {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(directory)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
-
-    /// Runs a tool, merging stdout and stderr, handing each line to `log`.
-    static func run(_ tool: String, _ arguments: [String], log: (String) -> Void = { _ in }) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
+    /// Runs a tool (off the cooperative pool), handing each line of its output to `log`.
+    static func run(_ tool: String, _ arguments: [String], log: @escaping @Sendable (String) -> Void = { _ in }) async throws
+        -> (status: Int32, output: String)
+    {
         do {
-            try process.run()
+            let outcome = try await ChildProcess.run(tool, arguments, line: log)
+            return (outcome.status, outcome.output)
         } catch {
-            throw BuildError("cannot start \(tool): \(error)", location: nil, category: .internal)
+            throw BuildError(error.description, location: nil, category: .internal)
         }
-        var output = Data()
-        var pending = Data()
-        while true {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            output.append(chunk)
-            pending.append(chunk)
-            while let newline = pending.firstIndex(of: 0x0A) {
-                log(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending = Data(pending[(newline + 1)...])
-            }
-        }
-        if !pending.isEmpty { log(String(decoding: pending, as: UTF8.self)) }
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 
     static func tail(_ output: String, lines: Int = 15) -> String {

@@ -20,6 +20,9 @@ public struct BuildOptions: Sendable {
     public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
     /// Checkpoints shared through a registry, looked up after the local store.
     public var checkpoints: RegistryCheckpoints?
+    /// `RUN` segments under way in this run, shared by every build of it, so two builds that
+    /// need the same step at once run it once.
+    public var stepRuns = StepRuns()
 
     public init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -161,8 +164,9 @@ public struct Builder: Sendable {
             }
         }
         let counters = BuildahExecutor.Counters()
-        let scratch = try store.makeScratchDirectory(prefix: "build")
-        defer { FilePaths.removeTree(scratch) }
+        let scratchDirectory = try store.makeScratchDirectory(prefix: "build")
+        defer { scratchDirectory.remove() }
+        let scratch = scratchDirectory.path
         var images = [PlatformImage]()
         var bases = [String]()
         var used = Set<String>()
@@ -389,9 +393,14 @@ extension Builder {
         for index in runs where index > done {
             let segment = BuildahExecutor.Segment(
                 instructions: Array(instructions[(done + 1)...index]), args: argsBefore[done + 1], escape: dockerfile.escape)
-            let image = try executor.run(
-                segment, from: state, platform: platform, contextRoot: context.root, key: keys[index], store: store,
-                epoch: options.layerOptions.epoch, counters: counters)
+            let start = state
+            let (store, root, epoch) = (self.store, context.root, options.layerOptions.epoch)
+            let key = keys[index]
+            let (image, _) = try await options.stepRuns.run(key, recorded: { BuildahExecutor.Checkpoint.find(key, store: store) }) {
+                try await executor.run(
+                    segment, from: start, platform: platform, contextRoot: root, key: key, store: store, epoch: epoch,
+                    counters: counters)
+            }
             state = ImageState(base: image, store: store)
             counters.recorded(NewCheckpoint(key: keys[index], manifest: image.manifestDescriptor!))
             done = index

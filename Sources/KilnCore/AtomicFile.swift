@@ -7,15 +7,21 @@ import Darwin
 /// Writes a file so that readers see either the old content or the complete new content, never
 /// a part: bytes go to a temporary file in the destination's directory, which is flushed with
 /// `fsync`, renamed over the destination, and the directory flushed too. A writer dropped without
-/// `commit` removes its temporary file, so a failed or interrupted write leaves nothing behind
-/// (a killed process can leave a `.tmp-` file, which is never mistaken for the real one).
+/// `commit` removes its temporary file, and so does SIGINT or SIGTERM (`Interruption`), so a
+/// failed or interrupted write leaves nothing behind. A process killed outright can leave a
+/// `.kiln-tmp-PID-…` file, which is never mistaken for the real one: build contexts hide that
+/// name, and `ScratchDirectory.sweep` removes it once its process is gone.
 public final class AtomicFileWriter {
+    /// How every temporary file's name starts; the owner's process id follows.
+    public static let temporaryPrefix = ".kiln-tmp-"
+
     /// Where the file will appear on `commit`.
     public private(set) var destination: String
     /// The temporary file receiving the bytes.
     public let temporaryPath: String
     private var descriptor: Int32
     private var state: State = .open
+    private let registration: Interruption.Registration
 
     private enum State { case open, committed, discarded }
 
@@ -25,12 +31,13 @@ public final class AtomicFileWriter {
     public init(destination: String, permissions: mode_t = 0o644) throws(FileError) {
         let directory = FilePaths.directory(of: destination)
         let base = FilePaths.lastComponent(of: destination)
-        var template = Array("\(directory)/.tmp-\(base.prefix(40))-XXXXXX".utf8CString)
+        var template = Array("\(directory)/\(Self.temporaryPrefix)\(getpid())-\(base.prefix(40))-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw FileError("create a temporary file in", path: directory) }
         self.temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         self.descriptor = fd
         self.destination = destination
+        self.registration = Interruption.removeOnInterrupt(temporaryPath)
         if fchmod(fd, permissions) != 0 {
             let error = FileError("set permissions on", path: temporaryPath)
             discard()
@@ -75,6 +82,7 @@ public final class AtomicFileWriter {
             throw error
         }
         state = .committed
+        registration.end()
         FilePaths.syncDirectory(FilePaths.directory(of: self.destination))
     }
 
@@ -85,6 +93,7 @@ public final class AtomicFileWriter {
         if descriptor >= 0 { close(descriptor) }
         descriptor = -1
         unlink(temporaryPath)
+        registration.end()
     }
 
     /// Writes `bytes` to `path` atomically in one call.

@@ -22,8 +22,10 @@ public struct LaneSettings: Sendable {
     public var push = false
     /// Rewrite `registry.yaml` pins after a processor's pushes succeeded.
     public var pin = false
-    /// Processors worked on at once.
-    public var jobs = 2
+    /// Processors worked on at once (`--jobs`, kiln.yaml `jobs`).
+    public var jobs = LaneSettings.defaultJobs
+    /// `--jobs` when neither the flag nor kiln.yaml sets it.
+    public static let defaultJobs = 4
     public var layerOptions: LayerOptions
     /// Runs `RUN` steps (buildah); without one, processors with `RUN` are not buildable.
     public var executor: BuildahExecutor?
@@ -45,6 +47,8 @@ public struct Lane: Sendable {
     public let client: RegistryClient
     public let observer: @Sendable (LaneEvent) -> Void
     let resolutions = RegistryBaseImages.Resolutions()
+    /// `RUN` segments under way, shared by every processor of the run.
+    let stepRuns = StepRuns()
     let hashers: HasherPool
 
     public init(settings: LaneSettings, store: ContentStore, client: RegistryClient, observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }) {
@@ -84,6 +88,7 @@ public struct Lane: Sendable {
 
     /// Runs `mode` over every selected processor, `jobs` at a time; one report per processor.
     public func run(_ mode: Mode) async throws -> [ProcessorReport] {
+        store.sweepLeftovers()
         let all = try Discovery.processors(settings.config)
         let processors = try select(from: all)
         let pinFiles = all.map(\.file)
@@ -254,7 +259,7 @@ public struct Lane: Sendable {
     func pushIndex(_ index: Encoded<ImageIndex>, to repository: Repository, version: String) async throws -> Int64 {
         if try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest)) != nil { return 0 }
         let tag = Tag.isValid(version) ? version : index.descriptor.digest.description
-        try await client.putManifest(index.bytes, mediaType: .ociIndex, to: repository, reference: tag)
+        try await ImagePusher(client: client).putManifest(index.bytes, mediaType: .ociIndex, to: repository, reference: tag, from: store)
         return Int64(index.bytes.count)
     }
 }

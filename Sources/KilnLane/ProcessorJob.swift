@@ -78,6 +78,7 @@ struct ProcessorJob {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
         options.buildArgs = buildArgs
         options.binfmtDirectory = lane.settings.binfmtDirectory
+        options.stepRuns = lane.stepRuns
         if var executor = lane.settings.executor, let ref = processorRef {
             executor.log = { line in lane.observer(LaneEvent(ref: ref, kind: .output(line))) }
             options.executor = executor

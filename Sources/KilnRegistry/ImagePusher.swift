@@ -18,7 +18,7 @@ public struct PushReport: Sendable {
 
 /// Pushes an image (an index with its manifests, or one manifest) from a blob source to a
 /// repository, in the order registries require: blobs, then each platform manifest by digest,
-/// then the top level under the tag. Blobs go up in parallel, `jobs` at a time, each one only
+/// then the top level under the tag. Blobs go up in parallel, `uploadJobs` at a time, each one only
 /// once even when several platforms share it.
 public struct ImagePusher: Sendable {
     public let client: RegistryClient
@@ -67,12 +67,13 @@ public struct ImagePusher: Sendable {
             }
         }
         for child in children {
-            try await client.putManifest(child.bytes, mediaType: child.descriptor.mediaType, to: target.repository,
-                                         reference: child.descriptor.digest.description)
+            try await putManifest(
+                child.bytes, mediaType: child.descriptor.mediaType, to: target.repository,
+                reference: child.descriptor.digest.description, from: source)
             report.platforms.append((child.descriptor.platform, child.descriptor.digest))
         }
         let reference = target.tag ?? root.digest.description
-        try await client.putManifest(rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference)
+        try await putManifest(rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference, from: source)
         if children.isEmpty { report.platforms.append((root.platform, root.digest)) }
         return report
     }
@@ -93,7 +94,7 @@ public struct ImagePusher: Sendable {
     private func pushBlobs(_ blobs: [Descriptor], from source: some BlobSource, to repository: Repository,
                            mountFrom: Repository?) async throws -> [BlobPush]
     {
-        let width = max(1, client.configuration.jobs)
+        let width = max(1, client.configuration.uploadJobs)
         let ordered = blobs.sorted { $0.size > $1.size }  // start the big ones first
         return try await withThrowingTaskGroup(of: BlobPush.self) { group in
             var results = [BlobPush]()
@@ -118,6 +119,64 @@ public struct ImagePusher: Sendable {
                 if next < ordered.count { add() }
             }
             return results
+        }
+    }
+
+    /// How often a manifest `PUT` is retried after the registry called one of its blobs invalid
+    /// or unknown.
+    static let manifestRecheckBudget = 4
+
+    /// `PUT`s a manifest or index whose blobs (or child manifests) were pushed before it. A
+    /// registry may still refuse it with `DIGEST_INVALID` or `MANIFEST_BLOB_UNKNOWN` while another
+    /// upload of one of those blobs commits (another runner, another kiln): each such refusal
+    /// re-checks what the manifest lists with `HEAD`, pushes again from `source` whatever is
+    /// missing, and retries, a bounded number of times.
+    public func putManifest(
+        _ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String, from source: some BlobSource
+    ) async throws {
+        var attempt = 0
+        var random = SystemRandomNumberGenerator()
+        while true {
+            attempt += 1
+            do {
+                try await client.putManifest(bytes, mediaType: mediaType, to: repository, reference: reference)
+                return
+            } catch {
+                guard Self.isReferenceRefusal(error), attempt < Self.manifestRecheckBudget else { throw error }
+                let delay = RetryPolicy(maxAttempts: Self.manifestRecheckBudget, baseDelay: 0.25, maxDelay: 2)
+                    .delay(after: attempt, retryAfter: nil, random: &random) ?? 0
+                await RegistryClient.sleep(seconds: delay)
+                try await restoreReferences(of: bytes, mediaType: mediaType, in: repository, from: source)
+            }
+        }
+    }
+
+    /// The refusals that mean "something this manifest lists is not (yet, or no longer) there".
+    static func isReferenceRefusal(_ error: RegistryError) -> Bool {
+        ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"].contains(error.registryCode ?? "")
+    }
+
+    static func isReferenceRefusal(_ error: any Error) -> Bool {
+        (error as? RegistryError).map(isReferenceRefusal) ?? false
+    }
+
+    /// Makes sure every blob (or, for an index, every child manifest) that `bytes` lists is in
+    /// `repository`, pushing from `source` what a `HEAD` does not find.
+    private func restoreReferences(of bytes: [UInt8], mediaType: MediaType, in repository: Repository, from source: some BlobSource)
+        async throws
+    {
+        if mediaType.isIndex {
+            let index = try CanonicalJSON.decode(ImageIndex.self, from: bytes, what: "index")
+            for child in index.manifests
+            where try await client.headManifest(ImageReference(repository: repository, digest: child.digest)) == nil {
+                let childBytes = try source.readBlob(child.digest, limit: RegistryClient.manifestLimit)
+                try await putManifest(childBytes, mediaType: child.mediaType, to: repository, reference: child.digest.description, from: source)
+            }
+            return
+        }
+        for blob in try Self.blobs(of: bytes, digest: Digest.sha256(of: bytes)) {
+            // A fresh push: HEAD first, so a blob that is there costs one request.
+            _ = try await client.pushBlob(blob, body: .file(path: try source.blobFile(blob.digest)), to: repository)
         }
     }
 }

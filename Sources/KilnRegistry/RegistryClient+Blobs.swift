@@ -31,6 +31,39 @@ actor BlobLocations {
     }
 }
 
+/// Blob pushes under way in this run, one per (repository, digest). A second push of the same
+/// blob into the same repository waits for the first and then finds the blob there, instead of
+/// uploading (or mounting) it a second time at once: distribution writes a repository's blob link
+/// non-atomically, and a manifest `PUT` that reads it while another upload of the same blob
+/// commits is refused with `DIGEST_INVALID`.
+actor BlobFlights {
+    private struct Key: Hashable {
+        var repository: Repository
+        var digest: Digest
+    }
+
+    private var flights = [Key: Task<BlobPush, any Error>]()
+
+    /// Runs `push` once no other push of the same blob into the same repository is under way.
+    func run(_ digest: Digest, in repository: Repository, _ push: @escaping @Sendable () async throws -> BlobPush)
+        async throws -> BlobPush
+    {
+        let key = Key(repository: repository, digest: digest)
+        // Pushes of one blob run one after the other, in the order they were asked for; each
+        // starts over whatever the earlier one's outcome (and finds the blob with `HEAD` when
+        // the earlier one landed it).
+        let earlier = flights[key]
+        let task = Task {
+            _ = await earlier?.result
+            return try await push()
+        }
+        flights[key] = task
+        let result = await task.result
+        if flights[key] == task { flights[key] = nil }
+        return try result.get()
+    }
+}
+
 /// Token scopes (distribution `docs/spec/auth/scope.md`).
 enum Scope {
     static func pull(_ repository: Repository) -> String { "repository:\(repository.path):pull" }
@@ -58,6 +91,20 @@ extension RegistryClient {
     ///   the `Docker-Content-Digest` it reports.
     public func pushBlob(
         _ descriptor: Descriptor, body: BlobBody, to repository: Repository, mountFrom: Repository? = nil
+    ) async throws(RegistryError) -> BlobPush {
+        do {
+            return try await blobFlights.run(descriptor.digest, in: repository) {
+                try await self.pushBlobNow(descriptor, body: body, to: repository, mountFrom: mountFrom)
+            }
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw .connection(host: repository.registry, operation: "push blob \(descriptor.digest.short)", reason: "\(error)")
+        }
+    }
+
+    private func pushBlobNow(
+        _ descriptor: Descriptor, body: BlobBody, to repository: Repository, mountFrom: Repository?
     ) async throws(RegistryError) -> BlobPush {
         let outcome: BlobPush
         // Mount from the repository named, else from one where this run already saw the blob.

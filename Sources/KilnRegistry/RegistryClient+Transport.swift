@@ -106,35 +106,66 @@ extension RegistryClient {
         let host = Repository(registry: registry, path: "x").endpointHost
         let insecure = configuration.insecureHosts.contains(registry) || configuration.insecureHosts.contains(host)
         let plainAllowed = insecure || RegistryConfiguration.isLoopback(host)
-        var endpoint: Endpoint
         do {
-            endpoint = try await ping(Endpoint(baseURL: "https://\(host)", unverifiedTLS: insecure), registry: registry)
-        } catch {
-            guard plainAllowed,
-                let plain = try? await ping(Endpoint(baseURL: "http://\(host)", unverifiedTLS: false), registry: registry)
-            else { throw error }
-            endpoint = plain
+            return try await ping(Endpoint(baseURL: "https://\(host)", unverifiedTLS: insecure), registry: registry)
+        } catch let httpsError {
+            guard plainAllowed else { throw httpsError }
+            do {
+                return try await ping(Endpoint(baseURL: "http://\(host)", unverifiedTLS: false), registry: registry)
+            } catch let plainError {
+                // A TLS failure with a host that then answers a registry's error status over plain
+                // HTTP means it speaks plain HTTP: that status (a 503, say) is the news, not the
+                // handshake. Anything else there (a TLS server's 400 to plain HTTP) is not.
+                if case .tls = httpsError, case .http = plainError { throw plainError }
+                throw httpsError
+            }
         }
-        return endpoint
     }
 
-    /// `GET /v2/`: 200 for an open registry, 401 with the challenge otherwise.
+    /// `GET /v2/`: 200 for an open registry, 401 with the challenge otherwise. Retried like any
+    /// idempotent request (network errors, 408/429/5xx, `Retry-After`).
     private func ping(_ candidate: Endpoint, registry: String) async throws(RegistryError) -> Endpoint {
-        let request = RegistryRequest(
-            method: .GET, target: .path("/v2/"), operation: "contact registry \(registry)", scopes: [], idempotent: true)
-        let response = try await execute(request, endpoint: candidate, authorization: nil, registry: registry)
-        var endpoint = candidate
-        switch response.status {
-        case 200:
-            return endpoint
-        case 401:
-            let challenges = AuthChallenge.parse(response.header("WWW-Authenticate") ?? "")
-            endpoint.challenge = challenges.first { $0.scheme == "bearer" } ?? challenges.first { $0.scheme == "basic" }
-            return endpoint
-        default:
-            throw .protocolViolation(
-                host: registry, operation: "contact registry \(registry)",
-                reason: "answered GET \(candidate.baseURL)/v2/ with HTTP \(response.status); is this a registry?")
+        let operation = "contact registry \(registry)"
+        let request = RegistryRequest(method: .GET, target: .path("/v2/"), operation: operation, scopes: [], idempotent: true)
+        var attempt = 0
+        var random = SystemRandomNumberGenerator()
+        while true {
+            attempt += 1
+            let response: RegistryResponse
+            do {
+                response = try await execute(request, endpoint: candidate, authorization: nil, registry: registry)
+            } catch {
+                guard error.isRetryable, let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random) else {
+                    throw error
+                }
+                await Self.sleep(seconds: delay)
+                continue
+            }
+            var endpoint = candidate
+            switch response.status {
+            case 200:
+                return endpoint
+            case 401:
+                let challenges = AuthChallenge.parse(response.header("WWW-Authenticate") ?? "")
+                endpoint.challenge = challenges.first { $0.scheme == "bearer" } ?? challenges.first { $0.scheme == "basic" }
+                return endpoint
+            case 408, 429, 500, 502, 503, 504:
+                let retryAfter = response.header("Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
+                if let delay = configuration.retry.delay(after: attempt, retryAfter: retryAfter, random: &random) {
+                    await Self.sleep(seconds: delay)
+                    continue
+                }
+                var failure = response.failure(operation)
+                if case var .http(details) = failure {
+                    details.operation += " (\(attempt) attempts)"
+                    failure = .http(details)
+                }
+                throw failure
+            default:
+                throw .protocolViolation(
+                    host: registry, operation: operation,
+                    reason: "answered GET \(candidate.baseURL)/v2/ with HTTP \(response.status); is this a registry?")
+            }
         }
     }
 

@@ -18,6 +18,7 @@ public final class RegistryClient: Sendable {
     let endpoints = EndpointCache()
     let tokens = TokenCache()
     let blobLocations = BlobLocations()
+    let blobFlights = BlobFlights()
 
     /// - Throws: `RegistryError.caFile` when the CA file cannot be loaded.
     public init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil) throws(RegistryError) {

@@ -9,8 +9,9 @@ public struct RegistryConfiguration: Sendable {
     public var caFile: String?
     /// Where credentials come from.
     public var credentials: CredentialStore = CredentialStore()
-    /// Blob uploads of one push running at once per registry host.
-    public var jobs: Int = 4
+    /// Blob uploads of one image push running at once (`--upload-jobs`). Several pushes (the
+    /// lane's processors, `kiln push`'s images) each have this bound.
+    public var uploadJobs: Int = 4
     /// Upload blobs larger than this in `PATCH` chunks of this size; 0 sends every blob in one
     /// request. The default, 4 MiB, fits under the per-request caps of GHCR (which answers 416
     /// past 4 MiB) and of proxies in front of self-hosted registries; a host that still answers

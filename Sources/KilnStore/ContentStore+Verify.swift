@@ -14,11 +14,14 @@ public struct StoreVerification: Sendable, Equatable {
     public var removedCorrupt: [Digest] = []
     /// Temporary files left by interrupted writers, now removed.
     public var removedTemporary: Int = 0
+    /// Scratch folders of builds whose process is gone, now removed.
+    public var removedScratch: Int = 0
 }
 
 extension ContentStore {
-    /// Re-hashes every blob, removing those that do not match their names, and removes temporary
-    /// files that interrupted writers left behind. Holds the store lock exclusively meanwhile, so
+    /// Re-hashes every blob, removing those that do not match their names, and removes what
+    /// interrupted runs left behind: temporary files (under the blobs and the key records) and the
+    /// scratch folders of processes that are gone. Holds the store lock exclusively meanwhile, so
     /// no ingest in progress loses its temporary file.
     public func verify() throws(StoreError) -> StoreVerification {
         let lock: StoreLock
@@ -37,7 +40,7 @@ extension ContentStore {
         }
         for name in names.sorted() {
             let path = FilePaths.join(blobDirectory, name)
-            if name.hasPrefix(".tmp-") {
+            if name.hasPrefix(".tmp-") || name.hasPrefix(AtomicFileWriter.temporaryPrefix) {
                 FilePaths.remove(path)
                 report.removedTemporary += 1
                 continue
@@ -50,6 +53,26 @@ extension ContentStore {
                 report.removedCorrupt.append(digest)
             }
         }
+        report.removedScratch = ScratchDirectory.sweep(scratchParent).count
+        report.removedTemporary += sweepRecordTemporaries()
         return report
+    }
+
+    /// Temporary files of dead processes under `keys/`, `index/` and `stat/`.
+    private func sweepRecordTemporaries() -> Int {
+        var removed = 0
+        for top in ["keys", "index", "stat"] {
+            let directory = FilePaths.join(root, top)
+            removed += ScratchDirectory.sweep(directory).count
+            for name in (try? FilePaths.contents(of: directory)) ?? [] {
+                let child = FilePaths.join(directory, name)
+                guard FilePaths.isDirectory(child) else { continue }
+                removed += ScratchDirectory.sweep(child).count
+                for inner in (try? FilePaths.contents(of: child)) ?? [] where FilePaths.isDirectory(FilePaths.join(child, inner)) {
+                    removed += ScratchDirectory.sweep(FilePaths.join(child, inner)).count
+                }
+            }
+        }
+        return removed
     }
 }

@@ -143,19 +143,23 @@ extension ContentStore: BlobSource {
 }
 
 extension ContentStore {
-    /// A new empty directory under the store for a run's working files (staged file contents),
-    /// which the caller removes when done.
-    public func makeScratchDirectory(prefix: String) throws(StoreError) -> String {
-        let parent = FilePaths.join(root, "tmp")
+    /// Where the store keeps the working folders of builds (`tmp/`).
+    public var scratchParent: String { FilePaths.join(root, "tmp") }
+
+    /// A new empty folder under the store for a build's working files (staged file contents),
+    /// removed by the caller, on SIGINT/SIGTERM, or by a later `sweepLeftovers()`.
+    public func makeScratchDirectory(prefix: String) throws(StoreError) -> ScratchDirectory {
         do {
-            try FilePaths.makeDirectories(parent)
+            return try ScratchDirectory(in: scratchParent, prefix: prefix)
         } catch {
             throw .unusable(root: root, error)
         }
-        var template = Array(FilePaths.join(parent, "\(prefix)-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw .unusable(root: root, FileError("create a directory in", path: parent))
-        }
-        return String(cString: made)
+    }
+
+    /// Removes what killed kiln processes left in the store: their scratch folders and their
+    /// half-written blobs. Cheap (two directory listings); every run starts with it.
+    @discardableResult
+    public func sweepLeftovers() -> [String] {
+        ScratchDirectory.sweep(scratchParent) + ScratchDirectory.sweep(blobDirectory)
     }
 }

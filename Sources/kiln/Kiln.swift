@@ -30,4 +30,11 @@ struct Kiln: AsyncParsableCommand {
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]
     )
+
+    /// Installs the SIGINT/SIGTERM handlers (which stop buildah and remove temporary files and
+    /// secrets) before any command runs.
+    static func main() async {
+        Interruption.install()
+        await main(nil)
+    }
 }

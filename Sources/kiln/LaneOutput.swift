@@ -25,6 +25,20 @@ final class LaneProgress: Sendable {
         live = !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb" && Environment.current["CI"] == nil
     }
 
+    /// The run's first line: where, and how many processors at once.
+    func begin(root: String, jobs: Int) {
+        if json {
+            struct Event: Encodable {
+                var event = "lane"
+                var root: String
+                var jobs: Int
+            }
+            FileHandle.standardError.write(Data((Output.jsonText(Event(root: root, jobs: jobs)) + "\n").utf8))
+        } else {
+            FileHandle.standardError.write(Data("kiln: lane in \(root), \(jobs) processor\(jobs == 1 ? "" : "s") at once\n".utf8))
+        }
+    }
+
     func observe(_ event: LaneEvent) {
         let ref = event.ref.description
         if json {

@@ -5,70 +5,7 @@ import Testing
 /// folder, against a loopback registry holding the busybox base.
 @Suite("kiln build (lane)", .serialized)
 struct LaneTests {
-    final class Setup {
-        let scratch: Scratch
-        let registry: RegistryServer
-        let base: BusyboxBase
-        let repo: String
-        let cache: String
-
-        init(_ label: String) throws {
-            scratch = try Scratch(label)
-            registry = try RegistryServer()
-            base = try BusyboxBase(registry: registry, scratch: scratch)
-            repo = scratch.path + "/repo"
-            let copied = try Tools.shell("cp -r '\(Tools.packageRoot)/examples/monorepo' '\(repo)'")
-            try #require(copied.status == 0, "\(copied.stderr)")
-            cache = try scratch.sub("cache")
-        }
-
-        var common: [String] {
-            ["--root", repo, "--registry", registry.host, "--build-arg", "BASE_IMAGE=\(base.reference)", "--json"]
-        }
-
-        /// Runs a lane command; its reports by ref.
-        func run(_ command: [String], cache: String? = nil, expect status: Int32 = 0) throws -> [String: [String: Any]] {
-            let result = try Tools.kiln(command + common + ["--cache-dir", cache ?? self.cache])
-            try #require(result.status == status, "kiln \(command.joined(separator: " ")) exited \(result.status): \(result.stderr)\n\(result.stdout)")
-            return Self.reports(result.stdout)
-        }
-
-        static func reports(_ text: String) -> [String: [String: Any]] {
-            var reports = [String: [String: Any]]()
-            for line in text.split(separator: "\n") {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    let ref = object["ref"] as? String
-                else { continue }
-                reports[ref] = object
-            }
-            return reports
-        }
-
-        func lane(cache: String? = nil, expect status: Int32 = 0) throws -> [String: [String: Any]] {
-            try run(["build", "--push", "--pin"], cache: cache, expect: status)
-        }
-
-        /// Every registry.yaml's bytes, by path.
-        func pins() throws -> [String: Data] {
-            let found = try Tools.shell("cd '\(repo)' && find . -name registry.yaml | sort")
-            var result = [String: Data]()
-            for path in found.stdout.split(separator: "\n") {
-                result[String(path)] = FileManager.default.contents(atPath: repo + "/" + path)
-            }
-            return result
-        }
-
-        func append(_ path: String, _ text: String) throws {
-            let handle = try #require(FileHandle(forWritingAtPath: repo + "/" + path), "no \(path)")
-            handle.seekToEndOfFile()
-            handle.write(Data(text.utf8))
-            try handle.close()
-        }
-
-        func uploads(since mark: Int) -> [String] {
-            registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
-        }
-    }
+    typealias Setup = LaneFixture
 
     static func statuses(_ reports: [String: [String: Any]]) -> [String: String] {
         reports.mapValues { $0["status"] as? String ?? "?" }
@@ -331,5 +268,35 @@ struct LaneTests {
         #expect(firstStep.contains("Dockerfile:6:") && firstStep.contains("code/libs/textkit/normalize.py changed"), "\(firstStep)")
         let shared = try run()
         #expect(shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2, "only the second RUN, on each platform: \(shared)")
+    }
+
+    @Test("--jobs beats kiln.yaml's jobs, and means processors at once")
+    func jobsFlag() throws {
+        let setup = try Setup("lane-jobs")
+        try setup.append("kiln.yaml", "jobs: 1\n")
+        func run(_ extra: [String]) throws -> (jobs: Int?, inFlight: Int) {
+            let (_, result) = try setup.runWithResult(["plan"] + extra)
+            var jobs: Int?
+            var running = 0
+            var most = 0
+            for line in result.stderr.split(separator: "\n") {
+                guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                switch event["event"] as? String {
+                case "lane": jobs = event["jobs"] as? Int
+                case "started":
+                    running += 1
+                    most = max(most, running)
+                case "finished": running -= 1
+                default: break
+                }
+            }
+            return (jobs, most)
+        }
+        let fromFile = try run([])
+        #expect(fromFile.jobs == 1 && fromFile.inFlight == 1, "\(fromFile)")
+        let fromFlag = try run(["--jobs", "3"])
+        #expect(fromFlag.jobs == 3, "\(fromFlag)")
+        let bad = try Tools.kiln(["plan", "--jobs", "0", "--root", setup.repo])
+        #expect(bad.status == 64 && bad.stderr.contains("--jobs takes a positive number"))
     }
 }

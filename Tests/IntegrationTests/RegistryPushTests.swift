@@ -74,7 +74,7 @@ struct RegistryPushTests {
         let (scratch, tree) = try Scratch.withSampleTree("several")
         let layout = try Self.builtImage(scratch, tree: tree)
         let arguments = ["push", "\(layout):v1", "\(registry.host)/acme/one:v1", "\(layout):v1", "\(registry.host)/acme/two:v1",
-                         "--jobs", "1", "--json"]
+                         "--jobs", "1", "--upload-jobs", "1", "--json"]
         let first = try Tools.kiln(arguments)
         try #require(first.status == 0, "\(first.stderr)")
         let reports = try #require(try JSONSerialization.jsonObject(with: first.stdoutBytes) as? [[String: Any]])

@@ -84,6 +84,11 @@ final class RegistryServer {
 
     /// The access-log request lines (`METHOD PATH`) logged so far, optionally after a mark.
     func requests(since mark: Int = 0) -> [String] {
+        answeredRequests(since: mark).map(\.request)
+    }
+
+    /// The access-log entries logged so far: `METHOD PATH` and the status it was answered with.
+    func answeredRequests(since mark: Int = 0) -> [(request: String, status: Int)] {
         guard let data = FileManager.default.contents(atPath: logPath) else { return [] }
         let text = String(decoding: data.dropFirst(mark), as: UTF8.self)
         return text.split(separator: "\n").compactMap { line in
@@ -91,7 +96,8 @@ final class RegistryServer {
             let rest = line[line.index(after: open)...]
             guard let close = rest.firstIndex(of: "\"") else { return nil }
             let request = rest[..<close].split(separator: " ")
-            return request.count >= 2 ? "\(request[0]) \(request[1])" : nil
+            let status = rest[rest.index(after: close)...].split(separator: " ").first.flatMap { Int($0) } ?? 0
+            return request.count >= 2 ? ("\(request[0]) \(request[1])", status) : nil
         }
     }
 

@@ -109,7 +109,8 @@ struct BuildCommand: AsyncParsableCommand {
             options.buildArgs = try lane.parsedBuildArgs()
             options.target = self.target
             let store = try store.open()
-            var executor = lane.executor(store: store.root)
+            store.sweepLeftovers()
+            var executor = lane.executor()
             let json = output.json
             executor.log = { line in
                 if json {

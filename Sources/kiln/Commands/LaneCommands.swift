@@ -13,12 +13,13 @@ func runLaneCommand(
 ) async throws {
     var status = ExitCode.success
     try await Output.reportingAsync(json: output.json) {
-        var settings = try lane.settings(platforms: platforms, jobs: registry.jobs)
+        var settings = try lane.settings(platforms: platforms)
         settings.push = push
         settings.pin = pin
         let store = try store.open()
-        settings.executor = lane.executor(store: store.root)
+        settings.executor = lane.executor()
         let progress = LaneProgress(json: output.json)
+        progress.begin(root: settings.config.root, jobs: settings.jobs)
         let reports = try await registry.withClient { client in
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)
         }

@@ -10,7 +10,7 @@ struct PushCommand: AsyncParsableCommand {
         abstract: "Push an image from an OCI layout to a registry.",
         discussion: """
             Pushes every blob, manifest and index of the layout's image: blobs the repository has are skipped, \
-            the rest go up in parallel (--jobs), then the platform manifests, then the index under the \
+            the rest go up in parallel (--upload-jobs), then the platform manifests, then the index under the \
             reference's tag. Prints the pushed digest.
 
             Examples:
@@ -20,7 +20,8 @@ struct PushCommand: AsyncParsableCommand {
               kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1     # several images, one connection \
               pool
 
-            With several pairs, images go up --jobs at a time, and --json prints an array.
+            With several pairs, images go up --jobs at a time (each with its own --upload-jobs), and --json \
+            prints an array.
             """)
 
     @Argument(help: ArgumentHelp(
@@ -31,10 +32,14 @@ struct PushCommand: AsyncParsableCommand {
     @Option(name: .customLong("mount-from"), help: ArgumentHelp("Try to mount blobs from this repository of the same registry.", valueName: "repository"))
     var mountFrom: String?
 
+    @Option(help: ArgumentHelp("Images pushed at once (with several pairs).", valueName: "n"))
+    var jobs: Int = 4
+
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
         guard !pairs.isEmpty, pairs.count % 2 == 0 else {
             throw ValidationError("Give pairs of LAYOUT[:TAG] REFERENCE, e.g. 'kiln push out:v1 ghcr.io/acme/app:v1'.")
         }
@@ -42,30 +47,30 @@ struct PushCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Output.reportingAsync(json: output.json) {
-            var jobs = [(layout: OCILayout, root: Descriptor, target: ImageReference)]()
+            var images = [(layout: OCILayout, root: Descriptor, target: ImageReference)]()
             for index in stride(from: 0, to: pairs.count, by: 2) {
                 let source = try LayoutReference(parsing: pairs[index])
                 let target = try ImageReference(parsing: pairs[index + 1])
                 let oci = try OCILayout(existingAt: source.directory)
-                jobs.append((oci, try oci.entry(tag: source.tag), target))
+                images.append((oci, try oci.entry(tag: source.tag), target))
             }
             let mount = try mountFrom.map { (text) throws(RegistryError) in try ImageReference(parsing: text).repository }
-            let width = registry.jobs
+            let width = jobs
             let reports = try await registry.withClient { client in
                 try await withThrowingTaskGroup(of: (Int, PushReport).self) { group in
-                    var reports = [PushReport?](repeating: nil, count: jobs.count)
+                    var reports = [PushReport?](repeating: nil, count: images.count)
                     var next = 0
                     func add() {
-                        let (index, job) = (next, jobs[next])
+                        let (index, job) = (next, images[next])
                         next += 1
                         group.addTask {
                             (index, try await ImagePusher(client: client).push(job.root, from: job.layout, to: job.target, mountFrom: mount))
                         }
                     }
-                    while next < jobs.count && next < width { add() }
+                    while next < images.count && next < width { add() }
                     while let (index, report) = try await group.next() {
                         reports[index] = report
-                        if next < jobs.count { add() }
+                        if next < images.count { add() }
                     }
                     return reports.compactMap { $0 }
                 }

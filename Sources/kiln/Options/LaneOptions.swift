@@ -44,8 +44,15 @@ struct LaneOptions: ParsableArguments {
     @Option(help: "gzip compression level of new layers, 0 (none) to 9 (smallest).")
     var level: Int = 6
 
+    @Option(
+        help: ArgumentHelp(
+            "Processors worked on at once (kiln.yaml: jobs; default \(LaneSettings.defaultJobs)). Each processor's blob uploads have their own bound, --upload-jobs.",
+            valueName: "n"))
+    var jobs: Int?
+
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
         for text in secrets where BuildahExecutor.Secret(parsing: text) == nil {
             throw ValidationError("--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that.")
         }
@@ -55,7 +62,7 @@ struct LaneOptions: ParsableArguments {
     }
 
     /// The settings for a run, from kiln.yaml and these flags.
-    func settings(platforms: [String], jobs: Int) throws -> LaneSettings {
+    func settings(platforms: [String]) throws -> LaneSettings {
         let root = LaneConfig.findRoot(explicit: self.root, from: ".")
         var config = try LaneConfig.load(root: root)
         if let registry { config.registry = registry }
@@ -72,14 +79,16 @@ struct LaneOptions: ParsableArguments {
         if !texts.isEmpty {
             settings.platforms = try texts.map { (text) throws(PlatformError) in try Platform(parsing: text.contains("/") ? text : "linux/" + text) }
         }
-        settings.jobs = config.jobs ?? jobs
+        // The flag beats kiln.yaml, which beats the default.
+        settings.jobs = jobs ?? config.jobs ?? LaneSettings.defaultJobs
         settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
         return settings
     }
 
-    /// The executor for RUN steps, with the `--secret`s, its storage under the store.
-    func executor(store root: String) -> BuildahExecutor {
-        var executor = BuildahExecutor(root: FilePaths.join(root, "buildah"))
+    /// The executor for RUN steps, with the `--secret`s; its working folders are private and
+    /// outside the store (`RuntimeDirectory`).
+    func executor() -> BuildahExecutor {
+        var executor = BuildahExecutor(runtimeRoot: RuntimeDirectory.path(environment: Environment.current))
         executor.secrets = secrets.compactMap(BuildahExecutor.Secret.init(parsing:))
         return executor
     }

@@ -19,8 +19,8 @@ struct RegistryOptions: ParsableArguments {
     @Flag(name: .customLong("password-stdin"), help: "Read the registry password or token from stdin.")
     var passwordStdin = false
 
-    @Option(help: "Blob uploads running at once per registry.")
-    var jobs: Int = 4
+    @Option(name: .customLong("upload-jobs"), help: ArgumentHelp("Blob uploads running at once within one image's push.", valueName: "n"))
+    var uploadJobs: Int = 4
 
     @Option(
         name: .customLong("chunk-size"),
@@ -31,14 +31,14 @@ struct RegistryOptions: ParsableArguments {
 
     func validate() throws {
         if passwordStdin && username == nil { throw ValidationError("--password-stdin needs --username NAME.") }
-        if jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
+        if uploadJobs < 1 { throw ValidationError("--upload-jobs takes a positive number, e.g. --upload-jobs 4.") }
     }
 
     func configuration() -> RegistryConfiguration {
         var configuration = RegistryConfiguration()
         configuration.insecureHosts = Set(insecureRegistries)
         configuration.caFile = caFile
-        configuration.jobs = jobs
+        configuration.uploadJobs = uploadJobs
         if let chunkSizeMiB { configuration.chunkSize = chunkSizeMiB << 20 }
         if let username, passwordStdin {
             let password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)

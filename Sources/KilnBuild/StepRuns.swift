@@ -1,0 +1,25 @@
+import KilnCore
+
+/// `RUN` segments under way in one run, by the step key of their last `RUN`. Processors often
+/// share their first steps (the same `FROM`, `ENV` and `RUN apt-get …`); when two builds of a run
+/// need the same step at the same time, the second waits for the first and starts from its
+/// checkpoint instead of running buildah again.
+public actor StepRuns {
+    private var running = [Digest: Task<BaseImage, any Error>]()
+
+    public init() {}
+
+    /// The checkpoint image for `key`: the one a build already running it makes, else one
+    /// `recorded()` finds (a build of this run finished it a moment ago), else `run()`'s.
+    func run(
+        _ key: Digest, recorded: @Sendable () -> BaseImage?, _ run: @escaping @Sendable () async throws -> BaseImage
+    ) async throws -> (image: BaseImage, ran: Bool) {
+        if let task = running[key] { return (try await task.value, false) }
+        if let image = recorded() { return (image, false) }
+        let task = Task { try await run() }
+        running[key] = task
+        let result = await task.result
+        running[key] = nil
+        return (try result.get(), true)
+    }
+}
