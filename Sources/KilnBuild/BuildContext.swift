@@ -31,9 +31,14 @@ public struct BuildContext: Sendable {
             throw .io(error)
         }
         let hidden = hiding.filter { $0.hasPrefix(absolute + "/") }.map { String($0.dropFirst(absolute.count + 1)) }
-        ignore.patterns += DockerIgnore(parsing: hidden.joined(separator: "\n")).patterns
+        ignore.patterns += DockerIgnore(parsing: (hidden + Self.alwaysHidden).joined(separator: "\n")).patterns
         self.ignore = ignore
     }
+
+    /// Names no build context shows: the temporary files of kiln's atomic writes (a pin being
+    /// written beside a `registry.yaml`, or one a killed run left there), which are never part
+    /// of what a Dockerfile means to copy.
+    static let alwaysHidden = ["**/\(AtomicFileWriter.temporaryPrefix)*", "**/.tmp-registry.yaml-*"]
 
     /// One file-system object of the context.
     public struct Item: Sendable, Hashable {
@@ -59,14 +64,18 @@ public struct BuildContext: Sendable {
             var matches = [Item]()
             try match(components[...], directory: "", into: &matches, location: location)
             guard !matches.isEmpty else {
-                throw .input("no file in the build context matches '\(source)'", location: location)
+                var error = BuildError.input("no file in the build context matches '\(source)'", location: location)
+                error.missingSource = source
+                throw error
             }
             return matches.sorted { $0.path < $1.path }
         }
         let path = try follow(components.joined(separator: "/"), source: source, location: location)
         guard let item = try item(at: path), path.isEmpty || !ignore.excludes(path) else {
             let hint = path.isEmpty || !ignore.excludes(path) ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
-            throw .input("'\(source)' is not in the build context\(hint)", location: location)
+            var error = BuildError.input("'\(source)' is not in the build context\(hint)", location: location)
+            if hint.isEmpty { error.missingSource = source }
+            throw error
         }
         return [item]
     }

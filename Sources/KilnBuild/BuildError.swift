@@ -5,6 +5,9 @@ public struct BuildError: KilnError {
     public var message: String
     public var location: SourceLocation?
     public var category: ErrorCategory
+    /// For a `COPY`/`ADD` source that is not in the context: the source as written, so a caller
+    /// can look for it elsewhere and say which setting to change.
+    public var missingSource: String?
 
     public init(_ message: String, location: SourceLocation?, category: ErrorCategory) {
         self.message = message

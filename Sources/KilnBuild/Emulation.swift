@@ -32,7 +32,7 @@ public enum Emulation {
         throw .input(
             "RUN for \(platform) needs QEMU user emulation on this \(host.architecture) machine, and binfmt_misc has no enabled \(name) entry (\(entry)). "
                 + "Either register it (apt-get install qemu-user-static, mount binfmt_misc, and write the \(name) entry to \(FilePaths.join(directory, "register"))), "
-                + "or build \(platform) on a native runner: kiln build --platforms \(platform) on a \(platform.architecture) machine, then --push --pin anywhere assembles the index",
+                + "or build \(platform) on a native runner: kiln build --push --platforms \(platform) on a \(platform.architecture) machine, then kiln assemble --pin anywhere",
             location: location)
     }
 }

@@ -12,16 +12,18 @@ public struct FileError: KilnError, Equatable {
     public var path: String
     /// The `errno` value.
     public var code: Int32
+    /// Why, in words, when the system's explanation for `code` would not say it.
+    public var reason: String?
 
-    public init(_ operation: String, path: String, code: Int32 = errno) {
+    public init(_ operation: String, path: String, code: Int32 = errno, reason: String? = nil) {
         self.operation = operation
         self.path = path
         self.code = code
+        self.reason = reason
     }
 
     public var description: String {
-        let reason = String(cString: strerror(code))
-        return "cannot \(operation) '\(path)': \(reason)"
+        "cannot \(operation) '\(path)': \(reason ?? String(cString: strerror(code)))"
     }
 
     public var category: ErrorCategory { .io }

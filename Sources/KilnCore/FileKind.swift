@@ -35,3 +35,12 @@ public enum FileKind: Sendable, Equatable {
         }
     }
 }
+
+extension FileKind {
+    /// The kind of what `path` names, following symlinks; nil when nothing is there.
+    public static func of(path: String) -> FileKind? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileKind(mode: info.st_mode)
+    }
+}

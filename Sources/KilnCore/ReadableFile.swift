@@ -54,8 +54,12 @@ public final class ReadableFile {
 
     /// Reads up to `limit` bytes from the start. Meant for small files (manifests, indexes).
     /// - Throws: `FileError` when the file is larger than `limit` or a read fails.
+    /// - Throws: also for anything but a regular file: a FIFO named like a config file would
+    ///   otherwise block the read forever, and a device would never end.
     public static func readAll(path: String, limit: Int = 64 << 20) throws(FileError) -> [UInt8] {
-        let file = try ReadableFile(path: path)
+        let file = try ReadableFile(path: path, nonBlocking: true)
+        let kind = FileKind(mode: try file.status().st_mode)
+        guard kind == .regular else { throw FileError("read", path: path, code: EINVAL, reason: "it is a \(kind.name), not a regular file") }
         var bytes = [UInt8]()
         do {
             try file.forEachChunk { chunk in

@@ -7,7 +7,7 @@ import KilnRegistry
 extension Lane {
     /// The `image.platforms` key of a platform: its architecture, plus the variant where it is
     /// not the usual one (`arm64` for linux/arm64/v8, `armv7` for linux/arm/v7).
-    static func pinKey(_ platform: Platform) -> String {
+    public static func pinKey(_ platform: Platform) -> String {
         guard let variant = platform.variant, !(platform.architecture == "arm64" && variant == "v8") else { return platform.architecture }
         return platform.architecture + variant
     }
@@ -17,7 +17,8 @@ extension Lane {
     }
 
     /// The pins a processor's file should hold for these digests, and those it does not hold yet.
-    func pinEdits(_ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor], index: Digest) throws
+    /// - Parameter index: the index digest, nil in a per-platform run (no index pin then).
+    func pinEdits(_ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor], index: Digest?) throws
         -> (all: [PinEdit], changed: [PinEdit])
     {
         let text = try Self.readText(processor.file)
@@ -38,7 +39,7 @@ extension Lane {
                 edits.append(PinEdit(path: ["image", "platforms", Self.pinKey(platform)], value: "\(repository)@\(found[platform]!.digest)"))
             }
         }
-        if byIndex { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
+        if byIndex, let index { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
         let changed = try edits.filter { try YAMLPins.value(at: $0.path, in: text, file: processor.displayPath) != $0.value }
         return (edits, changed)
     }
@@ -49,9 +50,10 @@ extension Lane {
     }
 
     /// `--check`: whether the file's pins are those of the current inputs.
-    func check(_ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor])
-        throws -> ProcessorReport
-    {
+    func check(
+        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
+        complete: Bool
+    ) throws -> ProcessorReport {
         var report = report
         let missing = report.platforms.filter { $0.cache == "miss" }
         if !missing.isEmpty {
@@ -59,9 +61,9 @@ extension Lane {
             report.message = "inputs changed since the pins were written: " + missing.map { "\($0.platform) (\($0.reason ?? "changed"))" }.joined(separator: ", ")
             return report
         }
-        let index = try self.index(platforms, found)
-        report.index = index.descriptor.digest.description
-        let pins = try pinEdits(processor, repository: repository, platforms: platforms, found: found, index: index.descriptor.digest)
+        let index = complete ? try self.index(platforms, found).descriptor.digest : nil
+        report.index = index?.description
+        let pins = try pinEdits(processor, repository: repository, platforms: platforms, found: found, index: index)
         report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
         if pins.changed.isEmpty {
             report.status = .ok
@@ -76,9 +78,10 @@ extension Lane {
 extension Lane {
     /// `kiln verify`: every digest the file pins exists in its registry, and the pins are those
     /// of the current inputs.
-    func verify(_ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor])
-        async throws -> ProcessorReport
-    {
+    func verify(
+        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
+        complete: Bool
+    ) async throws -> ProcessorReport {
         var report = report
         let text = try Self.readText(processor.file)
         var problems = [String]()
@@ -87,7 +90,9 @@ extension Lane {
             let path = ["image", "platforms", Self.pinKey(platform)]
             if let value = try YAMLPins.value(at: path, in: text, file: processor.displayPath) { pinned.append((path, value)) }
         }
-        if let value = try YAMLPins.value(at: ["image", "oci"], in: text, file: processor.displayPath) { pinned.append((["image", "oci"], value)) }
+        if complete, let value = try YAMLPins.value(at: ["image", "oci"], in: text, file: processor.displayPath) {
+            pinned.append((["image", "oci"], value))
+        }
         if pinned.isEmpty { problems.append("nothing is pinned") }
         for pin in pinned {
             let name = pin.path.joined(separator: ".")

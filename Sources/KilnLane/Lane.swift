@@ -31,6 +31,8 @@ public struct LaneSettings: Sendable {
     public var executor: BuildahExecutor?
     /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
     public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
+    /// Only this share of the processors (`--shard I/N`), for a lane spread over runners.
+    public var shard: Shard?
 
     public init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config
@@ -65,12 +67,18 @@ public struct Lane: Sendable {
     }
 
     func select(from all: [Processor]) throws -> [Processor] {
-        guard !settings.refs.isEmpty else { return all }
-        let known = Set(all.map(\.ref))
-        if let missing = settings.refs.first(where: { !known.contains($0) }) {
-            throw LaneError("no processor has ref \(missing); known: \(all.map(\.ref.description).joined(separator: ", "))", category: .input)
+        var selected = all
+        if !settings.refs.isEmpty {
+            let known = Set(all.map(\.ref))
+            if let missing = settings.refs.first(where: { !known.contains($0) }) {
+                throw LaneError("no processor has ref \(missing); known: \(all.map(\.ref.description).joined(separator: ", "))", category: .input)
+            }
+            selected = all.filter { settings.refs.contains($0.ref) }
         }
-        return all.filter { settings.refs.contains($0.ref) }
+        if let shard = settings.shard {
+            selected = shard.select(selected) { try? settings.config.repository(for: $0.ref) }
+        }
+        return selected
     }
 
     public enum Mode: Sendable {
@@ -84,16 +92,38 @@ public struct Lane: Sendable {
         case warm
         /// Every pin exists in its registry and matches the current inputs.
         case verify
+        /// Builds nothing: the index of every processor whose platforms all have their image in
+        /// the registry (pushed by per-platform runs) is pushed and tagged (and pinned, with the
+        /// settings' `pin`); a missing platform fails its processor, naming it.
+        case assemble
+
+        /// Whether this mode leaves its verdict on the pins (so checking nothing is no pass).
+        var checksPins: Bool { self == .check || self == .verify }
     }
 
     /// Runs `mode` over every selected processor, `jobs` at a time; one report per processor.
+    /// - Throws: `LaneError` or `YAMLFileError` before any work for a repository the lane cannot
+    ///   run on (no processors, a broken `registry.yaml`, an unknown ref); and after the work, for
+    ///   `--check` and `verify`, when no processor's pins were checked at all.
     public func run(_ mode: Mode) async throws -> [ProcessorReport] {
         store.sweepLeftovers()
         let all = try Discovery.processors(settings.config)
+        PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
         let pinFiles = all.map(\.file)
         defer { hashers.saveAll() }
-        return await withTaskGroup(of: (Int, ProcessorReport).self) { group in
+        let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
+        if mode.checksPins, !reports.contains(where: { $0.status == .ok || $0.status == .stale || $0.status == .failed }) {
+            let why = reports.map { "\($0.ref) \($0.status.rawValue)" }.joined(separator: ", ")
+            throw LaneError(
+                "nothing was checked: no selected processor has pins to compare (\(why.isEmpty ? "none selected" : why))",
+                category: .input)
+        }
+        return reports
+    }
+
+    private func runAll(_ processors: [Processor], mode: Mode, pinFiles: [String]) async -> [ProcessorReport] {
+        await withTaskGroup(of: (Int, ProcessorReport).self) { group in
             var reports = [ProcessorReport?](repeating: nil, count: processors.count)
             var next = 0
             func start() {
@@ -119,6 +149,14 @@ public struct Lane: Sendable {
         if !processor.enabled {
             report = ProcessorReport(processor: processor, status: .disabled)
             report.message = "enabled: false in \(processor.displayPath)"
+        } else if !processor.duplicates.isEmpty {
+            report = ProcessorReport(processor: processor, status: .failed)
+            report.message =
+                "ref \(processor.ref) is also given by \(processor.duplicates.joined(separator: ", ")); give each processor its own ref, or set enabled: false in the one the lane should skip"
+            report.category = ErrorCategory.input.name
+        } else if case let .skip(reason) = plan(processor) {
+            report = ProcessorReport(processor: processor, status: .skipped)
+            report.message = reason
         } else {
             do {
                 report = try await work(processor, mode: mode, pinFiles: pinFiles)
@@ -139,11 +177,36 @@ public struct Lane: Sendable {
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
+    /// Which platforms a processor is worked on for in this run.
+    enum PlatformPlan {
+        /// Nothing to do, and why.
+        case skip(String)
+        /// These platforms; `complete` when they are all the processor declares, so its index may
+        /// be tagged and pinned.
+        case build([Platform], declared: [Platform], complete: Bool)
+    }
+
+    func plan(_ processor: Processor) -> PlatformPlan {
+        let declared = processor.platforms ?? settings.config.platforms
+        guard !declared.isEmpty else { return .skip("build.platforms in \(processor.displayPath) lists no platform") }
+        guard let narrowed = settings.platforms else { return .build(declared, declared: declared, complete: true) }
+        let chosen = declared.filter { platform in narrowed.contains { $0.matches(platform) } }
+        guard !chosen.isEmpty else {
+            return .skip(
+                "it builds for \(declared.map(\.description).joined(separator: ", ")), and this run for \(narrowed.map(\.description).joined(separator: ", ")) only")
+        }
+        return .build(chosen, declared: declared, complete: chosen.count == declared.count)
+    }
+
     func work(_ processor: Processor, mode: Mode, pinFiles: [String]) async throws -> ProcessorReport {
         let repository = try Self.repository(try settings.config.repository(for: processor.ref))
         var report = ProcessorReport(processor: processor, status: .hit)
         report.repository = repository.description
-        let job = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles)
+        guard case let .build(platforms, declared, complete) = plan(processor) else { return report }
+        if mode == .assemble && !complete {
+            throw LaneError("kiln assemble makes each processor's whole index; run it without --platforms", category: .input)
+        }
+        let job = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
         if let problem = job.unbuildable {
             report.status = .notBuildable
             report.message = problem
@@ -189,9 +252,15 @@ public struct Lane: Sendable {
             }
             return report
         case .check:
-            return try check(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found)
+            return try check(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found, complete: complete)
         case .verify:
-            return try await verify(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found)
+            return try await verify(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found, complete: complete)
+        case .assemble:
+            if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
+                throw LaneError(
+                    "\(processor.ref) has no image for \(platform) in \(try cacheRepository(for: repository)) (no tag \(Self.cacheTag(key.digest))): build it first, e.g. kiln build --push --platforms \(platform)\(missing.count > 1 ? " (also missing: \(missing.dropFirst().map(\.description).joined(separator: ", ")))" : "")",
+                    category: .input)
+            }
         case .build:
             break
         }
@@ -206,11 +275,20 @@ public struct Lane: Sendable {
             }
         }
         for (platform, key) in keys { try remember(processor, platform: platform, key: key) }
+        guard complete else {
+            // A per-platform run: the platform manifests and their key tags are pushed; the
+            // version tag and the pins wait for the index over every platform (kiln assemble).
+            let left = declared.filter { !platforms.contains($0) }
+            report.partial = true
+            report.message = "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
+            return report
+        }
         let index = try index(keys.map(\.platform), found)
         report.index = index.descriptor.digest.description
         if settings.push {
             report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
         }
+        if mode == .assemble { report.status = .assembled }
         if settings.pin {
             let pins = try pinEdits(processor, repository: repository, platforms: keys.map(\.platform), found: found, index: index.descriptor.digest)
             report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }

@@ -13,6 +13,11 @@ public struct ProcessorReport: Encodable, Sendable {
         case wouldBuild = "would-build"
         /// `enabled: false`.
         case disabled
+        /// Nothing to build in this run: no platform of the processor is one of the run's (or it
+        /// declares none); `message` says which.
+        case skipped
+        /// `kiln assemble`: every platform's image was there; the index is tagged (and pinned).
+        case assembled
         /// The Dockerfile needs something kiln cannot do yet (a `RUN` step).
         case notBuildable = "not-buildable"
         /// A pin does not match the current inputs (`--check`, `kiln verify`).
@@ -46,6 +51,9 @@ public struct ProcessorReport: Encodable, Sendable {
     /// Pins written (or, with `--check` and `verify`, found stale), as `key.path: value`.
     public var pins: [String] = []
     public var pinned = false
+    /// A per-platform run: only some of the processor's platforms were built and pushed; the
+    /// version tag and the pins wait for `kiln assemble`.
+    public var partial = false
     public var pushedBytes: Int64 = 0
     /// `RUN` steps buildah ran (0 when every step came from a checkpoint).
     public var stepsRun = 0

@@ -40,14 +40,13 @@ struct ProcessorJob {
     /// - Parameter pinFiles: every processor's `registry.yaml`. They are left out of the build
     ///   context: a file that records an image's digest cannot be part of that image, or each
     ///   pin would change the image and call for another pin.
-    init(processor: Processor, lane: Lane, pinFiles: [String]) throws {
+    /// - Parameter platforms: the platforms this run works on (`Lane.plan`).
+    init(processor: Processor, lane: Lane, pinFiles: [String], platforms: [Platform]) throws {
         self.processor = processor
         self.lane = lane
         let text = String(decoding: try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20), as: UTF8.self)
         dockerfile = try Dockerfile(parsing: text, file: processor.dockerfile)
         context = try BuildContext(root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles)
-        var platforms = processor.platforms ?? lane.settings.config.platforms
-        if let narrowed = lane.settings.platforms { platforms = platforms.filter { narrowed.contains($0) } }
         self.platforms = platforms
         buildArgs = lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
         let builder = Self.makeBuilder(
@@ -91,7 +90,13 @@ struct ProcessorJob {
 
     /// The input key of each platform, in the processor's platform order.
     func keys(downloadingLayers: Bool) async throws -> [(platform: Platform, key: InputKey)] {
-        let inputs = try await builder(platforms: platforms, downloadingLayers: downloadingLayers).inputs()
+        let inputs: [BuildInputs]
+        do {
+            inputs = try await builder(platforms: platforms, downloadingLayers: downloadingLayers).inputs()
+        } catch var error as BuildError {
+            if let hint = contextHint(error) { error.message += hint }
+            throw error
+        }
         let hasher = lane.hashers.hasher(for: context.root)
         var result = [(platform: Platform, key: InputKey)]()
         for input in inputs {
@@ -99,5 +104,20 @@ struct ProcessorJob {
             result.append((input.platform, InputKey(dockerfile: dockerfile, target: nil, inputs: input, fileDigests: digests, layerOptions: lane.settings.layerOptions)))
         }
         return result
+    }
+
+    /// For a `COPY` source missing from the context that exists when `build.context` is taken
+    /// from the other base: which `kiln.yaml` setting to change.
+    func contextHint(_ error: BuildError) -> String? {
+        guard let source = error.missingSource, let other = processor.alternativeContext else { return nil }
+        let candidate = FilePaths.join(other, source.hasPrefix("/") ? String(source.dropFirst()) : source)
+        let exists = Glob.hasWildcard(source)
+            ? FilePaths.exists(FilePaths.directory(of: candidate))
+            : FilePaths.exists(candidate)
+        guard exists else { return nil }
+        let base = processor.contextBase
+        let here = base == .root ? "the repository root" : "the processor's folder"
+        let there = base == .root ? "the processor's folder" : "the repository root"
+        return "; build.context '\(processor.contextText)' is taken from \(here), and '\(source)' exists from \(there): set context-relative-to: \(base.other.rawValue) in kiln.yaml"
     }
 }

@@ -37,6 +37,26 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
         if architecture == "arm64" && variant == nil { variant = "v8" }
     }
 
+    /// The architectures a Linux image is built for (Go's `GOARCH` names, as the OCI image
+    /// spec uses them), with the variants each takes.
+    public static let buildableArchitectures: [String: Set<String>] = [
+        "amd64": ["v1", "v2", "v3", "v4"], "arm64": ["v8", "v9"], "arm": ["v5", "v6", "v7", "v8"], "386": [],
+        "ppc64le": [], "s390x": [], "riscv64": [], "mips64le": [], "loong64": [],
+    ]
+
+    /// Parses a platform to build for: `os/arch[/variant]` (or `arch` alone, meaning Linux) that
+    /// names a Linux architecture kiln knows, so a typo (`linux/arm46`) or another OS is refused
+    /// before any work instead of producing an empty image index.
+    /// - Throws: `PlatformError` saying what is wrong and what would be right.
+    public init(buildable text: String) throws(PlatformError) {
+        // A bare word is an architecture (`arm64`), never an OS (`linux` alone says too little).
+        if !text.contains("/"), ["linux", "windows", "darwin", "freebsd"].contains(text.lowercased()) { throw .invalid(text) }
+        try self.init(parsing: text.contains("/") ? text : "linux/" + text)
+        guard os == "linux" else { throw .unsupportedOS(text, os: os) }
+        guard let variants = Self.buildableArchitectures[architecture] else { throw .unknownArchitecture(text, architecture: architecture) }
+        if let variant, !variants.contains(variant) { throw .unknownVariant(text, variant: variant, known: variants.sorted()) }
+    }
+
     private static func isValidPart(_ part: String) -> Bool {
         !part.isEmpty && part.utf8.allSatisfy { byte in
             (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
@@ -61,11 +81,32 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
 /// Why a text is not a platform.
 public enum PlatformError: KilnError, Equatable {
     case invalid(String)
+    /// Not Linux: kiln builds Linux images.
+    case unsupportedOS(String, os: String)
+    case unknownArchitecture(String, architecture: String)
+    case unknownVariant(String, variant: String, known: [String])
 
     public var description: String {
         switch self {
         case let .invalid(text): "'\(text)' is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64"
+        case let .unsupportedOS(text, os):
+            "'\(text)': kiln builds Linux images, not \(os) ones; write linux/ARCH, e.g. linux/amd64"
+        case let .unknownArchitecture(text, architecture):
+            "'\(text)': '\(architecture)' is not an architecture kiln knows (\(Platform.buildableArchitectures.keys.sorted().joined(separator: ", ")))\(Self.suggestion(architecture))"
+        case let .unknownVariant(text, variant, known):
+            known.isEmpty
+                ? "'\(text)': this architecture takes no variant, not '\(variant)'"
+                : "'\(text)': '\(variant)' is not a variant of this architecture (\(known.joined(separator: ", ")))"
         }
+    }
+
+    /// `; did you mean arm64?` for a near miss.
+    static func suggestion(_ architecture: String) -> String {
+        let close = Platform.buildableArchitectures.keys.sorted().filter { known in
+            known.count == architecture.count && zip(known, architecture).filter { $0 != $1 }.count <= 1
+                || Set(known) == Set(architecture)
+        }
+        return close.first.map { "; did you mean \($0)?" } ?? ""
     }
 
     public var category: ErrorCategory { .input }

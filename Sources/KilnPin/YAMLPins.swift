@@ -64,14 +64,16 @@ public enum YAMLPins {
     }
 
     /// Makes the edits in the file at `path`, atomically (temporary file, `fsync`, rename) and
-    /// keeping its permissions; false, and the file untouched, when it already holds them.
+    /// keeping its permissions; false, and the file untouched, when it already holds them. A
+    /// symlinked file is written through: the link stays, its target gets the new text.
     public static func write(_ edits: [PinEdit], toFileAt path: String, displayPath: String) throws -> Bool {
-        let text = String(decoding: try ReadableFile.readAll(path: path, limit: 4 << 20), as: UTF8.self)
+        let target = FilePaths.realPath(path) ?? path
+        let text = String(decoding: try ReadableFile.readAll(path: target, limit: 4 << 20), as: UTF8.self)
         let updated = try apply(edits, to: text, file: displayPath)
         guard updated != text else { return false }
         var info = stat()
-        let permissions = lstat(path, &info) == 0 ? info.st_mode & 0o7777 : 0o644
-        try AtomicFileWriter.write(Array(updated.utf8), to: path, permissions: permissions)
+        let permissions = stat(target, &info) == 0 ? info.st_mode & 0o7777 : 0o644
+        try AtomicFileWriter.write(Array(updated.utf8), to: target, permissions: permissions)
         return true
     }
 
@@ -81,7 +83,9 @@ public enum YAMLPins {
         do {
             return try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw YAMLFileError("not valid YAML: \(error)", location: SourceLocation(file: file, line: Self.line(of: error) ?? 1))
+            // The first line says what is wrong; libyaml's context that follows repeats the file.
+            let what = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw YAMLFileError("not valid YAML: \(what)", location: SourceLocation(file: file, line: Self.line(of: error) ?? 1))
         } catch {
             throw YAMLFileError("not valid YAML: \(error)", location: SourceLocation(file: file, line: 1))
         }

@@ -2,15 +2,21 @@ import KilnCore
 import KilnDockerfile
 import KilnPin
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Finds processors: every file under the root that one of the globs matches (`.dockerignore`
 /// pattern syntax, `**` for any depth), read as a `registry.yaml`.
 public enum Discovery {
     /// Folders never searched: version control, build output, dependency caches.
     static let skipped: Set<String> = [".git", ".hg", ".svn", ".build", "node_modules", "__pycache__", ".venv"]
 
-    /// The processors under `config.root`, sorted by ref.
-    /// - Throws: `YAMLFileError` for the first file that is not a valid `registry.yaml`, or when
-    ///   two files give the same ref.
+    /// The processors under `config.root`, sorted by ref. Processors that give the same ref as
+    /// another enabled one carry the other files in `duplicates` (a disabled one conflicts with
+    /// nothing), so the lane fails just those and builds the rest.
+    /// - Throws: `YAMLFileError` for the first file that is not a valid `registry.yaml`; when no
+    ///   file matches the globs; when a glob `kiln.yaml` lists matches nothing.
     public static func processors(_ config: LaneConfig) throws(YAMLFileError) -> [Processor] {
         let matcher = DockerIgnore(parsing: config.globs.joined(separator: "\n"))
         var files = [String]()
@@ -19,28 +25,55 @@ public enum Discovery {
         } catch {
             throw YAMLFileError(error.description, location: nil, category: .io)
         }
+        try checkGlobs(config, found: files)
         var result = [Processor]()
-        var seen = [ProcessorRef: String]()
         for file in files.sorted() {
-            let processor = try Processor.load(file: FilePaths.join(config.root, file), root: config.root)
-            if let other = seen[processor.ref] {
-                throw YAMLFileError("ref \(processor.ref) is also given by \(other)", location: SourceLocation(file: processor.file, line: 1))
-            }
-            seen[processor.ref] = processor.displayPath
-            result.append(processor)
+            result.append(try Processor.load(file: FilePaths.join(config.root, file), root: config.root, contextBase: config.contextBase))
         }
-        return result.sorted { $0.ref < $1.ref }
+        var byRef = [ProcessorRef: [Int]]()
+        for (index, processor) in result.enumerated() where processor.enabled { byRef[processor.ref, default: []].append(index) }
+        for indices in byRef.values where indices.count > 1 {
+            for index in indices {
+                result[index].duplicates = indices.filter { $0 != index }.map { result[$0].displayPath }
+            }
+        }
+        return result.sorted { ($0.ref, $0.displayPath) < ($1.ref, $1.displayPath) }
     }
 
+    /// No processor at all is an error naming the globs; so is a glob of `kiln.yaml` (not a
+    /// default one) that matches nothing, which is almost always a typo or a moved folder.
+    static func checkGlobs(_ config: LaneConfig, found files: [String]) throws(YAMLFileError) {
+        let location = config.file.map { SourceLocation(file: $0, line: config.globsLine ?? 1) }
+        guard !files.isEmpty else {
+            throw YAMLFileError(
+                "no registry.yaml under \(config.root) matches the processor globs \(config.globs.joined(separator: ", "))\(config.globsFromFile ? "" : " (the defaults; set processors: in kiln.yaml)")",
+                location: location)
+        }
+        guard config.globsFromFile else { return }
+        for glob in config.globs where !glob.hasPrefix("!") {
+            let single = DockerIgnore(parsing: glob)
+            if !files.contains(where: { single.excludes($0) }) {
+                throw YAMLFileError("the processor glob '\(glob)' matches no file under \(config.root)", location: location)
+            }
+        }
+    }
+
+    /// Walks the tree without following symlinks to directories: a link must not take discovery
+    /// out of the repository, nor around in a loop.
     private static func walk(_ directory: String, relative: String, matcher: DockerIgnore, into files: inout [String], depth: Int = 0) throws(FileError) {
         guard depth < 64 else { return }
         for name in try FilePaths.contents(of: directory) {
             let path = FilePaths.join(directory, name)
             let relativePath = relative.isEmpty ? name : relative + "/" + name
-            if FilePaths.isDirectory(path) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let kind = FileKind(mode: info.st_mode)
+            if kind == .directory {
                 if skipped.contains(name) { continue }
                 try walk(path, relative: relativePath, matcher: matcher, into: &files, depth: depth + 1)
-            } else if matcher.excludes(relativePath) {
+            } else if (kind == .regular || kind == .symlink || kind == .fifo) && matcher.excludes(relativePath) {
+                // Symlinks and FIFOs are listed so that reading them fails with a clear error
+                // (a link out of the repository, a file that is not regular).
                 files.append(relativePath)
             }
         }

@@ -25,6 +25,7 @@ public enum PinMode: String, Sendable, CaseIterable {
 /// platforms: [linux/amd64, linux/arm64]
 /// pin: auto
 /// jobs: 4
+/// context-relative-to: root     # or processor: build.context from the processor's folder
 /// ```
 public struct LaneConfig: Sendable {
     public static let defaultGlobs = ["tools/**/registry.yaml", "code/apps/core/processors/**/registry.yaml"]
@@ -35,6 +36,11 @@ public struct LaneConfig: Sendable {
     /// The `kiln.yaml` read, if any.
     public var file: String?
     public var globs = LaneConfig.defaultGlobs
+    /// Whether `kiln.yaml` set the globs (then each must match something), and on which line.
+    public var globsFromFile = false
+    public var globsLine: Int?
+    /// What `build.context` is relative to (`context-relative-to`).
+    public var contextBase = ContextBase.root
     public var registry = "ghcr.io"
     public var owner: String?
     /// `{repo}` in the template: the repository's name (default: the root folder's name).
@@ -53,8 +59,11 @@ public struct LaneConfig: Sendable {
     /// The root a command works on: `explicit`, else the nearest folder above `start` holding
     /// `kiln.yaml`, else the nearest holding `.git`, else `start`.
     public static func findRoot(explicit: String?, from start: String) -> String {
-        if let explicit { return FilePaths.clean(FilePaths.absolute(explicit)) }
-        let start = FilePaths.clean(FilePaths.absolute(start))
+        if let explicit {
+            let path = FilePaths.clean(FilePaths.absolute(explicit))
+            return FilePaths.realPath(path) ?? path
+        }
+        let start = FilePaths.realPath(FilePaths.clean(FilePaths.absolute(start))) ?? FilePaths.clean(FilePaths.absolute(start))
         for marker in ["kiln.yaml", ".git"] {
             var directory = start
             while true {
@@ -74,7 +83,10 @@ public struct LaneConfig: Sendable {
         guard FilePaths.exists(path) else { return config }
         let document = try YAMLDocument(path: path)
         config.file = path
-        let known: Set<String> = ["processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args"]
+        let known: Set<String> = [
+            "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
+            "context-relative-to",
+        ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
                 throw YAMLFileError(
@@ -82,7 +94,22 @@ public struct LaneConfig: Sendable {
                     location: document.location(entry.key))
             }
         }
-        if let globs = try document.strings("processors") { config.globs = globs }
+        if let globs = try document.strings("processors") {
+            guard !globs.isEmpty else {
+                throw YAMLFileError("'processors' lists no glob; give at least one, e.g. tools/**/registry.yaml", location: document.location(document.node("processors")))
+            }
+            config.globs = globs
+            config.globsFromFile = true
+            config.globsLine = document.node("processors")?.mark?.line
+        }
+        if let text = try document.string("context-relative-to") {
+            guard let base = ContextBase(rawValue: text) else {
+                throw YAMLFileError(
+                    "'context-relative-to' takes root (build.context from the repository root) or processor (from the processor's folder), not '\(text)'",
+                    location: document.location(document.node("context-relative-to")))
+            }
+            config.contextBase = base
+        }
         if let registry = try document.string("registry") { config.registry = registry }
         config.owner = try document.string("owner")
         config.repo = try document.string("repo")
@@ -91,10 +118,14 @@ public struct LaneConfig: Sendable {
             var platforms = [Platform]()
             for text in texts {
                 do {
-                    platforms.append(try Platform(parsing: text))
+                    let platform = try Platform(buildable: text)
+                    if !platforms.contains(platform) { platforms.append(platform) }
                 } catch {
-                    throw YAMLFileError("'platforms' has '\(text)': \(error)", location: document.location(document.node("platforms")))
+                    throw YAMLFileError("'platforms' has \(error)", location: document.location(document.node("platforms")))
                 }
+            }
+            guard !platforms.isEmpty else {
+                throw YAMLFileError("'platforms' lists none; give at least one, e.g. [linux/amd64, linux/arm64]", location: document.location(document.node("platforms")))
             }
             config.platforms = platforms
         }

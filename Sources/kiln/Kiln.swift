@@ -17,6 +17,7 @@ struct Kiln: AsyncParsableCommand {
               kiln build --push --pin        build what changed, push, pin
               kiln build --check             exit 1 if a pin is stale
               kiln verify                    every pin exists and is current
+              kiln assemble --pin            after per-platform runs: tag and pin the indexes
 
             One image:
               kiln build -f app/Dockerfile --platform linux/amd64,linux/arm64 -t REF .
@@ -25,7 +26,7 @@ struct Kiln: AsyncParsableCommand {
             """,
         version: KilnVersion.current,
         subcommands: [
-            BuildCommand.self, PlanCommand.self, PinCommand.self, WarmCommand.self, VerifyCommand.self,
+            BuildCommand.self, PlanCommand.self, AssembleCommand.self, PinCommand.self, WarmCommand.self, VerifyCommand.self,
             LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]

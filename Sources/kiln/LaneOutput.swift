@@ -110,6 +110,8 @@ final class LaneProgress: Sendable {
         if !built.isEmpty, report.status == .built { text += " " + built.joined(separator: ", ") }
         if report.pushedBytes > 0 { text += ", pushed \(bytes(report.pushedBytes))" }
         if report.pinned { text += ", pinned" }
+        if report.partial { text += ", index left to kiln assemble" }
+        if report.status == .skipped || report.status == .failed, let message = report.message { text += ": " + message }
         text += String(format: " (%.2fs)", report.seconds)
         return text
     }

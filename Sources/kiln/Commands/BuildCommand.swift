@@ -21,8 +21,15 @@ struct BuildCommand: AsyncParsableCommand {
             a pin does not match the current inputs.
 
               kiln build --push --pin
-              kiln build --ref llm/litellm@1 --platforms linux/arm64 --push --pin
+              kiln build --ref llm/litellm@1 --push --pin
               kiln build --check
+
+            A run that builds only some of a processor's platforms (--platforms on a native runner) pushes \
+            those platform manifests and their key tags, and moves no version tag and writes no pin: \
+            kiln assemble --pin does both once every platform is pushed. --shard I/N builds one runner's \
+            share of the processors (dealt out by repository) for a CI matrix.
+
+              kiln build --push --platforms linux/arm64 --shard 2/4
 
             With CONTEXT it builds one Dockerfile. It reads the Dockerfile as BuildKit does, pulls each base \
             image by digest and reuses its layers untouched, writes one deterministic layer per COPY/ADD, and \
@@ -158,7 +165,7 @@ struct BuildCommand: AsyncParsableCommand {
         guard !texts.isEmpty else { return [.host] }
         var result = [Platform]()
         for text in texts {
-            let parsed = try Platform(parsing: text)
+            let parsed = try Platform(buildable: text)
             if !result.contains(parsed) { result.append(parsed) }
         }
         return result

@@ -59,7 +59,7 @@ struct ImageCreate: ParsableCommand {
     func run() throws {
         try Output.reporting(json: output.json) {
             let platforms = try platform.split(separator: ",").map { (text) throws(PlatformError) in
-                try Platform(parsing: String(text))
+                try Platform(buildable: String(text))
             }
             let target = try LayoutReference(parsing: outputTarget)
             let store = try store.open()

@@ -3,6 +3,7 @@ import KilnBuild
 import KilnCore
 import KilnLane
 import KilnPin
+import KilnOCI
 import KilnProcessors
 
 /// Runs one lane mode and prints its reports: the body of `build` (without a context), `plan`,
@@ -108,6 +109,37 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 }
 
+struct AssembleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assemble",
+        abstract: "After per-platform runs: tag (and pin) each processor's multi-platform index. Builds nothing.",
+        discussion: """
+            When a lane is split across runners — one per platform (native arm64 runners need no QEMU), or \
+            --shard I/N over many — each `kiln build --push --platforms P` pushes its platform manifests and \
+            their kiln-KEY tags, and moves no version tag and writes no pin. This final step keys every \
+            processor again, finds each platform's image by its key tag in the registry, and pushes the index \
+            over all of them under the version tag; with --pin it writes the pins. A processor with a platform \
+            that no run pushed fails, naming the platform; the others are still assembled.
+
+              kiln build --push --platforms linux/amd64      # on an amd64 runner
+              kiln build --push --platforms linux/arm64      # on an arm64 runner
+              kiln assemble --pin                            # once both are done
+            """)
+
+    @Flag(help: "Rewrite each registry.yaml's pins once its index is pushed.")
+    var pin = false
+
+    @OptionGroup(title: "Lane options") var lane: LaneOptions
+    @OptionGroup var registry: RegistryOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runLaneCommand(
+            .assemble, lane: lane, platforms: [], registry: registry, store: store, output: output, push: true, pin: pin, failing: [])
+    }
+}
+
 struct PinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pin",
@@ -149,7 +181,12 @@ struct PinCommand: ParsableCommand {
             guard let processor = try Discovery.processors(config).first(where: { $0.ref == ref }) else {
                 throw LaneError("no processor has ref \(ref) under \(config.root)", category: .input)
             }
-            let key = platform.map { $0.split(separator: "/").count > 1 ? String($0.split(separator: "/")[1]) : $0 }
+            let key: String?
+            do {
+                key = try platform.map { Lane.pinKey(try Platform(buildable: $0)) }
+            } catch {
+                throw LaneError("--platform: \(error)", category: .input)
+            }
             let edit = PinEdit(path: key.map { ["image", "platforms", $0] } ?? ["image", "oci"], value: oci)
             let changed = try YAMLPins.write([edit], toFileAt: processor.file, displayPath: processor.displayPath)
             if output.json {

@@ -41,6 +41,12 @@ struct LaneOptions: ParsableArguments {
             valueName: "id=NAME[,env=VAR|,src=FILE]"))
     var secrets: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Only this runner's share of the processors: share I of N, dealt out by repository (a CI matrix).",
+            valueName: "I/N"))
+    var shard: String?
+
     @Option(help: "gzip compression level of new layers, 0 (none) to 9 (smallest).")
     var level: Int = 6
 
@@ -53,6 +59,9 @@ struct LaneOptions: ParsableArguments {
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
+        if let shard, Shard(parsing: shard) == nil {
+            throw ValidationError("--shard takes I/N with 1 <= I <= N, e.g. --shard 2/4 for the second of four runners; not '\(shard)'.")
+        }
         for text in secrets where BuildahExecutor.Secret(parsing: text) == nil {
             throw ValidationError("--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that.")
         }
@@ -77,11 +86,21 @@ struct LaneOptions: ParsableArguments {
         settings.refs = refs.flatMap { $0.split(separator: ",") }.compactMap { ProcessorRef(parsing: String($0)) }
         let texts = platforms.flatMap { $0.split(separator: ",").map(String.init) }
         if !texts.isEmpty {
-            settings.platforms = try texts.map { (text) throws(PlatformError) in try Platform(parsing: text.contains("/") ? text : "linux/" + text) }
+            var chosen = [Platform]()
+            for text in texts {
+                do {
+                    let platform = try Platform(buildable: text)
+                    if !chosen.contains(platform) { chosen.append(platform) }
+                } catch {
+                    throw LaneError("--platforms: \(error)", category: .input)
+                }
+            }
+            settings.platforms = chosen
         }
         // The flag beats kiln.yaml, which beats the default.
         settings.jobs = jobs ?? config.jobs ?? LaneSettings.defaultJobs
         settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
+        settings.shard = shard.flatMap(Shard.init(parsing:))
         return settings
     }
 
