@@ -119,11 +119,12 @@ extension Lane {
     ) async throws -> [(Platform, Descriptor)] {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
         let cache = try cacheRepository(for: repository)
-        let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpointRepository: cache).build()
+        let checkpoints = try await self.checkpoints(for: repository)
+        let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints).build()
         report.stepsRun += result.stepsRun
         try store.stage(result.bundle)
         if settings.push, !result.newCheckpoints.isEmpty {
-            report.pushedBytes += try await RegistryCheckpoints(client: client, repository: cache).publish(result.newCheckpoints, from: store)
+            report.pushedBytes += try await checkpoints.publish(result.newCheckpoints, from: store)
         }
         let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }.first { $0.registry == repository.registry }
         var built = [(Platform, Descriptor)]()

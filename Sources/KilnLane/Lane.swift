@@ -51,6 +51,8 @@ public struct Lane: Sendable {
     let resolutions = RegistryBaseImages.Resolutions()
     /// `RUN` segments under way, shared by every processor of the run.
     let stepRuns = StepRuns()
+    /// Where each `RUN` step's checkpoint lives in the registry.
+    let checkpointHomes = CheckpointHomes()
     let hashers: HasherPool
 
     public init(settings: LaneSettings, store: ContentStore, client: RegistryClient, observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }) {
@@ -111,6 +113,7 @@ public struct Lane: Sendable {
         PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
         let pinFiles = all.map(\.file)
+        await checkpointHomes.use(all)
         defer { hashers.saveAll() }
         let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
         if mode.checksPins, !reports.contains(where: { $0.status == .ok || $0.status == .stale || $0.status == .failed }) {
@@ -235,7 +238,8 @@ public struct Lane: Sendable {
             if mode == .warm, !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
                 // Pre-build the RUN checkpoints (kept in the store), so the next build only
                 // assembles; nothing is pushed.
-                let result = try await job.builder(platforms: missing, downloadingLayers: true, checkpointRepository: try cacheRepository(for: repository)).build()
+                let checkpoints = try await checkpoints(for: repository)
+                let result = try await job.builder(platforms: missing, downloadingLayers: true, checkpoints: checkpoints).build()
                 report.stepsRun = result.stepsRun
             }
             if mode == .plan {
@@ -304,7 +308,7 @@ public struct Lane: Sendable {
             .stepKeys(hasher: hashers.hasher(for: job.context.root))
         guard let stage = job.dockerfile.stages.last, let keyed = steps[platform]?[stage.index] else { return nil }
         let runs = keyed.filter { if case .run = $0.instruction.command { true } else { false } }
-        let remote = RegistryCheckpoints(client: client, repository: try cacheRepository(for: repository))
+        let remote = try await checkpoints(for: repository)
         var firstMissing = runs.startIndex
         for index in runs.indices.reversed() {
             let key = runs[index].key

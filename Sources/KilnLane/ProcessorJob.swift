@@ -64,15 +64,15 @@ struct ProcessorJob {
         }
     }
 
-    func builder(platforms: [Platform], downloadingLayers: Bool, checkpointRepository: Repository? = nil) -> Builder {
+    func builder(platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil) -> Builder {
         Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
-            downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpointRepository: checkpointRepository)
+            downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints)
     }
 
     static func makeBuilder(
         dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
-        downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpointRepository: Repository? = nil
+        downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil
     ) -> Builder {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
         options.buildArgs = buildArgs
@@ -82,7 +82,7 @@ struct ProcessorJob {
             executor.log = { line in lane.observer(LaneEvent(ref: ref, kind: .output(line))) }
             options.executor = executor
         }
-        if let repository = checkpointRepository { options.checkpoints = RegistryCheckpoints(client: lane.client, repository: repository) }
+        options.checkpoints = checkpoints
         let bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions)
         return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: bases, options: options)

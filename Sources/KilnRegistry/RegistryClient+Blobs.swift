@@ -107,11 +107,12 @@ extension RegistryClient {
         _ descriptor: Descriptor, body: BlobBody, to repository: Repository, mountFrom: Repository?
     ) async throws(RegistryError) -> BlobPush {
         let outcome: BlobPush
-        // Mount from the repository named, else from one where this run already saw the blob.
+        // Mount from a repository where this run saw the blob (pushed or pulled it), else from the
+        // one the caller names as likely to hold it.
         let knownSource = await blobLocations.repository(holding: descriptor.digest, on: repository.registry, except: repository)
         if try await blobExists(descriptor.digest, in: repository) {
             outcome = .alreadyPresent
-        } else if let source = mountFrom ?? knownSource, source.registry == repository.registry, source != repository,
+        } else if let source = knownSource ?? mountFrom, source.registry == repository.registry, source != repository,
             let session = try await mount(descriptor.digest, from: source, into: repository)
         {
             switch session {

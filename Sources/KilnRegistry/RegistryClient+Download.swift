@@ -21,6 +21,8 @@ extension RegistryClient {
             let sink = try makeSink()
             do {
                 try await downloadOnce(descriptor, from: repository, into: sink, operation: operation)
+                // A later push to another repository of this registry can mount it from here.
+                await blobLocations.record(descriptor.digest, in: repository)
                 return sink
             } catch let error as RegistryError where error.isRetryable {
                 guard let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random) else { throw error }

@@ -299,4 +299,33 @@ struct LaneTests {
         let bad = try Tools.kiln(["plan", "--jobs", "0", "--root", setup.repo])
         #expect(bad.status == 64 && bad.stderr.contains("--jobs takes a positive number"))
     }
+
+    @Test("a RUN step two processors share is found, with one HEAD, in the first processor's repository by a fresh runner building the other")
+    func sharedCheckpoints() throws {
+        let setup = try LaneFixture("lane-shared-steps", example: false)
+        try setup.write("kiln.yaml", "processors: [tools/**/registry.yaml]\nowner: acme\n")
+        try GeneratedRepository.runProcessors(in: setup, count: 2, platforms: "[linux/amd64]")
+        let first = try setup.run(["build", "--push", "--pin", "--ref", "steps/r0@1"])
+        #expect(first["steps/r0@1"]?["stepsRun"] as? Int == 2, "\(first)")
+
+        // Another runner, fresh store, only the other processor: the shared step comes from
+        // steps/r0's repository, only its own step runs.
+        let mark = setup.registry.mark()
+        let fresh = try setup.scratch.sub("fresh")
+        let second = try setup.run(["build", "--push", "--pin", "--ref", "steps/r1@1"], cache: fresh)
+        #expect(second["steps/r1@1"]?["status"] as? String == "built" && second["steps/r1@1"]?["stepsRun"] as? Int == 1, "\(second)")
+        let lookups = setup.registry.requests(since: mark).filter { $0.hasPrefix("HEAD") && $0.contains("/manifests/kiln-step-") }
+        var repositoriesByTag = [String: Set<String>]()
+        for lookup in lookups {
+            let path = lookup.split(separator: " ")[1]
+            let tag = String(path.split(separator: "/").last!)
+            repositoriesByTag[tag, default: []].insert(String(path.split(separator: "/manifests/")[0]))
+        }
+        #expect(repositoriesByTag.values.allSatisfy { $0.count == 1 }, "a step key was looked for in several places: \(repositoriesByTag)")
+        #expect(lookups.contains { $0.contains("/v2/acme/steps-r0/manifests/kiln-step-") }, "\(lookups)")
+
+        // A third fresh runner with the whole lane runs nothing.
+        let third = try setup.run(["build", "--push", "--pin"], cache: try setup.scratch.sub("third"))
+        #expect(third.values.allSatisfy { $0["stepsRun"] as? Int == 0 && $0["status"] as? String == "hit" }, "\(third)")
+    }
 }
