@@ -30,6 +30,7 @@ public struct RegistryBaseImages: BaseImageSource {
     private let store: ContentStore
     private let downloadsLayers: Bool
     private let memo: Resolutions
+    private let sources: BaseSources
 
     /// Resolutions shared by several sources for one run, so a base that many processors use is
     /// asked for once per platform (a tag could otherwise move halfway through a run).
@@ -49,22 +50,45 @@ public struct RegistryBaseImages: BaseImageSource {
     /// - Parameters:
     ///   - downloadsLayers: false to resolve only (config and digests), as computing a cache key needs.
     ///   - resolutions: shared with other sources of the same run.
-    public init(client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions()) {
+    ///   - sources: mirrors and replacements (`kiln.yaml` `mirrors:` and `bases:`).
+    public init(
+        client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions(),
+        sources: BaseSources = BaseSources()
+    ) {
         self.client = client
         self.store = store
         self.downloadsLayers = downloadsLayers
         self.memo = resolutions
+        self.sources = sources
     }
 
     public func image(_ text: String, platform: Platform) async throws -> BaseImage {
-        let reference = try ImageReference(parsing: text)
-        let client = self.client
+        let written = try ImageReference(parsing: text)
+        let (client, candidates) = (self.client, sources.candidates(for: written))
         let image = try await memo.image("\(text) \(platform)") {
-            let image = try await client.resolve(reference, platforms: [platform])
-            let platformImage = image.images[0]
-            return BaseImage(
-                reference: image.pinned.description, manifestDigest: platformImage.manifest.digest, config: platformImage.config,
-                layers: platformImage.imageManifest.layers, repository: reference.repository)
+            // Each mirror in turn, the origin last; the first that serves the image wins.
+            var failures = [String]()
+            for (number, candidate) in candidates.enumerated() {
+                do {
+                    let image = try await client.resolve(candidate, platforms: [platform])
+                    let platformImage = image.images[0]
+                    // Recorded under the reference as written, with the digest pulled: a mirror
+                    // serving the same image gives the same key as the origin.
+                    return BaseImage(
+                        reference: ImageReference(repository: written.repository, digest: image.root.digest).description,
+                        manifestDigest: platformImage.manifest.digest, config: platformImage.config,
+                        layers: platformImage.imageManifest.layers, repository: candidate.repository)
+                } catch {
+                    guard number < candidates.count - 1 else {
+                        if failures.isEmpty { throw error }
+                        throw BuildError(
+                            "\(error); the mirrors failed too: \(failures.joined(separator: "; "))", location: nil,
+                            category: (error as? any KilnError)?.category ?? .network)
+                    }
+                    failures.append("\(candidate): \(error)")
+                }
+            }
+            throw BuildError("no source to pull \(text) from", location: nil, category: .internal)
         }
         guard downloadsLayers else { return image }
         for layer in image.layers where !store.contains(layer.digest) {
@@ -73,7 +97,7 @@ public struct RegistryBaseImages: BaseImageSource {
                     "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil,
                     category: .input)
             }
-            let ingest = try await client.downloadBlob(layer, from: reference.repository) { try store.beginIngest() }
+            let ingest = try await client.downloadBlob(layer, from: image.repository ?? written.repository) { try store.beginIngest() }
             _ = try ingest.commit(expected: layer.digest)
         }
         return image

@@ -33,6 +33,8 @@ public struct LaneSettings: Sendable {
     public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
     /// Only this share of the processors (`--shard I/N`), for a lane spread over runners.
     public var shard: Shard?
+    /// Mirrors and replacements for base images (from `config`, checked by `LaneSettings.init`).
+    public var baseSources = BaseSources()
 
     public init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config

@@ -84,7 +84,8 @@ struct ProcessorJob {
         }
         options.checkpoints = checkpoints
         let bases = RegistryBaseImages(
-            client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions)
+            client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
+            sources: lane.settings.baseSources)
         return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: bases, options: options)
     }
 

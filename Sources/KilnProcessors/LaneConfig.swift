@@ -53,6 +53,11 @@ public struct LaneConfig: Sendable {
     public var cacheRepository: String?
     /// Build args for every processor (a processor's own `build.args` win).
     public var buildArgs: [String: String] = [:]
+    /// `mirrors:`: per registry, the mirrors to pull base images from, in order (the registry
+    /// itself is tried last), with the line each is on.
+    public var mirrors: [(registry: String, mirrors: [String], line: Int)] = []
+    /// `bases:`: base image references replaced by others, with their lines.
+    public var baseReplacements: [(original: String, replacement: String, line: Int)] = []
 
     public init(root: String) { self.root = root }
 
@@ -85,7 +90,7 @@ public struct LaneConfig: Sendable {
         config.file = path
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
-            "context-relative-to",
+            "context-relative-to", "mirrors", "bases",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -140,6 +145,41 @@ public struct LaneConfig: Sendable {
             config.jobs = jobs
         }
         config.cacheRepository = try document.string("cache-repo")
+        if let node = document.node("mirrors") {
+            guard case let .mapping(mapping) = node else {
+                throw YAMLFileError("'mirrors' must map a registry to its mirrors, e.g. docker.io: [mirror.gcr.io]", location: document.location(node))
+            }
+            for entry in mapping {
+                guard let registry = entry.key.string, !registry.isEmpty else {
+                    throw YAMLFileError("'mirrors' keys are registry hosts", location: document.location(entry.key))
+                }
+                var list = [String]()
+                switch entry.value {
+                case let .scalar(scalar): list = [scalar.string]
+                case let .sequence(sequence):
+                    for item in sequence {
+                        guard case let .scalar(scalar) = item else {
+                            throw YAMLFileError("'mirrors.\(registry)' must list mirror hosts", location: document.location(item))
+                        }
+                        list.append(scalar.string)
+                    }
+                default:
+                    throw YAMLFileError("'mirrors.\(registry)' must list mirror hosts", location: document.location(entry.value))
+                }
+                config.mirrors.append((registry, list, entry.key.mark?.line ?? 1))
+            }
+        }
+        if let node = document.node("bases") {
+            guard case let .mapping(mapping) = node else {
+                throw YAMLFileError("'bases' must map a base image to its replacement, e.g. python:3.11-slim: ghcr.io/acme/python@sha256:…", location: document.location(node))
+            }
+            for entry in mapping {
+                guard let original = entry.key.string, case let .scalar(value) = entry.value else {
+                    throw YAMLFileError("'bases' must map a base image to one replacement", location: document.location(entry.value))
+                }
+                config.baseReplacements.append((original, value.string, entry.key.mark?.line ?? 1))
+            }
+        }
         config.buildArgs = try document.stringMap("args") ?? [:]
         return config
     }

@@ -10,6 +10,12 @@ public struct Repository: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(registry)/\(path)" }
 
+    /// A repository from parts already valid (a registry host and a lower-case path).
+    public init(registry: String, path: String) {
+        self.registry = registry
+        self.path = path
+    }
+
     /// The host:port requests go to: Docker Hub's API lives at `registry-1.docker.io`.
     public var endpointHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
 }

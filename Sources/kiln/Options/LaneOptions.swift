@@ -83,6 +83,7 @@ struct LaneOptions: ParsableArguments {
         layerOptions.compression = .gzip(level: level)
         config.buildArgs.merge(try parsedBuildArgs()) { _, flag in flag }
         var settings = LaneSettings(config: config, layerOptions: layerOptions)
+        settings.baseSources = try config.baseSources()
         settings.refs = refs.flatMap { $0.split(separator: ",") }.compactMap { ProcessorRef(parsing: String($0)) }
         let texts = platforms.flatMap { $0.split(separator: ",").map(String.init) }
         if !texts.isEmpty {
