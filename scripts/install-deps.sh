@@ -30,6 +30,7 @@ need_tool nginx nginx
 need_tool htpasswd apache2-utils
 need_tool openssl openssl
 need_tool python3 python3
+python3 -c 'import yaml' 2>/dev/null || packages+=(python3-yaml)
 need_tool curl curl
 need_tool buildah buildah
 need_tool qemu-aarch64-static qemu-user-static

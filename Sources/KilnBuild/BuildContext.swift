@@ -115,7 +115,10 @@ public struct BuildContext: Sendable {
             let candidate = (resolved + [component]).joined(separator: "/")
             if case let .symlink(target)? = try item(at: candidate)?.kind {
                 hops += 1
-                guard hops < 64, !target.hasPrefix("/") else {
+                guard hops < 64 else {
+                    throw .input("'\(source)' goes through a loop of symlinks ('\(candidate)' → '\(target)' → …)", location: location)
+                }
+                guard !target.hasPrefix("/") else {
                     throw .input("'\(source)' is a symlink to '\(target)', which is outside the build context", location: location)
                 }
                 pending += target.split(separator: "/").map(String.init).reversed()

@@ -38,10 +38,19 @@ struct ImageState {
         pendingBlobs = base.layers.map { (store.blobPath($0.digest), store.memberIndexPath($0.digest)) }
     }
 
+    /// The container config, changed in place (no copy per instruction: a Dockerfile of many
+    /// thousand `LABEL`s builds in linear time).
     var runtime: ContainerConfig {
         get { config.config ?? ContainerConfig() }
+        _modify {
+            if config.config == nil { config.config = ContainerConfig() }
+            yield &config.config!
+        }
         set { config.config = newValue }
     }
+
+    /// Where each environment variable is in `runtime.env`, built on first use.
+    private var environmentIndex: [String: Int]?
 
     /// The file system, reading base layers the first time it is asked for.
     mutating func filesystem() throws(LayerError) -> ImageFilesystem {
@@ -58,29 +67,48 @@ struct ImageState {
         filesystemValue.apply(entries: entries)
         layers.append(layer.descriptor)
         config.rootfs.diffIDs.append(layer.diffID)
-        config.history = (config.history ?? []) + [history]
+        appendHistory(history)
     }
 
     /// Records an instruction that changed only the config.
     mutating func appendEmpty(history: History) {
         var history = history
         history.emptyLayer = true
-        config.history = (config.history ?? []) + [history]
+        appendHistory(history)
+    }
+
+    private mutating func appendHistory(_ history: History) {
+        if config.history == nil { config.history = [] }
+        config.history!.append(history)
     }
 
     /// The value of an environment variable of the image.
     func environment(_ name: String) -> String? {
-        for pair in runtime.env ?? [] where pair.hasPrefix(name + "=") { return String(pair.dropFirst(name.count + 1)) }
+        let env = config.config?.env ?? []
+        if let environmentIndex {
+            guard let index = environmentIndex[name] else { return nil }
+            return String(env[index].dropFirst(name.count + 1))
+        }
+        for pair in env where pair.hasPrefix(name + "=") { return String(pair.dropFirst(name.count + 1)) }
         return nil
     }
 
+    /// Sets a variable in place (BuildKit's order: a redefined variable keeps its position).
     mutating func setEnvironment(_ name: String, _ value: String) {
-        var env = runtime.env ?? []
-        if let index = env.firstIndex(where: { $0.hasPrefix(name + "=") || $0 == name }) {
-            env[index] = "\(name)=\(value)"
-        } else {
-            env.append("\(name)=\(value)")
+        if environmentIndex == nil {
+            var index = [String: Int]()
+            for (position, pair) in (runtime.env ?? []).enumerated() {
+                let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? pair
+                if index[key] == nil { index[key] = position }
+            }
+            environmentIndex = index
         }
-        runtime.env = env
+        if runtime.env == nil { runtime.env = [] }
+        if let position = environmentIndex![name] {
+            runtime.env![position] = "\(name)=\(value)"
+        } else {
+            environmentIndex![name] = runtime.env!.count
+            runtime.env!.append("\(name)=\(value)")
+        }
     }
 }

@@ -14,6 +14,8 @@ extension StageBuilder {
             case file(LayerEntry.FileSource)
             case directory
             case symlink(String)
+            /// A hard link to another item of the same group (its relative path).
+            case hardLink(String)
         }
         /// Path below the copied root (`""` for the root itself).
         var relative: String
@@ -137,6 +139,9 @@ extension StageBuilder {
                     place(.directory(layerPath, mode: chmod ?? item.mode, uid: uid, gid: gid))
                 case let .symlink(target):
                     place(LayerEntry(path: layerPath, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid))
+                case let .hardLink(target):
+                    let linked = try LayerPath(ImageFilesystem.join(rootResolved, target))
+                    place(LayerEntry(path: layerPath, content: .hardLink(target: linked), mode: chmod ?? item.mode, uid: uid, gid: gid))
                 }
             }
         }
@@ -184,7 +189,7 @@ extension StageBuilder {
                 }
                 groups.append(Group(name: name, isDirectory: true, items: items, parentsPath: parentsPath))
             case .file where isAdd && LayerReader.isArchive(context.diskPath(item)):
-                groups.append(try archiveGroup(context.diskPath(item), name: name))
+                groups.append(try archiveGroup(context.diskPath(item), name: name, location: location))
             case .file, .symlink:
                 groups.append(Group(name: name, isDirectory: false, items: [contextSource(item, relative: "")], parentsPath: parentsPath))
             }
@@ -210,7 +215,7 @@ extension StageBuilder {
     }
 
     /// A local tar archive `ADD` unpacks into the destination, owners as recorded.
-    private mutating func archiveGroup(_ path: String, name: String) throws -> Group {
+    private mutating func archiveGroup(_ path: String, name: String, location: SourceLocation) throws -> Group {
         let reader = try LayerReader(path: path)
         var items = [Source(relative: "", kind: .directory, mode: 0o755)]
         var files = [String: LayerEntry.FileSource]()
@@ -225,9 +230,16 @@ extension StageBuilder {
                 source.kind = .file(.file(path: staged))
             case let .symlink(target): source.kind = .symlink(target)
             case let .hardLink(target):
-                guard let file = files[target] else { continue }
-                source.kind = .file(file)
-            case .other: continue
+                guard files[target] != nil else {
+                    throw BuildError.input(
+                        "ADD \(name): member '\(member.path)' is a hard link to '\(target)', which is not a regular file earlier in the archive",
+                        location: location)
+                }
+                source.kind = .hardLink(target)
+            case .other:
+                throw BuildError.input(
+                    "ADD \(name): member '\(member.path)' is a device node or FIFO; kiln writes files, directories and links into layers, not those",
+                    location: location)
             }
             items.append(source)
         }

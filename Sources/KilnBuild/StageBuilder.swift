@@ -84,9 +84,8 @@ struct StageBuilder {
             case let .env(pairs):
                 for pair in pairs { state.setEnvironment(try expand(pair.key, instruction), try expand(pair.value, instruction)) }
             case let .label(pairs):
-                var labels = state.runtime.labels ?? [:]
-                for pair in pairs { labels[try expand(pair.key, instruction)] = try expand(pair.value, instruction) }
-                state.runtime.labels = labels
+                if state.runtime.labels == nil { state.runtime.labels = [:] }
+                for pair in pairs { state.runtime.labels![try expand(pair.key, instruction)] = try expand(pair.value, instruction) }
             case let .workdir(path):
                 let expanded = try expand(path, instruction)
                 let directory = Self.absolute(expanded, from: state.runtime.workingDir ?? "/")
@@ -97,19 +96,17 @@ struct StageBuilder {
                 }
             case let .user(user): state.runtime.user = try expand(user, instruction)
             case let .expose(ports):
-                var exposed = state.runtime.exposedPorts ?? [:]
+                if state.runtime.exposedPorts == nil { state.runtime.exposedPorts = [:] }
                 for port in ports {
-                    for key in try Self.portKeys(try expand(port, instruction), instruction) { exposed[key] = EmptyObject() }
+                    for key in try Self.portKeys(try expand(port, instruction), instruction) { state.runtime.exposedPorts![key] = EmptyObject() }
                 }
-                state.runtime.exposedPorts = exposed
             case let .volume(paths):
-                var volumes = state.runtime.volumes ?? [:]
+                if state.runtime.volumes == nil { state.runtime.volumes = [:] }
                 for path in paths {
                     let expanded = try expand(path, instruction)
                     guard !expanded.isEmpty else { throw BuildError.input("VOLUME paths cannot be empty", location: instruction.location) }
-                    volumes[expanded] = EmptyObject()
+                    state.runtime.volumes![expanded] = EmptyObject()
                 }
-                state.runtime.volumes = volumes
             case let .stopSignal(signal): state.runtime.stopSignal = try expand(signal, instruction)
             case let .entrypoint(form):
                 state.runtime.entrypoint = commandWords(form)

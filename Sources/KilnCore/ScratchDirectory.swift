@@ -68,13 +68,26 @@ public final class ScratchDirectory: Sendable {
         kill(pid, 0) == 0 || errno == EPERM
     }
 
-    /// Removes what dead kiln processes left in `parent`: scratch folders and `.kiln-tmp-`
-    /// files whose owner no longer runs. Returns the paths removed.
+    /// Removes what dead kiln processes left in `parent`, a folder kiln owns (the store's, the
+    /// runtime folder): scratch folders and `.kiln-tmp-` files whose owner no longer runs.
+    /// Returns the paths removed.
     @discardableResult
     public static func sweep(_ parent: String) -> [String] {
+        sweep(parent, temporariesOnly: false)
+    }
+
+    /// Removes only `.kiln-tmp-PID-…` files of dead processes: for folders that are the user's
+    /// (a processor's, a layout's), where no other name is kiln's to remove.
+    @discardableResult
+    public static func sweepTemporaries(_ parent: String) -> [String] {
+        sweep(parent, temporariesOnly: true)
+    }
+
+    private static func sweep(_ parent: String, temporariesOnly: Bool) -> [String] {
         guard let names = try? FilePaths.contents(of: parent) else { return [] }
         var removed = [String]()
         for name in names {
+            if temporariesOnly && !name.hasPrefix(AtomicFileWriter.temporaryPrefix) { continue }
             guard let pid = owner(of: name), pid != getpid(), !isRunning(pid) else { continue }
             let path = FilePaths.join(parent, name)
             FilePaths.removeTree(path)

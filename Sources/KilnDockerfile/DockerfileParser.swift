@@ -5,6 +5,13 @@ extension Dockerfile {
     /// Parses a Dockerfile's text. `file` names it in messages.
     /// - Throws: `DockerfileError` at the line and column of the first problem.
     public init(parsing text: String, file: String = "Dockerfile") throws(DockerfileError) {
+        // A NUL byte would cut a path short where it reaches the file system; a Dockerfile is text.
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let before = text.utf8[..<nul]
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = before.count - (before.lastIndex(of: 0x0A).map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0) + 1
+            throw DockerfileError("a NUL byte; a Dockerfile is text and no instruction may contain one", at: SourceLocation(file: file, line: line, column: column))
+        }
         var splitter = LineSplitter(file: file, text: text)
         let lines = try splitter.split()
         let parser = DockerfileParser(file: file, escape: splitter.directives.escape)

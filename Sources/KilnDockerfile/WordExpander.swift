@@ -18,7 +18,13 @@ public struct WordExpander: Sendable {
         public var description: String
     }
 
+    /// The longest text one word may expand to. Docker sets none, and a few hundred bytes of
+    /// `ARG`s that each double the last expand past any memory; 1 MiB is far beyond any real
+    /// value (an `ENV PATH`, a label) and cheap to hold.
+    public static let maximumLength = 1 << 20
+
     /// Expands one word (spaces inside it are kept).
+    /// - Throws: `Failure` for bad syntax, or for a result longer than `maximumLength`.
     public func expand(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> String {
         var scanner = Scanner(text: Array(word))
         return try process(&scanner, stop: nil, lookup)
@@ -40,6 +46,7 @@ public struct WordExpander: Sendable {
         var result = ""
         while let character = scanner.peek() {
             if let stop, character == stop { return result }
+            try Self.checkLength(result)
             _ = scanner.next()
             switch character {
             case "'" where !raw:
@@ -60,7 +67,14 @@ public struct WordExpander: Sendable {
             }
         }
         if let stop { throw Failure(description: "missing '\(stop)' in substitution") }
+        try Self.checkLength(result)
         return result
+    }
+
+    static func checkLength(_ text: String) throws(Failure) {
+        guard text.utf8.count <= maximumLength else {
+            throw Failure(description: "it expands to more than \(maximumLength >> 20) MiB (variables that repeat each other?)")
+        }
     }
 
     private func singleQuoted(_ scanner: inout Scanner) throws(Failure) -> String {
@@ -75,6 +89,7 @@ public struct WordExpander: Sendable {
     private func doubleQuoted(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
         var result = ""
         while let character = scanner.next() {
+            try Self.checkLength(result)
             switch character {
             case "\"": return result
             case "$": result += try dollar(&scanner, lookup)

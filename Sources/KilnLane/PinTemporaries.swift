@@ -14,7 +14,7 @@ enum PinTemporaries {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         for folder in Set(pinFiles.map(FilePaths.directory(of:))) {
-            ScratchDirectory.sweep(folder)
+            ScratchDirectory.sweepTemporaries(folder)
             for name in (try? FilePaths.contents(of: folder)) ?? [] where name.hasPrefix(".tmp-registry.yaml-") {
                 let path = FilePaths.join(folder, name)
                 var info = stat()

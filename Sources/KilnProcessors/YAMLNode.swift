@@ -23,7 +23,8 @@ struct YAMLDocument {
         do {
             bytes = try ReadableFile.readAll(path: path, limit: 4 << 20)
         } catch {
-            throw YAMLFileError(error.description, location: nil, category: .io)
+            // A FIFO or device where a config file should be is bad input, not a disk failure.
+            throw YAMLFileError(error.description, location: nil, category: error.reason == nil ? .io : .input)
         }
         try self.init(text: String(decoding: bytes, as: UTF8.self), file: path)
     }

@@ -31,10 +31,7 @@ extension RegistryClient {
         if root.mediaType.isIndex {
             let index = try decode(ImageIndex.self, root.bytes, "the index of \(reference)")
             for platform in platforms {
-                guard let entry = index.manifest(for: platform) else {
-                    let offered = index.manifests.compactMap { $0.platform?.description }
-                    throw .notFound("\(reference) has no \(platform) image (it offers: \(offered.joined(separator: ", ")))")
-                }
+                let entry = try await imageEntry(in: index, digest: root.digest, for: platform, reference: reference, seen: [root.digest])
                 let manifest = try await fetchManifest(ImageReference(repository: repository, digest: entry.digest))
                 images.append(try await platformImage(manifest, platform: platform, repository: repository))
             }
@@ -46,6 +43,29 @@ extension RegistryClient {
             images.append(image)
         }
         return ResolvedImage(reference: reference, root: root, images: images)
+    }
+
+    /// The image manifest an index offers for `platform`, following nested indexes (which some
+    /// registries and tools write) and refusing a loop by name instead of following it forever.
+    private func imageEntry(in index: ImageIndex, digest: Digest, for platform: Platform, reference: ImageReference, seen: [Digest])
+        async throws(RegistryError) -> Descriptor
+    {
+        if let entry = index.manifest(for: platform) { return entry }
+        let nested = index.manifests.filter { entry in entry.mediaType.isIndex && (entry.platform.map(platform.matches) ?? true) }
+        if let loop = nested.first(where: { seen.contains($0.digest) }) {
+            let what = loop.digest == digest ? "lists itself" : "lists an index that lists it again"
+            throw .protocolViolation(
+                host: reference.repository.registry, operation: "resolve \(reference) for \(platform)",
+                reason: "serves an index that \(what) (\(loop.digest.short)): a loop, with no image to build on")
+        }
+        if let child = nested.first, seen.count < 4 {
+            let fetched = try await fetchManifest(ImageReference(repository: reference.repository, digest: child.digest))
+            let childIndex = try decode(ImageIndex.self, fetched.bytes, "the index \(child.digest) of \(reference)")
+            return try await imageEntry(in: childIndex, digest: child.digest, for: platform, reference: reference, seen: seen + [child.digest])
+        }
+        let offered = index.manifests.filter(\.mediaType.isImageManifest).compactMap { $0.platform?.description }
+        throw .notFound(
+            "\(reference) has no \(platform) image (\(offered.isEmpty ? "it lists no platform image" : "it offers: " + offered.joined(separator: ", ")))")
     }
 
     private func platformImage(_ manifest: FetchedManifest, platform: Platform?, repository: Repository)

@@ -63,13 +63,13 @@ extension ContentStore {
         var removed = 0
         for top in ["keys", "index", "stat"] {
             let directory = FilePaths.join(root, top)
-            removed += ScratchDirectory.sweep(directory).count
+            removed += ScratchDirectory.sweepTemporaries(directory).count
             for name in (try? FilePaths.contents(of: directory)) ?? [] {
                 let child = FilePaths.join(directory, name)
                 guard FilePaths.isDirectory(child) else { continue }
-                removed += ScratchDirectory.sweep(child).count
+                removed += ScratchDirectory.sweepTemporaries(child).count
                 for inner in (try? FilePaths.contents(of: child)) ?? [] where FilePaths.isDirectory(FilePaths.join(child, inner)) {
-                    removed += ScratchDirectory.sweep(FilePaths.join(child, inner)).count
+                    removed += ScratchDirectory.sweepTemporaries(FilePaths.join(child, inner)).count
                 }
             }
         }

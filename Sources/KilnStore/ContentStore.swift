@@ -160,6 +160,6 @@ extension ContentStore {
     /// half-written blobs. Cheap (two directory listings); every run starts with it.
     @discardableResult
     public func sweepLeftovers() -> [String] {
-        ScratchDirectory.sweep(scratchParent) + ScratchDirectory.sweep(blobDirectory)
+        ScratchDirectory.sweep(scratchParent) + ScratchDirectory.sweepTemporaries(blobDirectory)
     }
 }

@@ -13,7 +13,7 @@ extension OCILayout: BlobSource {
         } catch {
             throw StoreError.unreadable(path: path, error)
         }
-        guard actual == digest else { throw StoreError.layout(path: root, reason: "blob \(digest) hashes to \(actual)") }
+        guard actual == digest else { throw StoreError.layoutCorrupt(path: root, digest: digest, actual: actual) }
         return path
     }
 
@@ -33,7 +33,7 @@ extension OCILayout: BlobSource {
             throw StoreError.unreadable(path: path, error)
         }
         let actual = Digest.sha256(of: bytes)
-        guard actual == digest else { throw StoreError.layout(path: root, reason: "blob \(digest) hashes to \(actual)") }
+        guard actual == digest else { throw StoreError.layoutCorrupt(path: root, digest: digest, actual: actual) }
         return bytes
     }
 

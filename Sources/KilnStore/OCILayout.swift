@@ -25,18 +25,21 @@ public struct OCILayout: Sendable {
         self.root = root
     }
 
-    /// Opens the layout at `root`, creating it when missing.
+    /// Opens the layout at `root` for writing, creating it when missing, and removes the
+    /// half-written blobs a killed kiln left in it.
     /// - Throws: `StoreError.layout` when `root` holds something that is not an OCI layout.
     public init(root: String) throws(StoreError) {
         self.root = root
         let marker = FilePaths.join(root, "oci-layout")
+        ScratchDirectory.sweepTemporaries(FilePaths.join(root, "blobs/sha256"))
+        ScratchDirectory.sweepTemporaries(root)
         do {
             try FilePaths.makeDirectories(FilePaths.join(root, "blobs/sha256"))
             if !FilePaths.exists(marker) {
                 try AtomicFileWriter.write(Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: marker)
             }
         } catch {
-            throw .layout(path: root, reason: error.description)
+            throw .layoutFile(path: root, error)
         }
     }
 
@@ -80,7 +83,7 @@ public struct OCILayout: Sendable {
         // Serialise concurrent writers of the same layout: flock on the directory itself, which
         // adds no file that other tools would have to ignore.
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw .layout(path: root, reason: FileError("open", path: root).description) }
+        guard fd >= 0 else { throw .layoutFile(path: root, FileError("open", path: root)) }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
         var index = try index()
@@ -93,6 +96,8 @@ public struct OCILayout: Sendable {
         index.mediaType = .ociIndex
         do {
             try AtomicFileWriter.write(try CanonicalJSON.encode(index), to: FilePaths.join(root, "index.json"))
+        } catch let error as FileError {
+            throw .layoutFile(path: root, error)
         } catch let error as KilnError {
             throw .layout(path: root, reason: error.description)
         } catch {
@@ -106,7 +111,7 @@ public struct OCILayout: Sendable {
         do {
             try AtomicFileWriter.write(bytes, to: path)
         } catch {
-            throw .layout(path: root, reason: error.description)
+            throw .layoutFile(path: root, error)
         }
     }
 
@@ -117,7 +122,7 @@ public struct OCILayout: Sendable {
         do {
             try FilePaths.copyFile(from: source, to: destination)
         } catch {
-            throw .layout(path: root, reason: error.description)
+            throw .layoutFile(path: root, error)
         }
     }
 

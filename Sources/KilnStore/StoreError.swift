@@ -10,6 +10,10 @@ public enum StoreError: KilnError, Equatable {
     case invalidKeyKind(String)
     case invalidRecord(path: String, reason: String)
     case layout(path: String, reason: String)
+    /// Writing or reading a layout's files failed (a full disk, permissions).
+    case layoutFile(path: String, FileError)
+    /// A layout blob's bytes do not match its name.
+    case layoutCorrupt(path: String, digest: Digest, actual: Digest)
 
     public var description: String {
         switch self {
@@ -22,13 +26,15 @@ public enum StoreError: KilnError, Equatable {
         case let .invalidKeyKind(kind): "'\(kind)' is not a valid record kind (use lower-case letters, digits and '-')"
         case let .invalidRecord(path, reason): "the cache record '\(path)' is unreadable: \(reason)"
         case let .layout(path, reason): "OCI layout '\(path)': \(reason)"
+        case let .layoutFile(path, error): "OCI layout '\(path)': \(error)"
+        case let .layoutCorrupt(path, digest, actual): "OCI layout '\(path)': blob \(digest) is corrupt (its bytes hash to \(actual))"
         }
     }
 
     public var category: ErrorCategory {
         switch self {
-        case .unusable, .unreadable: .io
-        case .corruptBlob, .digestMismatch: .integrity
+        case .unusable, .unreadable, .layoutFile: .io
+        case .corruptBlob, .digestMismatch, .layoutCorrupt: .integrity
         case .missingBlob, .invalidKeyKind, .invalidRecord, .layout: .input
         }
     }
