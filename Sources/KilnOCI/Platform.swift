@@ -57,6 +57,16 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
         if let variant, !variants.contains(variant) { throw .unknownVariant(text, variant: variant, known: variants.sorted()) }
     }
 
+    /// A list of platforms to build for (`init(buildable:)` each), in order, each once.
+    public static func buildable(_ texts: [String]) throws(PlatformError) -> [Platform] {
+        var result = [Platform]()
+        for text in texts {
+            let platform = try Platform(buildable: text)
+            if !result.contains(platform) { result.append(platform) }
+        }
+        return result
+    }
+
     private static func isValidPart(_ part: String) -> Bool {
         !part.isEmpty && part.utf8.allSatisfy { byte in
             (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)

@@ -120,14 +120,11 @@ public struct LaneConfig: Sendable {
         config.repo = try document.string("repo")
         if let template = try document.string("repository") { config.repositoryTemplate = template }
         if let texts = try document.strings("platforms") {
-            var platforms = [Platform]()
-            for text in texts {
-                do {
-                    let platform = try Platform(buildable: text)
-                    if !platforms.contains(platform) { platforms.append(platform) }
-                } catch {
-                    throw YAMLFileError("'platforms' has \(error)", location: document.location(document.node("platforms")))
-                }
+            let platforms: [Platform]
+            do {
+                platforms = try Platform.buildable(texts)
+            } catch {
+                throw YAMLFileError("'platforms' has \(error)", location: document.location(document.node("platforms")))
             }
             guard !platforms.isEmpty else {
                 throw YAMLFileError("'platforms' lists none; give at least one, e.g. [linux/amd64, linux/arm64]", location: document.location(document.node("platforms")))

@@ -88,16 +88,11 @@ public struct Processor: Sendable {
         }
         var platforms: [Platform]?
         if let texts = try document.strings("build.platforms") {
-            var parsed = [Platform]()
-            for text in texts {
-                do {
-                    let platform = try Platform(buildable: text)
-                    if !parsed.contains(platform) { parsed.append(platform) }
-                } catch {
-                    throw YAMLFileError("'build.platforms' has \(error)", location: document.location(document.node("build.platforms")))
-                }
+            do {
+                platforms = try Platform.buildable(texts)
+            } catch {
+                throw YAMLFileError("'build.platforms' has \(error)", location: document.location(document.node("build.platforms")))
             }
-            platforms = parsed
         }
         return Processor(
             ref: ref, file: file, displayPath: display, context: context, contextText: contextText, contextBase: contextBase,

@@ -162,13 +162,7 @@ struct BuildCommand: AsyncParsableCommand {
 
     private func parsePlatforms() throws(PlatformError) -> [Platform] {
         let texts = platform.flatMap { $0.split(separator: ",").map(String.init) }
-        guard !texts.isEmpty else { return [.host] }
-        var result = [Platform]()
-        for text in texts {
-            let parsed = try Platform(buildable: text)
-            if !result.contains(parsed) { result.append(parsed) }
-        }
-        return result
+        return texts.isEmpty ? [.host] : try Platform.buildable(texts)
     }
 
     private func render(_ result: BuildResult, destination: String) {

@@ -87,16 +87,11 @@ struct LaneOptions: ParsableArguments {
         settings.refs = refs.flatMap { $0.split(separator: ",") }.compactMap { ProcessorRef(parsing: String($0)) }
         let texts = platforms.flatMap { $0.split(separator: ",").map(String.init) }
         if !texts.isEmpty {
-            var chosen = [Platform]()
-            for text in texts {
-                do {
-                    let platform = try Platform(buildable: text)
-                    if !chosen.contains(platform) { chosen.append(platform) }
-                } catch {
-                    throw LaneError("--platforms: \(error)", category: .input)
-                }
+            do {
+                settings.platforms = try Platform.buildable(texts)
+            } catch {
+                throw LaneError("--platforms: \(error)", category: .input)
             }
-            settings.platforms = chosen
         }
         // The flag beats kiln.yaml, which beats the default.
         settings.jobs = jobs ?? config.jobs ?? LaneSettings.defaultJobs
