@@ -81,21 +81,18 @@ public struct RegistryBaseImages: BaseImageSource {
                 } catch {
                     guard number < candidates.count - 1 else {
                         if failures.isEmpty { throw error }
-                        throw BuildError(
-                            "\(error); the mirrors failed too: \(failures.joined(separator: "; "))", location: nil,
-                            category: (error as? any KilnError)?.category ?? .network)
+                        let origin = (error as? any KilnError) ?? BuildError(.executor("\(error)"))
+                        throw BuildError(.basePull(reference: text, origin: origin, mirrors: failures))
                     }
                     failures.append("\(candidate): \(error)")
                 }
             }
-            throw BuildError("no source to pull \(text) from", location: nil, category: .internal)
+            preconditionFailure("the origin is always the last candidate")
         }
         guard downloadsLayers else { return image }
         for layer in image.layers where !store.contains(layer.digest) {
             guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
-                throw BuildError(
-                    "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil,
-                    category: .input)
+                throw BuildError.input("\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil)
             }
             let ingest = try await client.downloadBlob(layer, from: image.repository ?? written.repository) { try store.beginIngest() }
             _ = try ingest.commit(expected: layer.digest)

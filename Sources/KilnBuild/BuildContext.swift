@@ -64,18 +64,15 @@ public struct BuildContext: Sendable {
             var matches = [Item]()
             try match(components[...], directory: "", into: &matches, location: location)
             guard !matches.isEmpty else {
-                var error = BuildError.input("no file in the build context matches '\(source)'", location: location)
-                error.missingSource = source
-                throw error
+                throw BuildError(.missingSource(source, isPattern: true), location: location)
             }
             return matches.sorted { $0.path < $1.path }
         }
         let path = try follow(components.joined(separator: "/"), source: source, location: location)
         guard let item = try item(at: path), path.isEmpty || !ignore.excludes(path) else {
             let hint = path.isEmpty || !ignore.excludes(path) ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
-            var error = BuildError.input("'\(source)' is not in the build context\(hint)", location: location)
-            if hint.isEmpty { error.missingSource = source }
-            throw error
+            guard hint.isEmpty else { throw .input("'\(source)' is not in the build context\(hint)", location: location) }
+            throw BuildError(.missingSource(source, isPattern: false), location: location)
         }
         return [item]
     }

@@ -1,38 +1,92 @@
 import KilnCore
 
-/// Why a build stopped. Input errors name the Dockerfile line they come from.
+/// Why a build stopped: what went wrong (`problem`, decided on by callers), and the Dockerfile
+/// line it comes from. The words a user reads are all in `description`.
 public struct BuildError: KilnError {
-    public var message: String
-    public var location: SourceLocation?
-    public var category: ErrorCategory
-    /// For a `COPY`/`ADD` source that is not in the context: the source as written, so a caller
-    /// can look for it elsewhere and say which setting to change.
-    public var missingSource: String?
+    public enum Problem: Sendable {
+        /// The Dockerfile or the context asks for something that cannot be done as written.
+        case invalid(String)
+        /// A `COPY`/`ADD` source that is not in the build context (a pattern: that nothing
+        /// matches).
+        case missingSource(String, isPattern: Bool)
+        /// A stage needs `RUN` and the build has no executor for it.
+        case runNeedsExecutor(stage: String)
+        /// A `RUN` step failed: buildah's exit, and the end of its output.
+        case runFailed(exit: String, output: String)
+        /// buildah itself misbehaved (it could not load or export an image).
+        case executor(String)
+        /// A file could not be read or written.
+        case file(FileError)
+        /// A base image could not be pulled from its origin, nor from any mirror.
+        case basePull(reference: String, origin: any KilnError, mirrors: [String])
+        /// Another part of kiln failed (the registry, the store, the layer writer), as it said.
+        case underlying(any KilnError)
+    }
 
-    public init(_ message: String, location: SourceLocation?, category: ErrorCategory) {
-        self.message = message
+    public var problem: Problem
+    public var location: SourceLocation?
+    /// A sentence appended to the description (which setting to change, say).
+    public var hint: String?
+
+    public init(_ problem: Problem, location: SourceLocation? = nil) {
+        self.problem = problem
         self.location = location
-        self.category = category
     }
 
     public static func input(_ message: String, location: SourceLocation?) -> BuildError {
-        BuildError(message, location: location, category: .input)
+        BuildError(.invalid(message), location: location)
     }
 
-    public static func io(_ error: FileError) -> BuildError { BuildError(error.description, location: nil, category: .io) }
+    public static func io(_ error: FileError) -> BuildError { BuildError(.file(error)) }
 
-    /// Another kiln error, placed at a Dockerfile line when one is known.
+    /// Another error, placed at a Dockerfile line when one is known; kiln's own errors are kept
+    /// whole, so their category and cases survive.
     public static func wrapping(_ error: any Error, at location: SourceLocation?) -> BuildError {
         if var error = error as? BuildError {
             if error.location == nil { error.location = location }
             return error
         }
-        if let error = error as? any KilnError { return BuildError(error.description, location: location, category: error.category) }
-        return BuildError("\(error)", location: location, category: .internal)
+        if let error = error as? FileError { return BuildError(.file(error), location: location) }
+        if let error = error as? any KilnError { return BuildError(.underlying(error), location: location) }
+        return BuildError(.executor("\(error)"), location: location)
+    }
+
+    /// The source a `COPY` missed, for callers that look for it elsewhere.
+    public var missingSource: String? {
+        if case let .missingSource(source, _) = problem { source } else { nil }
+    }
+
+    public var message: String {
+        var text: String
+        switch problem {
+        case let .invalid(message): text = message
+        case let .missingSource(source, isPattern):
+            text = isPattern ? "no file in the build context matches '\(source)'" : "'\(source)' is not in the build context"
+        case let .runNeedsExecutor(stage):
+            text = "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage))"
+        case let .runFailed(exit, output): text = "RUN failed (\(exit)); last output:\n\(output)"
+        case let .executor(message): text = message
+        case let .file(error): text = error.description
+        case let .basePull(reference, origin, mirrors):
+            text = mirrors.isEmpty ? origin.description : "\(origin); the mirrors of \(reference) failed too: \(mirrors.joined(separator: "; "))"
+        case let .underlying(error): text = error.description
+        }
+        if let hint { text += hint }
+        return text
     }
 
     public var description: String {
         guard let location else { return message }
         return "\(location): \(message)"
+    }
+
+    public var category: ErrorCategory {
+        switch problem {
+        case .invalid, .missingSource, .runNeedsExecutor, .runFailed: .input
+        case .executor: .internal
+        case .file: .io
+        case let .basePull(_, origin, _): origin.category
+        case let .underlying(error): error.category
+        }
     }
 }

@@ -117,7 +117,7 @@ public struct BuildahExecutor: Sendable {
         try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
         let pulled = try await Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
         guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
-            throw BuildError("buildah could not load the checkpoint image: \(Self.tail(pulled.output))", location: nil, category: .internal)
+            throw BuildError(.executor("buildah could not load the checkpoint image: \(Self.tail(pulled.output))"))
         }
         FilePaths.removeTree(layout)
 
@@ -153,14 +153,14 @@ public struct BuildahExecutor: Sendable {
                 if case .run = instruction.command { built.output.contains(String(instruction.source.prefix(40))) } else { false }
             } ?? segment.instructions.last
             let code = Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
-            throw BuildError.input("RUN failed (\(code)); last output:\n\(Self.tail(built.output))", location: failing?.location)
+            throw BuildError(.runFailed(exit: code, output: Self.tail(built.output)), location: failing?.location)
         }
 
         // The result, back into kiln's store: manifest, config and layers, each verified.
         let output = scratch.path + "/out"
         let pushed = try await Self.run(buildah, base + ["push", "--quiet", "--format", "v2s2", tag, "dir:\(output)"])
         guard pushed.status == 0 else {
-            throw BuildError("buildah could not export the step's image: \(Self.tail(pushed.output))", location: nil, category: .internal)
+            throw BuildError(.executor("buildah could not export the step's image: \(Self.tail(pushed.output))"))
         }
         let manifestBytes = try ReadableFile.readAll(path: output + "/manifest.json", limit: 4 << 20)
         let manifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestBytes, what: "buildah's manifest")
@@ -206,7 +206,7 @@ public struct BuildahExecutor: Sendable {
             let config = try CanonicalJSON.decode(
                 ImageConfig.self, from: try store.readBlob(manifest.config.digest, limit: 16 << 20), what: "checkpoint config")
             for layer in manifest.layers where !store.contains(layer.digest) {
-                throw BuildError("checkpoint \(key.short) lacks layer \(layer.digest)", location: nil, category: .io)
+                throw BuildError(.underlying(StoreError.missingBlob(layer.digest)))
             }
             var image = BaseImage(
                 reference: "checkpoint:\(key.hex)", manifestDigest: descriptor.digest, config: config, layers: manifest.layers, repository: nil)
@@ -225,7 +225,7 @@ public struct BuildahExecutor: Sendable {
             let outcome = try await ChildProcess.run(tool, arguments, line: log)
             return (outcome.status, outcome.output)
         } catch {
-            throw BuildError(error.description, location: nil, category: .internal)
+            throw BuildError(.executor(error.description))
         }
     }
 

@@ -129,9 +129,7 @@ public struct Builder: Sendable {
         for stage in stages {
             guard let run = stage.lastRun else { continue }
             if !allowingRun {
-                throw .input(
-                    "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage.name ?? String(stage.index)))",
-                    location: run.location)
+                throw BuildError(.runNeedsExecutor(stage: stage.name ?? String(stage.index)), location: run.location)
             }
             // Steps up to the last RUN go to buildah, which sees only the context.
             let lastIndex = stage.instructions.lastIndex { $0.location == run.location }!

@@ -31,7 +31,7 @@ extension Lane {
     static func repository(_ text: String) throws -> Repository {
         let reference = try ImageReference(parsing: text)
         guard reference.digest == nil, reference.tag == "latest", !text.hasSuffix(":latest") else {
-            throw LaneError("the repository template gave '\(text)', which has a tag or digest; it must name a repository only", category: .input)
+            throw LaneError.notARepository(text)
         }
         return reference.repository
     }

@@ -75,7 +75,7 @@ public struct Lane: Sendable {
         if !settings.refs.isEmpty {
             let known = Set(all.map(\.ref))
             if let missing = settings.refs.first(where: { !known.contains($0) }) {
-                throw LaneError("no processor has ref \(missing); known: \(all.map(\.ref.description).joined(separator: ", "))", category: .input)
+                throw LaneError.unknownRef(missing.description, known: all.map(\.ref.description))
             }
             selected = all.filter { settings.refs.contains($0.ref) }
         }
@@ -120,9 +120,7 @@ public struct Lane: Sendable {
         let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
         if mode.checksPins, !reports.contains(where: { $0.status == .ok || $0.status == .stale || $0.status == .failed }) {
             let why = reports.map { "\($0.ref) \($0.status.rawValue)" }.joined(separator: ", ")
-            throw LaneError(
-                "nothing was checked: no selected processor has pins to compare (\(why.isEmpty ? "none selected" : why))",
-                category: .input)
+            throw LaneError.nothingChecked(why.isEmpty ? "none selected" : why)
         }
         return reports
     }
@@ -209,7 +207,7 @@ public struct Lane: Sendable {
         report.repository = repository.description
         guard case let .build(platforms, declared, complete) = plan(processor) else { return report }
         if mode == .assemble && !complete {
-            throw LaneError("kiln assemble makes each processor's whole index; run it without --platforms", category: .input)
+            throw LaneError.assembleNeedsEveryPlatform
         }
         let job = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
         if let problem = job.unbuildable {
@@ -263,9 +261,9 @@ public struct Lane: Sendable {
             return try await verify(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found, complete: complete)
         case .assemble:
             if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
-                throw LaneError(
-                    "\(processor.ref) has no image for \(platform) in \(try cacheRepository(for: repository)) (no tag \(Self.cacheTag(key.digest))): build it first, e.g. kiln build --push --platforms \(platform)\(missing.count > 1 ? " (also missing: \(missing.dropFirst().map(\.description).joined(separator: ", ")))" : "")",
-                    category: .input)
+                throw LaneError.missingPlatform(
+                    ref: processor.ref.description, platform: platform.description, repository: try cacheRepository(for: repository).description,
+                    tag: Self.cacheTag(key.digest), others: missing.dropFirst().map(\.description))
             }
         case .build:
             break
@@ -348,15 +346,33 @@ public struct Lane: Sendable {
     }
 }
 
-/// A lane failure that is not a build's or a registry's.
-public struct LaneError: KilnError {
-    public var message: String
-    public var category: ErrorCategory
+/// A lane failure that is not a build's or a registry's; the words are all in `description`.
+public enum LaneError: KilnError {
+    /// `--ref` names a processor the repository does not have.
+    case unknownRef(String, known: [String])
+    /// The repository template made something that is not a repository.
+    case notARepository(String)
+    /// `kiln assemble` was asked for some platforms only.
+    case assembleNeedsEveryPlatform
+    /// `kiln assemble` found no image for a platform of a processor.
+    case missingPlatform(ref: String, platform: String, repository: String, tag: String, others: [String])
+    /// `--check` or `verify` had no pin to compare.
+    case nothingChecked(String)
+    /// A flag's value is not what it takes.
+    case badFlag(flag: String, problem: String)
 
-    public init(_ message: String, category: ErrorCategory) {
-        self.message = message
-        self.category = category
+    public var description: String {
+        switch self {
+        case let .unknownRef(ref, known): "no processor has ref \(ref); known: \(known.joined(separator: ", "))"
+        case let .notARepository(text): "the repository template gave '\(text)', which has a tag or digest; it must name a repository only"
+        case .assembleNeedsEveryPlatform: "kiln assemble makes each processor's whole index; run it without --platforms"
+        case let .missingPlatform(ref, platform, repository, tag, others):
+            "\(ref) has no image for \(platform) in \(repository) (no tag \(tag)): build it first, e.g. kiln build --push --platforms \(platform)"
+                + (others.isEmpty ? "" : " (also missing: \(others.joined(separator: ", ")))")
+        case let .nothingChecked(summary): "nothing was checked: no selected processor has pins to compare (\(summary))"
+        case let .badFlag(flag, problem): "\(flag): \(problem)"
+        }
     }
 
-    public var description: String { message }
+    public var category: ErrorCategory { .input }
 }

@@ -59,7 +59,8 @@ struct ProcessorJob {
         do {
             _ = try builder.preflight()
             return nil
-        } catch where error.message.hasPrefix("RUN needs") {
+        } catch {
+            guard case .runNeedsExecutor = error.problem else { throw error }
             return error.description
         }
     }
@@ -95,7 +96,7 @@ struct ProcessorJob {
         do {
             inputs = try await builder(platforms: platforms, downloadingLayers: downloadingLayers).inputs()
         } catch var error as BuildError {
-            if let hint = contextHint(error) { error.message += hint }
+            if let hint = contextHint(error) { error.hint = hint }
             throw error
         }
         let hasher = lane.hashers.hasher(for: context.root)

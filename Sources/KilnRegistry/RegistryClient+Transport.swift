@@ -3,6 +3,7 @@ import Foundation
 import KilnCore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import _NIOFileSystem
 
@@ -243,38 +244,30 @@ extension RegistryClient {
             url: QueryEncoding.withoutQuery(url), method: request.method.rawValue)
     }
 
-    /// Turns a transport error into a registry error that says what happened in plain words.
+    /// Turns a transport error into a registry error that says what happened in plain words,
+    /// deciding by the error's type (never its text): TLS, an unresolvable host, or a connection
+    /// that failed.
     static func classify(_ error: any Error, registry: String, operation: String) -> RegistryError {
-        if let ssl = error as? NIOSSLError {
-            return .tls(host: registry, reason: describe(ssl))
+        switch error {
+        case let ssl as NIOSSLError: return .tls(host: registry, reason: "\(ssl)")
+        case let extra as NIOSSLExtraError: return .tls(host: registry, reason: "\(extra)")
+        case let boring as BoringSSLError: return .tls(host: registry, reason: "\(boring)")
+        case let file as FileSystemError:
+            return .connection(host: registry, operation: operation, reason: "reading the upload body failed: \(file.message)")
+        case let connection as NIOConnectionError:
+            if connection.connectionErrors.isEmpty, connection.dnsAError != nil || connection.dnsAAAAError != nil {
+                return .unknownHost(registry)
+            }
+            let reasons = Set(connection.connectionErrors.map { describeConnection($0.error) })
+            return .connection(host: registry, operation: operation, reason: reasons.sorted().joined(separator: "; "))
+        default:
+            return .connection(host: registry, operation: operation, reason: describeConnection(error))
         }
-        if let extra = error as? NIOSSLExtraError {
-            return .tls(host: registry, reason: "\(extra)")
-        }
-        if let fileError = error as? FileSystemError {
-            return .connection(host: registry, operation: operation, reason: "reading the upload body failed: \(fileError.message)")
-        }
-        let text = String(describing: error)
-        if text.contains("certificate") || text.contains("SSL") || text.contains("handshake") {
-            return .tls(host: registry, reason: text)
-        }
-        let reason = describeConnection(error)
-        if reason == hostDoesNotResolve { return .unknownHost(registry) }
-        return .connection(host: registry, operation: operation, reason: reason)
     }
-
-    private static func describe(_ error: NIOSSLError) -> String {
-        let text = String(describing: error)
-        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
-            return "the server's certificate is not signed by a trusted authority"
-        }
-        return text
-    }
-
-    private static let hostDoesNotResolve = "the host name does not resolve"
 
     private static func describeConnection(_ error: any Error) -> String {
-        if let client = error as? HTTPClientError {
+        switch error {
+        case let client as HTTPClientError:
             switch client {
             case .connectTimeout: return "connection timed out"
             case .readTimeout: return "the registry stopped answering (read timeout)"
@@ -282,14 +275,14 @@ extension RegistryClient {
             case .remoteConnectionClosed: return "the registry closed the connection"
             default: return "\(client)"
             }
+        case let io as IOError:
+            switch io.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ECONNRESET: return "the connection was reset"
+            default: return String(cString: strerror(io.errnoCode))
+            }
+        default:
+            return "\(error)"
         }
-        let text = String(describing: error)
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        if text.contains("NXDOMAIN") || text.contains("nodename nor servname") || text.contains("Name or service not known")
-            || text.contains("DNS") || text.contains("unknown host")
-        {
-            return hostDoesNotResolve
-        }
-        return text
     }
 }

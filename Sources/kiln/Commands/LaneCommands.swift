@@ -170,22 +170,22 @@ struct PinCommand: ParsableCommand {
     func run() throws {
         try Output.reporting(json: output.json) {
             guard let ref = ProcessorRef(parsing: ref) else {
-                throw LaneError("--ref takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'", category: .input)
+                throw LaneError.badFlag(flag: "--ref", problem: "it takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'")
             }
             guard let at = oci.firstIndex(of: "@"), oci[oci.index(after: at)...].hasPrefix("sha256:"),
                 (try? Digest(parsing: String(oci[oci.index(after: at)...]))) != nil
             else {
-                throw LaneError("--oci takes REPOSITORY@sha256:<64 hex>, not '\(oci)'", category: .input)
+                throw LaneError.badFlag(flag: "--oci", problem: "it takes REPOSITORY@sha256:<64 hex>, not '\(oci)'")
             }
             let config = try LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: "."))
             guard let processor = try Discovery.processors(config).first(where: { $0.ref == ref }) else {
-                throw LaneError("no processor has ref \(ref) under \(config.root)", category: .input)
+                throw LaneError.unknownRef(ref.description, known: try Discovery.processors(config).map(\.ref.description))
             }
             let key: String?
             do {
                 key = try platform.map { Lane.pinKey(try Platform(buildable: $0)) }
             } catch {
-                throw LaneError("--platform: \(error)", category: .input)
+                throw LaneError.badFlag(flag: "--platform", problem: "\(error)")
             }
             let edit = PinEdit(path: key.map { ["image", "platforms", $0] } ?? ["image", "oci"], value: oci)
             let changed = try YAMLPins.write([edit], toFileAt: processor.file, displayPath: processor.displayPath)

@@ -90,7 +90,7 @@ struct LaneOptions: ParsableArguments {
             do {
                 settings.platforms = try Platform.buildable(texts)
             } catch {
-                throw LaneError("--platforms: \(error)", category: .input)
+                throw LaneError.badFlag(flag: "--platforms", problem: error.description)
             }
         }
         // The flag beats kiln.yaml, which beats the default.
