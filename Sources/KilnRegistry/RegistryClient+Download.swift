@@ -24,72 +24,52 @@ extension RegistryClient {
                 // A later push to another repository of this registry can mount it from here.
                 await blobLocations.record(descriptor.digest, in: repository)
                 return sink
-            } catch let error as RegistryError where error.isRetryable {
-                guard let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random) else { throw error }
+            } catch {
+                // A body that broke off midway: start over into a fresh sink. Everything else
+                // (before the body) was retried by `send` already.
+                guard case let .bodyInterrupted(cause) = error, cause.isRetryable,
+                    let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
+                else { throw error }
                 await Self.sleep(seconds: delay)
             }
         }
     }
 
+    /// What one attempt has read so far (the consumer is its only user, one chunk at a time).
+    private final class Progress: @unchecked Sendable {
+        let sink: any ByteSink
+        let hasher = SHA256Hasher()
+        var received: Int64 = 0
+
+        init(sink: any ByteSink) { self.sink = sink }
+    }
+
     private func downloadOnce(_ descriptor: Descriptor, from repository: Repository, into sink: some ByteSink, operation: String)
-        async throws
+        async throws(RegistryError)
     {
-        let registry = repository.registry
-        let endpoint = try await endpoint(for: registry)
-        var url = endpoint.baseURL + "/v2/\(repository.path)/blobs/\(descriptor.digest)"
-        var authorization = try await authorization(endpoint: endpoint, registry: registry, scopes: [Scope.pull(repository)], fresh: false)
-        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? http) : http
-        for _ in 0..<6 {
-            var request = HTTPClientRequest(url: url)
-            request.headers.add(name: "User-Agent", value: configuration.userAgent)
-            if let authorization, url.hasPrefix(endpoint.baseURL + "/") { request.headers.add(name: "Authorization", value: authorization) }
-            let response: HTTPClientResponse
-            do {
-                response = try await client.execute(request, deadline: .now() + .seconds(configuration.requestTimeout))
-            } catch {
-                throw Self.classify(error, registry: registry, operation: operation)
-            }
-            let status = Int(response.status.code)
-            if [301, 302, 303, 307, 308].contains(status), let location = response.headers.first(name: "Location") {
-                url = location.hasPrefix("/") ? endpoint.baseURL + location : location
-                continue
-            }
-            if status == 401, endpoint.challenge != nil {
-                authorization = try await self.authorization(endpoint: endpoint, registry: registry, scopes: [Scope.pull(repository)], fresh: true)
-                continue
-            }
-            guard status == 200 else {
-                let body = Array(buffer: (try? await response.body.collect(upTo: 64 << 10)) ?? ByteBuffer())
-                throw RegistryResponse(status: status, headers: response.headers, body: body,
-                                       url: QueryEncoding.withoutQuery(url), method: "GET").failure(operation)
-            }
-            let hasher = SHA256Hasher()
-            var received: Int64 = 0
-            do {
-                for try await chunk in response.body {
-                    received += Int64(chunk.readableBytes)
-                    guard received <= descriptor.size else {
-                        throw RegistryError.protocolViolation(host: registry, operation: operation,
-                                                              reason: "sent more than the \(descriptor.size) bytes the descriptor names")
-                    }
-                    try chunk.withUnsafeReadableBytes { bytes in
-                        hasher.update(bytes)
-                        try sink.write(bytes)
-                    }
+        var request = RegistryRequest(
+            method: .GET, target: .path("/v2/\(repository.path)/blobs/\(descriptor.digest)"), operation: operation,
+            scopes: [Scope.pull(repository)], idempotent: true)
+        request.followsRedirects = true
+        let progress = Progress(sink: sink)
+        let (registry, size) = (repository.registry, descriptor.size)
+        let response = try await send(request, to: registry) { body in
+            for try await chunk in body {
+                progress.received += Int64(chunk.readableBytes)
+                guard progress.received <= size else {
+                    throw RegistryError.protocolViolation(
+                        host: registry, operation: operation, reason: "sent more than the \(size) bytes the descriptor names")
                 }
-            } catch let error as RegistryError {
-                throw error
-            } catch let error as FileError {
-                throw error
-            } catch {
-                throw Self.classify(error, registry: registry, operation: operation)
+                try chunk.withUnsafeReadableBytes { bytes in
+                    progress.hasher.update(bytes)
+                    try progress.sink.write(bytes)
+                }
             }
-            let actual = hasher.finalize()
-            guard received == descriptor.size, actual == descriptor.digest else {
-                throw RegistryError.digestMismatch(operation: operation, expected: descriptor.digest, actual: actual)
-            }
-            return
         }
-        throw RegistryError.protocolViolation(host: registry, operation: operation, reason: "redirected too many times")
+        try response.expect([200], operation)
+        let actual = progress.hasher.finalize()
+        guard progress.received == descriptor.size, actual == descriptor.digest else {
+            throw .digestMismatch(operation: operation, expected: descriptor.digest, actual: actual)
+        }
     }
 }

@@ -90,13 +90,8 @@ extension RegistryClient {
         var request = RegistryRequest(
             method: .GET, target: .path("/v2/\(repository.path)/blobs/\(digest)"), operation: operation,
             scopes: [Scope.pull(repository)], idempotent: true, maxResponseBody: limit)
-        var response = try await send(request, to: repository.registry)
-        var redirects = 0
-        while [301, 302, 303, 307, 308].contains(response.status), let location = response.header("Location"), redirects < 5 {
-            redirects += 1
-            request.target = .location(location)
-            response = try await send(request, to: repository.registry)
-        }
+        request.followsRedirects = true
+        let response = try await send(request, to: repository.registry)
         try response.expect([200], operation)
         let actual = Digest.sha256(of: response.body)
         guard actual == digest else { throw .digestMismatch(operation: operation, expected: digest, actual: actual) }

@@ -39,14 +39,32 @@ actor EndpointCache {
     func learnChunkSize(_ host: String, _ size: Int) { chunkSizes[host] = size }
 }
 
+/// Reads a successful response's body as it arrives (a blob download), instead of collecting it.
+typealias BodyConsumer = @Sendable (HTTPClientResponse.Body) async throws -> Void
+
+
 extension RegistryClient {
     /// Sends `request` to `registry`: authenticates, retries transient failures of idempotent
-    /// requests with backoff, and re-authenticates once on 401. The response is returned whatever
-    /// its status; callers decide which statuses are success.
-    func send(_ request: RegistryRequest, to registry: String) async throws(RegistryError) -> RegistryResponse {
+    /// requests with backoff (honouring `Retry-After`), re-authenticates once on 401, and follows
+    /// redirects when the request allows them (never sending credentials to another host). The
+    /// response is returned whatever its status; callers decide which statuses are success.
+    /// - Parameter consume: reads a 200 response's body as it streams; the returned response then
+    ///   has no body. A failure while reading is thrown as is, never retried.
+    func send(_ request: RegistryRequest, to registry: String, consume: BodyConsumer? = nil) async throws(RegistryError)
+        -> RegistryResponse
+    {
         let endpoint = try await endpoint(for: registry)
+        return try await send(request, endpoint: endpoint, registry: registry, consume: consume)
+    }
+
+    /// The one request path: every registry request, the `/v2/` probe included, goes through it.
+    func send(_ request: RegistryRequest, endpoint: Endpoint, registry: String, consume: BodyConsumer? = nil)
+        async throws(RegistryError) -> RegistryResponse
+    {
+        var request = request
         var scopes = request.scopes
         var attempt = 0
+        var redirects = 0
         var reauthenticated = false
         var random = SystemRandomNumberGenerator()
         while true {
@@ -55,7 +73,7 @@ extension RegistryClient {
                 endpoint: endpoint, registry: registry, scopes: scopes, fresh: reauthenticated)
             let response: RegistryResponse
             do {
-                response = try await execute(request, endpoint: endpoint, authorization: authorization, registry: registry)
+                response = try await execute(request, endpoint: endpoint, authorization: authorization, registry: registry, consume: consume)
             } catch {
                 guard request.idempotent, error.isRetryable,
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
@@ -76,7 +94,18 @@ extension RegistryClient {
                 }
                 continue
             }
-            if request.idempotent, [408, 429, 500, 502, 503, 504].contains(response.status) {
+            if request.followsRedirects, [301, 302, 303, 307, 308].contains(response.status), let location = response.header("Location") {
+                // Blob downloads on GHCR and Docker Hub redirect to storage URLs; credentials
+                // stay with the registry's own host (`execute`).
+                redirects += 1
+                guard redirects <= 5 else {
+                    throw .protocolViolation(host: registry, operation: request.operation, reason: "redirected too many times")
+                }
+                request.target = .location(location)
+                attempt -= 1
+                continue
+            }
+            if request.idempotent, RegistryError.isRetryable(status: response.status) {
                 let retryAfter = response.header("Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
                 if let delay = configuration.retry.delay(after: attempt, retryAfter: retryAfter, random: &random) {
                     await Self.sleep(seconds: delay)
@@ -123,50 +152,27 @@ extension RegistryClient {
         }
     }
 
-    /// `GET /v2/`: 200 for an open registry, 401 with the challenge otherwise. Retried like any
-    /// idempotent request (network errors, 408/429/5xx, `Retry-After`).
+    /// `GET /v2/`: 200 for an open registry, 401 with the challenge otherwise. Sent (and
+    /// retried) like any idempotent request, without credentials.
     private func ping(_ candidate: Endpoint, registry: String) async throws(RegistryError) -> Endpoint {
         let operation = "contact registry \(registry)"
         let request = RegistryRequest(method: .GET, target: .path("/v2/"), operation: operation, scopes: [], idempotent: true)
-        var attempt = 0
-        var random = SystemRandomNumberGenerator()
-        while true {
-            attempt += 1
-            let response: RegistryResponse
-            do {
-                response = try await execute(request, endpoint: candidate, authorization: nil, registry: registry)
-            } catch {
-                guard error.isRetryable, let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random) else {
-                    throw error
-                }
-                await Self.sleep(seconds: delay)
-                continue
-            }
-            var endpoint = candidate
-            switch response.status {
-            case 200:
-                return endpoint
-            case 401:
-                let challenges = AuthChallenge.parse(response.header("WWW-Authenticate") ?? "")
-                endpoint.challenge = challenges.first { $0.scheme == "bearer" } ?? challenges.first { $0.scheme == "basic" }
-                return endpoint
-            case 408, 429, 500, 502, 503, 504:
-                let retryAfter = response.header("Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
-                if let delay = configuration.retry.delay(after: attempt, retryAfter: retryAfter, random: &random) {
-                    await Self.sleep(seconds: delay)
-                    continue
-                }
-                var failure = response.failure(operation)
-                if case var .http(details) = failure {
-                    details.operation += " (\(attempt) attempts)"
-                    failure = .http(details)
-                }
-                throw failure
-            default:
-                throw .protocolViolation(
-                    host: registry, operation: operation,
-                    reason: "answered GET \(candidate.baseURL)/v2/ with HTTP \(response.status); is this a registry?")
-            }
+        // No challenge is known yet, so `send` adds no credentials and does not re-authenticate.
+        let response = try await send(request, endpoint: candidate, registry: registry)
+        var endpoint = candidate
+        switch response.status {
+        case 200:
+            return endpoint
+        case 401:
+            let challenges = AuthChallenge.parse(response.header("WWW-Authenticate") ?? "")
+            endpoint.challenge = challenges.first { $0.scheme == "bearer" } ?? challenges.first { $0.scheme == "basic" }
+            return endpoint
+        case let status where RegistryError.isRetryable(status: status):
+            throw response.failure(operation)
+        default:
+            throw .protocolViolation(
+                host: registry, operation: operation,
+                reason: "answered GET \(candidate.baseURL)/v2/ with HTTP \(response.status); is this a registry?")
         }
     }
 
@@ -194,7 +200,7 @@ extension RegistryClient {
     }
 
     /// One HTTP exchange, no retries. File bodies are streamed from disk in 1 MiB chunks.
-    func execute(_ request: RegistryRequest, endpoint: Endpoint, authorization: String?, registry: String)
+    func execute(_ request: RegistryRequest, endpoint: Endpoint, authorization: String?, registry: String, consume: BodyConsumer? = nil)
         async throws(RegistryError) -> RegistryResponse
     {
         let url = try url(for: request.target, endpoint: endpoint, registry: registry)
@@ -210,7 +216,7 @@ extension RegistryClient {
             switch request.body {
             case .none:
                 if [.POST, .PUT, .PATCH].contains(request.method) { http.body = .bytes(ByteBuffer()) }
-                return try await collect(client.execute(http, deadline: deadline), request: request, url: url)
+                return try await collect(client.execute(http, deadline: deadline), request: request, url: url, registry: registry, consume: consume)
             case let .bytes(bytes):
                 http.body = .bytes(ByteBuffer(bytes: bytes))
                 return try await collect(client.execute(http, deadline: deadline), request: request, url: url)
@@ -230,7 +236,23 @@ extension RegistryClient {
         }
     }
 
-    private func collect(_ response: HTTPClientResponse, request: RegistryRequest, url: String) async throws -> RegistryResponse {
+    private func collect(
+        _ response: HTTPClientResponse, request: RegistryRequest, url: String, registry: String = "", consume: BodyConsumer? = nil
+    ) async throws -> RegistryResponse {
+        if let consume, response.status == .ok {
+            // A failure now leaves part of the body in the consumer's sink: it is never retried
+            // here (`bodyInterrupted` is not retryable); the caller starts over with a new sink.
+            do {
+                try await consume(response.body)
+            } catch let error as RegistryError {
+                throw RegistryError.bodyInterrupted(error)
+            } catch let error as any KilnError {
+                throw RegistryError.sink(error.description, category: error.category)
+            } catch {
+                throw RegistryError.bodyInterrupted(Self.classify(error, registry: registry, operation: request.operation))
+            }
+            return RegistryResponse(status: 200, headers: response.headers, body: [], url: QueryEncoding.withoutQuery(url), method: request.method.rawValue)
+        }
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: request.maxResponseBody)

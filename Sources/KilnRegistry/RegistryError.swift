@@ -26,6 +26,11 @@ public enum RegistryError: KilnError, Equatable {
     case credentials(String)
     /// Something the user asked for does not exist (a platform missing from an index, …).
     case notFound(String)
+    /// A response body broke off while it was being read into a sink (which holds part of it):
+    /// never repeated as is; the caller starts over into a new sink when the cause is retryable.
+    indirect case bodyInterrupted(RegistryError)
+    /// Writing a downloaded body failed on this machine (a full disk).
+    case sink(String, category: ErrorCategory)
 
     /// The facts of one failed request.
     public struct Failure: Sendable, Equatable, CustomStringConvertible {
@@ -60,6 +65,8 @@ public enum RegistryError: KilnError, Equatable {
         case let .caFile(path): "cannot load CA certificates from '\(path)' (a PEM file is expected)"
         case let .credentials(reason): "credentials: \(reason)"
         case let .notFound(reason): reason
+        case let .bodyInterrupted(error): error.description
+        case let .sink(reason, _): reason
         }
     }
 
@@ -68,6 +75,8 @@ public enum RegistryError: KilnError, Equatable {
         case .invalidReference, .caFile, .credentials, .notFound: .input
         case .digestMismatch: .integrity
         case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
+        case let .bodyInterrupted(error): error.category
+        case let .sink(_, category): category
         }
     }
 
@@ -79,12 +88,18 @@ public enum RegistryError: KilnError, Equatable {
         }
     }
 
-    /// Whether repeating the same request may succeed: network trouble and 408/429/5xx.
+    /// Whether repeating the same request may succeed: network trouble and 408/429/5xx. The one
+    /// retry decision of the client (`RegistryClient.send` asks it of every answer).
     public var isRetryable: Bool {
         switch self {
         case .connection: true
-        case let .http(failure): [408, 429, 500, 502, 503, 504].contains(failure.status)
+        case let .http(failure): Self.isRetryable(status: failure.status)
         default: false
         }
+    }
+
+    /// The statuses a registry answers for trouble that passes: 408, 429 and 5xx gateways.
+    public static func isRetryable(status: Int) -> Bool {
+        [408, 429, 500, 502, 503, 504].contains(status)
     }
 }

@@ -39,6 +39,8 @@ struct RegistryRequest: Sendable {
     var idempotent: Bool
     /// The most response body bytes kiln will read.
     var maxResponseBody = 64 << 10
+    /// Follow 3xx redirects (blob downloads go to storage URLs); credentials stay behind.
+    var followsRedirects = false
 }
 
 /// What the registry answered.
