@@ -1,102 +1,59 @@
 import KilnCore
 import KilnOCI
-import KilnRegistry
 import KilnStore
+
+/// A base image as a build used it: the reference as the Dockerfile wrote it, pinned by the
+/// index digest actually pulled, and the platform manifest's digest — what a cache key covers.
+public struct PinnedBase: Sendable, Hashable, CustomStringConvertible {
+    /// As written (`python:3.11-slim` → `docker.io/library/python@sha256:…`), not where it was
+    /// pulled from: a mirror serving the same image gives the same key.
+    public var reference: ImageReference
+    /// The platform manifest's digest.
+    public var manifestDigest: Digest
+    /// The repository the image was really pulled from (a mirror, a replacement), for mounts.
+    public var source: Repository?
+
+    public init(reference: ImageReference, manifestDigest: Digest, source: Repository?) {
+        self.reference = reference
+        self.manifestDigest = manifestDigest
+        self.source = source
+    }
+
+    /// `REFERENCE MANIFEST-DIGEST`, as a key line lists a base.
+    public var description: String { "\(reference) \(manifestDigest)" }
+}
 
 /// A base image for one platform, with its layers in the local store.
 public struct BaseImage: Sendable {
-    /// The reference as written, pinned to the digest it resolved to.
-    public var reference: String
-    /// The platform manifest's digest: what a cache key of a build on this base depends on.
-    public var manifestDigest: Digest
+    /// What the build records of it; nil for images kiln holds itself (`RUN` checkpoints).
+    public var pinned: PinnedBase?
     public var config: ImageConfig
     public var layers: [Descriptor]
-    /// The repository the layers came from, for cross-repository mounts on push.
-    public var repository: Repository?
     /// The manifest itself, for images kiln holds in its store (checkpoints).
     public var manifestDescriptor: Descriptor?
+
+    public init(pinned: PinnedBase?, config: ImageConfig, layers: [Descriptor], manifestDescriptor: Descriptor? = nil) {
+        self.pinned = pinned
+        self.config = config
+        self.layers = layers
+        self.manifestDescriptor = manifestDescriptor
+    }
+
+    /// The platform manifest's digest: what a step key chains from.
+    public var manifestDigest: Digest { pinned?.manifestDigest ?? manifestDescriptor!.digest }
 }
 
-/// Where `FROM` and `COPY --from=image` images come from.
+/// Where `FROM` and `COPY --from=image` images come from, their layers put in the store (a
+/// registry, in the lane: `RegistryBaseImages`).
 public protocol BaseImageSource: Sendable {
-    /// The image `reference` offers for `platform`, its layers downloaded into the store.
-    func image(_ reference: String, platform: Platform) async throws -> BaseImage
+    /// The image `reference` offers for `platform`.
+    func image(_ reference: ImageReference, platform: Platform) async throws -> BaseImage
 }
 
-/// Base images from registries, resolved by digest and downloaded once into the content store
-/// (a layer already there is not fetched again).
-public struct RegistryBaseImages: BaseImageSource {
-    private let client: RegistryClient
-    private let store: ContentStore
-    private let downloadsLayers: Bool
-    private let memo: Resolutions
-    private let sources: BaseSources
-
-    /// Resolutions shared by several sources for one run, so a base that many processors use is
-    /// asked for once per platform (a tag could otherwise move halfway through a run).
-    public actor Resolutions {
-        private var entries: [String: Task<BaseImage, any Error>] = [:]
-
-        public init() {}
-
-        func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
-            if let task = entries[key] { return try await task.value }
-            let task = Task { try await make() }
-            entries[key] = task
-            return try await task.value
-        }
-    }
-
-    /// - Parameters:
-    ///   - downloadsLayers: false to resolve only (config and digests), as computing a cache key needs.
-    ///   - resolutions: shared with other sources of the same run.
-    ///   - sources: mirrors and replacements (`kiln.yaml` `mirrors:` and `bases:`).
-    public init(
-        client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions(),
-        sources: BaseSources = BaseSources()
-    ) {
-        self.client = client
-        self.store = store
-        self.downloadsLayers = downloadsLayers
-        self.memo = resolutions
-        self.sources = sources
-    }
-
-    public func image(_ text: String, platform: Platform) async throws -> BaseImage {
-        let written = try ImageReference(parsing: text)
-        let (client, candidates) = (self.client, sources.candidates(for: written))
-        let image = try await memo.image("\(text) \(platform)") {
-            // Each mirror in turn, the origin last; the first that serves the image wins.
-            var failures = [String]()
-            for (number, candidate) in candidates.enumerated() {
-                do {
-                    let image = try await client.resolve(candidate, platforms: [platform])
-                    let platformImage = image.images[0]
-                    // Recorded under the reference as written, with the digest pulled: a mirror
-                    // serving the same image gives the same key as the origin.
-                    return BaseImage(
-                        reference: ImageReference(repository: written.repository, digest: image.root.digest).description,
-                        manifestDigest: platformImage.manifest.digest, config: platformImage.config,
-                        layers: platformImage.imageManifest.layers, repository: candidate.repository)
-                } catch {
-                    guard number < candidates.count - 1 else {
-                        if failures.isEmpty { throw error }
-                        let origin = (error as? any KilnError) ?? BuildError(.executor("\(error)"))
-                        throw BuildError(.basePull(reference: text, origin: origin, mirrors: failures))
-                    }
-                    failures.append("\(candidate): \(error)")
-                }
-            }
-            preconditionFailure("the origin is always the last candidate")
-        }
-        guard downloadsLayers else { return image }
-        for layer in image.layers where !store.contains(layer.digest) {
-            guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
-                throw BuildError.input("\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil)
-            }
-            let ingest = try await client.downloadBlob(layer, from: image.repository ?? written.repository) { try store.beginIngest() }
-            _ = try ingest.commit(expected: layer.digest)
-        }
-        return image
-    }
+/// Where `RUN` checkpoints recorded by other runs come from (a registry, in the lane), looked for
+/// after the local store.
+public protocol CheckpointSource: Sendable {
+    /// The checkpoint recorded under `key`, fetched into `store` (with its config and layers);
+    /// nil when there is none.
+    func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage?
 }

@@ -200,6 +200,13 @@ public struct BuildahExecutor: Sendable {
             return try? load(record.manifest, key: key, store: store)
         }
 
+        /// Records the manifest `descriptor` (in the store with its config and layers) as the
+        /// checkpoint of `key`, and returns it as an image to build on.
+        public static func record(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
+            try store.setRecord(Checkpoint(manifest: descriptor), kind: "checkpoint", key: key)
+            return try load(descriptor, key: key, store: store)
+        }
+
         static func load(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
             let manifest = try CanonicalJSON.decode(
                 ImageManifest.self, from: try store.readBlob(descriptor.digest, limit: 4 << 20), what: "checkpoint \(key.short)")
@@ -208,10 +215,7 @@ public struct BuildahExecutor: Sendable {
             for layer in manifest.layers where !store.contains(layer.digest) {
                 throw BuildError(.underlying(StoreError.missingBlob(layer.digest)))
             }
-            var image = BaseImage(
-                reference: "checkpoint:\(key.hex)", manifestDigest: descriptor.digest, config: config, layers: manifest.layers, repository: nil)
-            image.manifestDescriptor = descriptor
-            return image
+            return BaseImage(pinned: nil, config: config, layers: manifest.layers, manifestDescriptor: descriptor)
         }
     }
 

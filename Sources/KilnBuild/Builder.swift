@@ -19,7 +19,7 @@ public struct BuildOptions: Sendable {
     /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
     public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
     /// Checkpoints shared through a registry, looked up after the local store.
-    public var checkpoints: RegistryCheckpoints?
+    public var checkpoints: (any CheckpointSource)?
     /// `RUN` segments under way in this run, shared by every build of it, so two builds that
     /// need the same step at once run it once.
     public var stepRuns = StepRuns()
@@ -53,8 +53,8 @@ public struct BuildInputs: Sendable {
     public var platform: Platform
     /// Context items read by `COPY`/`ADD`, sorted by path, each once.
     public var files: [BuildContext.Item]
-    /// `REFERENCE PLATFORM-MANIFEST-DIGEST` of every base and `--from` image, sorted.
-    public var bases: [String]
+    /// Every base and `--from` image, pinned, sorted.
+    public var bases: [PinnedBase]
     /// The `--build-arg`s an `ARG` took.
     public var buildArgs: [String: String]
 }
@@ -62,8 +62,8 @@ public struct BuildInputs: Sendable {
 /// What a build made.
 public struct BuildResult: Sendable {
     public var bundle: ImageBundle
-    /// Base images used, pinned by digest, per platform.
-    public var bases: [String]
+    /// Base images used, pinned by digest, over every platform.
+    public var bases: [PinnedBase]
     /// `--build-arg`s no `ARG` declared (Docker warns about these).
     public var unusedBuildArgs: [String]
     /// buildah builds run, and `RUN` steps they ran (0 when every step came from a checkpoint).
@@ -166,11 +166,11 @@ public struct Builder: Sendable {
         defer { scratchDirectory.remove() }
         let scratch = scratchDirectory.path
         var images = [PlatformImage]()
-        var bases = [String]()
+        var bases = Set<PinnedBase>()
         var used = Set<String>()
         for platform in options.platforms {
             let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil, counters: counters)
-            bases += run.bases.map(\.reference)
+            bases.formUnion(run.bases.compactMap(\.pinned))
             used.formUnion(run.usedBuildArgs)
             let state = run.state
             var config = state.config
@@ -178,7 +178,7 @@ public struct Builder: Sendable {
             images.append(try PlatformImage(config: config, layers: state.layers))
         }
         let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
-        var result = BuildResult(bundle: try ImageBundle(images: images), bases: Array(Set(bases)).sorted(), unusedBuildArgs: unused)
+        var result = BuildResult(bundle: try ImageBundle(images: images), bases: bases.sorted { $0.description < $1.description }, unusedBuildArgs: unused)
         result.executorRuns = counters.runs
         result.stepsRun = counters.steps
         result.newCheckpoints = counters.checkpoints
@@ -197,7 +197,7 @@ public struct Builder: Sendable {
             var unique = [String: BuildContext.Item]()
             for item in run.reads { unique[item.path] = item }
             let files = unique.values.sorted { $0.path < $1.path }
-            let bases = Set(run.bases.map { "\($0.reference) \($0.manifestDigest)" }).sorted()
+            let bases = Set(run.bases.compactMap(\.pinned)).sorted { $0.description < $1.description }
             let args = options.buildArgs.filter { run.usedBuildArgs.contains($0.key) }
             result.append(BuildInputs(platform: platform, files: files, bases: bases, buildArgs: args))
         }
@@ -288,7 +288,7 @@ public struct Builder: Sendable {
                 state = earlierState
             } else {
                 do {
-                    let image = try await self.bases.image(base, platform: stagePlatform)
+                    let image = try await self.bases.image(try ImageReference(parsing: base), platform: stagePlatform)
                     bases.append(image)
                     state = ImageState(base: image, store: store)
                 } catch {
@@ -310,7 +310,7 @@ public struct Builder: Sendable {
                 if dockerfile.stage(named: name) == nil, images[name] == nil {
                     try checkImageName(name, at: instruction.location)
                     do {
-                        let image = try await self.bases.image(name, platform: platform)
+                        let image = try await self.bases.image(try ImageReference(parsing: name), platform: platform)
                         bases.append(image)
                         images[name] = ImageState(base: image, store: store)
                     } catch {

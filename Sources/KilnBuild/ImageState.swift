@@ -1,7 +1,6 @@
 import KilnCore
 import KilnLayers
 import KilnOCI
-import KilnRegistry
 import KilnStore
 
 /// A stage's image as instructions change it: config, layers, and (built on first use) what
@@ -9,7 +8,6 @@ import KilnStore
 struct ImageState {
     var config: ImageConfig
     var layers: [Descriptor]
-    var repository: Repository?
     /// The step key of this state: chained from the base's platform manifest digest through
     /// every instruction applied (see `StepKeys`).
     var stepKey: Digest
@@ -33,7 +31,6 @@ struct ImageState {
             if layer.mediaType == .dockerLayerGzip { layer.mediaType = .ociLayerGzip }
             return layer
         }
-        repository = base.repository
         stepKey = StepKeys.start(base: base.manifestDigest)
         pendingBlobs = base.layers.map { (store.blobPath($0.digest), store.memberIndexPath($0.digest)) }
     }

@@ -1,4 +1,5 @@
 import KilnCore
+import KilnOCI
 
 /// `RUN` segments under way in one run, by the step key of their last `RUN`. Processors often
 /// share their first steps (the same `FROM`, `ENV` and `RUN apt-get …`); when two builds of a run
@@ -22,4 +23,10 @@ public actor StepRuns {
         running[key] = nil
         return (try result.get(), true)
     }
+}
+
+/// A checkpoint a build recorded, to publish once the build succeeded.
+public struct NewCheckpoint: Sendable {
+    public var key: Digest
+    public var manifest: Descriptor
 }

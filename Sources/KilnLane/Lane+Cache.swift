@@ -122,21 +122,17 @@ extension Lane {
         let checkpoints = try await self.checkpoints(for: repository)
         let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints).build()
         report.stepsRun += result.stepsRun
-        try store.stage(result.bundle)
-        if settings.push, !result.newCheckpoints.isEmpty {
-            report.pushedBytes += try await checkpoints.publish(result.newCheckpoints, from: store)
-        }
-        let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }.first { $0.registry == repository.registry }
+        let publisher = BuildPublisher(client: client, store: store)
+        report.pushedBytes += try await publisher.prepare(result, checkpoints: settings.push ? checkpoints : nil)
         var built = [(Platform, Descriptor)]()
         for (platform, image) in zip(platforms, result.bundle.images) {
             let key = keys.first { $0.platform == platform }!.key.digest
             let descriptor = image.manifest.descriptor
             if settings.push {
-                let pusher = ImagePusher(client: client)
-                let pushed = try await pusher.push(descriptor, from: store, to: ImageReference(repository: cache, tag: Self.cacheTag(key)), mountFrom: mount)
+                let pushed = try await publisher.push(descriptor, of: result, to: ImageReference(repository: cache, tag: Self.cacheTag(key)))
                 report.pushedBytes += pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
                 if cache != repository {
-                    let copy = try await pusher.push(descriptor, from: store, to: ImageReference(repository: repository, digest: descriptor.digest), mountFrom: mount)
+                    let copy = try await publisher.push(descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
                     report.pushedBytes += copy.bytesUploaded + descriptor.size
                 }
                 observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KilnCore
+import KilnOCI
 import NIOCore
 import NIOHTTP1
 import NIOPosix

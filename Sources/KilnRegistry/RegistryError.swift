@@ -4,8 +4,6 @@ import KilnCore
 /// the HTTP status and the registry's own error code and message when it sent one, and never a
 /// credential or a token.
 public enum RegistryError: KilnError, Equatable {
-    /// The text is not an image reference.
-    case invalidReference(String, reason: String)
     /// The registry answered with an error status.
     case http(Failure)
     /// The registry could not be reached, or the connection broke.
@@ -53,7 +51,6 @@ public enum RegistryError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalidReference(text, reason): "'\(text)' is not a valid image reference: \(reason)"
         case let .http(failure): failure.description
         case let .connection(host, operation, reason): "\(operation): cannot reach registry \(host): \(reason)"
         case let .unknownHost(host): "registry host '\(host)' does not resolve (check the name, or the network)"
@@ -72,7 +69,7 @@ public enum RegistryError: KilnError, Equatable {
 
     public var category: ErrorCategory {
         switch self {
-        case .invalidReference, .caFile, .credentials, .notFound: .input
+        case .caFile, .credentials, .notFound: .input
         case .digestMismatch: .integrity
         case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
         case let .bodyInterrupted(error): error.category

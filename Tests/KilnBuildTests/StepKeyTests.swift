@@ -10,7 +10,7 @@ import Testing
 /// A base source that must never be asked (the Dockerfiles here start from scratch).
 struct NoBases: BaseImageSource {
     struct Unexpected: Error {}
-    func image(_ reference: String, platform: Platform) async throws -> BaseImage { throw Unexpected() }
+    func image(_ reference: ImageReference, platform: Platform) async throws -> BaseImage { throw Unexpected() }
 }
 
 final class StepFixture {

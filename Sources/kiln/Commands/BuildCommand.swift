@@ -101,56 +101,29 @@ struct BuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let context else { return try await runLane() }
-        let level = lane.level
         try await Output.reportingAsync(json: output.json) {
-            let dockerfilePath = file ?? FilePaths.join(context, "Dockerfile")
-            let text = String(decoding: try ReadableFile.readAll(path: dockerfilePath, limit: 4 << 20), as: UTF8.self)
-            let dockerfile = try Dockerfile(parsing: text, file: dockerfilePath)
-            let buildContext = try BuildContext(root: context, dockerfile: dockerfilePath)
-            let platforms = try parsePlatforms()
-            let target = try tag.map { (text) throws(RegistryError) in try ImageReference(parsing: text) }
-            let layout = try LayoutReference(parsing: outputTarget ?? "oci:kiln-out:latest")
             var layerOptions = try LayerOptions.standard(environment: Environment.current)
-            layerOptions.compression = .gzip(level: level)
-            var options = BuildOptions(platforms: platforms, layerOptions: layerOptions)
+            layerOptions.compression = .gzip(level: lane.level)
+            var options = BuildOptions(platforms: try parsePlatforms(), layerOptions: layerOptions)
             options.buildArgs = try lane.parsedBuildArgs()
-            options.target = self.target
-            let store = try store.open()
-            store.sweepLeftovers()
+            options.target = target
+            options.binfmtDirectory = Emulation.directory(environment: Environment.current)
             var executor = lane.executor()
             let json = output.json
             executor.log = { line in
-                if json {
-                    Output.errorLine(Output.jsonText(["event": "output", "line": line]))
-                } else {
-                    Output.errorLine("buildah | \(line)")
-                }
+                Output.errorLine(json ? Output.jsonText(["event": "output", "line": line]) : "buildah | \(line)")
             }
             options.executor = executor
-            options.binfmtDirectory = Emulation.directory(environment: Environment.current)
-            try await registry.withClient { client in
-                var options = options
-                if let target { options.checkpoints = RegistryCheckpoints(client: client, repository: target.repository) }
-                let builder = Builder(
-                    dockerfile: dockerfile, context: buildContext, store: store,
-                    bases: RegistryBaseImages(client: client, store: store), options: options)
-                _ = try builder.preflight()
-                let result = try await builder.build()
-                for name in result.unusedBuildArgs {
-                    Output.errorLine("warning: --build-arg \(name) was not used by any ARG")
-                }
-                if let target {
-                    if let checkpoints = builder.options.checkpoints { _ = try await checkpoints.publish(result.newCheckpoints, from: store) }
-                    try store.stage(result.bundle)
-                    let mount = result.bases.compactMap { try? ImageReference(parsing: $0).repository }
-                        .first { $0.registry == target.repository.registry }
-                    let report = try await ImagePusher(client: client).push(result.bundle.root, from: store, to: target, mountFrom: mount)
-                    render(result, destination: report.reference.description)
-                } else {
-                    try OCILayout(root: layout.directory).write(result.bundle, tag: layout.tag, layersFrom: store)
-                    render(result, destination: layout.description)
-                }
+            let destination: BuildRequest.Output = try tag.map { .registry(try ImageReference(parsing: $0)) }
+                ?? .layout(try LayoutReference(parsing: outputTarget ?? "oci:kiln-out:latest"))
+            let request = BuildRequest(dockerfile: file ?? FilePaths.join(context, "Dockerfile"), context: context, options: options, output: destination)
+            let store = try store.open()
+            store.sweepLeftovers()
+            let outcome = try await registry.withClient { client in try await ImageBuild.run(request, client: client, store: store) }
+            for name in outcome.result.unusedBuildArgs {
+                Output.errorLine("warning: --build-arg \(name) was not used by any ARG")
             }
+            render(outcome.result, destination: outcome.destination)
         }
     }
 
@@ -182,7 +155,7 @@ struct BuildCommand: AsyncParsableCommand {
             Output.json(
                 Report(
                     destination: destination, digest: result.bundle.root.digest.description,
-                    mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms, bases: result.bases,
+                    mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms, bases: result.bases.map(\.reference.description),
                     unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns, stepsRun: result.stepsRun))
         } else {
             Output.line("\(destination)@\(result.bundle.root.digest)")

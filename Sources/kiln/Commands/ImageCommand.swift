@@ -1,5 +1,6 @@
 import ArgumentParser
 import KilnCore
+import KilnLane
 import KilnLayers
 import KilnOCI
 import KilnStore
@@ -63,29 +64,15 @@ struct ImageCreate: ParsableCommand {
             }
             let target = try LayoutReference(parsing: outputTarget)
             let store = try store.open()
-            let options = try encoding.layerOptions()
-
-            let entries = try encoding.scanner(prefix: prefix).entries(under: from)
-            let ingest = try store.beginIngest()
-            let layer = try LayerWriter.write(entries, options: options, to: ingest)
-            try ingest.commit(expected: layer.digest)
-
             var runtime = ContainerConfig()
             runtime.env = env.isEmpty ? nil : env
             runtime.workingDir = workdir
             runtime.entrypoint = entrypoint.isEmpty ? nil : entrypoint
             runtime.cmd = cmd.isEmpty ? nil : cmd
-            let created = SourceDateEpoch.rfc3339(options.epoch)
-            let history = History(created: created, createdBy: "kiln image create: directory contents to \(prefix)")
-            let images = try platforms.map { (platform) throws(OCIError) in
-                try PlatformImage(
-                    config: ImageConfig(
-                        platform: platform, created: created, config: runtime,
-                        rootfs: RootFS(diffIDs: [layer.diffID]), history: [history]),
-                    layers: [layer.descriptor])
-            }
-            let bundle = try ImageBundle(images: images)
-            try OCILayout(root: target.directory).write(bundle, tag: target.tag, layersFrom: store)
+            let request = DirectoryImageRequest(
+                entries: try encoding.scanner(prefix: prefix).entries(under: from), prefix: prefix, platforms: platforms,
+                runtime: runtime, layerOptions: try encoding.layerOptions(), output: target)
+            let (bundle, layer) = try DirectoryImage.create(request, store: store)
             render(bundle, layer: layer, target: target)
         }
     }

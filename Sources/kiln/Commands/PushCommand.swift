@@ -54,7 +54,7 @@ struct PushCommand: AsyncParsableCommand {
                 let oci = try OCILayout(existingAt: source.directory)
                 images.append((oci, try oci.entry(tag: source.tag), target))
             }
-            let mount = try mountFrom.map { (text) throws(RegistryError) in try ImageReference(parsing: text).repository }
+            let mount = try mountFrom.map { (text) throws(ReferenceError) in try ImageReference(parsing: text).repository }
             let width = jobs
             let reports = try await registry.withClient { client in
                 try await withThrowingTaskGroup(of: (Int, PushReport).self) { group in

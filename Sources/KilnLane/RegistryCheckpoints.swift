@@ -1,3 +1,4 @@
+import KilnBuild
 import KilnCore
 import KilnOCI
 import KilnRegistry
@@ -9,7 +10,7 @@ import KilnStore
 /// Each step key has one home: the repository `homes` names for it (the lane gives a step that
 /// several processors share the repository of the first of them, so every processor and every
 /// runner looks in the same place), else `repository`. One `HEAD` per key finds it.
-public struct RegistryCheckpoints: Sendable {
+public struct RegistryCheckpoints: CheckpointSource {
     public let client: RegistryClient
     public let repository: Repository
     public var homes: [Digest: Repository]
@@ -38,8 +39,7 @@ public struct RegistryCheckpoints: Sendable {
             _ = try ingest.commit(expected: blob.digest)
         }
         let stored = try store.put(fetched.bytes, mediaType: fetched.mediaType)
-        try store.setRecord(BuildahExecutor.Checkpoint(manifest: stored), kind: "checkpoint", key: key)
-        return try BuildahExecutor.Checkpoint.load(stored, key: key, store: store)
+        return try BuildahExecutor.Checkpoint.record(stored, key: key, store: store)
     }
 
     /// Whether the registry has a checkpoint under `key` (one `HEAD`).
@@ -60,8 +60,3 @@ public struct RegistryCheckpoints: Sendable {
     }
 }
 
-/// A checkpoint a build recorded, to publish once the build succeeded.
-public struct NewCheckpoint: Sendable {
-    public var key: Digest
-    public var manifest: Descriptor
-}

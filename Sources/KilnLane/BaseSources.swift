@@ -1,5 +1,5 @@
 import KilnCore
-import KilnRegistry
+import KilnOCI
 
 /// Where base images are really pulled from: registry mirrors (tried in order, the origin last)
 /// and replacements of whole references (`kiln.yaml` `mirrors:` and `bases:`). CI runners meet
@@ -14,14 +14,14 @@ public struct BaseSources: Sendable {
         public var prefix: String
 
         /// Parses `host[:port][/prefix]`.
-        public init(parsing text: String) throws(RegistryError) {
+        public init(parsing text: String) throws(ReferenceError) {
             let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
             let probe = try ImageReference(parsing: trimmed.contains("/") ? trimmed : trimmed + "/x")
             guard probe.tag == "latest", probe.digest == nil, !trimmed.hasSuffix(":latest") else {
-                throw .invalidReference(text, reason: "a mirror is host[:port][/path], without a tag or digest")
+                throw ReferenceError(text, reason: "a mirror is host[:port][/path], without a tag or digest")
             }
             guard trimmed.split(separator: "/").first.map(String.init) == probe.repository.registry else {
-                throw .invalidReference(text, reason: "a mirror must start with its registry host (e.g. mirror.gcr.io or ghcr.io/acme/hub)")
+                throw ReferenceError(text, reason: "a mirror must start with its registry host (e.g. mirror.gcr.io or ghcr.io/acme/hub)")
             }
             registry = probe.repository.registry
             prefix = trimmed.contains("/") ? probe.repository.path : ""
@@ -46,13 +46,13 @@ public struct BaseSources: Sendable {
         ["index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"].contains(name) ? "docker.io" : name
     }
 
-    public mutating func addMirrors(_ texts: [String], for registry: String) throws(RegistryError) {
+    public mutating func addMirrors(_ texts: [String], for registry: String) throws(ReferenceError) {
         var list = [Mirror]()
         for text in texts { list.append(try Mirror(parsing: text)) }
         mirrors[Self.registryKey(registry), default: []] += list
     }
 
-    public mutating func replace(_ original: String, with replacement: String) throws(RegistryError) {
+    public mutating func replace(_ original: String, with replacement: String) throws(ReferenceError) {
         replacements[try ImageReference(parsing: original).description] = try ImageReference(parsing: replacement)
     }
 

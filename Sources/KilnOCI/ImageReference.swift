@@ -1,5 +1,4 @@
 import KilnCore
-import KilnOCI
 
 /// A repository on a registry: `host[:port]/path`, e.g. `ghcr.io/acme/llm-litellm`.
 public struct Repository: Hashable, Sendable, CustomStringConvertible {
@@ -34,16 +33,16 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public let digest: Digest?
 
     /// Parses a reference.
-    /// - Throws: `RegistryError.invalidReference` saying what is wrong.
-    public init(parsing text: String) throws(RegistryError) {
+    /// - Throws: `ReferenceError` saying what is wrong.
+    public init(parsing text: String) throws(ReferenceError) {
         var rest = Substring(text)
-        guard !rest.isEmpty else { throw .invalidReference(text, reason: "it is empty") }
+        guard !rest.isEmpty else { throw ReferenceError(text, reason: "it is empty") }
         var digest: Digest?
         if let at = rest.firstIndex(of: "@") {
             do {
                 digest = try Digest(parsing: String(rest[rest.index(after: at)...]))
             } catch {
-                throw .invalidReference(text, reason: error.description)
+                throw ReferenceError(text, reason: error.description)
             }
             rest = rest[..<at]
         }
@@ -51,7 +50,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("/") {
             let candidate = String(rest[rest.index(after: colon)...])
             guard Tag.isValid(candidate) else {
-                throw .invalidReference(
+                throw ReferenceError(
                     text, reason: "'\(candidate)' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)")
             }
             tag = candidate
@@ -90,7 +89,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         (0x30...0x39).contains(byte) || (0x61...0x7a).contains(byte)
     }
 
-    private static func split(name: String, original: String) throws(RegistryError) -> (String, String) {
+    private static func split(name: String, original: String) throws(ReferenceError) -> (String, String) {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         var registry = "docker.io"
         var components = parts
@@ -102,14 +101,14 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             components = Array(parts.dropFirst())
         }
         guard !components.isEmpty, components.allSatisfy({ !$0.isEmpty }) else {
-            throw .invalidReference(original, reason: "the repository path is empty or has an empty component")
+            throw ReferenceError(original, reason: "the repository path is empty or has an empty component")
         }
         for component in components {
             if component.utf8.contains(where: { (0x41...0x5a).contains($0) }) {
-                throw .invalidReference(original, reason: "repository names must be lower case ('\(component)')")
+                throw ReferenceError(original, reason: "repository names must be lower case ('\(component)')")
             }
             guard isValidComponent(component) else {
-                throw .invalidReference(
+                throw ReferenceError(
                     original,
                     reason: "'\(component)' is not a valid path component (lower-case letters and digits, "
                         + "separated by '.', '_', '__' or dashes)")
@@ -118,7 +117,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if registry == "docker.io" && components.count == 1 { components.insert("library", at: 0) }
         let path = components.joined(separator: "/")
         guard registry.utf8.count + 1 + path.utf8.count <= 255 else {
-            throw .invalidReference(original, reason: "the name is longer than 255 characters")
+            throw ReferenceError(original, reason: "the name is longer than 255 characters")
         }
         return (registry, path)
     }
@@ -151,8 +150,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `name[:port]` with DNS-style labels or an IPv4 address, or `[ipv6][:port]`.
-    private static func validate(host: String, original: String) throws(RegistryError) {
-        let invalid = RegistryError.invalidReference(original, reason: "'\(host)' is not a valid registry host")
+    private static func validate(host: String, original: String) throws(ReferenceError) {
+        let invalid = ReferenceError(original, reason: "'\(host)' is not a valid registry host")
         var port: Substring?
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw invalid }
@@ -178,8 +177,22 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
         if let port {
             guard (1...5).contains(port.count), port.allSatisfy(\.isNumber), let number = Int(port), number <= 65535 else {
-                throw .invalidReference(original, reason: "'\(port)' is not a valid port")
+                throw ReferenceError(original, reason: "'\(port)' is not a valid port")
             }
         }
     }
+}
+
+/// A text that is not an image reference, and why.
+public struct ReferenceError: KilnError, Equatable {
+    public var text: String
+    public var reason: String
+
+    public init(_ text: String, reason: String) {
+        self.text = text
+        self.reason = reason
+    }
+
+    public var description: String { "'\(text)' is not a valid image reference: \(reason)" }
+    public var category: ErrorCategory { .input }
 }

@@ -1,0 +1,96 @@
+import KilnBuild
+import KilnCore
+import KilnDockerfile
+import KilnOCI
+import KilnRegistry
+import KilnStore
+
+/// The one path from a finished build to images in a registry, for the lane and `kiln build -t`:
+/// the build's new `RUN` checkpoints are published (only now that everything succeeded), its
+/// configs and manifests are put in the store, and images are pushed with the base's layers
+/// mounted from the repository they were pulled from when it is on the same registry.
+public struct BuildPublisher: Sendable {
+    public let client: RegistryClient
+    public let store: ContentStore
+
+    public init(client: RegistryClient, store: ContentStore) {
+        self.client = client
+        self.store = store
+    }
+
+    /// Publishes the checkpoints and stages the bundle; the bytes the checkpoints uploaded.
+    public func prepare(_ result: BuildResult, checkpoints: RegistryCheckpoints?) async throws -> Int64 {
+        var uploaded: Int64 = 0
+        if let checkpoints, !result.newCheckpoints.isEmpty {
+            uploaded = try await checkpoints.publish(result.newCheckpoints, from: store)
+        }
+        try store.stage(result.bundle)
+        return uploaded
+    }
+
+    /// Pushes one image of the bundle (the index, or a platform manifest) to `target`.
+    public func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport {
+        let mount = result.bases.compactMap(\.source).first { $0.registry == target.repository.registry }
+        return try await ImagePusher(client: client).push(image, from: store, to: target, mountFrom: mount)
+    }
+}
+
+/// One Dockerfile build, described whole: what `kiln build CONTEXT` asks for.
+public struct BuildRequest: Sendable {
+    /// Where the result goes.
+    public enum Output: Sendable {
+        case layout(LayoutReference)
+        case registry(ImageReference)
+    }
+
+    public var dockerfile: String
+    public var context: String
+    public var options: BuildOptions
+    public var output: Output
+
+    public init(dockerfile: String, context: String, options: BuildOptions, output: Output) {
+        self.dockerfile = dockerfile
+        self.context = context
+        self.options = options
+        self.output = output
+    }
+}
+
+/// What one Dockerfile build made, and where it went.
+public struct BuildOutcome: Sendable {
+    public var result: BuildResult
+    /// `REGISTRY/REPOSITORY:TAG` or `oci:DIR:TAG`.
+    public var destination: String
+}
+
+/// Builds a `BuildRequest`: reads the Dockerfile and context, builds on bases from registries
+/// (checkpoints shared through the target repository when pushing), then writes the layout or
+/// publishes and pushes.
+public enum ImageBuild {
+    public static func run(_ request: BuildRequest, client: RegistryClient, store: ContentStore) async throws -> BuildOutcome {
+        let text = String(decoding: try ReadableFile.readAll(path: request.dockerfile, limit: 4 << 20), as: UTF8.self)
+        let dockerfile = try Dockerfile(parsing: text, file: request.dockerfile)
+        let context = try BuildContext(root: request.context, dockerfile: request.dockerfile)
+        var options = request.options
+        var checkpoints: RegistryCheckpoints?
+        if case let .registry(target) = request.output {
+            checkpoints = RegistryCheckpoints(client: client, repository: target.repository)
+            options.checkpoints = checkpoints
+        }
+        let builder = Builder(
+            dockerfile: dockerfile, context: context, store: store, bases: RegistryBaseImages(client: client, store: store),
+            options: options)
+        _ = try builder.preflight()
+        let result = try await builder.build()
+        switch request.output {
+        case let .registry(target):
+            let publisher = BuildPublisher(client: client, store: store)
+            _ = try await publisher.prepare(result, checkpoints: checkpoints)
+            let report = try await publisher.push(result.bundle.root, of: result, to: target)
+            return BuildOutcome(result: result, destination: report.reference.description)
+        case let .layout(layout):
+            try OCILayout(root: layout.directory).write(result.bundle, tag: layout.tag, layersFrom: store)
+            return BuildOutcome(result: result, destination: layout.description)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import KilnBuild
+import KilnCore
+import KilnOCI
+import KilnRegistry
+import KilnStore
+
+/// Base images from registries, resolved by digest and downloaded once into the content store
+/// (a layer already there is not fetched again).
+public struct RegistryBaseImages: BaseImageSource {
+    private let client: RegistryClient
+    private let store: ContentStore
+    private let downloadsLayers: Bool
+    private let memo: Resolutions
+    private let sources: BaseSources
+
+    /// Resolutions shared by several sources for one run, so a base that many processors use is
+    /// asked for once per platform (a tag could otherwise move halfway through a run).
+    public actor Resolutions {
+        private var entries: [String: Task<BaseImage, any Error>] = [:]
+
+        public init() {}
+
+        func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
+            if let task = entries[key] { return try await task.value }
+            let task = Task { try await make() }
+            entries[key] = task
+            return try await task.value
+        }
+    }
+
+    /// - Parameters:
+    ///   - downloadsLayers: false to resolve only (config and digests), as computing a cache key needs.
+    ///   - resolutions: shared with other sources of the same run.
+    ///   - sources: mirrors and replacements (`kiln.yaml` `mirrors:` and `bases:`).
+    public init(
+        client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions(),
+        sources: BaseSources = BaseSources()
+    ) {
+        self.client = client
+        self.store = store
+        self.downloadsLayers = downloadsLayers
+        self.memo = resolutions
+        self.sources = sources
+    }
+
+    public func image(_ written: ImageReference, platform: Platform) async throws -> BaseImage {
+        let text = written.description
+        let (client, candidates) = (self.client, sources.candidates(for: written))
+        let image = try await memo.image("\(text) \(platform)") {
+            // Each mirror in turn, the origin last; the first that serves the image wins.
+            var failures = [String]()
+            for (number, candidate) in candidates.enumerated() {
+                do {
+                    let image = try await client.resolve(candidate, platforms: [platform])
+                    let platformImage = image.images[0]
+                    // Recorded under the reference as written, with the digest pulled: a mirror
+                    // serving the same image gives the same key as the origin.
+                    let pinned = PinnedBase(
+                        reference: ImageReference(repository: written.repository, digest: image.root.digest),
+                        manifestDigest: platformImage.manifest.digest, source: candidate.repository)
+                    return BaseImage(pinned: pinned, config: platformImage.config, layers: platformImage.imageManifest.layers)
+                } catch {
+                    guard number < candidates.count - 1 else {
+                        if failures.isEmpty { throw error }
+                        let origin = (error as? any KilnError) ?? BuildError(.executor("\(error)"))
+                        throw BuildError(.basePull(reference: text, origin: origin, mirrors: failures))
+                    }
+                    failures.append("\(candidate): \(error)")
+                }
+            }
+            preconditionFailure("the origin is always the last candidate")
+        }
+        guard downloadsLayers else { return image }
+        for layer in image.layers where !store.contains(layer.digest) {
+            guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
+                throw BuildError.input("\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil)
+            }
+            let ingest = try await client.downloadBlob(layer, from: image.pinned?.source ?? written.repository) { try store.beginIngest() }
+            _ = try ingest.commit(expected: layer.digest)
+        }
+        return image
+    }
+}
