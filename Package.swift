@@ -81,6 +81,9 @@ let package = Package(
             name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
         .testTarget(name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI"]),
         .testTarget(
+            name: "KilnLaneTests",
+            dependencies: ["KilnLane", "KilnBuild", "KilnCore", "KilnLayers", "KilnOCI", "KilnProcessors", "KilnRegistry", "KilnStore"]),
+        .testTarget(
             name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
     ],
     swiftLanguageModes: [.v6]

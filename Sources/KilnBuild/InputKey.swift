@@ -74,11 +74,65 @@ public struct InputKey: Sendable {
     /// Bump when a change to kiln makes the same inputs give different bytes.
     public static let format = "kiln-input-key/1"
 
+    /// What the key is made of, kept so a later key can say which part changed.
+    public struct Parts: Codable, Sendable, Equatable {
+        public var format: String
+        public var platform: String
+        public var target: String
+        /// The SHA-256 of the Dockerfile as parsed (`dockerfileDigest`).
+        public var dockerfile: String
+        /// The build args an `ARG` took.
+        public var args: [String: String]
+        /// Each base and `--from` image: `REFERENCE PLATFORM-MANIFEST-DIGEST`, sorted.
+        public var bases: [String]
+        /// `epoch=… compression=…`.
+        public var layers: String
+        /// Each context file's leaf of the hash list (type, mode, content digest), by path.
+        public var files: [String: String]
+        /// The root of the hash list over `files`, in path order.
+        public var filesRoot: String
+
+        public init(
+            format: String, platform: String, target: String, dockerfile: String, args: [String: String], bases: [String],
+            layers: String, files: [String: String], filesRoot: String
+        ) {
+            self.format = format
+            self.platform = platform
+            self.target = target
+            self.dockerfile = dockerfile
+            self.args = args
+            self.bases = bases
+            self.layers = layers
+            self.files = files
+            self.filesRoot = filesRoot
+        }
+    }
+
+    /// One way a key differs from an earlier one, in the order `differences(from:)` lists them.
+    public enum Difference: Sendable, Equatable, CustomStringConvertible {
+        case dockerfile
+        case base(reference: String)
+        case buildArg(String)
+        case layerSettings
+        case fileAdded(String)
+        case fileChanged(String)
+        case fileRemoved(String)
+
+        public var description: String {
+            switch self {
+            case .dockerfile: "the Dockerfile changed"
+            case let .base(reference): "base image \(reference) moved"
+            case let .buildArg(name): "build arg \(name) changed"
+            case .layerSettings: "layer settings or kiln's key format changed"
+            case let .fileAdded(path): "\(path) added"
+            case let .fileChanged(path): "\(path) changed"
+            case let .fileRemoved(path): "\(path) removed"
+            }
+        }
+    }
+
+    public var parts: Parts
     public var digest: Digest
-    /// The lines hashed, for `kiln plan` to say what changed.
-    public var lines: [String]
-    /// Each file's line of the hash list, by context path.
-    public var files: [String: String]
 
     public init(dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest], layerOptions: LayerOptions) {
         var files = [String: String]()
@@ -93,19 +147,48 @@ public struct InputKey: Sendable {
             files[item.path] = leaf
             fileHasher.update(Array("\(item.path)\u{0}\(leaf)\n".utf8))
         }
-        var lines = [
-            Self.format,
-            "platform \(inputs.platform)",
-            "target \(target ?? "")",
-            "dockerfile \(Self.dockerfileDigest(dockerfile).hex)",
-        ]
-        lines += inputs.buildArgs.sorted { $0.key < $1.key }.map { "arg \($0.key)=\($0.value)" }
-        lines += inputs.bases.map { "base \($0)" }
-        lines.append("layers epoch=\(layerOptions.epoch) compression=\(layerOptions.compression)")
-        lines.append("files \(inputs.files.count) \(fileHasher.finalize().hex)")
-        self.lines = lines
-        self.files = files
-        digest = Digest.sha256(of: Array(lines.joined(separator: "\n").utf8))
+        parts = Parts(
+            format: Self.format, platform: inputs.platform.description, target: target ?? "",
+            dockerfile: Self.dockerfileDigest(dockerfile).hex, args: inputs.buildArgs, bases: inputs.bases.map(\.description),
+            layers: "epoch=\(layerOptions.epoch) compression=\(layerOptions.compression)", files: files,
+            filesRoot: "\(inputs.files.count) \(fileHasher.finalize().hex)")
+        digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
+    }
+
+    /// A key from parts already made (a recorded key, a test).
+    public init(parts: Parts) {
+        self.parts = parts
+        digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
+    }
+
+    /// The lines the key hashes, one per part.
+    static func lines(_ parts: Parts) -> [String] {
+        var lines = [parts.format, "platform \(parts.platform)", "target \(parts.target)", "dockerfile \(parts.dockerfile)"]
+        lines += parts.args.sorted { $0.key < $1.key }.map { "arg \($0.key)=\($0.value)" }
+        lines += parts.bases.map { "base \($0)" }
+        lines.append("layers \(parts.layers)")
+        lines.append("files \(parts.filesRoot)")
+        return lines
+    }
+
+    /// How this key's parts differ from `earlier`'s: the Dockerfile, each moved base, each
+    /// changed build arg, the layer settings, then every file added, changed or removed, by path.
+    public func differences(from earlier: Parts) -> [Difference] {
+        var result = [Difference]()
+        if parts.dockerfile != earlier.dockerfile { result.append(.dockerfile) }
+        let oldBases = Set(earlier.bases)
+        for base in parts.bases where !oldBases.contains(base) {
+            result.append(.base(reference: String(base.split(separator: " ").first ?? Substring(base))))
+        }
+        for name in Set(parts.args.keys).union(earlier.args.keys).sorted() where parts.args[name] != earlier.args[name] {
+            result.append(.buildArg(name))
+        }
+        if parts.layers != earlier.layers || parts.format != earlier.format { result.append(.layerSettings) }
+        for (path, leaf) in parts.files.sorted(by: { $0.key < $1.key }) where earlier.files[path] != leaf {
+            result.append(earlier.files[path] == nil ? .fileAdded(path) : .fileChanged(path))
+        }
+        for path in earlier.files.keys.sorted() where parts.files[path] == nil { result.append(.fileRemoved(path)) }
+        return result
     }
 
     /// The Dockerfile as kiln reads it: instruction texts (continuations joined, comments and

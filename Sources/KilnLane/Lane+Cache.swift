@@ -17,14 +17,20 @@ struct LaneRecord: Codable {
 /// rebuild can say which input changed.
 struct LastInputs: Codable {
     var key: String
-    var lines: [String]
-    var files: [String: String]
+    var parts: InputKey.Parts
+}
+
+/// Where a key's image was found.
+enum CacheSource: String {
+    /// This machine's store (and, when pushing, the registry still has the manifest).
+    case local
+    /// A `kiln-KEY` tag in the registry.
+    case registry
 }
 
 struct CacheHit {
     var descriptor: Descriptor
-    /// `local` or `registry`.
-    var source: String
+    var source: CacheSource
 }
 
 extension Lane {
@@ -50,12 +56,12 @@ extension Lane {
     func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws -> CacheHit? {
         if let record = try? store.record(LaneRecord.self, kind: "lane", key: key), store.contains(record.manifest.digest) {
             if !settings.push {
-                return CacheHit(descriptor: record.manifest, source: "local")
+                return CacheHit(descriptor: record.manifest, source: .local)
             }
             if record.repository == repository.description,
                 try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest)) != nil
             {
-                return CacheHit(descriptor: record.manifest, source: "local")
+                return CacheHit(descriptor: record.manifest, source: .local)
             }
         }
         let cache = try cacheRepository(for: repository)
@@ -71,7 +77,7 @@ extension Lane {
             _ = try store.put(bytes, mediaType: found.mediaType)
         }
         try store.setRecord(LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil), kind: "lane", key: key)
-        return CacheHit(descriptor: descriptor, source: "registry")
+        return CacheHit(descriptor: descriptor, source: .registry)
     }
 
     static func inputsKey(_ processor: Processor, _ platform: Platform) -> Digest {
@@ -82,7 +88,7 @@ extension Lane {
     func remember(_ processor: Processor, platform: Platform, key: InputKey) throws {
         let slot = Self.inputsKey(processor, platform)
         if let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex { return }
-        try store.setRecord(LastInputs(key: key.digest.hex, lines: key.lines, files: key.files), kind: "lane-inputs", key: slot)
+        try store.setRecord(LastInputs(key: key.digest.hex, parts: key.parts), kind: "lane-inputs", key: slot)
     }
 
     /// Why `key` is not the key of the last build of this processor and platform, in a phrase.
@@ -91,23 +97,15 @@ extension Lane {
             return "not built before (no earlier key in this cache)"
         }
         if last.key == key.digest.hex { return "built before, but the image is no longer in the cache or registry" }
-        let old = Set(last.lines)
-        let changed = key.lines.filter { !old.contains($0) }
-        var reasons = [String]()
-        for line in changed {
-            if line.hasPrefix("dockerfile ") { reasons.append("the Dockerfile changed") }
-            if line.hasPrefix("base ") { reasons.append("base image \(line.dropFirst(5).split(separator: " ").first ?? "") moved") }
-            if line.hasPrefix("arg ") { reasons.append("build arg \(line.dropFirst(4).split(separator: "=").first ?? "") changed") }
-            if line.hasPrefix("layers ") || line.hasPrefix("kiln-input-key") { reasons.append("layer settings or kiln's key format changed") }
-        }
-        if changed.contains(where: { $0.hasPrefix("files ") }) {
-            var files = [String]()
-            for (path, leaf) in key.files.sorted(by: { $0.key < $1.key }) where last.files[path] != leaf {
-                files.append(last.files[path] == nil ? "\(path) added" : "\(path) changed")
+        let differences = key.differences(from: last.parts)
+        let files = differences.filter {
+            switch $0 {
+            case .fileAdded, .fileChanged, .fileRemoved: true
+            default: false
             }
-            for path in last.files.keys.sorted() where key.files[path] == nil { files.append("\(path) removed") }
-            if let first = files.first { reasons.append(files.count > 1 ? "\(first) (and \(files.count - 1) more)" : first) }
         }
+        var reasons = differences.filter { !files.contains($0) }.map(\.description)
+        if let first = files.first { reasons.append(files.count > 1 ? "\(first) (and \(files.count - 1) more)" : first.description) }
         return reasons.isEmpty ? "its inputs changed" : reasons.joined(separator: "; ")
     }
 

@@ -221,7 +221,7 @@ public struct Lane: Sendable {
         for (platform, key) in keys {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
             if let hit = try await lookup(key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm) {
-                entry.cache = hit.source
+                entry.cache = hit.source.rawValue
                 entry.digest = hit.descriptor.digest.description
                 found[platform] = hit.descriptor
             } else {
