@@ -327,12 +327,12 @@ public struct Builder: Sendable {
             builder.state.runtime.onBuild = nil
             for trigger in triggers {
                 let parsed = try Dockerfile(parsing: "FROM scratch\n" + trigger, file: "ONBUILD trigger of \(base)")
-                for instruction in parsed.stages[0].instructions { try builder.run(instruction) }
+                try await builder.run(parsed.stages[0].instructions)
             }
             if !inputsOnly, let executor = options.executor, let counters, stage.lastRun != nil {
                 try await runWithExecutor(executor, stage: stage, builder: &builder, platform: platform, counters: counters)
             } else {
-                for instruction in stage.instructions { try builder.run(instruction) }
+                try await builder.run(stage.instructions)
             }
             used.formUnion(builder.usedBuildArgs)
             reads += builder.reads
@@ -362,13 +362,20 @@ extension Builder {
         // The stat cache is saved even when a step fails, so the next run re-reads no file.
         defer { hasher.save() }
         keyer.stepHasher = hasher
-        var argsBefore = [[String: String]]()
-        var atLastRun = keyer
-        for (index, instruction) in instructions.enumerated() {
-            argsBefore.append(keyer.args)
-            try keyer.run(instruction)
-            if index == last { atLastRun = keyer }
+        // The dry run hashes the files each COPY reads: on the blocking queue.
+        let dryRun = keyer
+        let (keyedRun, argsBefore, atLastRun) = try await BlockingWork.run {
+            var keyer = dryRun
+            var argsBefore = [[String: String]]()
+            var atLastRun = keyer
+            for (index, instruction) in instructions.enumerated() {
+                argsBefore.append(keyer.args)
+                try keyer.run(instruction)
+                if index == last { atLastRun = keyer }
+            }
+            return (keyer, argsBefore, atLastRun)
         }
+        keyer = keyedRun
         let keys = keyer.steps.suffix(instructions.count).map(\.key)
 
         var done = -1
@@ -410,7 +417,7 @@ extension Builder {
         builder.usedBuildArgs = atLastRun.usedBuildArgs
         state.stepKey = keys[last]
         builder.state = state
-        for instruction in instructions[(last + 1)...] { try builder.run(instruction) }
+        try await builder.run(Array(instructions[(last + 1)...]))
     }
 }
 

@@ -52,6 +52,17 @@ struct StageBuilder {
         }
     }
 
+    /// Applies `instructions` in order on the blocking queue (`BlockingWork`): layers are
+    /// written, base layers read and context files hashed there, off the cooperative pool.
+    mutating func run(_ instructions: some Collection<Instruction> & Sendable) async throws {
+        let start = self
+        self = try await BlockingWork.run {
+            var builder = start
+            for instruction in instructions { try builder.run(instruction) }
+            return builder
+        }
+    }
+
     /// Applies one instruction, then (when keying steps) advances the step key past it.
     mutating func run(_ instruction: Instruction) throws(BuildError) {
         let parent = state.stepKey

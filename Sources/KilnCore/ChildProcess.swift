@@ -14,9 +14,15 @@ public enum ChildProcess {
     public struct Outcome: Sendable {
         /// The exit status, or 128 + the signal that ended it.
         public var status: Int32
-        /// Everything it printed, stdout and stderr interleaved.
+        /// The end of what it printed (stdout and stderr interleaved), at most `tailLimit` bytes:
+        /// a chatty build keeps memory flat, and errors quote its last lines.
         public var output: String
+        /// It ran past its timeout and was stopped.
+        public var timedOut = false
     }
+
+    /// How much of a child's output is kept for `Outcome.output`.
+    public static let tailLimit = 256 << 10
 
     /// Why a program could not be started.
     public struct LaunchError: KilnError {
@@ -26,28 +32,108 @@ public enum ChildProcess {
         public var category: ErrorCategory { .internal }
     }
 
-    /// Runs `program` with `arguments` and waits for it to end.
+    /// Runs `program` with `arguments` and waits for it to end. Cancelling the task, or the
+    /// `timeout` passing, stops the child's whole process group (SIGTERM, then SIGKILL).
     /// - Parameters:
     ///   - environment: the child's environment (`NAME=value`); the parent's when nil.
+    ///   - timeout: seconds it may run; unlimited when nil.
     ///   - line: called with each line of output as it arrives (without the newline).
     public static func run(
-        _ program: String, _ arguments: [String], environment: [String]? = nil,
+        _ program: String, _ arguments: [String], environment: [String]? = nil, timeout: Double? = nil,
         line: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws(LaunchError) -> Outcome {
-        let result: Result<Outcome, LaunchError> = await withCheckedContinuation { continuation in
-            BlockingThread.start {
-                continuation.resume(returning: runBlocking(program, arguments, environment: environment, line: line))
-            }
+        let child = try spawn(program, arguments, environment: environment)
+        let timer = timeout.map { seconds in
+            let source = DispatchSource.makeTimerSource(queue: .global())
+            source.schedule(deadline: .now() + seconds)
+            source.setEventHandler { child.stop(timedOut: true) }
+            source.resume()
+            return source
         }
-        return try result.get()
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                BlockingThread.start { continuation.resume(returning: child.wait(line: line)) }
+            }
+        } onCancel: {
+            child.stop(timedOut: false)
+        }
     }
 
-    /// The blocking part: spawn, read until the pipe closes, reap.
-    static func runBlocking(
-        _ program: String, _ arguments: [String], environment: [String]?, line: (String) -> Void
-    ) -> Result<Outcome, LaunchError> {
+    /// A started child: its group, the read end of its output, and whether kiln stopped it.
+    final class Child: Sendable {
+        let pid: pid_t
+        let output: Int32
+        let registration: Interruption.Registration
+        private let stopped = Locked((requested: false, timedOut: false))
+        /// Set once `waitpid` reaped it: its group id may then belong to someone else.
+        private let reaped = Locked(false)
+
+        init(pid: pid_t, output: Int32) {
+            self.pid = pid
+            self.output = output
+            registration = Interruption.stopOnInterrupt(processGroup: pid)
+        }
+
+        /// Stops the whole group: SIGTERM now, SIGKILL two seconds later if it is still there.
+        func stop(timedOut: Bool) {
+            let first = stopped.withLock { state in
+                defer { state = (true, state.timedOut || timedOut) }
+                return !state.requested
+            }
+            guard first else { return }
+            if reaped.withLock({ $0 }) { return }
+            kill(-pid, SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { [self] in
+                if !reaped.withLock({ $0 }) { kill(-pid, SIGKILL) }
+            }
+        }
+
+        /// Reads the output to its end (keeping the tail), then reaps the child.
+        func wait(line: (String) -> Void) -> Outcome {
+            defer { registration.end() }
+            var tail = [UInt8]()
+            var pending = [UInt8]()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let count = read(output, buffer.baseAddress, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                tail.append(contentsOf: chunk)
+                if tail.count > 2 * ChildProcess.tailLimit { tail.removeFirst(tail.count - ChildProcess.tailLimit) }
+                pending.append(contentsOf: chunk)
+                var start = pending.startIndex
+                while let newline = pending[start...].firstIndex(of: 0x0A) {
+                    line(String(decoding: pending[start..<newline], as: UTF8.self))
+                    start = newline + 1
+                }
+                pending.removeSubrange(..<start)
+                if pending.count > ChildProcess.tailLimit {
+                    // One endless line: hand it over in pieces rather than hold it all.
+                    line(String(decoding: pending, as: UTF8.self))
+                    pending.removeAll()
+                }
+            }
+            if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
+            close(output)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            reaped.withLock { $0 = true }
+            Interruption.holdIfStopping()
+            let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            if tail.count > ChildProcess.tailLimit { tail.removeFirst(tail.count - ChildProcess.tailLimit) }
+            var outcome = Outcome(status: exit, output: String(decoding: tail, as: UTF8.self))
+            outcome.timedOut = stopped.withLock { $0.timedOut }
+            return outcome
+        }
+    }
+
+    /// Starts the child in a process group of its own, stdout and stderr on one pipe.
+    static func spawn(_ program: String, _ arguments: [String], environment: [String]?) throws(LaunchError) -> Child {
         var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { return .failure(LaunchError(program: program, code: errno)) }
+        guard pipe(&pipeEnds) == 0 else { throw LaunchError(program: program, code: errno) }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
 
@@ -88,34 +174,9 @@ public enum ChildProcess {
         close(writeEnd)
         guard spawned == 0 else {
             close(readEnd)
-            return .failure(LaunchError(program: program, code: spawned))
+            throw LaunchError(program: program, code: spawned)
         }
-        let registration = Interruption.stopOnInterrupt(processGroup: pid)
-        defer { registration.end() }
-
-        var output = [UInt8]()
-        var pending = [UInt8]()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let count = read(readEnd, buffer.baseAddress, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            output.append(contentsOf: chunk)
-            pending.append(contentsOf: chunk)
-            while let newline = pending.firstIndex(of: 0x0A) {
-                line(String(decoding: pending[..<newline], as: UTF8.self))
-                pending.removeSubrange(...newline)
-            }
-        }
-        if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
-        close(readEnd)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        Interruption.holdIfStopping()
-        let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return .success(Outcome(status: exit, output: String(decoding: output, as: UTF8.self)))
+        return Child(pid: pid, output: readEnd)
     }
 
     /// The first executable named `tool` on `PATH`.

@@ -86,7 +86,9 @@ public enum Interruption {
         }
         for group in groups { kill(-group, SIGTERM) }
         var waited = 0
-        while waited < 30, groups.contains(where: { kill(-$0, 0) == 0 }) {
+        // A second for the groups to go on SIGTERM (buildah removes its mounts), then SIGKILL:
+        // a cancelled CI job must end promptly.
+        while waited < 10, groups.contains(where: { kill(-$0, 0) == 0 }) {
             reapChildren()
             usleep(100_000)
             waited += 1

@@ -102,7 +102,8 @@ struct ProcessorJob {
         let hasher = lane.hashers.hasher(for: context.root)
         var result = [(platform: Platform, key: InputKey)]()
         for input in inputs {
-            let digests = try hasher.digests(of: input.files)
+            let files = input.files
+            let digests = try await BlockingWork.run { try hasher.digests(of: files) }
             result.append((input.platform, InputKey(dockerfile: dockerfile, target: nil, inputs: input, fileDigests: digests, layerOptions: lane.settings.layerOptions)))
         }
         return result

@@ -145,7 +145,7 @@ public struct ImagePusher: Sendable {
                 guard Self.isReferenceRefusal(error), attempt < Self.manifestRecheckBudget else { throw error }
                 let delay = RetryPolicy(maxAttempts: Self.manifestRecheckBudget, baseDelay: 0.25, maxDelay: 2)
                     .delay(after: attempt, retryAfter: nil, random: &random) ?? 0
-                await RegistryClient.sleep(seconds: delay)
+                try await RegistryClient.sleep(seconds: delay)
                 try await restoreReferences(of: bytes, mediaType: mediaType, in: repository, from: source)
             }
         }

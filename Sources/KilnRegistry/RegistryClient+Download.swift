@@ -30,7 +30,7 @@ extension RegistryClient {
                 guard case let .bodyInterrupted(cause) = error, cause.isRetryable,
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }
-                await Self.sleep(seconds: delay)
+                try await Self.sleep(seconds: delay)
             }
         }
     }

@@ -80,7 +80,7 @@ extension RegistryClient {
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }
                 logger.debug("retrying after error", metadata: ["operation": "\(request.operation)", "error": "\(error)"])
-                await Self.sleep(seconds: delay)
+                try await Self.sleep(seconds: delay)
                 continue
             }
             if response.status == 401, !reauthenticated, endpoint.challenge != nil {
@@ -109,7 +109,7 @@ extension RegistryClient {
             if request.idempotent, RegistryError.isRetryable(status: response.status) {
                 let retryAfter = response.header("Retry-After").flatMap { RetryPolicy.parseRetryAfter($0) }
                 if let delay = configuration.retry.delay(after: attempt, retryAfter: retryAfter, random: &random) {
-                    await Self.sleep(seconds: delay)
+                    try await Self.sleep(seconds: delay)
                     continue
                 }
             }
@@ -117,8 +117,13 @@ extension RegistryClient {
         }
     }
 
-    static func sleep(seconds: Double) async {
-        try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+    /// Waits between attempts; a cancelled task stops waiting and gives up (`.cancelled`).
+    static func sleep(seconds: Double) async throws(RegistryError) {
+        do {
+            try await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+        } catch {
+            throw .cancelled
+        }
     }
 
     /// Finds how to reach `registry`: HTTPS first; plain HTTP only for loopback hosts and hosts

@@ -49,7 +49,7 @@ extension RegistryClient {
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }
                 logger.debug("restarting upload", metadata: ["blob": "\(descriptor.digest)", "error": "\(error)"])
-                await Self.sleep(seconds: delay)
+                try await Self.sleep(seconds: delay)
             }
         }
     }
@@ -138,7 +138,7 @@ extension RegistryClient {
                     .delay(after: failures, retryAfter: nil, random: &random)
             else { throw failure! }
             logger.debug("resuming chunked upload", metadata: ["blob": "\(descriptor.digest)", "failure": "\(failure!)"])
-            await Self.sleep(seconds: delay)
+            try await Self.sleep(seconds: delay)
             (location, offset) = try await uploadStatus(location, in: repository, operation: operation)
         }
         let finish = RegistryRequest(

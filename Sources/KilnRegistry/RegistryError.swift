@@ -29,6 +29,8 @@ public enum RegistryError: KilnError, Equatable {
     indirect case bodyInterrupted(RegistryError)
     /// Writing a downloaded body failed on this machine (a full disk).
     case sink(String, category: ErrorCategory)
+    /// The task was cancelled while it waited to try again.
+    case cancelled
 
     /// The facts of one failed request.
     public struct Failure: Sendable, Equatable, CustomStringConvertible {
@@ -64,6 +66,7 @@ public enum RegistryError: KilnError, Equatable {
         case let .notFound(reason): reason
         case let .bodyInterrupted(error): error.description
         case let .sink(reason, _): reason
+        case .cancelled: "stopped before the registry answered (cancelled)"
         }
     }
 
@@ -74,6 +77,7 @@ public enum RegistryError: KilnError, Equatable {
         case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
         case let .bodyInterrupted(error): error.category
         case let .sink(_, category): category
+        case .cancelled: .internal
         }
     }
 

@@ -60,4 +60,30 @@ struct InterruptionTests {
         #expect(try SecretScan.files(containing: run.secret, under: [run.runtime, run.setup.cache]).isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: run.runtime).isEmpty)
     }
+
+    @Test("SIGINT to a lane during a RUN with a secret: exit within 2 s, no buildah process, no scratch, no secret file")
+    func laneInterrupted() throws {
+        let fixture = try LaneFixture("interrupt-lane", example: false)
+        try fixture.write("kiln.yaml", "processors: [tools/**/registry.yaml]\nowner: acme\nplatforms: [linux/amd64]\n")
+        try fixture.write("tools/slow/step/1/registry.yaml", "build:\n  context: .\n  dockerfile: Dockerfile\nref: slow/step@1\n")
+        try fixture.write("tools/slow/step/1/Dockerfile", "ARG BASE_IMAGE\n" + Self.dockerfile.replacingOccurrences(of: "FROM BASE", with: "FROM ${BASE_IMAGE}"))
+        let runtime = try fixture.scratch.sub("runtime")
+        let secret = "kiln-lane-interrupt-" + UUID().uuidString.prefix(12).lowercased()
+        let kiln = try BackgroundKiln(
+            ["build", "--push", "--pin", "--secret", "id=token,env=KILN_TEST_TOKEN"] + fixture.common + ["--cache-dir", fixture.cache],
+            environment: ["KILN_TEST_TOKEN": secret, "KILN_RUNTIME_DIR": runtime])
+        #expect(kiln.waitFor("step-started"), "the RUN did not start: \(kiln.stderr.suffix(2000))")
+        let signalled = Date()
+        kiln.signal(SIGINT)
+        let status = kiln.wait(seconds: 30)
+        let took = Date().timeIntervalSince(signalled)
+        #expect(status == 128 + SIGINT, "\(kiln.stderr.suffix(1000))")
+        #expect(took < 2, "took \(took) s to stop")
+        #expect(try Self.sleepers() == "0", "the RUN's process survived kiln")
+        #expect(try Tools.shell("pgrep -f '[b]uildah.*kiln-step' | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runtime).isEmpty, "scratch left in the runtime folder")
+        #expect(try SecretScan.files(containing: secret, under: [runtime, fixture.cache, fixture.repo]).isEmpty)
+        let pins = try String(contentsOfFile: fixture.repo + "/tools/slow/step/1/registry.yaml", encoding: .utf8)
+        #expect(!pins.contains("@sha256:"), "an interrupted processor was pinned")
+    }
 }
