@@ -126,21 +126,8 @@ public struct Lane: Sendable {
     }
 
     private func runAll(_ processors: [Processor], mode: Mode, pinFiles: [String]) async -> [ProcessorReport] {
-        await withTaskGroup(of: (Int, ProcessorReport).self) { group in
-            var reports = [ProcessorReport?](repeating: nil, count: processors.count)
-            var next = 0
-            func start() {
-                let index = next
-                let processor = processors[index]
-                next += 1
-                group.addTask { (index, await self.process(processor, mode: mode, pinFiles: pinFiles)) }
-            }
-            for _ in 0..<min(max(settings.jobs, 1), processors.count) { start() }
-            while let (index, report) = await group.next() {
-                reports[index] = report
-                if next < processors.count { start() }
-            }
-            return reports.map { $0! }
+        await processors.mapConcurrently(width: settings.jobs) { processor in
+            await self.process(processor, mode: mode, pinFiles: pinFiles)
         }
     }
 

@@ -96,29 +96,16 @@ public struct ImagePusher: Sendable {
     {
         let width = max(1, client.configuration.uploadJobs)
         let ordered = blobs.sorted { $0.size > $1.size }  // start the big ones first
-        return try await withThrowingTaskGroup(of: BlobPush.self) { group in
-            var results = [BlobPush]()
-            var next = 0
-            func add() {
-                let blob = ordered[next]
-                next += 1
-                group.addTask {
-                    // Streamed unread: the registry hashes what arrives and refuses a mismatch.
-                    let path = try source.blobFile(blob.digest)
-                    do {
-                        return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
-                    } catch let error as RegistryError where error.registryCode == "DIGEST_INVALID" {
-                        _ = try source.verifiedBlobPath(blob.digest)  // throws, naming the file, when it is corrupt
-                        throw error
-                    }
-                }
+        let client = self.client
+        return try await ordered.mapConcurrently(width: width) { blob in
+            // Streamed unread: the registry hashes what arrives and refuses a mismatch.
+            let path = try source.blobFile(blob.digest)
+            do {
+                return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
+            } catch let error as RegistryError where error.registryCode == "DIGEST_INVALID" {
+                _ = try source.verifiedBlobPath(blob.digest)  // throws, naming the file, when it is corrupt
+                throw error
             }
-            while next < ordered.count && next < width { add() }
-            while let result = try await group.next() {
-                results.append(result)
-                if next < ordered.count { add() }
-            }
-            return results
         }
     }
 

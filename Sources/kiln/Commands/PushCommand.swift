@@ -57,22 +57,8 @@ struct PushCommand: AsyncParsableCommand {
             let mount = try mountFrom.map { (text) throws(ReferenceError) in try ImageReference(parsing: text).repository }
             let width = jobs
             let reports = try await registry.withClient { client in
-                try await withThrowingTaskGroup(of: (Int, PushReport).self) { group in
-                    var reports = [PushReport?](repeating: nil, count: images.count)
-                    var next = 0
-                    func add() {
-                        let (index, job) = (next, images[next])
-                        next += 1
-                        group.addTask {
-                            (index, try await ImagePusher(client: client).push(job.root, from: job.layout, to: job.target, mountFrom: mount))
-                        }
-                    }
-                    while next < images.count && next < width { add() }
-                    while let (index, report) = try await group.next() {
-                        reports[index] = report
-                        if next < images.count { add() }
-                    }
-                    return reports.compactMap { $0 }
+                try await images.mapConcurrently(width: width) { job in
+                    try await ImagePusher(client: client).push(job.root, from: job.layout, to: job.target, mountFrom: mount)
                 }
             }
             render(reports)
