@@ -7,7 +7,7 @@ export KILN_CACHE_DIR := $(CURDIR)/cache
 KILN := $(CURDIR)/.build/debug/kiln
 export KILN_BIN := $(KILN)
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench clean fmt lint
 
 all: build
 
@@ -27,6 +27,15 @@ demo: build
 bench: deps
 	$(SWIFT) build -c release --product kiln
 	cd Benchmarks && $(SWIFT) run -c release kiln-bench --kiln $(CURDIR)/.build/release/kiln
+
+# The code's layout is swift-format's, with the repository's .swift-format; CI runs lint.
+FORMATTED := Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources
+
+fmt:
+	$(SWIFT) format format --in-place --recursive $(FORMATTED)
+
+lint:
+	$(SWIFT) format lint --strict --recursive $(FORMATTED)
 
 clean:
 	rm -rf .build demo-out

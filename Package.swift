@@ -31,7 +31,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(
             name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]),
-        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+        .systemLibrary(
+            name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
 
         .target(name: "KilnCore", dependencies: ["COpenSSL"]),
         .target(name: "KilnOCI", dependencies: ["KilnCore"]),
@@ -60,7 +61,8 @@ let package = Package(
         .target(
             name: "KilnLane",
             dependencies: [
-                "KilnCore", "KilnOCI", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild", "KilnPin", "KilnProcessors",
+                "KilnCore", "KilnOCI", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild", "KilnPin",
+                "KilnProcessors",
             ]),
         .executableTarget(
             name: "kiln",
@@ -78,11 +80,15 @@ let package = Package(
         .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
         .testTarget(
-            name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
+            name: "KilnBuildTests",
+            dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
         .testTarget(name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI"]),
         .testTarget(
             name: "KilnLaneTests",
-            dependencies: ["KilnLane", "KilnBuild", "KilnCore", "KilnLayers", "KilnOCI", "KilnProcessors", "KilnRegistry", "KilnStore"]),
+            dependencies: [
+                "KilnLane", "KilnBuild", "KilnCore", "KilnLayers", "KilnOCI", "KilnProcessors", "KilnRegistry",
+                "KilnStore",
+            ]),
         .testTarget(
             name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
     ],

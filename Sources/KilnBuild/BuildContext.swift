@@ -2,9 +2,9 @@ import KilnCore
 import KilnDockerfile
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The build context: a directory and the `.dockerignore` rules that hide part of it. Sources
@@ -70,8 +70,12 @@ public struct BuildContext: Sendable {
         }
         let path = try follow(components.joined(separator: "/"), source: source, location: location)
         guard let item = try item(at: path), path.isEmpty || !ignore.excludes(path) else {
-            let hint = path.isEmpty || !ignore.excludes(path) ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
-            guard hint.isEmpty else { throw .input("'\(source)' is not in the build context\(hint)", location: location) }
+            let hint =
+                path.isEmpty || !ignore.excludes(path)
+                ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
+            guard hint.isEmpty else {
+                throw .input("'\(source)' is not in the build context\(hint)", location: location)
+            }
             throw BuildError(.missingSource(source, isPattern: false), location: location)
         }
         return [item]
@@ -85,7 +89,9 @@ public struct BuildContext: Sendable {
             case ".": continue
             case "..":
                 guard !result.isEmpty else {
-                    throw .input("'\(source)' is outside the build context; sources are relative to the context directory", location: location)
+                    throw .input(
+                        "'\(source)' is outside the build context; sources are relative to the context directory",
+                        location: location)
                 }
                 result.removeLast()
             default: result.append(String(part))
@@ -110,13 +116,17 @@ public struct BuildContext: Sendable {
                 continue
             }
             let candidate = (resolved + [component]).joined(separator: "/")
-            if case let .symlink(target)? = try item(at: candidate)?.kind {
+            if case .symlink(let target)? = try item(at: candidate)?.kind {
                 hops += 1
                 guard hops < 64 else {
-                    throw .input("'\(source)' goes through a loop of symlinks ('\(candidate)' → '\(target)' → …)", location: location)
+                    throw .input(
+                        "'\(source)' goes through a loop of symlinks ('\(candidate)' → '\(target)' → …)",
+                        location: location)
                 }
                 guard !target.hasPrefix("/") else {
-                    throw .input("'\(source)' is a symlink to '\(target)', which is outside the build context", location: location)
+                    throw .input(
+                        "'\(source)' is a symlink to '\(target)', which is outside the build context",
+                        location: location)
                 }
                 pending += target.split(separator: "/").map(String.init).reversed()
                 continue
@@ -126,7 +136,9 @@ public struct BuildContext: Sendable {
         return resolved.joined(separator: "/")
     }
 
-    private func match(_ pattern: ArraySlice<String>, directory: String, into matches: inout [Item], location: SourceLocation?)
+    private func match(
+        _ pattern: ArraySlice<String>, directory: String, into matches: inout [Item], location: SourceLocation?
+    )
         throws(BuildError)
     {
         guard let first = pattern.first else { return }
@@ -169,9 +181,14 @@ public struct BuildContext: Sendable {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let count = readlink(disk, &buffer, buffer.count - 1)
             guard count >= 0 else { throw .io(FileError("read link", path: disk)) }
-            return Item(path: path, kind: .symlink(String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)), mode: 0o777)
+            return Item(
+                path: path,
+                kind: .symlink(String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)),
+                mode: 0o777)
         case let kind:
-            throw .input("'\(path)' in the build context is a \(kind.name); COPY takes files, directories and symlinks", location: nil)
+            throw .input(
+                "'\(path)' in the build context is a \(kind.name); COPY takes files, directories and symlinks",
+                location: nil)
         }
     }
 
@@ -192,14 +209,18 @@ public struct BuildContext: Sendable {
         return result
     }
 
-    private func walk(_ directory: String, base: String, excludes: DockerIgnore?, into result: inout [Item]) throws(BuildError) {
+    private func walk(_ directory: String, base: String, excludes: DockerIgnore?, into result: inout [Item])
+        throws(BuildError)
+    {
         for name in try names(in: directory) {
             let path = directory.isEmpty ? name : directory + "/" + name
             let relative = base.isEmpty ? path : String(path.dropFirst(base.count + 1))
             let hidden = ignore.excludes(path) || (excludes?.excludes(relative) ?? false)
             guard let item = try item(at: path) else { continue }
             if item.kind == .directory {
-                if hidden && !ignore.mayReinclude(under: path) && !(excludes?.mayReinclude(under: relative) ?? false) { continue }
+                if hidden && !ignore.mayReinclude(under: path) && !(excludes?.mayReinclude(under: relative) ?? false) {
+                    continue
+                }
                 let before = result.count
                 if !hidden { result.append(item) }
                 try walk(path, base: base, excludes: excludes, into: &result)

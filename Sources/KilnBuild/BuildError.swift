@@ -53,23 +53,29 @@ public struct BuildError: KilnError {
 
     /// The source a `COPY` missed, for callers that look for it elsewhere.
     public var missingSource: String? {
-        if case let .missingSource(source, _) = problem { source } else { nil }
+        if case .missingSource(let source, _) = problem { source } else { nil }
     }
 
     public var message: String {
         var text: String
         switch problem {
-        case let .invalid(message): text = message
-        case let .missingSource(source, isPattern):
-            text = isPattern ? "no file in the build context matches '\(source)'" : "'\(source)' is not in the build context"
-        case let .runNeedsExecutor(stage):
-            text = "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage))"
-        case let .runFailed(exit, output): text = "RUN failed (\(exit)); last output:\n\(output)"
-        case let .executor(message): text = message
-        case let .file(error): text = error.description
-        case let .basePull(reference, origin, mirrors):
-            text = mirrors.isEmpty ? origin.description : "\(origin); the mirrors of \(reference) failed too: \(mirrors.joined(separator: "; "))"
-        case let .underlying(error): text = error.description
+        case .invalid(let message): text = message
+        case .missingSource(let source, let isPattern):
+            text =
+                isPattern
+                ? "no file in the build context matches '\(source)'" : "'\(source)' is not in the build context"
+        case .runNeedsExecutor(let stage):
+            text =
+                "RUN needs a container runtime, which kiln's native builder does not have; this Dockerfile cannot be built until RUN steps go to an executor (stage \(stage))"
+        case .runFailed(let exit, let output): text = "RUN failed (\(exit)); last output:\n\(output)"
+        case .executor(let message): text = message
+        case .file(let error): text = error.description
+        case .basePull(let reference, let origin, let mirrors):
+            text =
+                mirrors.isEmpty
+                ? origin.description
+                : "\(origin); the mirrors of \(reference) failed too: \(mirrors.joined(separator: "; "))"
+        case .underlying(let error): text = error.description
         }
         if let hint { text += hint }
         return text
@@ -85,8 +91,8 @@ public struct BuildError: KilnError {
         case .invalid, .missingSource, .runNeedsExecutor, .runFailed: .input
         case .executor: .internal
         case .file: .io
-        case let .basePull(_, origin, _): origin.category
-        case let .underlying(error): error.category
+        case .basePull(_, let origin, _): origin.category
+        case .underlying(let error): error.category
         }
     }
 }

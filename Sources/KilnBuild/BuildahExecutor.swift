@@ -47,19 +47,22 @@ public struct BuildahExecutor: Sendable {
                 guard pair.count == 2 else { return nil }
                 fields[pair[0] == "source" ? "src" : pair[0]] = pair[1]
             }
-            guard let id = fields["id"], !id.isEmpty, fields.keys.allSatisfy({ ["id", "env", "src", "type"].contains($0) }) else { return nil }
+            guard let id = fields["id"], !id.isEmpty,
+                fields.keys.allSatisfy({ ["id", "env", "src", "type"].contains($0) })
+            else { return nil }
             self.id = id
             if let file = fields["src"] { source = .file(file) } else { source = .environment(fields["env"] ?? id) }
         }
 
         func value(environment: [String: String]) throws -> [UInt8] {
             switch source {
-            case let .environment(name):
+            case .environment(let name):
                 guard let value = environment[name] else {
-                    throw BuildError.input("secret '\(id)' comes from the environment variable \(name), which is not set", location: nil)
+                    throw BuildError.input(
+                        "secret '\(id)' comes from the environment variable \(name), which is not set", location: nil)
                 }
                 return Array(value.utf8)
-            case let .file(path):
+            case .file(let path):
                 do {
                     return try ReadableFile.readAll(path: path, limit: 1 << 20)
                 } catch {
@@ -75,7 +78,12 @@ public struct BuildahExecutor: Sendable {
     public final class Counters: Sendable {
         private let counts = Locked((runs: 0, steps: 0, checkpoints: [NewCheckpoint]()))
         public init() {}
-        func add(steps: Int) { counts.withLock { $0.runs += 1; $0.steps += steps } }
+        func add(steps: Int) {
+            counts.withLock {
+                $0.runs += 1
+                $0.steps += steps
+            }
+        }
         func recorded(_ checkpoint: NewCheckpoint) { counts.withLock { $0.checkpoints.append(checkpoint) } }
         public var runs: Int { counts.withLock { $0.runs } }
         public var steps: Int { counts.withLock { $0.steps } }
@@ -91,13 +99,15 @@ public struct BuildahExecutor: Sendable {
 
     /// Runs a segment on top of `start` for `platform`, and records the result under `key`.
     func run(
-        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest, store: ContentStore,
+        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest,
+        store: ContentStore,
         epoch: Int64, counters: Counters
     ) async throws -> BaseImage {
         let environment = ProcessInfo.processInfo.environment
         guard let buildah = ChildProcess.find("buildah", path: environment["PATH"]) else {
             throw BuildError.input(
-                "RUN steps go to buildah, which is not installed (apt-get install buildah)", location: segment.instructions.last?.location)
+                "RUN steps go to buildah, which is not installed (apt-get install buildah)",
+                location: segment.instructions.last?.location)
         }
         let scratch: ScratchDirectory
         do {
@@ -124,11 +134,15 @@ public struct BuildahExecutor: Sendable {
         let dockerfile = scratch.path + "/Dockerfile"
         try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
         let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
-        var arguments = base + [
-            "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)", "--format", "docker",
-            "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
-        ]
-        for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(name)=\(value)"] }
+        var arguments =
+            base + [
+                "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)", "--format",
+                "docker",
+                "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
+            ]
+        for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
+            arguments += ["--build-arg", "\(name)=\(value)"]
+        }
         // Secrets go to buildah as files only it reads (0600, in the private folder).
         var masks = [String]()
         for (number, secret) in secrets.enumerated() {
@@ -141,7 +155,9 @@ public struct BuildahExecutor: Sendable {
         }
         arguments.append(contextRoot)
         let secretTexts = masks
-        let mask = { @Sendable (line: String) -> String in secretTexts.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") } }
+        let mask = { @Sendable (line: String) -> String in
+            secretTexts.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") }
+        }
         let log = self.log
         let prefix = "[\(platform)] "
         var built = try await Self.run(buildah, arguments, log: { log(prefix + mask($0)) })
@@ -149,10 +165,16 @@ public struct BuildahExecutor: Sendable {
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)
         guard built.status == 0 else {
-            let failing = segment.instructions.last { instruction in
-                if case .run = instruction.command { built.output.contains(String(instruction.source.prefix(40))) } else { false }
-            } ?? segment.instructions.last
-            let code = Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
+            let failing =
+                segment.instructions.last { instruction in
+                    if case .run = instruction.command {
+                        built.output.contains(String(instruction.source.prefix(40)))
+                    } else {
+                        false
+                    }
+                } ?? segment.instructions.last
+            let code =
+                Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
             throw BuildError(.runFailed(exit: code, output: Self.tail(built.output)), location: failing?.location)
         }
 
@@ -179,12 +201,16 @@ public struct BuildahExecutor: Sendable {
         text += "FROM \(imageID)\n"
         for name in segment.args.keys.sorted() { text += "ARG \(name)\n" }
         for instruction in segment.instructions {
-            if case let .copy(copy) = instruction.command, copy.from != nil {
-                throw BuildError.input("COPY --from before a RUN is not supported yet; move it after the stage's last RUN", location: instruction.location)
+            if case .copy(let copy) = instruction.command, copy.from != nil {
+                throw BuildError.input(
+                    "COPY --from before a RUN is not supported yet; move it after the stage's last RUN",
+                    location: instruction.location)
             }
             text += instruction.source + "\n"
-            if case let .run(run) = instruction.command {
-                for heredoc in run.heredocs { text += heredoc.content + (heredoc.content.hasSuffix("\n") ? "" : "\n") + heredoc.name + "\n" }
+            if case .run(let run) = instruction.command {
+                for heredoc in run.heredocs {
+                    text += heredoc.content + (heredoc.content.hasSuffix("\n") ? "" : "\n") + heredoc.name + "\n"
+                }
             }
         }
         return text
@@ -209,9 +235,11 @@ public struct BuildahExecutor: Sendable {
 
         static func load(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
             let manifest = try CanonicalJSON.decode(
-                ImageManifest.self, from: try store.readBlob(descriptor.digest, limit: 4 << 20), what: "checkpoint \(key.short)")
+                ImageManifest.self, from: try store.readBlob(descriptor.digest, limit: 4 << 20),
+                what: "checkpoint \(key.short)")
             let config = try CanonicalJSON.decode(
-                ImageConfig.self, from: try store.readBlob(manifest.config.digest, limit: 16 << 20), what: "checkpoint config")
+                ImageConfig.self, from: try store.readBlob(manifest.config.digest, limit: 16 << 20),
+                what: "checkpoint config")
             for layer in manifest.layers where !store.contains(layer.digest) {
                 throw BuildError(.underlying(StoreError.missingBlob(layer.digest)))
             }
@@ -222,7 +250,8 @@ public struct BuildahExecutor: Sendable {
     // MARK: - Processes
 
     /// Runs a tool (off the cooperative pool), handing each line of its output to `log`.
-    static func run(_ tool: String, _ arguments: [String], log: @escaping @Sendable (String) -> Void = { _ in }) async throws
+    static func run(_ tool: String, _ arguments: [String], log: @escaping @Sendable (String) -> Void = { _ in })
+        async throws
         -> (status: Int32, output: String)
     {
         do {

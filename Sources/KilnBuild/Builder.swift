@@ -35,9 +35,9 @@ extension Platform {
     /// The platform of the machine kiln runs on.
     public static var host: Platform {
         #if arch(arm64)
-        return .linuxARM64
+            return .linuxARM64
         #else
-        return .linuxAMD64
+            return .linuxAMD64
         #endif
     }
 
@@ -82,7 +82,10 @@ public struct Builder: Sendable {
     public let bases: any BaseImageSource
     public let options: BuildOptions
 
-    public init(dockerfile: Dockerfile, context: BuildContext, store: ContentStore, bases: any BaseImageSource, options: BuildOptions) {
+    public init(
+        dockerfile: Dockerfile, context: BuildContext, store: ContentStore, bases: any BaseImageSource,
+        options: BuildOptions
+    ) {
         self.dockerfile = dockerfile
         self.context = context
         self.store = store
@@ -110,14 +113,20 @@ public struct Builder: Sendable {
         while let index = pending.popLast() {
             guard needed.insert(index).inserted else { continue }
             let stage = dockerfile.stages[index]
-            if let base = dockerfile.stages[..<index].last(where: { $0.name != nil && $0.name == stage.base.lowercased() }) {
+            if let base = dockerfile.stages[..<index].last(where: {
+                $0.name != nil && $0.name == stage.base.lowercased()
+            }) {
                 pending.append(base.index)
             }
             for instruction in stage.instructions {
-                guard case let .copy(copy) = instruction.command, let from = copy.from, !from.contains("$") else { continue }
+                guard case .copy(let copy) = instruction.command, let from = copy.from, !from.contains("$") else {
+                    continue
+                }
                 if let source = dockerfile.stage(named: from) {
                     guard source.index < index else {
-                        throw .input("COPY --from=\(from) names a stage that is not defined before this one", location: instruction.location)
+                        throw .input(
+                            "COPY --from=\(from) names a stage that is not defined before this one",
+                            location: instruction.location)
                     }
                     pending.append(source.index)
                 } else {
@@ -134,7 +143,7 @@ public struct Builder: Sendable {
             // Steps up to the last RUN go to buildah, which sees only the context.
             let lastIndex = stage.instructions.lastIndex { $0.location == run.location }!
             for instruction in stage.instructions[..<lastIndex] {
-                if case let .copy(copy) = instruction.command, copy.from != nil {
+                if case .copy(let copy) = instruction.command, copy.from != nil {
                     throw .input(
                         "COPY --from before a stage's last RUN is not supported yet; move it after the last RUN (line \(run.location.line))",
                         location: instruction.location)
@@ -158,7 +167,8 @@ public struct Builder: Sendable {
         let stages = try preflight()
         if options.executor != nil, let run = stages.lazy.compactMap(\.lastRun).first {
             for platform in options.platforms {
-                try Emulation.check(platform, host: options.buildPlatform, directory: options.binfmtDirectory, location: run.location)
+                try Emulation.check(
+                    platform, host: options.buildPlatform, directory: options.binfmtDirectory, location: run.location)
             }
         }
         let counters = BuildahExecutor.Counters()
@@ -169,7 +179,8 @@ public struct Builder: Sendable {
         var bases = Set<PinnedBase>()
         var used = Set<String>()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil, counters: counters)
+            let run = try await build(
+                stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil, counters: counters)
             bases.formUnion(run.bases.compactMap(\.pinned))
             used.formUnion(run.usedBuildArgs)
             let state = run.state
@@ -178,7 +189,9 @@ public struct Builder: Sendable {
             images.append(try PlatformImage(config: config, layers: state.layers))
         }
         let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
-        var result = BuildResult(bundle: try ImageBundle(images: images), bases: bases.sorted { $0.description < $1.description }, unusedBuildArgs: unused)
+        var result = BuildResult(
+            bundle: try ImageBundle(images: images), bases: bases.sorted { $0.description < $1.description },
+            unusedBuildArgs: unused)
         result.executorRuns = counters.runs
         result.stepsRun = counters.steps
         result.newCheckpoints = counters.checkpoints
@@ -193,7 +206,8 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [BuildInputs]()
         for platform in options.platforms {
-            let run = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil, counters: nil)
+            let run = try await build(
+                stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil, counters: nil)
             var unique = [String: BuildContext.Item]()
             for item in run.reads { unique[item.path] = item }
             let files = unique.values.sorted { $0.path < $1.path }
@@ -210,7 +224,9 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [Platform: [Int: [StepKeys.Step]]]()
         for platform in options.platforms {
-            result[platform] = try await build(stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher, counters: nil).steps
+            result[platform] = try await build(
+                stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher, counters: nil
+            ).steps
         }
         return result
     }
@@ -243,7 +259,7 @@ public struct Builder: Sendable {
         var used = Set<String>()
         let expander = WordExpander(escape: dockerfile.escape)
         for instruction in dockerfile.globalArgs {
-            guard case let .arg(definitions) = instruction.command else { continue }
+            guard case .arg(let definitions) = instruction.command else { continue }
             for definition in definitions {
                 if let value = options.buildArgs[definition.name] {
                     global[definition.name] = value
@@ -252,7 +268,8 @@ public struct Builder: Sendable {
                     do {
                         global[definition.name] = try expander.expand(value) { global[$0] }
                     } catch {
-                        throw BuildError.input("cannot substitute variables in '\(value)': \(error)", location: instruction.location)
+                        throw BuildError.input(
+                            "cannot substitute variables in '\(value)': \(error)", location: instruction.location)
                     }
                 }
             }
@@ -283,7 +300,7 @@ public struct Builder: Sendable {
             if base.lowercased() == "scratch" {
                 state = ImageState(scratchFor: stagePlatform)
             } else if let earlier = dockerfile.stages[..<stage.index].last(where: { $0.name == base.lowercased() }),
-                      let earlierState = built[earlier.index]
+                let earlierState = built[earlier.index]
             {
                 state = earlierState
             } else {
@@ -300,12 +317,13 @@ public struct Builder: Sendable {
             }
             var images = [String: ImageState]()
             for instruction in stage.instructions {
-                guard case let .copy(copy) = instruction.command, let from = copy.from else { continue }
+                guard case .copy(let copy) = instruction.command, let from = copy.from else { continue }
                 let name: String
                 do {
                     name = try expander.expand(from) { global[$0] }
                 } catch {
-                    throw BuildError.input("cannot substitute variables in '\(from)': \(error)", location: instruction.location)
+                    throw BuildError.input(
+                        "cannot substitute variables in '\(from)': \(error)", location: instruction.location)
                 }
                 if dockerfile.stage(named: name) == nil, images[name] == nil {
                     try checkImageName(name, at: instruction.location)
@@ -320,7 +338,8 @@ public struct Builder: Sendable {
             }
             var builder = StageBuilder(
                 dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
-                buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images, state: state)
+                buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images,
+                state: state)
             builder.inputsOnly = inputsOnly
             builder.stepHasher = stepHasher
             let triggers = state.runtime.onBuild ?? []
@@ -330,7 +349,8 @@ public struct Builder: Sendable {
                 try await builder.run(parsed.stages[0].instructions)
             }
             if !inputsOnly, let executor = options.executor, let counters, stage.lastRun != nil {
-                try await runWithExecutor(executor, stage: stage, builder: &builder, platform: platform, counters: counters)
+                try await runWithExecutor(
+                    executor, stage: stage, builder: &builder, platform: platform, counters: counters)
             } else {
                 try await builder.run(stage.instructions)
             }
@@ -350,7 +370,8 @@ extension Builder {
     /// each recorded as a checkpoint under its step key. The steps after the last `RUN` are built
     /// natively, as for any stage.
     func runWithExecutor(
-        _ executor: BuildahExecutor, stage: Stage, builder: inout StageBuilder, platform: Platform, counters: BuildahExecutor.Counters
+        _ executor: BuildahExecutor, stage: Stage, builder: inout StageBuilder, platform: Platform,
+        counters: BuildahExecutor.Counters
     ) async throws {
         let instructions = stage.instructions
         let runs = instructions.indices.filter { if case .run = instructions[$0].command { true } else { false } }
@@ -397,11 +418,13 @@ extension Builder {
         }
         for index in runs where index > done {
             let segment = BuildahExecutor.Segment(
-                instructions: Array(instructions[(done + 1)...index]), args: argsBefore[done + 1], escape: dockerfile.escape)
+                instructions: Array(instructions[(done + 1)...index]), args: argsBefore[done + 1],
+                escape: dockerfile.escape)
             let start = state
             let (store, root, epoch) = (self.store, context.root, options.layerOptions.epoch)
             let key = keys[index]
-            let (image, _) = try await options.stepRuns.run(key, recorded: { BuildahExecutor.Checkpoint.find(key, store: store) }) {
+            let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
+            let (image, _) = try await options.stepRuns.run(key, recorded: recorded) {
                 try await executor.run(
                     segment, from: start, platform: platform, contextRoot: root, key: key, store: store, epoch: epoch,
                     counters: counters)
@@ -429,6 +452,8 @@ extension ContentStore {
             _ = try put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
             _ = try put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
         }
-        if case let .multiPlatform(index, _) = bundle { _ = try put(index.bytes, mediaType: index.descriptor.mediaType) }
+        if case .multiPlatform(let index, _) = bundle {
+            _ = try put(index.bytes, mediaType: index.descriptor.mediaType)
+        }
     }
 }

@@ -22,11 +22,15 @@ public enum Emulation {
     }
 
     /// Throws unless `platform` runs natively on `host` or has an enabled QEMU entry.
-    public static func check(_ platform: Platform, host: Platform, directory: String, location: SourceLocation?) throws(BuildError) {
+    public static func check(_ platform: Platform, host: Platform, directory: String, location: SourceLocation?)
+        throws(BuildError)
+    {
         guard platform.architecture != host.architecture else { return }
         let name = "qemu-" + qemuName(platform.architecture)
         let entry = FilePaths.join(directory, name)
-        if let bytes = try? ReadableFile.readAll(path: entry, limit: 64 << 10), String(decoding: bytes, as: UTF8.self).hasPrefix("enabled") {
+        if let bytes = try? ReadableFile.readAll(path: entry, limit: 64 << 10),
+            String(decoding: bytes, as: UTF8.self).hasPrefix("enabled")
+        {
             return
         }
         throw .input(

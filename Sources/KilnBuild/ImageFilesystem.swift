@@ -60,8 +60,8 @@ struct ImageFilesystem {
             case .regularFile:
                 node.kind = .file
                 node.content = .member(blob: blob, path: member.path)
-            case let .symlink(target): node.kind = .symlink(target)
-            case let .hardLink(target):
+            case .symlink(let target): node.kind = .symlink(target)
+            case .hardLink(let target):
                 guard let linked = byPath[target] ?? nodes[target] else { continue }
                 node = linked
             case .other: node.kind = .other
@@ -82,15 +82,17 @@ struct ImageFilesystem {
             var node = Node(kind: .directory, mode: entry.mode, uid: entry.uid, gid: entry.gid)
             switch entry.content {
             case .directory: node.kind = .directory
-            case let .regularFile(source):
+            case .regularFile(let source):
                 node.kind = .file
                 node.content = .source(source)
-            case let .symlink(target): node.kind = .symlink(target)
-            case let .hardLink(target):
+            case .symlink(let target): node.kind = .symlink(target)
+            case .hardLink(let target):
                 guard let linked = byPath[target.description] ?? nodes[target.description] else { continue }
                 node = linked
             }
-            if let existing = nodes[path], existing.kind == .directory, node.kind != .directory { removeChildren(of: path) }
+            if let existing = nodes[path], existing.kind == .directory, node.kind != .directory {
+                removeChildren(of: path)
+            }
             byPath[path] = node
             nodes[path] = node
         }
@@ -126,7 +128,7 @@ struct ImageFilesystem {
                 continue
             }
             let candidate = (resolved + [component]).joined(separator: "/")
-            if case let .symlink(target)? = nodes[candidate]?.kind, followLast || !pending.isEmpty, hops < 64 {
+            if case .symlink(let target)? = nodes[candidate]?.kind, followLast || !pending.isEmpty, hops < 64 {
                 hops += 1
                 if target.hasPrefix("/") { resolved.removeAll() }
                 pending += target.split(separator: "/").map(String.init).reversed()
@@ -143,9 +145,9 @@ struct ImageFilesystem {
     func read(_ path: String, limit: Int = 4 << 20) throws -> [UInt8]? {
         guard let node = node(resolve(path)), node.kind == .file, let content = node.content else { return nil }
         switch content {
-        case let .source(.bytes(bytes)): return bytes
-        case let .source(.file(path)): return try ReadableFile.readAll(path: path, limit: limit)
-        case let .member(blob, member):
+        case .source(.bytes(let bytes)): return bytes
+        case .source(.file(let path)): return try ReadableFile.readAll(path: path, limit: limit)
+        case .member(let blob, let member):
             let reader = try LayerReader(path: blob)
             while let next = try reader.next() {
                 if next.path == member { return try reader.readData(limit: limit) }
@@ -159,5 +161,7 @@ struct ImageFilesystem {
         return String(path[..<slash])
     }
 
-    static func join(_ directory: String, _ name: String) -> String { directory.isEmpty ? name : directory + "/" + name }
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.isEmpty ? name : directory + "/" + name
+    }
 }

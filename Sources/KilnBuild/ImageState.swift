@@ -95,7 +95,9 @@ struct ImageState {
         if environmentIndex == nil {
             var index = [String: Int]()
             for (position, pair) in (runtime.env ?? []).enumerated() {
-                let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? pair
+                let key =
+                    pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+                    ?? pair
                 if index[key] == nil { index[key] = position }
             }
             environmentIndex = index

@@ -32,7 +32,8 @@ public final class ContextHasher: Sendable {
         }
         guard !pending.isEmpty else { return result }
         // Each iteration writes only its own slot.
-        nonisolated(unsafe) let outcomes = UnsafeMutableBufferPointer<Result<Digest, FileError>?>.allocate(capacity: pending.count)
+        nonisolated(unsafe) let outcomes = UnsafeMutableBufferPointer<Result<Digest, FileError>?>.allocate(
+            capacity: pending.count)
         outcomes.initialize(repeating: nil)
         defer { outcomes.deallocate() }
         let root = self.root
@@ -46,11 +47,11 @@ public final class ContextHasher: Sendable {
         }
         for (index, file) in pending.enumerated() {
             switch outcomes[index]! {
-            case let .success(digest):
+            case .success(let digest):
                 result[file.path] = digest
                 // Remember the identity seen before reading: a write during the read changes it.
                 cache.remember(file.path, identity: file.identity, digest: digest)
-            case let .failure(error): throw .io(error)
+            case .failure(let error): throw .io(error)
             }
         }
         return result
@@ -93,7 +94,8 @@ public struct InputKey: Sendable {
         public var filesRoot: String
 
         public init(
-            format: String, platform: String, target: String, dockerfile: String, args: [String: String], bases: [String],
+            format: String, platform: String, target: String, dockerfile: String, args: [String: String],
+            bases: [String],
             layers: String, files: [String: String], filesRoot: String
         ) {
             self.format = format
@@ -121,12 +123,12 @@ public struct InputKey: Sendable {
         public var description: String {
             switch self {
             case .dockerfile: "the Dockerfile changed"
-            case let .base(reference): "base image \(reference) moved"
-            case let .buildArg(name): "build arg \(name) changed"
+            case .base(let reference): "base image \(reference) moved"
+            case .buildArg(let name): "build arg \(name) changed"
             case .layerSettings: "layer settings or kiln's key format changed"
-            case let .fileAdded(path): "\(path) added"
-            case let .fileChanged(path): "\(path) changed"
-            case let .fileRemoved(path): "\(path) removed"
+            case .fileAdded(let path): "\(path) added"
+            case .fileChanged(let path): "\(path) changed"
+            case .fileRemoved(let path): "\(path) removed"
             }
         }
     }
@@ -134,7 +136,10 @@ public struct InputKey: Sendable {
     public var parts: Parts
     public var digest: Digest
 
-    public init(dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest], layerOptions: LayerOptions) {
+    public init(
+        dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest],
+        layerOptions: LayerOptions
+    ) {
         var files = [String: String]()
         let fileHasher = SHA256Hasher()
         for item in inputs.files {
@@ -142,14 +147,15 @@ public struct InputKey: Sendable {
             switch item.kind {
             case .file: leaf = "file \(String(item.mode, radix: 8)) \(fileDigests[item.path]?.hex ?? "?")"
             case .directory: leaf = "dir \(String(item.mode, radix: 8))"
-            case let .symlink(target): leaf = "symlink \(target)"
+            case .symlink(let target): leaf = "symlink \(target)"
             }
             files[item.path] = leaf
             fileHasher.update(Array("\(item.path)\u{0}\(leaf)\n".utf8))
         }
         parts = Parts(
             format: Self.format, platform: inputs.platform.description, target: target ?? "",
-            dockerfile: Self.dockerfileDigest(dockerfile).hex, args: inputs.buildArgs, bases: inputs.bases.map(\.description),
+            dockerfile: Self.dockerfileDigest(dockerfile).hex, args: inputs.buildArgs,
+            bases: inputs.bases.map(\.description),
             layers: "epoch=\(layerOptions.epoch) compression=\(layerOptions.compression)", files: files,
             filesRoot: "\(inputs.files.count) \(fileHasher.finalize().hex)")
         digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
@@ -163,7 +169,9 @@ public struct InputKey: Sendable {
 
     /// The lines the key hashes, one per part.
     static func lines(_ parts: Parts) -> [String] {
-        var lines = [parts.format, "platform \(parts.platform)", "target \(parts.target)", "dockerfile \(parts.dockerfile)"]
+        var lines = [
+            parts.format, "platform \(parts.platform)", "target \(parts.target)", "dockerfile \(parts.dockerfile)",
+        ]
         lines += parts.args.sorted { $0.key < $1.key }.map { "arg \($0.key)=\($0.value)" }
         lines += parts.bases.map { "base \($0)" }
         lines.append("layers \(parts.layers)")
@@ -180,7 +188,8 @@ public struct InputKey: Sendable {
         for base in parts.bases where !oldBases.contains(base) {
             result.append(.base(reference: String(base.split(separator: " ").first ?? Substring(base))))
         }
-        for name in Set(parts.args.keys).union(earlier.args.keys).sorted() where parts.args[name] != earlier.args[name] {
+        for name in Set(parts.args.keys).union(earlier.args.keys).sorted() where parts.args[name] != earlier.args[name]
+        {
             result.append(.buildArg(name))
         }
         if parts.layers != earlier.layers || parts.format != earlier.format { result.append(.layerSettings) }
@@ -200,9 +209,9 @@ public struct InputKey: Sendable {
         for instruction in instructions {
             text += instruction.source + "\n"
             switch instruction.command {
-            case let .copy(copy), let .add(copy):
+            case .copy(let copy), .add(let copy):
                 for heredoc in copy.heredocs { text += "<<\(heredoc.name)\n\(heredoc.content)\n\(heredoc.name)\n" }
-            case let .run(run):
+            case .run(let run):
                 for heredoc in run.heredocs { text += "<<\(heredoc.name)\n\(heredoc.content)\n\(heredoc.name)\n" }
             default: break
             }

@@ -41,9 +41,12 @@ extension StageBuilder {
         let keyword = isAdd ? "ADD" : "COPY"
         let sources = try copy.sources.map { (source) throws(BuildError) in try expand(source, instruction) }
         let rawDestination = try expand(copy.destination, instruction)
-        guard !rawDestination.isEmpty else { throw BuildError.input("\(keyword) needs a destination", location: location) }
+        guard !rawDestination.isEmpty else {
+            throw BuildError.input("\(keyword) needs a destination", location: location)
+        }
         var destinationIsDirectory =
-            rawDestination.hasSuffix("/") || rawDestination == "." || rawDestination.hasSuffix("/.") || rawDestination == ".."
+            rawDestination.hasSuffix("/") || rawDestination == "." || rawDestination.hasSuffix("/.")
+            || rawDestination == ".."
         if sources.count + copy.heredocs.count > 1 && !destinationIsDirectory {
             throw BuildError.input(
                 "\(keyword) with more than one source needs a directory destination ending in '/', e.g. \(keyword) a b \(rawDestination)/",
@@ -57,17 +60,26 @@ extension StageBuilder {
             }
             return mode
         }
-        let excludes = copy.excludes.isEmpty ? nil : DockerIgnore(parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }.joined(separator: "\n"))
+        let excludes =
+            copy.excludes.isEmpty
+            ? nil
+            : DockerIgnore(
+                parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
+                    .joined(separator: "\n"))
 
         var groups = [Group]()
         for source in sources {
             if isAdd, source.contains("://") || source.hasPrefix("git@") {
-                throw BuildError.input("ADD of a URL ('\(source)') is not supported; download it in the build context or use COPY", location: location)
+                throw BuildError.input(
+                    "ADD of a URL ('\(source)') is not supported; download it in the build context or use COPY",
+                    location: location)
             }
             if let from = copy.from {
-                groups += try groupsFromImage(try expand(from, instruction), source: source, excludes: excludes, location: location)
+                groups += try groupsFromImage(
+                    try expand(from, instruction), source: source, excludes: excludes, location: location)
             } else {
-                groups += try groupsFromContext(source, isAdd: isAdd, parents: copy.parents, excludes: excludes, location: location)
+                groups += try groupsFromContext(
+                    source, isAdd: isAdd, parents: copy.parents, excludes: excludes, location: location)
             }
         }
         for heredoc in copy.heredocs {
@@ -76,10 +88,14 @@ extension StageBuilder {
                 do {
                     content = try WordExpander(escape: dockerfile.escape, raw: true).expand(content) { lookup($0) }
                 } catch {
-                    throw BuildError.input("cannot substitute variables in heredoc '\(heredoc.name)': \(error)", location: location)
+                    throw BuildError.input(
+                        "cannot substitute variables in heredoc '\(heredoc.name)': \(error)", location: location)
                 }
             }
-            groups.append(Group(name: heredoc.name, isDirectory: false, items: [Source(relative: "", kind: .file(.bytes(Array(content.utf8))), mode: 0o644)]))
+            groups.append(
+                Group(
+                    name: heredoc.name, isDirectory: false,
+                    items: [Source(relative: "", kind: .file(.bytes(Array(content.utf8))), mode: 0o644)]))
         }
         if groups.count > 1 { destinationIsDirectory = true }
 
@@ -106,14 +122,20 @@ extension StageBuilder {
             } else {
                 root = destination
             }
-            if group.isDirectory, let parentsPath = group.parentsPath { root = ImageFilesystem.join(destination, parentsPath) }
-            let rootResolved = group.isDirectory || destinationIsDirectory
-                ? filesystem.resolve(root)
-                : ImageFilesystem.join(filesystem.resolve(ImageFilesystem.parent(of: root)), FilePaths.lastComponent(of: "/" + root))
-            guard !rootResolved.isEmpty || group.isDirectory else {
-                throw BuildError.input("\(keyword) cannot replace the image's root directory with a file", location: location)
+            if group.isDirectory, let parentsPath = group.parentsPath {
+                root = ImageFilesystem.join(destination, parentsPath)
             }
-            for entry in try parents(of: rootResolved + "/x", in: filesystem, owner: owner) where placed[entry.path.description] == nil {
+            let rootResolved =
+                group.isDirectory || destinationIsDirectory
+                ? filesystem.resolve(root)
+                : ImageFilesystem.join(
+                    filesystem.resolve(ImageFilesystem.parent(of: root)), FilePaths.lastComponent(of: "/" + root))
+            guard !rootResolved.isEmpty || group.isDirectory else {
+                throw BuildError.input(
+                    "\(keyword) cannot replace the image's root directory with a file", location: location)
+            }
+            for entry in try parents(of: rootResolved + "/x", in: filesystem, owner: owner)
+            where placed[entry.path.description] == nil {
                 if !rootResolved.isEmpty || entry.path.description != "" { place(entry) }
             }
             for item in group.items {
@@ -133,15 +155,19 @@ extension StageBuilder {
                     gid = owner.gid
                 }
                 switch item.kind {
-                case let .file(source):
+                case .file(let source):
                     place(.file(layerPath, source, mode: chmod ?? item.mode, uid: uid, gid: gid))
                 case .directory:
                     place(.directory(layerPath, mode: chmod ?? item.mode, uid: uid, gid: gid))
-                case let .symlink(target):
-                    place(LayerEntry(path: layerPath, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid))
-                case let .hardLink(target):
+                case .symlink(let target):
+                    place(
+                        LayerEntry(path: layerPath, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid))
+                case .hardLink(let target):
                     let linked = try LayerPath(ImageFilesystem.join(rootResolved, target))
-                    place(LayerEntry(path: layerPath, content: .hardLink(target: linked), mode: chmod ?? item.mode, uid: uid, gid: gid))
+                    place(
+                        LayerEntry(
+                            path: layerPath, content: .hardLink(target: linked), mode: chmod ?? item.mode, uid: uid,
+                            gid: gid))
                 }
             }
         }
@@ -158,7 +184,12 @@ extension StageBuilder {
     /// The context items a `COPY`/`ADD` reads (none with `--from`).
     func contextReads(_ copy: CopyCommand, _ instruction: Instruction) throws -> [BuildContext.Item] {
         guard copy.from == nil else { return [] }
-        let excludes = copy.excludes.isEmpty ? nil : DockerIgnore(parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }.joined(separator: "\n"))
+        let excludes =
+            copy.excludes.isEmpty
+            ? nil
+            : DockerIgnore(
+                parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
+                    .joined(separator: "\n"))
         var result = [BuildContext.Item]()
         for source in copy.sources {
             let expanded = try expand(source, instruction)
@@ -191,7 +222,10 @@ extension StageBuilder {
             case .file where isAdd && LayerReader.isArchive(context.diskPath(item)):
                 groups.append(try archiveGroup(context.diskPath(item), name: name, location: location))
             case .file, .symlink:
-                groups.append(Group(name: name, isDirectory: false, items: [contextSource(item, relative: "")], parentsPath: parentsPath))
+                groups.append(
+                    Group(
+                        name: name, isDirectory: false, items: [contextSource(item, relative: "")],
+                        parentsPath: parentsPath))
             }
         }
         return groups
@@ -201,7 +235,7 @@ extension StageBuilder {
         switch item.kind {
         case .file: Source(relative: relative, kind: .file(.file(path: context.diskPath(item))), mode: item.mode)
         case .directory: Source(relative: relative, kind: .directory, mode: item.mode)
-        case let .symlink(target): Source(relative: relative, kind: .symlink(target), mode: 0o777)
+        case .symlink(let target): Source(relative: relative, kind: .symlink(target), mode: 0o777)
         }
     }
 
@@ -221,15 +255,16 @@ extension StageBuilder {
         var files = [String: LayerEntry.FileSource]()
         while let member = try reader.next() {
             if member.path.isEmpty { continue }
-            var source = Source(relative: member.path, kind: .directory, mode: member.mode, uid: member.uid, gid: member.gid)
+            var source = Source(
+                relative: member.path, kind: .directory, mode: member.mode, uid: member.uid, gid: member.gid)
             switch member.kind {
             case .directory: source.kind = .directory
             case .regularFile:
                 let staged = try stageFile { sink throws in try reader.readData(into: sink) }
                 files[member.path] = .file(path: staged)
                 source.kind = .file(.file(path: staged))
-            case let .symlink(target): source.kind = .symlink(target)
-            case let .hardLink(target):
+            case .symlink(let target): source.kind = .symlink(target)
+            case .hardLink(let target):
                 guard files[target] != nil else {
                     throw BuildError.input(
                         "ADD \(name): member '\(member.path)' is a hard link to '\(target)', which is not a regular file earlier in the archive",
@@ -260,7 +295,9 @@ extension StageBuilder {
 
     // MARK: - Sources from another stage or image
 
-    private mutating func groupsFromImage(_ from: String, source: String, excludes: DockerIgnore?, location: SourceLocation) throws
+    private mutating func groupsFromImage(
+        _ from: String, source: String, excludes: DockerIgnore?, location: SourceLocation
+    ) throws
         -> [Group]
     {
         var other: ImageState
@@ -269,7 +306,8 @@ extension StageBuilder {
         } else if let image = images[from] {
             other = image
         } else {
-            throw BuildError.input("COPY --from names '\(from)', which is neither an earlier stage nor an image", location: location)
+            throw BuildError.input(
+                "COPY --from names '\(from)', which is neither an earlier stage nor an image", location: location)
         }
         let filesystem = try other.filesystem()
         let components = try BuildContext.components(of: source, at: location)
@@ -307,16 +345,17 @@ extension StageBuilder {
         return groups
     }
 
-    private mutating func imageSource(_ filesystem: ImageFilesystem, _ path: String, relative: String) throws -> Source? {
+    private mutating func imageSource(_ filesystem: ImageFilesystem, _ path: String, relative: String) throws -> Source?
+    {
         guard let node = filesystem.node(path) else { return nil }
         switch node.kind {
         case .directory: return Source(relative: relative, kind: .directory, mode: node.mode)
-        case let .symlink(target): return Source(relative: relative, kind: .symlink(target), mode: 0o777)
+        case .symlink(let target): return Source(relative: relative, kind: .symlink(target), mode: 0o777)
         case .other: return nil
         case .file:
             switch node.content {
-            case let .source(source)?: return Source(relative: relative, kind: .file(source), mode: node.mode)
-            case let .member(blob, member)?:
+            case .source(let source)?: return Source(relative: relative, kind: .file(source), mode: node.mode)
+            case .member(let blob, let member)?:
                 let staged = try stageFile { sink throws in
                     let reader = try LayerReader(path: blob)
                     while let next = try reader.next(), next.path != member {}
@@ -346,7 +385,9 @@ extension StageBuilder {
         if let number = Int(parts[0]) {
             uid = number
         } else {
-            guard let row = try table("etc/passwd").first(where: { $0.count > 3 && $0[0] == parts[0] }), let number = Int(row[2]) else {
+            guard let row = try table("etc/passwd").first(where: { $0.count > 3 && $0[0] == parts[0] }),
+                let number = Int(row[2])
+            else {
                 throw BuildError.input("--chown: no user '\(parts[0])' in the image's /etc/passwd", location: location)
             }
             uid = number
@@ -354,7 +395,9 @@ extension StageBuilder {
         }
         guard parts.count == 2 else { return (uid, primaryGroup ?? uid) }
         if let number = Int(parts[1]) { return (uid, number) }
-        guard let row = try table("etc/group").first(where: { $0.count > 2 && $0[0] == parts[1] }), let gid = Int(row[2]) else {
+        guard let row = try table("etc/group").first(where: { $0.count > 2 && $0[0] == parts[1] }),
+            let gid = Int(row[2])
+        else {
             throw BuildError.input("--chown: no group '\(parts[1])' in the image's /etc/group", location: location)
         }
         return (uid, gid)

@@ -81,7 +81,7 @@ struct StageBuilder {
         do {
             switch instruction.command {
             case .from: return
-            case let .arg(definitions):
+            case .arg(let definitions):
                 for definition in definitions {
                     if let value = buildArgs[definition.name] {
                         usedBuildArgs.insert(definition.name)
@@ -92,12 +92,16 @@ struct StageBuilder {
                         args[definition.name] = value
                     }
                 }
-            case let .env(pairs):
-                for pair in pairs { state.setEnvironment(try expand(pair.key, instruction), try expand(pair.value, instruction)) }
-            case let .label(pairs):
+            case .env(let pairs):
+                for pair in pairs {
+                    state.setEnvironment(try expand(pair.key, instruction), try expand(pair.value, instruction))
+                }
+            case .label(let pairs):
                 if state.runtime.labels == nil { state.runtime.labels = [:] }
-                for pair in pairs { state.runtime.labels![try expand(pair.key, instruction)] = try expand(pair.value, instruction) }
-            case let .workdir(path):
+                for pair in pairs {
+                    state.runtime.labels![try expand(pair.key, instruction)] = try expand(pair.value, instruction)
+                }
+            case .workdir(let path):
                 let expanded = try expand(path, instruction)
                 let directory = Self.absolute(expanded, from: state.runtime.workingDir ?? "/")
                 state.runtime.workingDir = directory
@@ -105,28 +109,32 @@ struct StageBuilder {
                     try addLayer(try directoryEntries(for: directory), history: history)
                     return
                 }
-            case let .user(user): state.runtime.user = try expand(user, instruction)
-            case let .expose(ports):
+            case .user(let user): state.runtime.user = try expand(user, instruction)
+            case .expose(let ports):
                 if state.runtime.exposedPorts == nil { state.runtime.exposedPorts = [:] }
                 for port in ports {
-                    for key in try Self.portKeys(try expand(port, instruction), instruction) { state.runtime.exposedPorts![key] = EmptyObject() }
+                    for key in try Self.portKeys(try expand(port, instruction), instruction) {
+                        state.runtime.exposedPorts![key] = EmptyObject()
+                    }
                 }
-            case let .volume(paths):
+            case .volume(let paths):
                 if state.runtime.volumes == nil { state.runtime.volumes = [:] }
                 for path in paths {
                     let expanded = try expand(path, instruction)
-                    guard !expanded.isEmpty else { throw BuildError.input("VOLUME paths cannot be empty", location: instruction.location) }
+                    guard !expanded.isEmpty else {
+                        throw BuildError.input("VOLUME paths cannot be empty", location: instruction.location)
+                    }
                     state.runtime.volumes![expanded] = EmptyObject()
                 }
-            case let .stopSignal(signal): state.runtime.stopSignal = try expand(signal, instruction)
-            case let .entrypoint(form):
+            case .stopSignal(let signal): state.runtime.stopSignal = try expand(signal, instruction)
+            case .entrypoint(let form):
                 state.runtime.entrypoint = commandWords(form)
                 if !cmdSet { state.runtime.cmd = nil }
-            case let .cmd(form):
+            case .cmd(let form):
                 state.runtime.cmd = commandWords(form)
                 cmdSet = true
-            case let .shell(words): state.runtime.shell = words
-            case let .healthcheck(check):
+            case .shell(let words): state.runtime.shell = words
+            case .healthcheck(let check):
                 var health = Healthcheck(test: check.test)
                 if check.interval > 0 { health.interval = check.interval }
                 if check.timeout > 0 { health.timeout = check.timeout }
@@ -134,19 +142,19 @@ struct StageBuilder {
                 if check.startInterval > 0 { health.startInterval = check.startInterval }
                 if check.retries > 0 { health.retries = check.retries }
                 state.runtime.healthcheck = health
-            case let .onBuild(trigger): state.runtime.onBuild = (state.runtime.onBuild ?? []) + [trigger]
-            case let .maintainer(name): state.config.author = name
+            case .onBuild(let trigger): state.runtime.onBuild = (state.runtime.onBuild ?? []) + [trigger]
+            case .maintainer(let name): state.config.author = name
             case .run where inputsOnly: break
             case .run:
                 throw BuildError.input(
                     "RUN needs a container runtime, and this build has no RUN executor; only the steps after a stage's last RUN are built natively",
                     location: instruction.location)
-            case let .copy(copy) where inputsOnly, let .add(copy) where inputsOnly:
+            case .copy(let copy) where inputsOnly, .add(let copy) where inputsOnly:
                 try recordReads(copy, instruction)
-            case let .copy(copy):
+            case .copy(let copy):
                 try addLayer(try copyEntries(copy, isAdd: false, instruction), history: history)
                 return
-            case let .add(copy):
+            case .add(let copy):
                 try addLayer(try copyEntries(copy, isAdd: true, instruction), history: history)
                 return
             }
@@ -159,8 +167,8 @@ struct StageBuilder {
     /// Exec form as given; shell form run by the stage's `SHELL` (default `/bin/sh -c`).
     func commandWords(_ form: CommandForm) -> [String] {
         switch form {
-        case let .exec(words): words
-        case let .shell(text): (state.runtime.shell ?? ["/bin/sh", "-c"]) + [text]
+        case .exec(let words): words
+        case .shell(let text): (state.runtime.shell ?? ["/bin/sh", "-c"]) + [text]
         }
     }
 
@@ -184,7 +192,10 @@ struct StageBuilder {
         var parts = [Substring]()
         for part in joined.split(separator: "/") {
             if part == "." { continue }
-            if part == ".." { _ = parts.popLast(); continue }
+            if part == ".." {
+                _ = parts.popLast()
+                continue
+            }
             parts.append(part)
         }
         return "/" + parts.joined(separator: "/")
@@ -200,7 +211,9 @@ struct StageBuilder {
 
     /// The entries for every ancestor of `path` (an image path without leading `/`); missing
     /// ones are created `0755`, owned by `owner` (a `--chown`) or root.
-    func parents(of path: String, in filesystem: ImageFilesystem, owner: (uid: Int, gid: Int)? = nil) throws -> [LayerEntry] {
+    func parents(of path: String, in filesystem: ImageFilesystem, owner: (uid: Int, gid: Int)? = nil) throws
+        -> [LayerEntry]
+    {
         var result = [LayerEntry]()
         var current = ""
         let components = path.split(separator: "/")
@@ -220,11 +233,13 @@ struct StageBuilder {
         let parts = text.split(separator: "/", maxSplits: 1)
         let proto = parts.count == 2 ? parts[1].lowercased() : "tcp"
         guard ["tcp", "udp", "sctp"].contains(proto), let range = parts.first else {
-            throw .input("EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
+            throw .input(
+                "EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
         }
         let bounds = range.split(separator: "-", maxSplits: 1).map { Int($0) }
         guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, low <= high, low >= 0, high <= 65535 else {
-            throw .input("EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
+            throw .input(
+                "EXPOSE takes PORT[/tcp|udp|sctp] or a range START-END, not '\(text)'", location: instruction.location)
         }
         return (low...high).map { "\($0)/\(proto)" }
     }

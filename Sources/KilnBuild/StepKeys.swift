@@ -30,10 +30,12 @@ public enum StepKeys {
         Digest.sha256(of: Array("\(format)\nbase \(manifest)".utf8))
     }
 
-    static func next(after parent: Digest, _ instruction: Instruction, in builder: StageBuilder, hasher: ContextHasher) throws -> Digest {
+    static func next(after parent: Digest, _ instruction: Instruction, in builder: StageBuilder, hasher: ContextHasher)
+        throws -> Digest
+    {
         var text = "\(format)\nparent \(parent.hex)\ninstruction \(instruction.source)\n"
         switch instruction.command {
-        case let .copy(copy), let .add(copy):
+        case .copy(let copy), .add(let copy):
             for heredoc in copy.heredocs { text += "heredoc \(heredoc.name)\n\(heredoc.content)\n" }
             if let from = copy.from {
                 let name = try builder.expand(from, instruction)
@@ -48,12 +50,13 @@ public enum StepKeys {
             var seen = Set<String>()
             for item in items where seen.insert(item.path).inserted {
                 switch item.kind {
-                case .file: text += "file \(item.path) \(String(item.mode, radix: 8)) \(digests[item.path]?.hex ?? "?")\n"
+                case .file:
+                    text += "file \(item.path) \(String(item.mode, radix: 8)) \(digests[item.path]?.hex ?? "?")\n"
                 case .directory: text += "dir \(item.path) \(String(item.mode, radix: 8))\n"
-                case let .symlink(target): text += "symlink \(item.path) \(target)\n"
+                case .symlink(let target): text += "symlink \(item.path) \(target)\n"
                 }
             }
-        case let .run(run):
+        case .run(let run):
             for heredoc in run.heredocs { text += "heredoc \(heredoc.name)\n\(heredoc.content)\n" }
         default: break
         }

@@ -89,7 +89,7 @@ public enum DigestError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalid(text, reason): "'\(text)' is not a valid digest: \(reason)"
+        case .invalid(let text, let reason): "'\(text)' is not a valid digest: \(reason)"
         }
     }
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A file opened for reading, closed when the value goes away.
@@ -59,7 +59,9 @@ public final class ReadableFile {
     public static func readAll(path: String, limit: Int = 64 << 20) throws(FileError) -> [UInt8] {
         let file = try ReadableFile(path: path, nonBlocking: true)
         let kind = FileKind(mode: try file.status().st_mode)
-        guard kind == .regular else { throw FileError("read", path: path, code: EINVAL, reason: "it is a \(kind.name), not a regular file") }
+        guard kind == .regular else {
+            throw FileError("read", path: path, code: EINVAL, reason: "it is a \(kind.name), not a regular file")
+        }
         var bytes = [UInt8]()
         do {
             try file.forEachChunk { chunk in

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A private working folder of one kiln process, named `PREFIX-PID-RANDOM` (lower case, so tools
@@ -116,7 +116,8 @@ public enum RuntimeDirectory {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw FileError("stat", path: path) }
         guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o022 == 0 else {
-            throw FileError("use (it must be a directory of this user that no one else can write to)", path: path, code: EPERM)
+            throw FileError(
+                "use (it must be a directory of this user that no one else can write to)", path: path, code: EPERM)
         }
     }
 }

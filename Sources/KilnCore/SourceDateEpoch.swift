@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The timestamp a reproducible build stamps on its outputs, from `SOURCE_DATE_EPOCH`
@@ -39,7 +39,7 @@ public enum EpochError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalid(text): "SOURCE_DATE_EPOCH='\(text)' is not a whole number of seconds since 1970"
+        case .invalid(let text): "SOURCE_DATE_EPOCH='\(text)' is not a whole number of seconds since 1970"
         }
     }
 

@@ -62,7 +62,8 @@ public struct DockerIgnore: Sendable, Equatable {
         for pattern in patterns where pattern.reincludes == excluded {
             var matched = Self.match(pattern.segments[...], components[...])
             if !matched {
-                for count in stride(from: 1, to: components.count, by: 1) where Self.match(pattern.segments[...], components[..<count]) {
+                for count in stride(from: 1, to: components.count, by: 1)
+                where Self.match(pattern.segments[...], components[..<count]) {
                     matched = true
                     break
                 }
@@ -90,8 +91,10 @@ public struct DockerIgnore: Sendable, Equatable {
             if rest.isEmpty { return true }
             for skip in 0...components.count where match(rest, components.dropFirst(skip)) { return true }
             return false
-        case let .component(pattern):
-            guard let component = components.first, Glob.matches(pattern, component, separator: "/") else { return false }
+        case .component(let pattern):
+            guard let component = components.first, Glob.matches(pattern, component, separator: "/") else {
+                return false
+            }
             return match(segments.dropFirst(), components.dropFirst())
         }
     }

@@ -9,8 +9,12 @@ extension Dockerfile {
         if let nul = text.utf8.firstIndex(of: 0) {
             let before = text.utf8[..<nul]
             let line = before.filter { $0 == 0x0A }.count + 1
-            let column = before.count - (before.lastIndex(of: 0x0A).map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0) + 1
-            throw DockerfileError("a NUL byte; a Dockerfile is text and no instruction may contain one", at: SourceLocation(file: file, line: line, column: column))
+            let column =
+                before.count
+                - (before.lastIndex(of: 0x0A).map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0) + 1
+            throw DockerfileError(
+                "a NUL byte; a Dockerfile is text and no instruction may contain one",
+                at: SourceLocation(file: file, line: line, column: column))
         }
         var splitter = LineSplitter(file: file, text: text)
         let lines = try splitter.split()
@@ -27,7 +31,10 @@ extension Dockerfile {
                 if let name, stages.contains(where: { $0.name == name }) {
                     throw parser.error("a stage named '\(name)' already exists", line, at: 0)
                 }
-                stages.append(Stage(index: stages.count, name: name, base: base, platform: platform, from: instruction, instructions: []))
+                stages.append(
+                    Stage(
+                        index: stages.count, name: name, base: base, platform: platform, from: instruction,
+                        instructions: []))
             case .arg where stages.isEmpty:
                 globalArgs.append(instruction)
             default:
@@ -38,7 +45,9 @@ extension Dockerfile {
             }
         }
         guard !stages.isEmpty else {
-            throw DockerfileError("the file has no FROM instruction", at: SourceLocation(file: file, line: max(lines.last?.firstLine ?? 1, 1)))
+            throw DockerfileError(
+                "the file has no FROM instruction",
+                at: SourceLocation(file: file, line: max(lines.last?.firstLine ?? 1, 1)))
         }
         self.globalArgs = globalArgs
         self.stages = stages
@@ -145,7 +154,10 @@ struct DockerfileParser {
             let name = String(body.prefix { $0 != "=" })
             let value: String? = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
             guard allowed.contains(name) else {
-                let accepted = allowed.isEmpty ? "\(keyword) takes no flags" : "\(keyword) accepts " + allowed.sorted().map { "--\($0)" }.joined(separator: ", ")
+                let accepted =
+                    allowed.isEmpty
+                    ? "\(keyword) takes no flags"
+                    : "\(keyword) accepts " + allowed.sorted().map { "--\($0)" }.joined(separator: ", ")
                 throw error("unknown flag --\(name) (\(accepted))", line, at: word.offset)
             }
             if Self.booleanFlags.contains(name) {
@@ -186,23 +198,27 @@ struct DockerfileParser {
         }
         let command = try self.command(keyword, rest: rest, flags: flags, line: line, start: start)
         return Instruction(
-            location: SourceLocation(file: file, line: location.line, column: location.column), source: source, command: command)
+            location: SourceLocation(file: file, line: location.line, column: location.column), source: source,
+            command: command)
     }
 
-    private func command(_ keyword: String, rest: String, flags: Flags, line: LogicalLine, start: Int) throws(DockerfileError)
+    private func command(_ keyword: String, rest: String, flags: Flags, line: LogicalLine, start: Int)
+        throws(DockerfileError)
         -> Command
     {
         switch keyword {
         case "FROM": return .from
         case "ARG":
-            return .arg(try quotedWords(line.text, from: start).map { (word) throws(DockerfileError) in
-                let parts = word.text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let name = String(parts[0])
-                guard Self.isVariableName(name) else {
-                    throw error("'\(name)' is not a valid ARG name (letters, digits and '_')", line, at: word.offset)
-                }
-                return ArgDefinition(name, parts.count == 2 ? String(parts[1]) : nil)
-            })
+            return .arg(
+                try quotedWords(line.text, from: start).map { (word) throws(DockerfileError) in
+                    let parts = word.text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    let name = String(parts[0])
+                    guard Self.isVariableName(name) else {
+                        throw error(
+                            "'\(name)' is not a valid ARG name (letters, digits and '_')", line, at: word.offset)
+                    }
+                    return ArgDefinition(name, parts.count == 2 ? String(parts[1]) : nil)
+                })
         case "ENV", "LABEL":
             let pairs = try keyValues(keyword, line: line, start: start, rest: rest)
             return keyword == "ENV" ? .env(pairs) : .label(pairs)
@@ -221,12 +237,12 @@ struct DockerfileParser {
         case "MAINTAINER": return .maintainer(rest)
         case "EXPOSE": return .expose(Self.words(line.text, from: start).map(\.text))
         case "VOLUME":
-            if case let .exec(list) = commandForm(rest) { return .volume(list) }
+            if case .exec(let list) = commandForm(rest) { return .volume(list) }
             return .volume(Self.words(line.text, from: start).map(\.text))
         case "ENTRYPOINT": return .entrypoint(commandForm(rest))
         case "CMD": return .cmd(commandForm(rest))
         case "SHELL":
-            guard case let .exec(list) = commandForm(rest), !list.isEmpty else {
+            guard case .exec(let list) = commandForm(rest), !list.isEmpty else {
                 throw error("SHELL takes a JSON array, e.g. SHELL [\"/bin/bash\", \"-c\"]", line, at: start)
             }
             return .shell(list)
@@ -250,18 +266,22 @@ struct DockerfileParser {
     /// Exec form when the text is a JSON array of strings, shell form otherwise (as BuildKit decides).
     func commandForm(_ rest: String) -> CommandForm {
         guard rest.hasPrefix("["), rest.hasSuffix("]"),
-              let list = try? JSONDecoder().decode([String].self, from: Data(rest.utf8))
+            let list = try? JSONDecoder().decode([String].self, from: Data(rest.utf8))
         else { return .shell(rest) }
         return .exec(list)
     }
 
-    private func keyValues(_ keyword: String, line: LogicalLine, start: Int, rest: String) throws(DockerfileError) -> [KeyValue] {
+    private func keyValues(_ keyword: String, line: LogicalLine, start: Int, rest: String) throws(DockerfileError)
+        -> [KeyValue]
+    {
         let words = quotedWords(line.text, from: start)
         if let first = words.first, !first.text.contains("=") {
             // The legacy form `ENV KEY value with spaces`: one pair, the value is the rest of the line.
             let value = rest.drop { !$0.isWhitespace }.drop { $0.isWhitespace }
             guard !value.isEmpty else {
-                throw error("\(keyword) takes KEY=VALUE pairs (or KEY VALUE); '\(first.text)' has no value", line, at: first.offset)
+                throw error(
+                    "\(keyword) takes KEY=VALUE pairs (or KEY VALUE); '\(first.text)' has no value", line,
+                    at: first.offset)
             }
             return [KeyValue(first.text, String(value))]
         }
@@ -276,9 +296,11 @@ struct DockerfileParser {
         }
     }
 
-    private func copy(_ keyword: String, rest: String, flags: Flags, line: LogicalLine, start: Int) throws(DockerfileError) -> Command {
+    private func copy(_ keyword: String, rest: String, flags: Flags, line: LogicalLine, start: Int)
+        throws(DockerfileError) -> Command
+    {
         var paths: [String]
-        if case let .exec(list) = commandForm(rest) {
+        if case .exec(let list) = commandForm(rest) {
             paths = list
         } else {
             paths = Self.words(line.text, from: start).map(\.text)
@@ -294,7 +316,8 @@ struct DockerfileParser {
             return !heredocNames.contains(bare)
         }
         guard let destination = paths.popLast(), !paths.isEmpty || !heredocs.isEmpty else {
-            throw error("\(keyword) needs at least one source and a destination, e.g. \(keyword) src/ /app/", line, at: start)
+            throw error(
+                "\(keyword) needs at least one source and a destination, e.g. \(keyword) src/ /app/", line, at: start)
         }
         var copy = CopyCommand(sources: paths, destination: destination)
         copy.heredocs = heredocs
@@ -306,8 +329,11 @@ struct DockerfileParser {
         copy.excludes = flags.values["exclude"] ?? []
         copy.checksum = flags.one("checksum")
         copy.keepGitDir = flags.bool("keep-git-dir")
-        if let chmod = copy.chmod, !chmod.contains("$"), UInt32(chmod, radix: 8) == nil || UInt32(chmod, radix: 8)! > 0o7777 {
-            throw error("--chmod takes an octal mode such as 0755, not '\(chmod)'", line, at: flags.offsets["chmod"] ?? start)
+        if let chmod = copy.chmod, !chmod.contains("$"),
+            UInt32(chmod, radix: 8) == nil || UInt32(chmod, radix: 8)! > 0o7777
+        {
+            throw error(
+                "--chmod takes an octal mode such as 0755, not '\(chmod)'", line, at: flags.offsets["chmod"] ?? start)
         }
         return keyword == "COPY" ? .copy(copy) : .add(copy)
     }
@@ -329,8 +355,8 @@ struct DockerfileParser {
         let commandText = String(rest.dropFirst(3).drop { $0.isWhitespace })
         var check: HealthcheckCommand
         switch commandForm(commandText) {
-        case let .exec(list): check = HealthcheckCommand(test: ["CMD"] + list)
-        case let .shell(text): check = HealthcheckCommand(test: ["CMD-SHELL", text])
+        case .exec(let list): check = HealthcheckCommand(test: ["CMD"] + list)
+        case .shell(let text): check = HealthcheckCommand(test: ["CMD-SHELL", text])
         }
         func duration(_ name: String) throws(DockerfileError) -> Int64 {
             guard let text = flags.one(name) else { return 0 }
@@ -338,7 +364,9 @@ struct DockerfileParser {
             guard let value = GoDuration.nanoseconds(text) else {
                 throw error("--\(name) takes a duration such as 30s, 1m30s or 500ms, not '\(text)'", line, at: at)
             }
-            guard value == 0 || value >= 1_000_000 else { throw error("--\(name) cannot be less than 1ms", line, at: at) }
+            guard value == 0 || value >= 1_000_000 else {
+                throw error("--\(name) cannot be less than 1ms", line, at: at)
+            }
             return value
         }
         check.interval = try duration("interval")
@@ -347,7 +375,9 @@ struct DockerfileParser {
         check.startInterval = try duration("start-interval")
         if let retries = flags.one("retries") {
             guard let count = Int(retries), count >= 0 else {
-                throw error("--retries takes a whole number of at least 0, not '\(retries)'", line, at: flags.offsets["retries"] ?? start)
+                throw error(
+                    "--retries takes a whole number of at least 0, not '\(retries)'", line,
+                    at: flags.offsets["retries"] ?? start)
             }
             check.retries = count
         }
@@ -365,14 +395,17 @@ struct DockerfileParser {
         case 3 where words[1].text.uppercased() == "AS":
             let name = words[2].text.lowercased()
             guard let first = name.first, first.isLetter,
-                  name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
+                name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
             else {
-                throw error("'\(words[2].text)' is not a valid stage name (a letter, then letters, digits, '-', '_' or '.')", line, at: words[2].offset)
+                throw error(
+                    "'\(words[2].text)' is not a valid stage name (a letter, then letters, digits, '-', '_' or '.')",
+                    line, at: words[2].offset)
             }
             return (words[0].text, name, flags.one("platform"))
         default:
             let at = words.count > 1 ? words[1].offset : start
-            throw error("FROM takes an image and an optional 'AS name', e.g. FROM python:3.11-slim AS build", line, at: at)
+            throw error(
+                "FROM takes an image and an optional 'AS name', e.g. FROM python:3.11-slim AS build", line, at: at)
         }
     }
 
@@ -383,7 +416,8 @@ struct DockerfileParser {
 
     /// Edit distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
         var previous = Array(0...b.count)
         for i in 1...a.count {

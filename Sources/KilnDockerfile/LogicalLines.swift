@@ -151,7 +151,8 @@ struct LineSplitter {
             if Self.isComment(raw) || Self.isBlank(raw) { continue }
             let indent = Self.leadingBlanks(raw)
             var first = Array(raw[indent...])
-            var logical = LogicalLine(text: [], pieces: [.init(offset: 0, line: next, column: indent + 1)], heredocs: [])
+            var logical = LogicalLine(
+                text: [], pieces: [.init(offset: 0, line: next, column: indent + 1)], heredocs: [])
             var continues = trimContinuation(&first)
             logical.text = first
             while continues, next < lines.count {
@@ -193,7 +194,8 @@ struct LineSplitter {
                     "heredoc '\(opener.name)' opened here is never closed (expected a line reading '\(opener.name)'\(hint))",
                     at: SourceLocation(file: file, line: logical.firstLine, column: nil))
             }
-            logical.heredocs.append(Heredoc(name: opener.name, content: body, expands: opener.expands, stripsTabs: opener.stripsTabs))
+            logical.heredocs.append(
+                Heredoc(name: opener.name, content: body, expands: opener.expands, stripsTabs: opener.stripsTabs))
         }
     }
 
@@ -205,13 +207,23 @@ struct LineSplitter {
         while index < text.count {
             let character = text[index]
             if let open = quote {
-                if character == escape && open == "\"" { index += 2; continue }
+                if character == escape && open == "\"" {
+                    index += 2
+                    continue
+                }
                 if character == open { quote = nil }
                 index += 1
                 continue
             }
-            if character == escape { index += 2; continue }
-            if character == "\"" || character == "'" { quote = character; index += 1; continue }
+            if character == escape {
+                index += 2
+                continue
+            }
+            if character == "\"" || character == "'" {
+                quote = character
+                index += 1
+                continue
+            }
             let atWordStart = index == 0 || text[index - 1].isWhitespace
             guard atWordStart, character == "<", index + 1 < text.count, text[index + 1] == "<" else {
                 index += 1

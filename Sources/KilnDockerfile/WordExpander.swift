@@ -42,7 +42,9 @@ public struct WordExpander: Sendable {
         }
     }
 
-    private func process(_ scanner: inout Scanner, stop: Character?, _ lookup: (String) -> String?) throws(Failure) -> String {
+    private func process(_ scanner: inout Scanner, stop: Character?, _ lookup: (String) -> String?) throws(Failure)
+        -> String
+    {
         var result = ""
         while let character = scanner.peek() {
             if let stop, character == stop { return result }
@@ -73,7 +75,8 @@ public struct WordExpander: Sendable {
 
     static func checkLength(_ text: String) throws(Failure) {
         guard text.utf8.count <= maximumLength else {
-            throw Failure(description: "it expands to more than \(maximumLength >> 20) MiB (variables that repeat each other?)")
+            throw Failure(
+                description: "it expands to more than \(maximumLength >> 20) MiB (variables that repeat each other?)")
         }
     }
 
@@ -109,7 +112,9 @@ public struct WordExpander: Sendable {
             return String(first)
         }
         var name = ""
-        while let character = scanner.peek(), character.isASCII, character.isLetter || character.isNumber || character == "_" {
+        while let character = scanner.peek(), character.isASCII,
+            character.isLetter || character.isNumber || character == "_"
+        {
             name.append(character)
             _ = scanner.next()
         }
@@ -123,7 +128,9 @@ public struct WordExpander: Sendable {
         }
         _ = scanner.next()
         let name = name(&scanner)
-        guard !name.isEmpty else { throw Failure(description: "bad substitution: '${' must be followed by a variable name") }
+        guard !name.isEmpty else {
+            throw Failure(description: "bad substitution: '${' must be followed by a variable name")
+        }
         guard let modifier = scanner.next() else { throw Failure(description: "missing '}' after ${\(name)") }
         let value = lookup(name)
         switch modifier {
@@ -155,7 +162,9 @@ public struct WordExpander: Sendable {
         return word
     }
 
-    private func apply(_ operation: Character, name: String, value: String?, isSet: Bool, word: String) throws(Failure) -> String {
+    private func apply(_ operation: Character, name: String, value: String?, isSet: Bool, word: String) throws(Failure)
+        -> String
+    {
         switch operation {
         case "-": return isSet ? value ?? "" : word
         case "+": return isSet ? word : ""
@@ -184,8 +193,10 @@ public struct WordExpander: Sendable {
 /// `\`. With a separator, `*` and `?` do not match it (Go's `filepath.Match`).
 public enum Glob {
     public static func matches(_ pattern: [Character], _ text: [Character], separator: Character? = "/") -> Bool {
-        var p = 0, t = 0
-        var starP = -1, starT = -1
+        var p = 0
+        var t = 0
+        var starP = -1
+        var starT = -1
         while t < text.count {
             if p < pattern.count {
                 switch pattern[p] {

@@ -21,7 +21,8 @@ public struct BaseSources: Sendable {
                 throw ReferenceError(text, reason: "a mirror is host[:port][/path], without a tag or digest")
             }
             guard trimmed.split(separator: "/").first.map(String.init) == probe.repository.registry else {
-                throw ReferenceError(text, reason: "a mirror must start with its registry host (e.g. mirror.gcr.io or ghcr.io/acme/hub)")
+                throw ReferenceError(
+                    text, reason: "a mirror must start with its registry host (e.g. mirror.gcr.io or ghcr.io/acme/hub)")
             }
             registry = probe.repository.registry
             prefix = trimmed.contains("/") ? probe.repository.path : ""
@@ -61,7 +62,8 @@ public struct BaseSources: Sendable {
     func candidates(for written: ImageReference) -> [ImageReference] {
         let wanted = replacements[written.description] ?? written
         let mirrored = (mirrors[Self.registryKey(wanted.repository.registry)] ?? []).map { mirror in
-            ImageReference(repository: mirror.repository(for: wanted.repository), tag: wanted.tag, digest: wanted.digest)
+            ImageReference(
+                repository: mirror.repository(for: wanted.repository), tag: wanted.tag, digest: wanted.digest)
         }
         return mirrored + [wanted]
     }

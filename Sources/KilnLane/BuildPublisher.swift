@@ -29,7 +29,8 @@ public struct BuildPublisher: Sendable {
     }
 
     /// Pushes one image of the bundle (the index, or a platform manifest) to `target`.
-    public func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport {
+    public func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport
+    {
         let mount = result.bases.compactMap(\.source).first { $0.registry == target.repository.registry }
         return try await ImagePusher(client: client).push(image, from: store, to: target, mountFrom: mount)
     }
@@ -67,28 +68,31 @@ public struct BuildOutcome: Sendable {
 /// (checkpoints shared through the target repository when pushing), then writes the layout or
 /// publishes and pushes.
 public enum ImageBuild {
-    public static func run(_ request: BuildRequest, client: RegistryClient, store: ContentStore) async throws -> BuildOutcome {
+    public static func run(_ request: BuildRequest, client: RegistryClient, store: ContentStore) async throws
+        -> BuildOutcome
+    {
         let text = String(decoding: try ReadableFile.readAll(path: request.dockerfile, limit: 4 << 20), as: UTF8.self)
         let dockerfile = try Dockerfile(parsing: text, file: request.dockerfile)
         let context = try BuildContext(root: request.context, dockerfile: request.dockerfile)
         var options = request.options
         var checkpoints: RegistryCheckpoints?
-        if case let .registry(target) = request.output {
+        if case .registry(let target) = request.output {
             checkpoints = RegistryCheckpoints(client: client, repository: target.repository)
             options.checkpoints = checkpoints
         }
         let builder = Builder(
-            dockerfile: dockerfile, context: context, store: store, bases: RegistryBaseImages(client: client, store: store),
+            dockerfile: dockerfile, context: context, store: store,
+            bases: RegistryBaseImages(client: client, store: store),
             options: options)
         _ = try builder.preflight()
         let result = try await builder.build()
         switch request.output {
-        case let .registry(target):
+        case .registry(let target):
             let publisher = BuildPublisher(client: client, store: store)
             _ = try await publisher.prepare(result, checkpoints: checkpoints)
             let report = try await publisher.push(result.bundle.root, of: result, to: target)
             return BuildOutcome(result: result, destination: report.reference.description)
-        case let .layout(layout):
+        case .layout(let layout):
             try OCILayout(root: layout.directory).write(result.bundle, tag: layout.tag, layersFrom: store)
             return BuildOutcome(result: result, destination: layout.description)
         }

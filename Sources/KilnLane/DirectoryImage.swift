@@ -15,7 +15,8 @@ public struct DirectoryImageRequest: Sendable {
     public var output: LayoutReference
 
     public init(
-        entries: [LayerEntry], prefix: String, platforms: [Platform], runtime: ContainerConfig, layerOptions: LayerOptions,
+        entries: [LayerEntry], prefix: String, platforms: [Platform], runtime: ContainerConfig,
+        layerOptions: LayerOptions,
         output: LayoutReference
     ) {
         self.entries = entries
@@ -29,7 +30,9 @@ public struct DirectoryImageRequest: Sendable {
 
 public enum DirectoryImage {
     /// Writes the layer into the store and the image into the layout; the bundle and its layer.
-    public static func create(_ request: DirectoryImageRequest, store: ContentStore) throws -> (bundle: ImageBundle, layer: LayerResult) {
+    public static func create(_ request: DirectoryImageRequest, store: ContentStore) throws -> (
+        bundle: ImageBundle, layer: LayerResult
+    ) {
         let ingest = try store.beginIngest()
         let layer = try LayerWriter.write(request.entries, options: request.layerOptions, to: ingest)
         try ingest.commit(expected: layer.digest)
@@ -38,7 +41,8 @@ public enum DirectoryImage {
         let images = try request.platforms.map { (platform) throws(OCIError) in
             try PlatformImage(
                 config: ImageConfig(
-                    platform: platform, created: created, config: request.runtime, rootfs: RootFS(diffIDs: [layer.diffID]),
+                    platform: platform, created: created, config: request.runtime,
+                    rootfs: RootFS(diffIDs: [layer.diffID]),
                     history: [history]),
                 layers: [layer.descriptor])
         }

@@ -53,20 +53,28 @@ extension Lane {
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the
     /// registry. When pushing, a local hit is trusted only once the registry still has the
     /// manifest (one `HEAD` by digest).
-    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws -> CacheHit? {
-        if let record = try? store.record(LaneRecord.self, kind: "lane", key: key), store.contains(record.manifest.digest) {
+    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws
+        -> CacheHit?
+    {
+        if let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
+            store.contains(record.manifest.digest)
+        {
             if !settings.push {
                 return CacheHit(descriptor: record.manifest, source: .local)
             }
             if record.repository == repository.description,
-                try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest)) != nil
+                try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest))
+                    != nil
             {
                 return CacheHit(descriptor: record.manifest, source: .local)
             }
         }
         let cache = try cacheRepository(for: repository)
-        guard let found = try await client.headManifest(ImageReference(repository: cache, tag: Self.cacheTag(key))) else { return nil }
-        if cache != repository, try await client.headManifest(ImageReference(repository: repository, digest: found.digest)) == nil {
+        guard let found = try await client.headManifest(ImageReference(repository: cache, tag: Self.cacheTag(key)))
+        else { return nil }
+        if cache != repository,
+            try await client.headManifest(ImageReference(repository: repository, digest: found.digest)) == nil
+        {
             // The cache repository knows the key, but the target lacks the image: build it again
             // (same bytes) so the push fills the target.
             return nil
@@ -76,7 +84,9 @@ extension Lane {
             let bytes = try await client.fetchManifest(ImageReference(repository: cache, digest: found.digest)).bytes
             _ = try store.put(bytes, mediaType: found.mediaType)
         }
-        try store.setRecord(LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil), kind: "lane", key: key)
+        try store.setRecord(
+            LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil),
+            kind: "lane", key: key)
         return CacheHit(descriptor: descriptor, source: .registry)
     }
 
@@ -87,13 +97,17 @@ extension Lane {
     /// Keeps the inputs of the key just used, for the next run's explanation.
     func remember(_ processor: Processor, platform: Platform, key: InputKey) throws {
         let slot = Self.inputsKey(processor, platform)
-        if let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex { return }
+        if let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex {
+            return
+        }
         try store.setRecord(LastInputs(key: key.digest.hex, parts: key.parts), kind: "lane-inputs", key: slot)
     }
 
     /// Why `key` is not the key of the last build of this processor and platform, in a phrase.
     func explain(_ processor: Processor, platform: Platform, key: InputKey) -> String {
-        guard let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: Self.inputsKey(processor, platform)) else {
+        guard
+            let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: Self.inputsKey(processor, platform))
+        else {
             return "not built before (no earlier key in this cache)"
         }
         if last.key == key.digest.hex { return "built before, but the image is no longer in the cache or registry" }
@@ -105,7 +119,9 @@ extension Lane {
             }
         }
         var reasons = differences.filter { !files.contains($0) }.map(\.description)
-        if let first = files.first { reasons.append(files.count > 1 ? "\(first) (and \(files.count - 1) more)" : first.description) }
+        if let first = files.first {
+            reasons.append(files.count > 1 ? "\(first) (and \(files.count - 1) more)" : first.description)
+        }
         return reasons.isEmpty ? "its inputs changed" : reasons.joined(separator: "; ")
     }
 
@@ -118,7 +134,8 @@ extension Lane {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
         let cache = try cacheRepository(for: repository)
         let checkpoints = try await self.checkpoints(for: repository)
-        let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints).build()
+        let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints)
+            .build()
         report.stepsRun += result.stepsRun
         let publisher = BuildPublisher(client: client, store: store)
         report.pushedBytes += try await publisher.prepare(result, checkpoints: settings.push ? checkpoints : nil)
@@ -127,15 +144,19 @@ extension Lane {
             let key = keys.first { $0.platform == platform }!.key.digest
             let descriptor = image.manifest.descriptor
             if settings.push {
-                let pushed = try await publisher.push(descriptor, of: result, to: ImageReference(repository: cache, tag: Self.cacheTag(key)))
+                let pushed = try await publisher.push(
+                    descriptor, of: result, to: ImageReference(repository: cache, tag: Self.cacheTag(key)))
                 report.pushedBytes += pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
                 if cache != repository {
-                    let copy = try await publisher.push(descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
+                    let copy = try await publisher.push(
+                        descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
                     report.pushedBytes += copy.bytesUploaded + descriptor.size
                 }
                 observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))
             }
-            try store.setRecord(LaneRecord(manifest: descriptor, repository: settings.push ? repository.description : nil), kind: "lane", key: key)
+            try store.setRecord(
+                LaneRecord(manifest: descriptor, repository: settings.push ? repository.description : nil),
+                kind: "lane", key: key)
             built.append((platform, descriptor))
         }
         return built

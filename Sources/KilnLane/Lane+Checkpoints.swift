@@ -21,7 +21,8 @@ actor CheckpointHomes {
         table = nil
     }
 
-    func homes(_ compute: @escaping @Sendable ([Processor]) async -> [Digest: Repository]) async -> [Digest: Repository] {
+    func homes(_ compute: @escaping @Sendable ([Processor]) async -> [Digest: Repository]) async -> [Digest: Repository]
+    {
         if let table { return await table.value }
         let processors = self.processors
         let task = Task { await compute(processors) }
@@ -34,7 +35,9 @@ extension Lane {
     /// The registry checkpoints a processor's build uses: keyed homes across the lane.
     func checkpoints(for repository: Repository) async throws -> RegistryCheckpoints {
         let cache = try cacheRepository(for: repository)
-        guard settings.config.cacheRepository == nil else { return RegistryCheckpoints(client: client, repository: cache) }
+        guard settings.config.cacheRepository == nil else {
+            return RegistryCheckpoints(client: client, repository: cache)
+        }
         let homes = await checkpointHomes.homes { processors in await self.computeHomes(processors) }
         return RegistryCheckpoints(client: client, repository: cache, homes: homes)
     }
@@ -46,7 +49,7 @@ extension Lane {
         var homes = [Digest: Repository]()
         let pinFiles = processors.map(\.file)
         for processor in processors where processor.enabled && processor.duplicates.isEmpty {
-            guard case let .build(platforms, _, _) = plan(processor),
+            guard case .build(let platforms, _, _) = plan(processor),
                 let repository = try? Self.repository(try settings.config.repository(for: processor.ref)),
                 let job = try? ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms),
                 job.dockerfile.stages.contains(where: { $0.lastRun != nil }),

@@ -8,7 +8,9 @@ extension Lane {
     /// The `image.platforms` key of a platform: its architecture, plus the variant where it is
     /// not the usual one (`arm64` for linux/arm64/v8, `armv7` for linux/arm/v7).
     public static func pinKey(_ platform: Platform) -> String {
-        guard let variant = platform.variant, !(platform.architecture == "arm64" && variant == "v8") else { return platform.architecture }
+        guard let variant = platform.variant, !(platform.architecture == "arm64" && variant == "v8") else {
+            return platform.architecture
+        }
         return platform.architecture + variant
     }
 
@@ -18,7 +20,10 @@ extension Lane {
 
     /// The pins a processor's file should hold for these digests, and those it does not hold yet.
     /// - Parameter index: the index digest, nil in a per-platform run (no index pin then).
-    func pinEdits(_ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor], index: Digest?) throws
+    func pinEdits(
+        _ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
+        index: Digest?
+    ) throws
         -> (all: [PinEdit], changed: [PinEdit])
     {
         let text = try Self.readText(processor.file)
@@ -36,11 +41,16 @@ extension Lane {
         var edits = [PinEdit]()
         if byPlatform {
             for platform in platforms {
-                edits.append(PinEdit(path: ["image", "platforms", Self.pinKey(platform)], value: "\(repository)@\(found[platform]!.digest)"))
+                edits.append(
+                    PinEdit(
+                        path: ["image", "platforms", Self.pinKey(platform)],
+                        value: "\(repository)@\(found[platform]!.digest)"))
             }
         }
         if byIndex, let index { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
-        let changed = try edits.filter { try YAMLPins.value(at: $0.path, in: text, file: processor.displayPath) != $0.value }
+        let changed = try edits.filter {
+            try YAMLPins.value(at: $0.path, in: text, file: processor.displayPath) != $0.value
+        }
         return (edits, changed)
     }
 
@@ -51,14 +61,17 @@ extension Lane {
 
     /// `--check`: whether the file's pins are those of the current inputs.
     func check(
-        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
+        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform],
+        found: [Platform: Descriptor],
         complete: Bool
     ) throws -> ProcessorReport {
         var report = report
         let missing = report.platforms.filter { $0.cache == "miss" }
         if !missing.isEmpty {
             report.status = .stale
-            report.message = "inputs changed since the pins were written: " + missing.map { "\($0.platform) (\($0.reason ?? "changed"))" }.joined(separator: ", ")
+            report.message =
+                "inputs changed since the pins were written: "
+                + missing.map { "\($0.platform) (\($0.reason ?? "changed"))" }.joined(separator: ", ")
             return report
         }
         let index = complete ? try self.index(platforms, found).descriptor.digest : nil
@@ -69,7 +82,8 @@ extension Lane {
             report.status = .ok
         } else {
             report.status = .stale
-            report.message = "pins differ from the current inputs' images: " + pins.changed.map(\.dottedPath).joined(separator: ", ")
+            report.message =
+                "pins differ from the current inputs' images: " + pins.changed.map(\.dottedPath).joined(separator: ", ")
         }
         return report
     }
@@ -79,7 +93,8 @@ extension Lane {
     /// `kiln verify`: every digest the file pins exists in its registry, and the pins are those
     /// of the current inputs.
     func verify(
-        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
+        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform],
+        found: [Platform: Descriptor],
         complete: Bool
     ) async throws -> ProcessorReport {
         var report = report
@@ -88,7 +103,9 @@ extension Lane {
         var pinned = [(path: [String], value: String)]()
         for platform in platforms {
             let path = ["image", "platforms", Self.pinKey(platform)]
-            if let value = try YAMLPins.value(at: path, in: text, file: processor.displayPath) { pinned.append((path, value)) }
+            if let value = try YAMLPins.value(at: path, in: text, file: processor.displayPath) {
+                pinned.append((path, value))
+            }
         }
         if complete, let value = try YAMLPins.value(at: ["image", "oci"], in: text, file: processor.displayPath) {
             pinned.append((["image", "oci"], value))
@@ -107,7 +124,8 @@ extension Lane {
             let platform = platforms.first { Self.pinKey($0) == pin.path.last }
             let expected: Digest?
             if pin.path.last == "oci" {
-                expected = platforms.allSatisfy { found[$0] != nil } ? try index(platforms, found).descriptor.digest : nil
+                expected =
+                    platforms.allSatisfy { found[$0] != nil } ? try index(platforms, found).descriptor.digest : nil
             } else {
                 expected = platform.flatMap { found[$0]?.digest }
             }

@@ -8,7 +8,7 @@ import KilnRegistry
 import KilnStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How the lane runs.
@@ -57,7 +57,10 @@ public struct Lane: Sendable {
     let checkpointHomes = CheckpointHomes()
     let hashers: HasherPool
 
-    public init(settings: LaneSettings, store: ContentStore, client: RegistryClient, observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }) {
+    public init(
+        settings: LaneSettings, store: ContentStore, client: RegistryClient,
+        observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }
+    ) {
         self.settings = settings
         self.store = store
         self.client = client
@@ -118,7 +121,9 @@ public struct Lane: Sendable {
         await checkpointHomes.use(all)
         defer { hashers.saveAll() }
         let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
-        if mode.checksPins, !reports.contains(where: { $0.status == .ok || $0.status == .stale || $0.status == .failed }) {
+        if mode.checksPins,
+            !reports.contains(where: { $0.status == .ok || $0.status == .stale || $0.status == .failed })
+        {
             let why = reports.map { "\($0.ref) \($0.status.rawValue)" }.joined(separator: ", ")
             throw LaneError.nothingChecked(why.isEmpty ? "none selected" : why)
         }
@@ -144,7 +149,7 @@ public struct Lane: Sendable {
             report.message =
                 "ref \(processor.ref) is also given by \(processor.duplicates.joined(separator: ", ")); give each processor its own ref, or set enabled: false in the one the lane should skip"
             report.category = ErrorCategory.input.name
-        } else if case let .skip(reason) = plan(processor) {
+        } else if case .skip(let reason) = plan(processor) {
             report = ProcessorReport(processor: processor, status: .skipped)
             report.message = reason
         } else {
@@ -183,7 +188,8 @@ public struct Lane: Sendable {
         let chosen = declared.filter { platform in narrowed.contains { $0.matches(platform) } }
         guard !chosen.isEmpty else {
             return .skip(
-                "it builds for \(declared.map(\.description).joined(separator: ", ")), and this run for \(narrowed.map(\.description).joined(separator: ", ")) only")
+                "it builds for \(declared.map(\.description).joined(separator: ", ")), and this run for \(narrowed.map(\.description).joined(separator: ", ")) only"
+            )
         }
         return .build(chosen, declared: declared, complete: chosen.count == declared.count)
     }
@@ -192,7 +198,7 @@ public struct Lane: Sendable {
         let repository = try Self.repository(try settings.config.repository(for: processor.ref))
         var report = ProcessorReport(processor: processor, status: .hit)
         report.repository = repository.description
-        guard case let .build(platforms, declared, complete) = plan(processor) else { return report }
+        guard case .build(let platforms, let declared, let complete) = plan(processor) else { return report }
         if mode == .assemble && !complete {
             throw LaneError.assembleNeedsEveryPlatform
         }
@@ -207,7 +213,9 @@ public struct Lane: Sendable {
         var found = [Platform: Descriptor]()
         for (platform, key) in keys {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
-            if let hit = try await lookup(key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm) {
+            if let hit = try await lookup(
+                key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
+            {
                 entry.cache = hit.source.rawValue
                 entry.digest = hit.descriptor.digest.description
                 found[platform] = hit.descriptor
@@ -226,14 +234,17 @@ public struct Lane: Sendable {
                 // Pre-build the RUN checkpoints (kept in the store), so the next build only
                 // assembles; nothing is pushed.
                 let checkpoints = try await checkpoints(for: repository)
-                let result = try await job.builder(platforms: missing, downloadingLayers: true, checkpoints: checkpoints).build()
+                let result = try await job.builder(
+                    platforms: missing, downloadingLayers: true, checkpoints: checkpoints
+                ).build()
                 report.stepsRun = result.stepsRun
             }
             if mode == .plan {
                 report.advice = Advice.advise(job.dockerfile).map(\.description)
                 if let platform = missing.first, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
                     let reason = report.platforms.first { $0.platform == platform.description }?.reason
-                    report.firstStep = try await firstStep(job, platform: platform, repository: repository).map { step in
+                    report.firstStep = try await firstStep(job, platform: platform, repository: repository).map {
+                        step in
                         reason.map { "\(step) (\(platform): \($0))" } ?? step
                     }
                 }
@@ -243,13 +254,18 @@ public struct Lane: Sendable {
             }
             return report
         case .check:
-            return try check(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found, complete: complete)
+            return try check(
+                processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found,
+                complete: complete)
         case .verify:
-            return try await verify(processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found, complete: complete)
+            return try await verify(
+                processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found,
+                complete: complete)
         case .assemble:
             if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
                 throw LaneError.missingPlatform(
-                    ref: processor.ref.description, platform: platform.description, repository: try cacheRepository(for: repository).description,
+                    ref: processor.ref.description, platform: platform.description,
+                    repository: try cacheRepository(for: repository).description,
                     tag: Self.cacheTag(key.digest), others: missing.dropFirst().map(\.description))
             }
         case .build:
@@ -271,7 +287,8 @@ public struct Lane: Sendable {
             // version tag and the pins wait for the index over every platform (kiln assemble).
             let left = declared.filter { !platforms.contains($0) }
             report.partial = true
-            report.message = "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
+            report.message =
+                "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
             return report
         }
         let index = try index(keys.map(\.platform), found)
@@ -281,7 +298,9 @@ public struct Lane: Sendable {
         }
         if mode == .assemble { report.status = .assembled }
         if settings.pin {
-            let pins = try pinEdits(processor, repository: repository, platforms: keys.map(\.platform), found: found, index: index.descriptor.digest)
+            let pins = try pinEdits(
+                processor, repository: repository, platforms: keys.map(\.platform), found: found,
+                index: index.descriptor.digest)
             report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
             report.pinned = try writePins(processor, pins.all)
         }
@@ -308,7 +327,8 @@ public struct Lane: Sendable {
         }
         guard firstMissing < runs.endIndex else { return "no RUN runs: every RUN step has a checkpoint" }
         let step = runs[firstMissing].instruction
-        return "first RUN to run: \(step.location) \(String(step.source.prefix(60)))\(step.source.count > 60 ? "…" : "")"
+        return
+            "first RUN to run: \(step.location) \(String(step.source.prefix(60)))\(step.source.count > 60 ? "…" : "")"
     }
 
     /// The index over the platform manifests, in the lane's platform order.
@@ -326,9 +346,13 @@ public struct Lane: Sendable {
 
     /// Puts the index in the registry unless it is there already; the bytes uploaded.
     func pushIndex(_ index: Encoded<ImageIndex>, to repository: Repository, version: String) async throws -> Int64 {
-        if try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest)) != nil { return 0 }
+        if try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest)) != nil
+        {
+            return 0
+        }
         let tag = Tag.isValid(version) ? version : index.descriptor.digest.description
-        try await ImagePusher(client: client).putManifest(index.bytes, mediaType: .ociIndex, to: repository, reference: tag, from: store)
+        try await ImagePusher(client: client).putManifest(
+            index.bytes, mediaType: .ociIndex, to: repository, reference: tag, from: store)
         return Int64(index.bytes.count)
     }
 }
@@ -350,14 +374,15 @@ public enum LaneError: KilnError {
 
     public var description: String {
         switch self {
-        case let .unknownRef(ref, known): "no processor has ref \(ref); known: \(known.joined(separator: ", "))"
-        case let .notARepository(text): "the repository template gave '\(text)', which has a tag or digest; it must name a repository only"
+        case .unknownRef(let ref, let known): "no processor has ref \(ref); known: \(known.joined(separator: ", "))"
+        case .notARepository(let text):
+            "the repository template gave '\(text)', which has a tag or digest; it must name a repository only"
         case .assembleNeedsEveryPlatform: "kiln assemble makes each processor's whole index; run it without --platforms"
-        case let .missingPlatform(ref, platform, repository, tag, others):
+        case .missingPlatform(let ref, let platform, let repository, let tag, let others):
             "\(ref) has no image for \(platform) in \(repository) (no tag \(tag)): build it first, e.g. kiln build --push --platforms \(platform)"
                 + (others.isEmpty ? "" : " (also missing: \(others.joined(separator: ", ")))")
-        case let .nothingChecked(summary): "nothing was checked: no selected processor has pins to compare (\(summary))"
-        case let .badFlag(flag, problem): "\(flag): \(problem)"
+        case .nothingChecked(let summary): "nothing was checked: no selected processor has pins to compare (\(summary))"
+        case .badFlag(let flag, let problem): "\(flag): \(problem)"
         }
     }
 

@@ -13,14 +13,18 @@ extension LaneConfig {
             do {
                 try sources.addMirrors(entry.mirrors, for: entry.registry)
             } catch {
-                throw YAMLFileError("'mirrors.\(entry.registry)': \(error)", location: file.map { SourceLocation(file: $0, line: entry.line) })
+                throw YAMLFileError(
+                    "'mirrors.\(entry.registry)': \(error)",
+                    location: file.map { SourceLocation(file: $0, line: entry.line) })
             }
         }
         for entry in baseReplacements {
             do {
                 try sources.replace(entry.original, with: entry.replacement)
             } catch {
-                throw YAMLFileError("'bases.\(entry.original)': \(error)", location: file.map { SourceLocation(file: $0, line: entry.line) })
+                throw YAMLFileError(
+                    "'bases.\(entry.original)': \(error)",
+                    location: file.map { SourceLocation(file: $0, line: entry.line) })
             }
         }
         return sources

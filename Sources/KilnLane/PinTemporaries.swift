@@ -1,7 +1,7 @@
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Temporary files a killed pin write left beside a `registry.yaml`. Every build context hides

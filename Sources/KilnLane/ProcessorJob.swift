@@ -23,7 +23,11 @@ final class HasherPool: Sendable {
         }
     }
 
-    func saveAll() { hashers.withLock { $0.values.forEach { $0.save() } } }
+    func saveAll() {
+        hashers.withLock { hashers in
+            for hasher in hashers.values { hasher.save() }
+        }
+    }
 }
 
 /// A processor's Dockerfile, context and build settings, read once per run.
@@ -50,7 +54,8 @@ struct ProcessorJob {
         self.platforms = platforms
         buildArgs = lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
         let builder = Self.makeBuilder(
-            dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs, downloadingLayers: false)
+            dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
+            downloadingLayers: false)
         unbuildable = lane.settings.executor == nil ? try Self.runProblem(builder) : nil
     }
 
@@ -104,7 +109,13 @@ struct ProcessorJob {
         for input in inputs {
             let files = input.files
             let digests = try await BlockingWork.run { try hasher.digests(of: files) }
-            result.append((input.platform, InputKey(dockerfile: dockerfile, target: nil, inputs: input, fileDigests: digests, layerOptions: lane.settings.layerOptions)))
+            result.append(
+                (
+                    input.platform,
+                    InputKey(
+                        dockerfile: dockerfile, target: nil, inputs: input, fileDigests: digests,
+                        layerOptions: lane.settings.layerOptions)
+                ))
         }
         return result
     }
@@ -114,13 +125,15 @@ struct ProcessorJob {
     func contextHint(_ error: BuildError) -> String? {
         guard let source = error.missingSource, let other = processor.alternativeContext else { return nil }
         let candidate = FilePaths.join(other, source.hasPrefix("/") ? String(source.dropFirst()) : source)
-        let exists = Glob.hasWildcard(source)
+        let exists =
+            Glob.hasWildcard(source)
             ? FilePaths.exists(FilePaths.directory(of: candidate))
             : FilePaths.exists(candidate)
         guard exists else { return nil }
         let base = processor.contextBase
         let here = base == .root ? "the repository root" : "the processor's folder"
         let there = base == .root ? "the processor's folder" : "the repository root"
-        return "; build.context '\(processor.contextText)' is taken from \(here), and '\(source)' exists from \(there): set context-relative-to: \(base.other.rawValue) in kiln.yaml"
+        return
+            "; build.context '\(processor.contextText)' is taken from \(here), and '\(source)' exists from \(there): set context-relative-to: \(base.other.rawValue) in kiln.yaml"
     }
 }

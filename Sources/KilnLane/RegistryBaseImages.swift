@@ -33,7 +33,8 @@ public struct RegistryBaseImages: BaseImageSource {
     ///   - resolutions: shared with other sources of the same run.
     ///   - sources: mirrors and replacements (`kiln.yaml` `mirrors:` and `bases:`).
     public init(
-        client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true, resolutions: Resolutions = Resolutions(),
+        client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true,
+        resolutions: Resolutions = Resolutions(),
         sources: BaseSources = BaseSources()
     ) {
         self.client = client
@@ -58,7 +59,8 @@ public struct RegistryBaseImages: BaseImageSource {
                     let pinned = PinnedBase(
                         reference: ImageReference(repository: written.repository, digest: image.root.digest),
                         manifestDigest: platformImage.manifest.digest, source: candidate.repository)
-                    return BaseImage(pinned: pinned, config: platformImage.config, layers: platformImage.imageManifest.layers)
+                    return BaseImage(
+                        pinned: pinned, config: platformImage.config, layers: platformImage.imageManifest.layers)
                 } catch {
                     guard number < candidates.count - 1 else {
                         if failures.isEmpty { throw error }
@@ -72,10 +74,15 @@ public struct RegistryBaseImages: BaseImageSource {
         }
         guard downloadsLayers else { return image }
         for layer in image.layers where !store.contains(layer.digest) {
-            guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip else {
-                throw BuildError.input("\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil)
+            guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip
+            else {
+                throw BuildError.input(
+                    "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil
+                )
             }
-            let ingest = try await client.downloadBlob(layer, from: image.pinned?.source ?? written.repository) { try store.beginIngest() }
+            let ingest = try await client.downloadBlob(layer, from: image.pinned?.source ?? written.repository) {
+                try store.beginIngest()
+            }
             _ = try ingest.commit(expected: layer.digest)
         }
         return image

@@ -33,7 +33,8 @@ public struct RegistryCheckpoints: CheckpointSource {
         let reference = ImageReference(repository: repository, tag: Self.tag(key))
         guard try await client.headManifest(reference) != nil else { return nil }
         let fetched = try await client.fetchManifest(reference)
-        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "checkpoint \(key.short)")
+        let manifest = try CanonicalJSON.decode(
+            ImageManifest.self, from: fetched.bytes, what: "checkpoint \(key.short)")
         for blob in [manifest.config] + manifest.layers where !store.contains(blob.digest) {
             let ingest = try await client.downloadBlob(blob, from: repository) { try store.beginIngest() }
             _ = try ingest.commit(expected: blob.digest)
@@ -53,10 +54,10 @@ public struct RegistryCheckpoints: CheckpointSource {
         let pusher = ImagePusher(client: client)
         for checkpoint in checkpoints {
             let report = try await pusher.push(
-                checkpoint.manifest, from: store, to: ImageReference(repository: home(of: checkpoint.key), tag: Self.tag(checkpoint.key)))
+                checkpoint.manifest, from: store,
+                to: ImageReference(repository: home(of: checkpoint.key), tag: Self.tag(checkpoint.key)))
             bytes += report.bytesUploaded
         }
         return bytes
     }
 }
-

@@ -14,7 +14,9 @@ public struct Shard: Sendable, Hashable, CustomStringConvertible {
     /// Parses `I/N` with 1 ≤ I ≤ N.
     public init?(parsing text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (1...count).contains(index) else {
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1,
+            (1...count).contains(index)
+        else {
             return nil
         }
         self.index = index

@@ -2,9 +2,9 @@ import CArchive
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lists a directory tree on disk as layer entries.
@@ -52,7 +52,9 @@ public struct DirectoryScanner: Sendable {
             let diskPath = directory + "/" + name
             let inImage = relative.map { $0 + "/" + name } ?? name
             var info = stat()
-            guard lstat(diskPath, &info) == 0 else { throw .unreadable(path: diskPath, FileError("stat", path: diskPath)) }
+            guard lstat(diskPath, &info) == 0 else {
+                throw .unreadable(path: diskPath, FileError("stat", path: diskPath))
+            }
             let path: LayerPath
             if let prefix { path = try prefix.appending(inImage) } else { path = try LayerPath(inImage) }
             let mode = UInt32(info.st_mode & 0o7777)
@@ -62,15 +64,23 @@ public struct DirectoryScanner: Sendable {
             let kind = FileKind(mode: info.st_mode)
             switch kind {
             case .directory:
-                found.append(Found(entry: LayerEntry(path: path, content: .directory, mode: mode, uid: uid, gid: gid, xattrs: xattrs)))
+                found.append(
+                    Found(
+                        entry: LayerEntry(
+                            path: path, content: .directory, mode: mode, uid: uid, gid: gid, xattrs: xattrs)))
                 try walk(directory: diskPath, relative: inImage, into: &found)
             case .regular:
-                let entry = LayerEntry(path: path, content: .regularFile(.file(path: diskPath)), mode: mode, uid: uid, gid: gid, xattrs: xattrs)
+                let entry = LayerEntry(
+                    path: path, content: .regularFile(.file(path: diskPath)), mode: mode, uid: uid, gid: gid,
+                    xattrs: xattrs)
                 let inode = info.st_nlink > 1 ? Inode(device: UInt64(info.st_dev), number: UInt64(info.st_ino)) : nil
                 found.append(Found(entry: entry, inode: inode))
             case .symlink:
                 let target = try Self.linkTarget(diskPath)
-                found.append(Found(entry: LayerEntry(path: path, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid)))
+                found.append(
+                    Found(
+                        entry: LayerEntry(
+                            path: path, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid)))
             default:
                 throw .specialFile(path: diskPath, kind: kind.name)
             }
@@ -87,7 +97,9 @@ public struct DirectoryScanner: Sendable {
             firstByInode[inode] = item.entry.path
         }
         return found.map { item in
-            guard let inode = item.inode, let first = firstByInode[inode], first != item.entry.path else { return item.entry }
+            guard let inode = item.inode, let first = firstByInode[inode], first != item.entry.path else {
+                return item.entry
+            }
             var entry = item.entry
             entry.content = .hardLink(target: first)
             return entry
@@ -104,7 +116,9 @@ public struct DirectoryScanner: Sendable {
         while let entry = readdir(handle) {
             let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
             if bytes == [0x2e] || bytes == [0x2e, 0x2e] { continue }
-            guard let name = String(validating: bytes, as: UTF8.self) else { throw .nonUTF8Name(inDirectory: directory) }
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                throw .nonUTF8Name(inDirectory: directory)
+            }
             names.append(name)
         }
         return names

@@ -31,8 +31,10 @@ public struct LayerEntry: Sendable, Hashable {
     /// Extended attributes, written only when given.
     public var xattrs: [String: [UInt8]]
 
-    public init(path: LayerPath, content: Content, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0,
-                xattrs: [String: [UInt8]] = [:]) {
+    public init(
+        path: LayerPath, content: Content, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0,
+        xattrs: [String: [UInt8]] = [:]
+    ) {
         self.path = path
         self.content = content
         self.mode = (mode ?? Self.defaultMode(for: content)) & 0o7777

@@ -16,20 +16,24 @@ public enum LayerError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalidPath(path, reason): "invalid layer path '\(path)': \(reason)"
-        case let .specialFile(path, kind):
+        case .invalidPath(let path, let reason): "invalid layer path '\(path)': \(reason)"
+        case .specialFile(let path, let kind):
             "'\(path)' is a \(kind); layers hold only regular files, directories, symlinks and hard links"
-        case let .unreadable(_, error): error.description
-        case let .changedWhileReading(path): "'\(path)' changed size while it was being read; retry when it is stable"
-        case let .nonUTF8Name(directory): "'\(directory)' holds a file name that is not valid UTF-8"
-        case let .duplicatePath(path): "'\(path)' is given twice in one layer"
-        case let .notADirectory(path, child): "'\(path)' is not a directory, but '\(child)' is placed inside it"
-        case let .hardLinkTarget(link, target):
+        case .unreadable(_, let error): error.description
+        case .changedWhileReading(let path): "'\(path)' changed size while it was being read; retry when it is stable"
+        case .nonUTF8Name(let directory): "'\(directory)' holds a file name that is not valid UTF-8"
+        case .duplicatePath(let path): "'\(path)' is given twice in one layer"
+        case .notADirectory(let path, let child): "'\(path)' is not a directory, but '\(child)' is placed inside it"
+        case .hardLinkTarget(let link, let target):
             "hard link '\(link)' points to '\(target)', which is not a regular file in the same layer"
-        case let .archive(message, path):
-            if let path { "cannot write '\(path)' to the tar stream: \(message)" } else { "tar stream failed: \(message)" }
-        case let .compression(message): "gzip compression failed: \(message)"
-        case let .output(error): error.description
+        case .archive(let message, let path):
+            if let path {
+                "cannot write '\(path)' to the tar stream: \(message)"
+            } else {
+                "tar stream failed: \(message)"
+            }
+        case .compression(let message): "gzip compression failed: \(message)"
+        case .output(let error): error.description
         }
     }
 

@@ -54,4 +54,3 @@ public struct LayerResult: Sendable, Hashable {
     /// The descriptor a manifest lists for this layer.
     public var descriptor: Descriptor { Descriptor(mediaType: mediaType, digest: digest, size: size) }
 }
-

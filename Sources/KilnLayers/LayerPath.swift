@@ -14,7 +14,9 @@ public struct LayerPath: Hashable, Comparable, Sendable, CustomStringConvertible
     /// - Throws: `LayerError.invalidPath` when the path is empty, absolute, or climbs out of the root.
     public init(_ text: String) throws(LayerError) {
         if text.isEmpty { throw .invalidPath(text, reason: "the path is empty") }
-        if text.utf8.contains(0) { throw .invalidPath(text.replacingOccurrences(of: "\u{0}", with: "\\0"), reason: "the path has a NUL byte") }
+        if text.utf8.contains(0) {
+            throw .invalidPath(text.replacingOccurrences(of: "\u{0}", with: "\\0"), reason: "the path has a NUL byte")
+        }
         if text.hasPrefix("/") { throw .invalidPath(text, reason: "layer paths must be relative to the image root") }
         var components = [Substring]()
         for component in text.split(separator: "/", omittingEmptySubsequences: true) {

@@ -30,7 +30,7 @@ enum LayerPlan {
             guard case .hardLink = entry.content else { continue }
             var seen: Set<LayerPath> = [path]
             var current = entry
-            while case let .hardLink(target) = current.content {
+            while case .hardLink(let target) = current.content {
                 guard let next = byPath[target], seen.insert(target).inserted else {
                     throw .hardLinkTarget(link: path, target: target)
                 }

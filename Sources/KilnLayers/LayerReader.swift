@@ -2,9 +2,9 @@ import CArchive
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One member of a tar stream as a layer records it.
@@ -75,7 +75,8 @@ public final class LayerReader {
         }
         let name = Self.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
         let mode = UInt32(archive_entry_perm(entry)) & 0o7777
-        let uid = Int(archive_entry_uid(entry)), gid = Int(archive_entry_gid(entry))
+        let uid = Int(archive_entry_uid(entry))
+        let gid = Int(archive_entry_gid(entry))
         let kind: TarMember.Kind
         if let target = archive_entry_hardlink(entry) {
             kind = .hardLink(target: Self.normalize(String(cString: target)))
@@ -121,7 +122,9 @@ public final class LayerReader {
         let limit: Int
         init(limit: Int) { self.limit = limit }
         func write(_ buffer: UnsafeRawBufferPointer) throws(FileError) {
-            guard bytes.count + buffer.count <= limit else { throw FileError("read (file too large)", path: "layer member", code: EFBIG) }
+            guard bytes.count + buffer.count <= limit else {
+                throw FileError("read (file too large)", path: "layer member", code: EFBIG)
+            }
             bytes += buffer
         }
     }

@@ -2,9 +2,9 @@ import KilnCore
 import KilnOCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Turns entries into a layer blob in one streamed pass: files are read in 1 MiB chunks into a
@@ -41,15 +41,15 @@ public enum LayerWriter {
     }
 
     private static func write(_ entry: LayerEntry, to tar: TarWriter) throws {
-        guard case let .regularFile(source) = entry.content else {
+        guard case .regularFile(let source) = entry.content else {
             try tar.writeHeader(for: entry, size: 0)
             return
         }
         switch source {
-        case let .bytes(bytes):
+        case .bytes(let bytes):
             try tar.writeHeader(for: entry, size: Int64(bytes.count))
             try bytes.withUnsafeBytes { try tar.writeData($0, path: entry.path) }
-        case let .file(path):
+        case .file(let path):
             try copyFile(at: path, into: tar, as: entry)
         }
     }
@@ -95,7 +95,7 @@ private final class Pipeline {
     init(options: LayerOptions, output: some ByteSink) throws(LayerError) {
         self.output = output
         switch options.compression {
-        case let .gzip(level):
+        case .gzip(let level):
             guard (0...9).contains(level) else { throw .compression("level \(level) is outside 0...9") }
             deflater = try GzipDeflater(level: Int32(level))
             blobHasher = SHA256Hasher()

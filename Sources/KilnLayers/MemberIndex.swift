@@ -12,7 +12,9 @@ public enum MemberIndex {
     /// The members of the blob at `blob`, from `index` when it is there, else read from the blob
     /// (and `index` written for next time).
     public static func members(ofBlobAt blob: String, index: String) throws(LayerError) -> [TarMember] {
-        if let bytes = try? ReadableFile.readAll(path: index, limit: 256 << 20), let members = parse(bytes) { return members }
+        if let bytes = try? ReadableFile.readAll(path: index, limit: 256 << 20), let members = parse(bytes) {
+            return members
+        }
         let reader = try LayerReader(path: blob)
         var members = [TarMember]()
         while let member = try reader.next() { members.append(member) }
@@ -29,12 +31,14 @@ public enum MemberIndex {
             var fields: [String]
             switch member.kind {
             case .directory: fields = ["d", "0", member.path, ""]
-            case let .regularFile(size): fields = ["f", String(size), member.path, ""]
-            case let .symlink(target): fields = ["l", "0", member.path, target]
-            case let .hardLink(target): fields = ["h", "0", member.path, target]
+            case .regularFile(let size): fields = ["f", String(size), member.path, ""]
+            case .symlink(let target): fields = ["l", "0", member.path, target]
+            case .hardLink(let target): fields = ["h", "0", member.path, target]
             case .other: fields = ["o", "0", member.path, ""]
             }
-            if member.path.contains(where: { $0 == "\t" || $0 == "\n" }) || fields[3].contains(where: { $0 == "\t" || $0 == "\n" }) {
+            if member.path.contains(where: { $0 == "\t" || $0 == "\n" })
+                || fields[3].contains(where: { $0 == "\t" || $0 == "\n" })
+            {
                 return nil
             }
             fields.insert(contentsOf: [String(member.mode, radix: 8), String(member.uid), String(member.gid)], at: 1)
@@ -49,7 +53,8 @@ public enum MemberIndex {
         var members = [TarMember]()
         for line in lines.dropFirst().dropLast() {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == 7, let mode = UInt32(fields[1], radix: 8), let uid = Int(fields[2]), let gid = Int(fields[3]),
+            guard fields.count == 7, let mode = UInt32(fields[1], radix: 8), let uid = Int(fields[2]),
+                let gid = Int(fields[3]),
                 let size = Int64(fields[4])
             else { return nil }
             let kind: TarMember.Kind

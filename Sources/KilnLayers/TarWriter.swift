@@ -2,9 +2,9 @@ import CArchive
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes entries as a PAX tar stream with libarchive, handing the bytes to a closure.
@@ -35,7 +35,9 @@ final class TarWriter {
     init(epoch: Int64, consume: @escaping (UnsafeRawBufferPointer) throws -> Void) throws(LayerError) {
         locale = kiln_utf8_locale()
         previousLocale = locale.map { uselocale($0) }
-        guard let archive = archive_write_new() else { throw .archive("libarchive could not start a stream", path: nil) }
+        guard let archive = archive_write_new() else {
+            throw .archive("libarchive could not start a stream", path: nil)
+        }
         self.archive = archive
         self.epoch = epoch
         self.sink = Sink(consume)
@@ -80,10 +82,10 @@ final class TarWriter {
         case .regularFile:
             archive_entry_set_filetype(header, UInt32(Glibc.S_IFREG))
             archive_entry_set_size(header, la_int64_t(size))
-        case let .symlink(target):
+        case .symlink(let target):
             archive_entry_set_filetype(header, UInt32(Glibc.S_IFLNK))
             archive_entry_set_symlink_utf8(header, target)
-        case let .hardLink(target):
+        case .hardLink(let target):
             archive_entry_set_filetype(header, UInt32(Glibc.S_IFREG))
             archive_entry_set_hardlink_utf8(header, target.description)
             archive_entry_set_size(header, 0)

@@ -38,10 +38,10 @@ public enum CanonicalJSON {
             return keys.isEmpty ? "the document" : keys.joined(separator: ".")
         }
         switch error {
-        case let .keyNotFound(key, context): return "missing '\(key.stringValue)' in \(path(context))"
-        case let .typeMismatch(_, context): return "wrong type at \(path(context)): \(context.debugDescription)"
-        case let .valueNotFound(_, context): return "missing value at \(path(context))"
-        case let .dataCorrupted(context): return "\(context.debugDescription) at \(path(context))"
+        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' in \(path(context))"
+        case .typeMismatch(_, let context): return "wrong type at \(path(context)): \(context.debugDescription)"
+        case .valueNotFound(_, let context): return "missing value at \(path(context))"
+        case .dataCorrupted(let context): return "\(context.debugDescription) at \(path(context))"
         @unknown default: return "\(error)"
         }
     }
@@ -54,7 +54,8 @@ public struct Encoded<Value: Sendable>: Sendable {
     public let descriptor: Descriptor
 
     /// Encodes `value` canonically and describes the bytes with `mediaType`.
-    public init(_ value: Value, mediaType: MediaType, platform: Platform? = nil) throws(OCIError) where Value: Encodable {
+    public init(_ value: Value, mediaType: MediaType, platform: Platform? = nil) throws(OCIError)
+    where Value: Encodable {
         self.value = value
         self.bytes = try CanonicalJSON.encode(value)
         self.descriptor = Descriptor(
@@ -76,8 +77,8 @@ public enum OCIError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .encoding(what, reason): "cannot encode \(what): \(reason)"
-        case let .decoding(what, reason): "cannot read \(what): \(reason)"
+        case .encoding(let what, let reason): "cannot encode \(what): \(reason)"
+        case .decoding(let what, let reason): "cannot read \(what): \(reason)"
         }
     }
 

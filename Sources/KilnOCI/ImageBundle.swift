@@ -45,16 +45,16 @@ public enum ImageBundle: Sendable {
     /// The top-level descriptor: the index, or the single manifest.
     public var root: Descriptor {
         switch self {
-        case let .single(image): image.descriptor
-        case let .multiPlatform(index, _): index.descriptor
+        case .single(let image): image.descriptor
+        case .multiPlatform(let index, _): index.descriptor
         }
     }
 
     /// The per-platform images.
     public var images: [PlatformImage] {
         switch self {
-        case let .single(image): [image]
-        case let .multiPlatform(_, images): images
+        case .single(let image): [image]
+        case .multiPlatform(_, let images): images
         }
     }
 }

@@ -20,8 +20,10 @@ public struct ImageConfig: Hashable, Sendable, Codable {
         case osFeatures = "os.features"
     }
 
-    public init(platform: Platform, created: String? = nil, config: ContainerConfig? = nil,
-                rootfs: RootFS = RootFS(diffIDs: []), history: [History]? = nil) {
+    public init(
+        platform: Platform, created: String? = nil, config: ContainerConfig? = nil,
+        rootfs: RootFS = RootFS(diffIDs: []), history: [History]? = nil
+    ) {
         self.created = created
         self.architecture = platform.architecture
         self.os = platform.os

@@ -51,7 +51,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             let candidate = String(rest[rest.index(after: colon)...])
             guard Tag.isValid(candidate) else {
                 throw ReferenceError(
-                    text, reason: "'\(candidate)' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)")
+                    text,
+                    reason: "'\(candidate)' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)")
             }
             tag = candidate
             rest = rest[..<colon]
@@ -176,7 +177,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             guard validLabels else { throw invalid }
         }
         if let port {
-            guard (1...5).contains(port.count), port.allSatisfy(\.isNumber), let number = Int(port), number <= 65535 else {
+            guard (1...5).contains(port.count), port.allSatisfy(\.isNumber), let number = Int(port), number <= 65535
+            else {
                 throw ReferenceError(original, reason: "'\(port)' is not a valid port")
             }
         }

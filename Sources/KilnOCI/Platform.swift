@@ -31,7 +31,8 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
         guard (2...3).contains(parts.count), parts.allSatisfy({ Self.isValidPart($0) }) else {
             throw .invalid(text)
         }
-        self.init(os: parts[0].lowercased(), architecture: parts[1].lowercased(), variant: parts.count == 3 ? parts[2] : nil)
+        self.init(
+            os: parts[0].lowercased(), architecture: parts[1].lowercased(), variant: parts.count == 3 ? parts[2] : nil)
         if architecture == "aarch64" { architecture = "arm64" }
         if architecture == "x86_64" || architecture == "x86-64" { architecture = "amd64" }
         if architecture == "arm64" && variant == nil { variant = "v8" }
@@ -50,11 +51,17 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
     /// - Throws: `PlatformError` saying what is wrong and what would be right.
     public init(buildable text: String) throws(PlatformError) {
         // A bare word is an architecture (`arm64`), never an OS (`linux` alone says too little).
-        if !text.contains("/"), ["linux", "windows", "darwin", "freebsd"].contains(text.lowercased()) { throw .invalid(text) }
+        if !text.contains("/"), ["linux", "windows", "darwin", "freebsd"].contains(text.lowercased()) {
+            throw .invalid(text)
+        }
         try self.init(parsing: text.contains("/") ? text : "linux/" + text)
         guard os == "linux" else { throw .unsupportedOS(text, os: os) }
-        guard let variants = Self.buildableArchitectures[architecture] else { throw .unknownArchitecture(text, architecture: architecture) }
-        if let variant, !variants.contains(variant) { throw .unknownVariant(text, variant: variant, known: variants.sorted()) }
+        guard let variants = Self.buildableArchitectures[architecture] else {
+            throw .unknownArchitecture(text, architecture: architecture)
+        }
+        if let variant, !variants.contains(variant) {
+            throw .unknownVariant(text, variant: variant, known: variants.sorted())
+        }
     }
 
     /// A list of platforms to build for (`init(buildable:)` each), in order, each once.
@@ -68,10 +75,11 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     private static func isValidPart(_ part: String) -> Bool {
-        !part.isEmpty && part.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
-                || byte == 0x5f || byte == 0x2d || byte == 0x2e
-        }
+        !part.isEmpty
+            && part.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+                    || byte == 0x5f || byte == 0x2d || byte == 0x2e
+            }
     }
 
     /// Whether an index entry for `other` serves this platform: same os and architecture, and the
@@ -98,12 +106,12 @@ public enum PlatformError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .invalid(text): "'\(text)' is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64"
-        case let .unsupportedOS(text, os):
+        case .invalid(let text): "'\(text)' is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64"
+        case .unsupportedOS(let text, let os):
             "'\(text)': kiln builds Linux images, not \(os) ones; write linux/ARCH, e.g. linux/amd64"
-        case let .unknownArchitecture(text, architecture):
+        case .unknownArchitecture(let text, let architecture):
             "'\(text)': '\(architecture)' is not an architecture kiln knows (\(Platform.buildableArchitectures.keys.sorted().joined(separator: ", ")))\(Self.suggestion(architecture))"
-        case let .unknownVariant(text, variant, known):
+        case .unknownVariant(let text, let variant, let known):
             known.isEmpty
                 ? "'\(text)': this architecture takes no variant, not '\(variant)'"
                 : "'\(text)': '\(variant)' is not a variant of this architecture (\(known.joined(separator: ", ")))"

@@ -2,9 +2,9 @@ import KilnCore
 import Yams
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One value to pin: a key path (`["image", "platforms", "amd64"]`) and the text it must hold.
@@ -33,10 +33,10 @@ public enum YAMLPins {
     public static func value(at path: [String], in text: String, file: String) throws(YAMLFileError) -> String? {
         var node = try parse(text, file: file)
         for key in path {
-            guard case let .mapping(mapping)? = node, let entry = entry(key, in: mapping) else { return nil }
+            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return nil }
             node = entry.value
         }
-        guard case let .scalar(scalar)? = node, !isNull(scalar) else { return nil }
+        guard case .scalar(let scalar)? = node, !isNull(scalar) else { return nil }
         return scalar.string
     }
 
@@ -44,10 +44,10 @@ public enum YAMLPins {
     public static func contains(_ path: [String], in text: String, file: String) throws(YAMLFileError) -> Bool {
         var node = try parse(text, file: file)
         for key in path {
-            guard case let .mapping(mapping)? = node, let entry = entry(key, in: mapping) else { return false }
+            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return false }
             node = entry.value
         }
-        if case let .scalar(scalar)? = node, isNull(scalar) { return false }
+        if case .scalar(let scalar)? = node, isNull(scalar) { return false }
         return node != nil
     }
 
@@ -56,7 +56,9 @@ public enum YAMLPins {
         var text = text
         for edit in edits {
             var document = Document(text)
-            guard let change = try change(for: edit, in: document, root: parse(text, file: file), file: file) else { continue }
+            guard let change = try change(for: edit, in: document, root: parse(text, file: file), file: file) else {
+                continue
+            }
             document.scalars.replaceSubrange(change.range, with: change.replacement.unicodeScalars)
             text = document.string
         }
@@ -85,7 +87,8 @@ public enum YAMLPins {
         } catch let error as YamlError {
             // The first line says what is wrong; libyaml's context that follows repeats the file.
             let what = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
-            throw YAMLFileError("not valid YAML: \(what)", location: SourceLocation(file: file, line: Self.line(of: error) ?? 1))
+            throw YAMLFileError(
+                "not valid YAML: \(what)", location: SourceLocation(file: file, line: Self.line(of: error) ?? 1))
         } catch {
             throw YAMLFileError("not valid YAML: \(error)", location: SourceLocation(file: file, line: 1))
         }
@@ -93,7 +96,7 @@ public enum YAMLPins {
 
     private static func line(of error: YamlError) -> Int? {
         switch error {
-        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): mark.line
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
         default: nil
         }
     }
@@ -133,7 +136,9 @@ public enum YAMLPins {
             return String(view)
         }
 
-        func offset(_ mark: Mark) -> Int { min(lineStarts[min(mark.line, lineStarts.count) - 1] + mark.column - 1, scalars.count) }
+        func offset(_ mark: Mark) -> Int {
+            min(lineStarts[min(mark.line, lineStarts.count) - 1] + mark.column - 1, scalars.count)
+        }
 
         func line(of offset: Int) -> Int { (lineStarts.lastIndex { $0 <= offset } ?? 0) + 1 }
 
@@ -159,7 +164,9 @@ public enum YAMLPins {
                 let text = self.text(ofLine: line)
                 let indent = text.prefix { $0 == " " }.count
                 guard indent < text.count, text[indent] != "#" else { continue }
-                if let previous, previous.opensBlock, indent > previous.indent { best = min(best ?? .max, indent - previous.indent) }
+                if let previous, previous.opensBlock, indent > previous.indent {
+                    best = min(best ?? .max, indent - previous.indent)
+                }
                 let trimmed = String(String.UnicodeScalarView(text)).split(separator: "#", maxSplits: 1)[0]
                     .trimmingTrailingSpaces()
                 previous = (indent, trimmed.hasSuffix(":"))
@@ -168,15 +175,21 @@ public enum YAMLPins {
         }
     }
 
-    static func change(for edit: PinEdit, in document: Document, root: Node?, file: String) throws(YAMLFileError) -> Change? {
+    static func change(for edit: PinEdit, in document: Document, root: Node?, file: String) throws(YAMLFileError)
+        -> Change?
+    {
         guard let root else {
             // An empty file: the whole path goes at the end.
             let block = renderBlock(edit.path[...], value: edit.value, indent: 0, unit: 2, newline: document.newline)
             let needsBreak = !document.scalars.isEmpty && document.scalars.last != "\n"
-            return Change(range: document.scalars.count..<document.scalars.count, replacement: (needsBreak ? document.newline : "") + block)
+            return Change(
+                range: document.scalars.count..<document.scalars.count,
+                replacement: (needsBreak ? document.newline : "") + block)
         }
-        guard case var .mapping(mapping) = root else {
-            throw YAMLFileError("the file is not a YAML mapping, so '\(edit.dottedPath)' cannot be set", location: SourceLocation(file: file, line: 1))
+        guard case .mapping(var mapping) = root else {
+            throw YAMLFileError(
+                "the file is not a YAML mapping, so '\(edit.dottedPath)' cannot be set",
+                location: SourceLocation(file: file, line: 1))
         }
         for (depth, key) in edit.path.enumerated() {
             let rest = edit.path[depth...]
@@ -185,32 +198,40 @@ public enum YAMLPins {
                 return try insertion(of: rest, value: edit.value, into: mapping, document: document, file: file)
             }
             switch entry.value {
-            case let .scalar(scalar) where isLast:
+            case .scalar(let scalar) where isLast:
                 if scalar.string == edit.value && !isNull(scalar) { return nil }
                 if isNull(scalar) && scalar.string.isEmpty {
                     let colon = try afterColon(of: entry.key, document: document, file: file)
-                    return Change(range: colon..<colon, replacement: " " + render(edit.value, style: .plain, inFlow: mapping.style == .flow))
+                    return Change(
+                        range: colon..<colon,
+                        replacement: " " + render(edit.value, style: .plain, inFlow: mapping.style == .flow))
                 }
                 let span = try self.span(of: scalar, document: document, file: file, path: edit.dottedPath)
-                return Change(range: span, replacement: render(edit.value, style: scalar.style, inFlow: mapping.style == .flow))
-            case let .mapping(child) where !isLast:
+                return Change(
+                    range: span, replacement: render(edit.value, style: scalar.style, inFlow: mapping.style == .flow))
+            case .mapping(let child) where !isLast:
                 mapping = child
-            case let .scalar(scalar) where isNull(scalar):
+            case .scalar(let scalar) where isNull(scalar):
                 // `platforms:` with nothing (or null) under it: the rest of the path goes there.
                 let nested = rest.dropFirst()
                 if scalar.string.isEmpty && mapping.style != .flow {
                     let keyLine = entry.key.mark.map { $0.line } ?? 1
                     let indent = (entry.key.mark?.column ?? 1) - 1 + document.indentUnit
                     let end = document.endOfLine(keyLine)
-                    let block = renderBlock(nested, value: edit.value, indent: indent, unit: document.indentUnit, newline: document.newline)
-                    return Change(range: end..<end, replacement: document.newline + String(block.dropLast(document.newline.count)))
+                    let block = renderBlock(
+                        nested, value: edit.value, indent: indent, unit: document.indentUnit, newline: document.newline)
+                    return Change(
+                        range: end..<end, replacement: document.newline + String(block.dropLast(document.newline.count))
+                    )
                 }
                 let flow = renderFlow(nested, value: edit.value)
                 if scalar.string.isEmpty {
                     let colon = try afterColon(of: entry.key, document: document, file: file)
                     return Change(range: colon..<colon, replacement: " " + flow)
                 }
-                return Change(range: try span(of: scalar, document: document, file: file, path: edit.dottedPath), replacement: flow)
+                return Change(
+                    range: try span(of: scalar, document: document, file: file, path: edit.dottedPath),
+                    replacement: flow)
             default:
                 let line = entry.value.mark?.line ?? 1
                 let what = isLast ? "a single value" : "a mapping"
@@ -223,21 +244,27 @@ public enum YAMLPins {
     }
 
     /// A new key (and the keys below it) in `mapping`.
-    static func insertion(of path: ArraySlice<String>, value: String, into mapping: Node.Mapping, document: Document, file: String)
+    static func insertion(
+        of path: ArraySlice<String>, value: String, into mapping: Node.Mapping, document: Document, file: String
+    )
         throws(YAMLFileError) -> Change
     {
         let start = mapping.mark.map { document.offset($0) } ?? 0
         if mapping.style == .flow {
             let close = try closingBrace(from: start, document: document, file: file)
             let empty = mapping.isEmpty
-            return Change(range: close..<close, replacement: (empty ? "" : ", ") + path.first! + ": " + renderFlowValue(path.dropFirst(), value: value))
+            return Change(
+                range: close..<close,
+                replacement: (empty ? "" : ", ") + path.first! + ": " + renderFlowValue(path.dropFirst(), value: value))
         }
         let keys = mapping.map { $0.key }
         let column = (keys.first?.mark?.column ?? 1) - 1
         let unit = document.indentUnit
         let block = renderBlock(path, value: value, indent: column, unit: unit, newline: document.newline)
         let names = keys.compactMap(\.string)
-        if names == names.sorted(), let next = keys.first(where: { ($0.string ?? "") > path.first! }), let mark = next.mark {
+        if names == names.sorted(), let next = keys.first(where: { ($0.string ?? "") > path.first! }),
+            let mark = next.mark
+        {
             // Keys in order (as a YAML dumper writes them): the new key goes at its sorted place.
             let lineStart = document.lineStarts[mark.line - 1]
             return Change(range: lineStart..<lineStart, replacement: block)
@@ -261,10 +288,15 @@ public enum YAMLPins {
         return Change(range: end..<end, replacement: document.newline + String(block.dropLast(document.newline.count)))
     }
 
-    static func renderBlock(_ path: ArraySlice<String>, value: String, indent: Int, unit: Int, newline: String) -> String {
+    static func renderBlock(_ path: ArraySlice<String>, value: String, indent: Int, unit: Int, newline: String)
+        -> String
+    {
         let padding = String(repeating: " ", count: indent)
-        guard path.count > 1 else { return padding + path.first! + ": " + render(value, style: .plain, inFlow: false) + newline }
-        return padding + path.first! + ":" + newline + renderBlock(path.dropFirst(), value: value, indent: indent + unit, unit: unit, newline: newline)
+        guard path.count > 1 else {
+            return padding + path.first! + ": " + render(value, style: .plain, inFlow: false) + newline
+        }
+        return padding + path.first! + ":" + newline
+            + renderBlock(path.dropFirst(), value: value, indent: indent + unit, unit: unit, newline: newline)
     }
 
     static func renderFlow(_ path: ArraySlice<String>, value: String) -> String {
@@ -296,13 +328,20 @@ public enum YAMLPins {
         if inFlow && value.unicodeScalars.contains(where: { ",[]{}".unicodeScalars.contains($0) }) { return false }
         // Words YAML would read as something other than a string.
         let lowered = value.lowercased()
-        if ["true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"].contains(lowered) || Double(value) != nil { return false }
+        if ["true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"].contains(lowered) || Double(value) != nil
+        {
+            return false
+        }
         return true
     }
 
     /// Where a scalar's text starts and ends in the file.
-    static func span(of scalar: Node.Scalar, document: Document, file: String, path: String) throws(YAMLFileError) -> Range<Int> {
-        guard let mark = scalar.mark else { throw YAMLFileError("cannot locate '\(path)' in the file", location: SourceLocation(file: file, line: 1)) }
+    static func span(of scalar: Node.Scalar, document: Document, file: String, path: String) throws(YAMLFileError)
+        -> Range<Int>
+    {
+        guard let mark = scalar.mark else {
+            throw YAMLFileError("cannot locate '\(path)' in the file", location: SourceLocation(file: file, line: 1))
+        }
         let start = document.offset(mark)
         let text = document.scalars
         switch scalar.style {
@@ -310,14 +349,19 @@ public enum YAMLPins {
             let value = Array(scalar.string.unicodeScalars)
             let end = start + value.count
             guard end <= text.count, Array(text[start..<end]) == value else {
-                throw YAMLFileError("'\(path)' spans several lines; write it on one line to pin it", location: SourceLocation(file: file, line: mark.line))
+                throw YAMLFileError(
+                    "'\(path)' spans several lines; write it on one line to pin it",
+                    location: SourceLocation(file: file, line: mark.line))
             }
             return start..<end
         case .singleQuoted:
             var index = start + 1
             while index < text.count {
                 if text[index] == "'" {
-                    if index + 1 < text.count, text[index + 1] == "'" { index += 2; continue }
+                    if index + 1 < text.count, text[index + 1] == "'" {
+                        index += 2
+                        continue
+                    }
                     return start..<(index + 1)
                 }
                 index += 1
@@ -325,19 +369,28 @@ public enum YAMLPins {
         case .doubleQuoted:
             var index = start + 1
             while index < text.count {
-                if text[index] == "\\" { index += 2; continue }
+                if text[index] == "\\" {
+                    index += 2
+                    continue
+                }
                 if text[index] == "\"" { return start..<(index + 1) }
                 index += 1
             }
         default:
-            throw YAMLFileError("'\(path)' is a block scalar (| or >); write it as a plain value to pin it", location: SourceLocation(file: file, line: mark.line))
+            throw YAMLFileError(
+                "'\(path)' is a block scalar (| or >); write it as a plain value to pin it",
+                location: SourceLocation(file: file, line: mark.line))
         }
-        throw YAMLFileError("'\(path)' has an unterminated quote", location: SourceLocation(file: file, line: mark.line))
+        throw YAMLFileError(
+            "'\(path)' has an unterminated quote", location: SourceLocation(file: file, line: mark.line))
     }
 
     /// The offset just after the `:` that follows a key.
     static func afterColon(of key: Node, document: Document, file: String) throws(YAMLFileError) -> Int {
-        guard case let .scalar(scalar) = key else { throw YAMLFileError("a key is not a plain value", location: SourceLocation(file: file, line: key.mark?.line ?? 1)) }
+        guard case .scalar(let scalar) = key else {
+            throw YAMLFileError(
+                "a key is not a plain value", location: SourceLocation(file: file, line: key.mark?.line ?? 1))
+        }
         var index = try span(of: scalar, document: document, file: file, path: scalar.string).upperBound
         while index < document.scalars.count, document.scalars[index] != ":" { index += 1 }
         return min(index + 1, document.scalars.count)
@@ -366,7 +419,8 @@ public enum YAMLPins {
             }
             index += 1
         }
-        throw YAMLFileError("a flow mapping is not closed", location: SourceLocation(file: file, line: document.line(of: start)))
+        throw YAMLFileError(
+            "a flow mapping is not closed", location: SourceLocation(file: file, line: document.line(of: start)))
     }
 }
 

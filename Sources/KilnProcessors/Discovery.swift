@@ -3,7 +3,7 @@ import KilnDockerfile
 import KilnPin
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Finds processors: every file under the root that one of the globs matches (`.dockerignore`
@@ -28,10 +28,14 @@ public enum Discovery {
         try checkGlobs(config, found: files)
         var result = [Processor]()
         for file in files.sorted() {
-            result.append(try Processor.load(file: FilePaths.join(config.root, file), root: config.root, contextBase: config.contextBase))
+            result.append(
+                try Processor.load(
+                    file: FilePaths.join(config.root, file), root: config.root, contextBase: config.contextBase))
         }
         var byRef = [ProcessorRef: [Int]]()
-        for (index, processor) in result.enumerated() where processor.enabled { byRef[processor.ref, default: []].append(index) }
+        for (index, processor) in result.enumerated() where processor.enabled {
+            byRef[processor.ref, default: []].append(index)
+        }
         for indices in byRef.values where indices.count > 1 {
             for index in indices {
                 result[index].duplicates = indices.filter { $0 != index }.map { result[$0].displayPath }
@@ -53,14 +57,17 @@ public enum Discovery {
         for glob in config.globs where !glob.hasPrefix("!") {
             let single = DockerIgnore(parsing: glob)
             if !files.contains(where: { single.excludes($0) }) {
-                throw YAMLFileError("the processor glob '\(glob)' matches no file under \(config.root)", location: location)
+                throw YAMLFileError(
+                    "the processor glob '\(glob)' matches no file under \(config.root)", location: location)
             }
         }
     }
 
     /// Walks the tree without following symlinks to directories: a link must not take discovery
     /// out of the repository, nor around in a loop.
-    private static func walk(_ directory: String, relative: String, matcher: DockerIgnore, into files: inout [String], depth: Int = 0) throws(FileError) {
+    private static func walk(
+        _ directory: String, relative: String, matcher: DockerIgnore, into files: inout [String], depth: Int = 0
+    ) throws(FileError) {
         guard depth < 64 else { return }
         for name in try FilePaths.contents(of: directory) {
             let path = FilePaths.join(directory, name)

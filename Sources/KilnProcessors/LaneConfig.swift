@@ -1,7 +1,7 @@
 import KilnCore
-import Yams
 import KilnOCI
 import KilnPin
+import Yams
 
 /// Which `image:` keys the lane writes.
 public enum PinMode: String, Sendable, CaseIterable {
@@ -68,7 +68,8 @@ public struct LaneConfig: Sendable {
             let path = FilePaths.clean(FilePaths.absolute(explicit))
             return FilePaths.realPath(path) ?? path
         }
-        let start = FilePaths.realPath(FilePaths.clean(FilePaths.absolute(start))) ?? FilePaths.clean(FilePaths.absolute(start))
+        let start =
+            FilePaths.realPath(FilePaths.clean(FilePaths.absolute(start))) ?? FilePaths.clean(FilePaths.absolute(start))
         for marker in ["kiln.yaml", ".git"] {
             var directory = start
             while true {
@@ -101,7 +102,9 @@ public struct LaneConfig: Sendable {
         }
         if let globs = try document.strings("processors") {
             guard !globs.isEmpty else {
-                throw YAMLFileError("'processors' lists no glob; give at least one, e.g. tools/**/registry.yaml", location: document.location(document.node("processors")))
+                throw YAMLFileError(
+                    "'processors' lists no glob; give at least one, e.g. tools/**/registry.yaml",
+                    location: document.location(document.node("processors")))
             }
             config.globs = globs
             config.globsFromFile = true
@@ -127,24 +130,32 @@ public struct LaneConfig: Sendable {
                 throw YAMLFileError("'platforms' has \(error)", location: document.location(document.node("platforms")))
             }
             guard !platforms.isEmpty else {
-                throw YAMLFileError("'platforms' lists none; give at least one, e.g. [linux/amd64, linux/arm64]", location: document.location(document.node("platforms")))
+                throw YAMLFileError(
+                    "'platforms' lists none; give at least one, e.g. [linux/amd64, linux/arm64]",
+                    location: document.location(document.node("platforms")))
             }
             config.platforms = platforms
         }
         if let text = try document.string("pin") {
             guard let mode = PinMode(rawValue: text) else {
-                throw YAMLFileError("'pin' takes \(PinMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'", location: document.location(document.node("pin")))
+                throw YAMLFileError(
+                    "'pin' takes \(PinMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'",
+                    location: document.location(document.node("pin")))
             }
             config.pin = mode
         }
         if let jobs = try document.int("jobs") {
-            guard jobs > 0 else { throw YAMLFileError("'jobs' must be at least 1", location: document.location(document.node("jobs"))) }
+            guard jobs > 0 else {
+                throw YAMLFileError("'jobs' must be at least 1", location: document.location(document.node("jobs")))
+            }
             config.jobs = jobs
         }
         config.cacheRepository = try document.string("cache-repo")
         if let node = document.node("mirrors") {
-            guard case let .mapping(mapping) = node else {
-                throw YAMLFileError("'mirrors' must map a registry to its mirrors, e.g. docker.io: [mirror.gcr.io]", location: document.location(node))
+            guard case .mapping(let mapping) = node else {
+                throw YAMLFileError(
+                    "'mirrors' must map a registry to its mirrors, e.g. docker.io: [mirror.gcr.io]",
+                    location: document.location(node))
             }
             for entry in mapping {
                 guard let registry = entry.key.string, !registry.isEmpty else {
@@ -152,27 +163,32 @@ public struct LaneConfig: Sendable {
                 }
                 var list = [String]()
                 switch entry.value {
-                case let .scalar(scalar): list = [scalar.string]
-                case let .sequence(sequence):
+                case .scalar(let scalar): list = [scalar.string]
+                case .sequence(let sequence):
                     for item in sequence {
-                        guard case let .scalar(scalar) = item else {
-                            throw YAMLFileError("'mirrors.\(registry)' must list mirror hosts", location: document.location(item))
+                        guard case .scalar(let scalar) = item else {
+                            throw YAMLFileError(
+                                "'mirrors.\(registry)' must list mirror hosts", location: document.location(item))
                         }
                         list.append(scalar.string)
                     }
                 default:
-                    throw YAMLFileError("'mirrors.\(registry)' must list mirror hosts", location: document.location(entry.value))
+                    throw YAMLFileError(
+                        "'mirrors.\(registry)' must list mirror hosts", location: document.location(entry.value))
                 }
                 config.mirrors.append((registry, list, entry.key.mark?.line ?? 1))
             }
         }
         if let node = document.node("bases") {
-            guard case let .mapping(mapping) = node else {
-                throw YAMLFileError("'bases' must map a base image to its replacement, e.g. python:3.11-slim: ghcr.io/acme/python@sha256:…", location: document.location(node))
+            guard case .mapping(let mapping) = node else {
+                throw YAMLFileError(
+                    "'bases' must map a base image to its replacement, e.g. python:3.11-slim: ghcr.io/acme/python@sha256:…",
+                    location: document.location(node))
             }
             for entry in mapping {
-                guard let original = entry.key.string, case let .scalar(value) = entry.value else {
-                    throw YAMLFileError("'bases' must map a base image to one replacement", location: document.location(entry.value))
+                guard let original = entry.key.string, case .scalar(let value) = entry.value else {
+                    throw YAMLFileError(
+                        "'bases' must map a base image to one replacement", location: document.location(entry.value))
                 }
                 config.baseReplacements.append((original, value.string, entry.key.mark?.line ?? 1))
             }

@@ -48,18 +48,26 @@ public struct Processor: Sendable {
     /// - Throws: `YAMLFileError` naming the file, the key and its line: for a missing or
     ///   malformed key, a context or Dockerfile outside the repository, or a platform kiln cannot
     ///   build.
-    public static func load(file: String, root: String, contextBase: ContextBase = .root) throws(YAMLFileError) -> Processor {
+    public static func load(file: String, root: String, contextBase: ContextBase = .root) throws(YAMLFileError)
+        -> Processor
+    {
         let display = file.hasPrefix(root + "/") ? String(file.dropFirst(root.count + 1)) : file
         if let real = FilePaths.realPath(file), !FilePaths.isInside(real, root: root) {
-            throw YAMLFileError("\(display) is a symlink to \(real), outside the repository; kiln reads and pins files inside it only", location: nil)
+            throw YAMLFileError(
+                "\(display) is a symlink to \(real), outside the repository; kiln reads and pins files inside it only",
+                location: nil)
         }
         let document = try YAMLDocument(path: file)
         let refText = try document.requiredString("ref", example: "llm/litellm@1")
         guard let ref = ProcessorRef(parsing: refText) else {
-            throw YAMLFileError("'ref' must read NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(refText)'", location: document.location(document.node("ref")))
+            throw YAMLFileError(
+                "'ref' must read NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(refText)'",
+                location: document.location(document.node("ref")))
         }
         guard document.node("build") != nil else {
-            throw YAMLFileError("'build' is missing; add build: {context: ., dockerfile: Dockerfile}", location: SourceLocation(file: file, line: 1))
+            throw YAMLFileError(
+                "'build' is missing; add build: {context: ., dockerfile: Dockerfile}",
+                location: SourceLocation(file: file, line: 1))
         }
         let folder = FilePaths.directory(of: file)
         let contextText = try document.string("build.context") ?? "."
@@ -72,30 +80,36 @@ public struct Processor: Sendable {
                 location: contextLocation)
         }
         let otherBase = contextBase == .root ? folder : root
-        let alternative = (try? inside(contextText, from: otherBase, root: root, key: "build.context", location: contextLocation))
+        let alternative =
+            (try? inside(contextText, from: otherBase, root: root, key: "build.context", location: contextLocation))
             .flatMap { FilePaths.isDirectory($0) && $0 != context ? $0 : nil }
 
         let dockerfileText = try document.string("build.dockerfile") ?? "Dockerfile"
         let dockerfileLocation = document.location(document.node("build.dockerfile") ?? document.node("build"))
-        let dockerfile = try inside(dockerfileText, from: folder, root: root, key: "build.dockerfile", location: dockerfileLocation)
+        let dockerfile = try inside(
+            dockerfileText, from: folder, root: root, key: "build.dockerfile", location: dockerfileLocation)
         guard FilePaths.exists(dockerfile) else {
             throw YAMLFileError(
                 "'build.dockerfile' names '\(dockerfileText)', which does not exist next to \(FilePaths.lastComponent(of: file))",
                 location: dockerfileLocation)
         }
         guard FileKind.of(path: dockerfile) == .regular else {
-            throw YAMLFileError("'build.dockerfile' names '\(dockerfileText)', which is not a regular file", location: dockerfileLocation)
+            throw YAMLFileError(
+                "'build.dockerfile' names '\(dockerfileText)', which is not a regular file",
+                location: dockerfileLocation)
         }
         var platforms: [Platform]?
         if let texts = try document.strings("build.platforms") {
             do {
                 platforms = try Platform.buildable(texts)
             } catch {
-                throw YAMLFileError("'build.platforms' has \(error)", location: document.location(document.node("build.platforms")))
+                throw YAMLFileError(
+                    "'build.platforms' has \(error)", location: document.location(document.node("build.platforms")))
             }
         }
         return Processor(
-            ref: ref, file: file, displayPath: display, context: context, contextText: contextText, contextBase: contextBase,
+            ref: ref, file: file, displayPath: display, context: context, contextText: contextText,
+            contextBase: contextBase,
             alternativeContext: alternative, dockerfile: dockerfile, platforms: platforms,
             buildArgs: try document.stringMap("build.args") ?? [:], enabled: try document.bool("enabled") ?? true)
     }
@@ -106,15 +120,20 @@ public struct Processor: Sendable {
         throws(YAMLFileError) -> String
     {
         guard !path.hasPrefix("/") else {
-            throw YAMLFileError("'\(key)' is the absolute path '\(path)'; it must be a path inside the repository, relative to it", location: location)
+            throw YAMLFileError(
+                "'\(key)' is the absolute path '\(path)'; it must be a path inside the repository, relative to it",
+                location: location)
         }
         let joined = FilePaths.clean(FilePaths.join(base, path))
         guard FilePaths.isInside(joined, root: root) else {
-            throw YAMLFileError("'\(key)' is '\(path)', which leads out of the repository (\(root))", location: location)
+            throw YAMLFileError(
+                "'\(key)' is '\(path)', which leads out of the repository (\(root))", location: location)
         }
         // Through symlinks, too: what the path really names must be inside the repository.
         if let real = FilePaths.realPath(joined), !FilePaths.isInside(real, root: root) {
-            throw YAMLFileError("'\(key)' is '\(path)', which leads out of the repository through a symlink (to \(real))", location: location)
+            throw YAMLFileError(
+                "'\(key)' is '\(path)', which leads out of the repository through a symlink (to \(real))",
+                location: location)
         }
         return joined
     }

@@ -11,9 +11,14 @@ public struct ProcessorRef: Hashable, Sendable, Comparable, CustomStringConverti
         name = String(text[text.index(after: slash)..<at])
         version = String(text[text.index(after: at)...])
         let allowed = { (part: String) in
-            !part.isEmpty && part.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/".unicodeScalars.contains($0) }
+            !part.isEmpty
+                && part.unicodeScalars.allSatisfy {
+                    $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/".unicodeScalars.contains($0)
+                }
         }
-        guard allowed(namespace), allowed(name), allowed(version), !name.contains("/"), !version.contains("/") else { return nil }
+        guard allowed(namespace), allowed(name), allowed(version), !name.contains("/"), !version.contains("/") else {
+            return nil
+        }
     }
 
     public var description: String { "\(namespace)/\(name)@\(version)" }

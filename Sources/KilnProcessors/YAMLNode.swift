@@ -12,9 +12,11 @@ struct YAMLDocument {
         self.file = file
         switch try YAMLPins.parse(text, file: file) {
         case nil: root = nil
-        case let .mapping(mapping)?: root = mapping
+        case .mapping(let mapping)?: root = mapping
         case let node?:
-            throw YAMLFileError("the file must be a YAML mapping of keys to values", location: SourceLocation(file: file, line: node.mark?.line ?? 1))
+            throw YAMLFileError(
+                "the file must be a YAML mapping of keys to values",
+                location: SourceLocation(file: file, line: node.mark?.line ?? 1))
         }
     }
 
@@ -36,17 +38,19 @@ struct YAMLDocument {
         var mapping = root
         var node: Node?
         for key in path.split(separator: ".") {
-            guard let current = mapping, let entry = current.first(where: { $0.key.string == String(key) }) else { return nil }
+            guard let current = mapping, let entry = current.first(where: { $0.key.string == String(key) }) else {
+                return nil
+            }
             node = entry.value
-            if case let .mapping(child) = entry.value { mapping = child } else { mapping = nil }
+            if case .mapping(let child) = entry.value { mapping = child } else { mapping = nil }
         }
-        if case let .scalar(scalar)? = node, YAMLPins.isNull(scalar) { return nil }
+        if case .scalar(let scalar)? = node, YAMLPins.isNull(scalar) { return nil }
         return node
     }
 
     func string(_ path: String) throws(YAMLFileError) -> String? {
         guard let node = node(path) else { return nil }
-        guard case let .scalar(scalar) = node else {
+        guard case .scalar(let scalar) = node else {
             throw YAMLFileError("'\(path)' must be a single value, not a list or mapping", location: location(node))
         }
         return scalar.string
@@ -54,7 +58,9 @@ struct YAMLDocument {
 
     func requiredString(_ path: String, example: String) throws(YAMLFileError) -> String {
         guard let value = try string(path), !value.isEmpty else {
-            throw YAMLFileError("'\(path)' is missing; add it, e.g. \(path.split(separator: ".").last!): \(example)", location: location(node(path) ?? nil))
+            throw YAMLFileError(
+                "'\(path)' is missing; add it, e.g. \(path.split(separator: ".").last!): \(example)",
+                location: location(node(path) ?? nil))
         }
         return value
     }
@@ -70,7 +76,9 @@ struct YAMLDocument {
 
     func int(_ path: String) throws(YAMLFileError) -> Int? {
         guard let text = try string(path) else { return nil }
-        guard let value = Int(text) else { throw YAMLFileError("'\(path)' must be a whole number, not '\(text)'", location: location(node(path))) }
+        guard let value = Int(text) else {
+            throw YAMLFileError("'\(path)' must be a whole number, not '\(text)'", location: location(node(path)))
+        }
         return value
     }
 
@@ -78,12 +86,14 @@ struct YAMLDocument {
     func strings(_ path: String) throws(YAMLFileError) -> [String]? {
         guard let node = node(path) else { return nil }
         switch node {
-        case let .scalar(scalar):
-            return scalar.string.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        case let .sequence(sequence):
+        case .scalar(let scalar):
+            return scalar.string.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty
+            }
+        case .sequence(let sequence):
             var result = [String]()
             for item in sequence {
-                guard case let .scalar(scalar) = item else {
+                guard case .scalar(let scalar) = item else {
                     throw YAMLFileError("'\(path)' must be a list of values", location: location(item))
                 }
                 result.append(scalar.string)
@@ -97,12 +107,12 @@ struct YAMLDocument {
     /// A mapping of strings to strings (build args).
     func stringMap(_ path: String) throws(YAMLFileError) -> [String: String]? {
         guard let node = node(path) else { return nil }
-        guard case let .mapping(mapping) = node else {
+        guard case .mapping(let mapping) = node else {
             throw YAMLFileError("'\(path)' must be a mapping of NAME: value", location: location(node))
         }
         var result = [String: String]()
         for entry in mapping {
-            guard let key = entry.key.string, case let .scalar(value) = entry.value else {
+            guard let key = entry.key.string, case .scalar(let value) = entry.value else {
                 throw YAMLFileError("'\(path)' must map names to single values", location: location(entry.value))
             }
             result[key] = value.string

@@ -62,7 +62,9 @@ public struct CredentialStore: Sendable {
         if registry == "docker.io" {
             return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
         }
-        return [registry, "https://\(registry)", "http://\(registry)", "https://\(registry)/v1/", "https://\(registry)/v2/"]
+        return [
+            registry, "https://\(registry)", "http://\(registry)", "https://\(registry)/v1/", "https://\(registry)/v2/",
+        ]
     }
 
     var configPath: String {
@@ -99,7 +101,8 @@ struct DockerConfig: Decodable {
             if let auth, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
                 let colon = decoded.firstIndex(of: ":")
             {
-                return Credential(username: String(decoded[..<colon]), secret: String(decoded[decoded.index(after: colon)...]))
+                return Credential(
+                    username: String(decoded[..<colon]), secret: String(decoded[decoded.index(after: colon)...]))
             }
             if let identitytoken { return Credential(username: "<token>", secret: identitytoken) }
             throw .credentials("the config.json entry for \(registry) holds no usable credential")
@@ -130,13 +133,18 @@ struct CredentialHelper {
             throw .credentials("\(program) get failed with status \(result.status)")
         }
         struct Answer: Decodable {
-            var Username: String
-            var Secret: String
+            var username: String
+            var secret: String
+
+            enum CodingKeys: String, CodingKey {
+                case username = "Username"
+                case secret = "Secret"
+            }
         }
         guard let answer = try? JSONDecoder().decode(Answer.self, from: result.output) else {
             throw .credentials("\(program) get printed something that is not a credential")
         }
-        return Credential(username: answer.Username, secret: answer.Secret)
+        return Credential(username: answer.username, secret: answer.secret)
     }
 
     private static func run(_ program: String, input: Data) async throws -> (Int32, Data) {

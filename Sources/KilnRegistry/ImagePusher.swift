@@ -29,16 +29,19 @@ public struct ImagePusher: Sendable {
     ///   - root: the index or manifest to push, as listed in the source.
     ///   - target: where; its tag names the result (a digest-only target pushes untagged).
     ///   - mountFrom: another repository of the same registry that may hold the blobs already.
-    public func push(_ root: Descriptor, from source: some BlobSource, to target: ImageReference,
-                     mountFrom: Repository? = nil) async throws -> PushReport
-    {
+    public func push(
+        _ root: Descriptor, from source: some BlobSource, to target: ImageReference,
+        mountFrom: Repository? = nil
+    ) async throws -> PushReport {
         let rootBytes = try source.readBlob(root.digest, limit: RegistryClient.manifestLimit)
-        if let tag = target.tag, let current = try await client.headManifest(ImageReference(repository: target.repository, tag: tag)),
+        if let tag = target.tag,
+            let current = try await client.headManifest(ImageReference(repository: target.repository, tag: tag)),
             current.digest == root.digest
         {
             // The tag already names this exact image: the registry holds everything it lists
             // (it refuses manifests whose children are missing), so there is nothing to send.
-            return PushReport(reference: target, root: root, platforms: try Self.platforms(root, rootBytes), alreadyPresent: true)
+            return PushReport(
+                reference: target, root: root, platforms: try Self.platforms(root, rootBytes), alreadyPresent: true)
         }
         var children = [(descriptor: Descriptor, bytes: [UInt8])]()
         var blobs = [Descriptor]()
@@ -56,12 +59,13 @@ public struct ImagePusher: Sendable {
         for blob in blobs { unique[blob.digest] = blob }
 
         var report = PushReport(reference: target, root: root, platforms: [])
-        let outcomes = try await pushBlobs(Array(unique.values), from: source, to: target.repository, mountFrom: mountFrom)
+        let outcomes = try await pushBlobs(
+            Array(unique.values), from: source, to: target.repository, mountFrom: mountFrom)
         for outcome in outcomes {
             switch outcome {
             case .alreadyPresent: report.skipped += 1
             case .mounted: report.mounted += 1
-            case let .uploaded(bytes):
+            case .uploaded(let bytes):
                 report.uploaded += 1
                 report.bytesUploaded += bytes
             }
@@ -73,7 +77,8 @@ public struct ImagePusher: Sendable {
             report.platforms.append((child.descriptor.platform, child.descriptor.digest))
         }
         let reference = target.tag ?? root.digest.description
-        try await putManifest(rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference, from: source)
+        try await putManifest(
+            rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference, from: source)
         if children.isEmpty { report.platforms.append((root.platform, root.digest)) }
         return report
     }
@@ -91,9 +96,10 @@ public struct ImagePusher: Sendable {
         return [manifest.config] + manifest.layers.filter { $0.urls?.isEmpty ?? true }
     }
 
-    private func pushBlobs(_ blobs: [Descriptor], from source: some BlobSource, to repository: Repository,
-                           mountFrom: Repository?) async throws -> [BlobPush]
-    {
+    private func pushBlobs(
+        _ blobs: [Descriptor], from source: some BlobSource, to repository: Repository,
+        mountFrom: Repository?
+    ) async throws -> [BlobPush] {
         let width = max(1, client.configuration.uploadJobs)
         let ordered = blobs.sorted { $0.size > $1.size }  // start the big ones first
         let client = self.client
@@ -119,7 +125,8 @@ public struct ImagePusher: Sendable {
     /// re-checks what the manifest lists with `HEAD`, pushes again from `source` whatever is
     /// missing, and retries, a bounded number of times.
     public func putManifest(
-        _ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String, from source: some BlobSource
+        _ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String,
+        from source: some BlobSource
     ) async throws {
         var attempt = 0
         var random = SystemRandomNumberGenerator()
@@ -130,7 +137,8 @@ public struct ImagePusher: Sendable {
                 return
             } catch {
                 guard Self.isReferenceRefusal(error), attempt < Self.manifestRecheckBudget else { throw error }
-                let delay = RetryPolicy(maxAttempts: Self.manifestRecheckBudget, baseDelay: 0.25, maxDelay: 2)
+                let delay =
+                    RetryPolicy(maxAttempts: Self.manifestRecheckBudget, baseDelay: 0.25, maxDelay: 2)
                     .delay(after: attempt, retryAfter: nil, random: &random) ?? 0
                 try await RegistryClient.sleep(seconds: delay)
                 try await restoreReferences(of: bytes, mediaType: mediaType, in: repository, from: source)
@@ -140,7 +148,8 @@ public struct ImagePusher: Sendable {
 
     /// The refusals that mean "something this manifest lists is not (yet, or no longer) there".
     static func isReferenceRefusal(_ error: RegistryError) -> Bool {
-        ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"].contains(error.registryCode ?? "")
+        ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_UNKNOWN"].contains(
+            error.registryCode ?? "")
     }
 
     static func isReferenceRefusal(_ error: any Error) -> Bool {
@@ -149,7 +158,9 @@ public struct ImagePusher: Sendable {
 
     /// Makes sure every blob (or, for an index, every child manifest) that `bytes` lists is in
     /// `repository`, pushing from `source` what a `HEAD` does not find.
-    private func restoreReferences(of bytes: [UInt8], mediaType: MediaType, in repository: Repository, from source: some BlobSource)
+    private func restoreReferences(
+        of bytes: [UInt8], mediaType: MediaType, in repository: Repository, from source: some BlobSource
+    )
         async throws
     {
         if mediaType.isIndex {
@@ -157,7 +168,9 @@ public struct ImagePusher: Sendable {
             for child in index.manifests
             where try await client.headManifest(ImageReference(repository: repository, digest: child.digest)) == nil {
                 let childBytes = try source.readBlob(child.digest, limit: RegistryClient.manifestLimit)
-                try await putManifest(childBytes, mediaType: child.mediaType, to: repository, reference: child.digest.description, from: source)
+                try await putManifest(
+                    childBytes, mediaType: child.mediaType, to: repository, reference: child.digest.description,
+                    from: source)
             }
             return
         }

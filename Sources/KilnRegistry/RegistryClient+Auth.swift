@@ -35,10 +35,13 @@ extension RegistryClient {
             return credential?.basicAuthorization
         case "bearer":
             let sortedScopes = Array(Set(scopes)).sorted()
-            let key = [challenge.realm ?? "", challenge.service ?? ""].joined(separator: "|") + "|" + sortedScopes.joined(separator: " ")
+            let key =
+                [challenge.realm ?? "", challenge.service ?? ""].joined(separator: "|") + "|"
+                + sortedScopes.joined(separator: " ")
             if !fresh, let cached = await tokens.token(for: key) { return "Bearer " + cached.value }
-            let token = try await fetchToken(challenge, scopes: sortedScopes, credential: credential,
-                                             endpoint: endpoint, registry: registry)
+            let token = try await fetchToken(
+                challenge, scopes: sortedScopes, credential: credential,
+                endpoint: endpoint, registry: registry)
             await tokens.store(token, for: key)
             return "Bearer " + token.value
         default:
@@ -48,19 +51,22 @@ extension RegistryClient {
 
     /// `GET realm?service=…&scope=…` (distribution's token protocol), with Basic credentials when
     /// kiln has them: token servers quietly hand out pull-only tokens to anonymous callers.
-    private func fetchToken(_ challenge: AuthChallenge, scopes: [String], credential: Credential?,
-                            endpoint: Endpoint, registry: String) async throws(RegistryError) -> Token
-    {
+    private func fetchToken(
+        _ challenge: AuthChallenge, scopes: [String], credential: Credential?,
+        endpoint: Endpoint, registry: String
+    ) async throws(RegistryError) -> Token {
         let operation = "get a token for \(registry)" + (scopes.isEmpty ? "" : " (\(scopes.joined(separator: " ")))")
         guard let realm = challenge.realm, !realm.isEmpty else {
-            throw .protocolViolation(host: registry, operation: operation, reason: "sent a Bearer challenge without a realm")
+            throw .protocolViolation(
+                host: registry, operation: operation, reason: "sent a Bearer challenge without a realm")
         }
         var realmURL = realm.hasPrefix("/") ? endpoint.baseURL + realm : realm
         if realmURL.hasPrefix("http://"), credential != nil {
             let realmHost = String(realmURL.dropFirst("http://".count).prefix { $0 != "/" })
             guard RegistryConfiguration.isLoopback(realmHost) || configuration.insecureHosts.contains(realmHost) else {
-                throw .protocolViolation(host: registry, operation: operation,
-                                         reason: "names a plain-HTTP token realm (\(realmHost)); kiln will not send credentials there")
+                throw .protocolViolation(
+                    host: registry, operation: operation,
+                    reason: "names a plain-HTTP token realm (\(realmHost)); kiln will not send credentials there")
             }
         }
         var query = [(String, String)]()
@@ -88,16 +94,22 @@ extension RegistryClient {
         }
         struct Answer: Decodable {
             var token: String?
-            var access_token: String?
-            var expires_in: Int?
+            var accessToken: String?
+            var expiresIn: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case token
+                case accessToken = "access_token"
+                case expiresIn = "expires_in"
+            }
         }
         guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body)),
-            let value = answer.token ?? answer.access_token, !value.isEmpty
+            let value = answer.token ?? answer.accessToken, !value.isEmpty
         else {
             throw .protocolViolation(host: registry, operation: operation, reason: "token server sent no token")
         }
         // A missing or tiny lifetime means 60 s (the token spec's default); refresh 10 s early.
-        let lifetime = max(answer.expires_in ?? 60, 60)
+        let lifetime = max(answer.expiresIn ?? 60, 60)
         return Token(value: value, expires: Date().addingTimeInterval(Double(lifetime - 10)))
     }
 }

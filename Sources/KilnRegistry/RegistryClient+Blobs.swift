@@ -23,7 +23,9 @@ actor BlobLocations {
     private var repositories = [Digest: [Repository]]()
 
     func record(_ digest: Digest, in repository: Repository) {
-        if !(repositories[digest]?.contains(repository) ?? false) { repositories[digest, default: []].append(repository) }
+        if !(repositories[digest]?.contains(repository) ?? false) {
+            repositories[digest, default: []].append(repository)
+        }
     }
 
     func repository(holding digest: Digest, on registry: String, except target: Repository) -> Repository? {
@@ -99,7 +101,8 @@ extension RegistryClient {
         } catch let error as RegistryError {
             throw error
         } catch {
-            throw .connection(host: repository.registry, operation: "push blob \(descriptor.digest.short)", reason: "\(error)")
+            throw .connection(
+                host: repository.registry, operation: "push blob \(descriptor.digest.short)", reason: "\(error)")
         }
     }
 
@@ -109,7 +112,8 @@ extension RegistryClient {
         let outcome: BlobPush
         // Mount from a repository where this run saw the blob (pushed or pulled it), else from the
         // one the caller names as likely to hold it.
-        let knownSource = await blobLocations.repository(holding: descriptor.digest, on: repository.registry, except: repository)
+        let knownSource = await blobLocations.repository(
+            holding: descriptor.digest, on: repository.registry, except: repository)
         if try await blobExists(descriptor.digest, in: repository) {
             outcome = .alreadyPresent
         } else if let source = knownSource ?? mountFrom, source.registry == repository.registry, source != repository,
@@ -117,7 +121,7 @@ extension RegistryClient {
         {
             switch session {
             case .mounted: outcome = .mounted
-            case let .uploadStarted(location):
+            case .uploadStarted(let location):
                 try await upload(descriptor, body: body, to: repository, session: location)
                 outcome = .uploaded(bytes: descriptor.size)
             }
@@ -138,12 +142,14 @@ extension RegistryClient {
     /// `POST /v2/NAME/blobs/uploads/?mount=DIGEST&from=SOURCE`: 201 is a mount, 202 an upload
     /// session. Any failure (including a token server refusing the source scope) returns nil, and
     /// the caller uploads as usual.
-    private func mount(_ digest: Digest, from source: Repository, into repository: Repository) async throws(RegistryError)
+    private func mount(_ digest: Digest, from source: Repository, into repository: Repository)
+        async throws(RegistryError)
         -> MountResult?
     {
         let request = RegistryRequest(
             method: .POST,
-            target: .path("/v2/\(repository.path)/blobs/uploads/", query: [("mount", digest.description), ("from", source.path)]),
+            target: .path(
+                "/v2/\(repository.path)/blobs/uploads/", query: [("mount", digest.description), ("from", source.path)]),
             operation: "mount blob \(digest.short) from \(source) into \(repository)",
             scopes: [Scope.push(repository), Scope.pull(source)], idempotent: false)
         guard let response = try? await send(request, to: repository.registry) else { return nil }

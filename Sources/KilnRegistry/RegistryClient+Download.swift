@@ -27,7 +27,7 @@ extension RegistryClient {
             } catch {
                 // A body that broke off midway: start over into a fresh sink. Everything else
                 // (before the body) was retried by `send` already.
-                guard case let .bodyInterrupted(cause) = error, cause.isRetryable,
+                guard case .bodyInterrupted(let cause) = error, cause.isRetryable,
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }
                 try await Self.sleep(seconds: delay)
@@ -44,7 +44,9 @@ extension RegistryClient {
         init(sink: any ByteSink) { self.sink = sink }
     }
 
-    private func downloadOnce(_ descriptor: Descriptor, from repository: Repository, into sink: some ByteSink, operation: String)
+    private func downloadOnce(
+        _ descriptor: Descriptor, from repository: Repository, into sink: some ByteSink, operation: String
+    )
         async throws(RegistryError)
     {
         var request = RegistryRequest(
@@ -58,7 +60,8 @@ extension RegistryClient {
                 progress.received += Int64(chunk.readableBytes)
                 guard progress.received <= size else {
                     throw RegistryError.protocolViolation(
-                        host: registry, operation: operation, reason: "sent more than the \(size) bytes the descriptor names")
+                        host: registry, operation: operation,
+                        reason: "sent more than the \(size) bytes the descriptor names")
                 }
                 try chunk.withUnsafeReadableBytes { bytes in
                     progress.hasher.update(bytes)

@@ -31,12 +31,14 @@ extension RegistryClient {
         let response = try await send(request, to: repository.registry)
         try response.expect([200], operation)
         let digest = Digest.sha256(of: response.body)
-        if let expected = reference.digest ?? response.header("Docker-Content-Digest").flatMap({ try? Digest(parsing: $0) }),
+        if let expected = reference.digest
+            ?? response.header("Docker-Content-Digest").flatMap({ try? Digest(parsing: $0) }),
             expected != digest
         {
             throw .digestMismatch(operation: operation, expected: expected, actual: digest)
         }
-        let mediaType = response.header("Content-Type").map(MediaType.init(contentType:))
+        let mediaType =
+            response.header("Content-Type").map(MediaType.init(contentType:))
             .flatMap { $0.isIndex || $0.isImageManifest ? $0 : nil }
             ?? Self.declaredMediaType(response.body) ?? .ociManifest
         return FetchedManifest(bytes: response.body, mediaType: mediaType, digest: digest)

@@ -24,14 +24,16 @@ extension RegistryClient {
     /// Resolves `reference` to its top-level digest and, for each of `platforms`, the manifest and
     /// config a build would start from. Layers are not downloaded.
     /// - Throws: `RegistryError.notFound` naming the platforms the image offers when one is missing.
-    public func resolve(_ reference: ImageReference, platforms: [Platform]) async throws(RegistryError) -> ResolvedImage {
+    public func resolve(_ reference: ImageReference, platforms: [Platform]) async throws(RegistryError) -> ResolvedImage
+    {
         let root = try await fetchManifest(reference)
         let repository = reference.repository
         var images = [ResolvedPlatformImage]()
         if root.mediaType.isIndex {
             let index = try decode(ImageIndex.self, root.bytes, "the index of \(reference)")
             for platform in platforms {
-                let entry = try await imageEntry(in: index, digest: root.digest, for: platform, reference: reference, seen: [root.digest])
+                let entry = try await imageEntry(
+                    in: index, digest: root.digest, for: platform, reference: reference, seen: [root.digest])
                 let manifest = try await fetchManifest(ImageReference(repository: repository, digest: entry.digest))
                 images.append(try await platformImage(manifest, platform: platform, repository: repository))
             }
@@ -47,11 +49,15 @@ extension RegistryClient {
 
     /// The image manifest an index offers for `platform`, following nested indexes (which some
     /// registries and tools write) and refusing a loop by name instead of following it forever.
-    private func imageEntry(in index: ImageIndex, digest: Digest, for platform: Platform, reference: ImageReference, seen: [Digest])
+    private func imageEntry(
+        in index: ImageIndex, digest: Digest, for platform: Platform, reference: ImageReference, seen: [Digest]
+    )
         async throws(RegistryError) -> Descriptor
     {
         if let entry = index.manifest(for: platform) { return entry }
-        let nested = index.manifests.filter { entry in entry.mediaType.isIndex && (entry.platform.map(platform.matches) ?? true) }
+        let nested = index.manifests.filter { entry in
+            entry.mediaType.isIndex && (entry.platform.map(platform.matches) ?? true)
+        }
         if let loop = nested.first(where: { seen.contains($0.digest) }) {
             let what = loop.digest == digest ? "lists itself" : "lists an index that lists it again"
             throw .protocolViolation(
@@ -59,13 +65,16 @@ extension RegistryClient {
                 reason: "serves an index that \(what) (\(loop.digest.short)): a loop, with no image to build on")
         }
         if let child = nested.first, seen.count < 4 {
-            let fetched = try await fetchManifest(ImageReference(repository: reference.repository, digest: child.digest))
+            let fetched = try await fetchManifest(
+                ImageReference(repository: reference.repository, digest: child.digest))
             let childIndex = try decode(ImageIndex.self, fetched.bytes, "the index \(child.digest) of \(reference)")
-            return try await imageEntry(in: childIndex, digest: child.digest, for: platform, reference: reference, seen: seen + [child.digest])
+            return try await imageEntry(
+                in: childIndex, digest: child.digest, for: platform, reference: reference, seen: seen + [child.digest])
         }
         let offered = index.manifests.filter(\.mediaType.isImageManifest).compactMap { $0.platform?.description }
         throw .notFound(
-            "\(reference) has no \(platform) image (\(offered.isEmpty ? "it lists no platform image" : "it offers: " + offered.joined(separator: ", ")))")
+            "\(reference) has no \(platform) image (\(offered.isEmpty ? "it lists no platform image" : "it offers: " + offered.joined(separator: ", ")))"
+        )
     }
 
     private func platformImage(_ manifest: FetchedManifest, platform: Platform?, repository: Repository)

@@ -24,7 +24,8 @@ actor EndpointCache {
     private var chunkSizes = [String: Int]()
 
     /// The endpoint for `host`, discovered once however many tasks ask at the same time.
-    func endpoint(for host: String, discover: @escaping @Sendable () async throws -> Endpoint) async throws -> Endpoint {
+    func endpoint(for host: String, discover: @escaping @Sendable () async throws -> Endpoint) async throws -> Endpoint
+    {
         if let known = endpoints[host] { return try await known.value }
         let task = Task { try await discover() }
         endpoints[host] = task
@@ -42,7 +43,6 @@ actor EndpointCache {
 
 /// Reads a successful response's body as it arrives (a blob download), instead of collecting it.
 typealias BodyConsumer = @Sendable (HTTPClientResponse.Body) async throws -> Void
-
 
 extension RegistryClient {
     /// Sends `request` to `registry`: authenticates, retries transient failures of idempotent
@@ -74,12 +74,14 @@ extension RegistryClient {
                 endpoint: endpoint, registry: registry, scopes: scopes, fresh: reauthenticated)
             let response: RegistryResponse
             do {
-                response = try await execute(request, endpoint: endpoint, authorization: authorization, registry: registry, consume: consume)
+                response = try await execute(
+                    request, endpoint: endpoint, authorization: authorization, registry: registry, consume: consume)
             } catch {
                 guard request.idempotent, error.isRetryable,
                     let delay = configuration.retry.delay(after: attempt, retryAfter: nil, random: &random)
                 else { throw error }
-                logger.debug("retrying after error", metadata: ["operation": "\(request.operation)", "error": "\(error)"])
+                logger.debug(
+                    "retrying after error", metadata: ["operation": "\(request.operation)", "error": "\(error)"])
                 try await Self.sleep(seconds: delay)
                 continue
             }
@@ -95,12 +97,15 @@ extension RegistryClient {
                 }
                 continue
             }
-            if request.followsRedirects, [301, 302, 303, 307, 308].contains(response.status), let location = response.header("Location") {
+            if request.followsRedirects, [301, 302, 303, 307, 308].contains(response.status),
+                let location = response.header("Location")
+            {
                 // Blob downloads on GHCR and Docker Hub redirect to storage URLs; credentials
                 // stay with the registry's own host (`execute`).
                 redirects += 1
                 guard redirects <= 5 else {
-                    throw .protocolViolation(host: registry, operation: request.operation, reason: "redirected too many times")
+                    throw .protocolViolation(
+                        host: registry, operation: request.operation, reason: "redirected too many times")
                 }
                 request.target = .location(location)
                 attempt -= 1
@@ -162,7 +167,8 @@ extension RegistryClient {
     /// retried) like any idempotent request, without credentials.
     private func ping(_ candidate: Endpoint, registry: String) async throws(RegistryError) -> Endpoint {
         let operation = "contact registry \(registry)"
-        let request = RegistryRequest(method: .GET, target: .path("/v2/"), operation: operation, scopes: [], idempotent: true)
+        let request = RegistryRequest(
+            method: .GET, target: .path("/v2/"), operation: operation, scopes: [], idempotent: true)
         // No challenge is known yet, so `send` adds no credentials and does not re-authenticate.
         let response = try await send(request, endpoint: candidate, registry: registry)
         var endpoint = candidate
@@ -186,14 +192,15 @@ extension RegistryClient {
     /// move an HTTPS session to plain HTTP.
     func url(for target: RegistryRequest.Target, endpoint: Endpoint, registry: String) throws(RegistryError) -> String {
         switch target {
-        case let .path(path, query):
+        case .path(let path, let query):
             return QueryEncoding.append(query, to: endpoint.baseURL + path)
-        case let .location(location, query):
+        case .location(let location, let query):
             let absolute: String
             if location.hasPrefix("https://") || location.hasPrefix("http://") {
                 if endpoint.baseURL.hasPrefix("https://") && location.hasPrefix("http://") {
-                    throw .protocolViolation(host: registry, operation: "follow an upload location",
-                                             reason: "redirected an HTTPS upload to plain HTTP (\(QueryEncoding.withoutQuery(location)))")
+                    throw .protocolViolation(
+                        host: registry, operation: "follow an upload location",
+                        reason: "redirected an HTTPS upload to plain HTTP (\(QueryEncoding.withoutQuery(location)))")
                 }
                 absolute = location
             } else if location.hasPrefix("/") {
@@ -206,7 +213,10 @@ extension RegistryClient {
     }
 
     /// One HTTP exchange, no retries. File bodies are streamed from disk in 1 MiB chunks.
-    func execute(_ request: RegistryRequest, endpoint: Endpoint, authorization: String?, registry: String, consume: BodyConsumer? = nil)
+    func execute(
+        _ request: RegistryRequest, endpoint: Endpoint, authorization: String?, registry: String,
+        consume: BodyConsumer? = nil
+    )
         async throws(RegistryError) -> RegistryResponse
     {
         let url = try url(for: request.target, endpoint: endpoint, registry: registry)
@@ -215,18 +225,22 @@ extension RegistryClient {
         http.headers.add(name: "User-Agent", value: configuration.userAgent)
         for (name, value) in request.headers { http.headers.add(name: name, value: value) }
         // Credentials go only to the registry's own host, never to a host a Location points at.
-        if let authorization, url.hasPrefix(endpoint.baseURL + "/") { http.headers.add(name: "Authorization", value: authorization) }
+        if let authorization, url.hasPrefix(endpoint.baseURL + "/") {
+            http.headers.add(name: "Authorization", value: authorization)
+        }
         let client = endpoint.unverifiedTLS ? (insecureHTTP ?? self.http) : self.http
         let deadline = NIODeadline.now() + .seconds(configuration.requestTimeout)
         do {
             switch request.body {
             case .none:
                 if [.POST, .PUT, .PATCH].contains(request.method) { http.body = .bytes(ByteBuffer()) }
-                return try await collect(client.execute(http, deadline: deadline), request: request, url: url, registry: registry, consume: consume)
-            case let .bytes(bytes):
+                return try await collect(
+                    client.execute(http, deadline: deadline), request: request, url: url, registry: registry,
+                    consume: consume)
+            case .bytes(let bytes):
                 http.body = .bytes(ByteBuffer(bytes: bytes))
                 return try await collect(client.execute(http, deadline: deadline), request: request, url: url)
-            case let .file(path, offset, length):
+            case .file(let path, let offset, let length):
                 return try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
                     var streamed = http
                     let chunks = handle.readChunks(in: offset..<(offset + length), chunkLength: .mebibytes(1))
@@ -243,7 +257,8 @@ extension RegistryClient {
     }
 
     private func collect(
-        _ response: HTTPClientResponse, request: RegistryRequest, url: String, registry: String = "", consume: BodyConsumer? = nil
+        _ response: HTTPClientResponse, request: RegistryRequest, url: String, registry: String = "",
+        consume: BodyConsumer? = nil
     ) async throws -> RegistryResponse {
         if let consume, response.status == .ok {
             // A failure now leaves part of the body in the consumer's sink: it is never retried
@@ -255,9 +270,12 @@ extension RegistryClient {
             } catch let error as any KilnError {
                 throw RegistryError.sink(error.description, category: error.category)
             } catch {
-                throw RegistryError.bodyInterrupted(Self.classify(error, registry: registry, operation: request.operation))
+                throw RegistryError.bodyInterrupted(
+                    Self.classify(error, registry: registry, operation: request.operation))
             }
-            return RegistryResponse(status: 200, headers: response.headers, body: [], url: QueryEncoding.withoutQuery(url), method: request.method.rawValue)
+            return RegistryResponse(
+                status: 200, headers: response.headers, body: [], url: QueryEncoding.withoutQuery(url),
+                method: request.method.rawValue)
         }
         let body: ByteBuffer
         do {
@@ -281,7 +299,8 @@ extension RegistryClient {
         case let extra as NIOSSLExtraError: return .tls(host: registry, reason: "\(extra)")
         case let boring as BoringSSLError: return .tls(host: registry, reason: "\(boring)")
         case let file as FileSystemError:
-            return .connection(host: registry, operation: operation, reason: "reading the upload body failed: \(file.message)")
+            return .connection(
+                host: registry, operation: operation, reason: "reading the upload body failed: \(file.message)")
         case let connection as NIOConnectionError:
             if connection.connectionErrors.isEmpty, connection.dnsAError != nil || connection.dnsAAAAError != nil {
                 return .unknownHost(registry)

@@ -25,19 +25,24 @@ extension RegistryClient {
             var current: UploadSession?
             do {
                 let open: UploadSession
-                if let location = pending { open = UploadSession(location: location) } else { open = try await startUpload(to: repository) }
+                if let location = pending {
+                    open = UploadSession(location: location)
+                } else {
+                    open = try await startUpload(to: repository)
+                }
                 pending = nil
                 current = open
                 let chunk = await chunkSize(for: repository.registry)
                 if let chunk, descriptor.size > Int64(chunk) {
-                    try await uploadChunks(descriptor, body: body, to: repository, session: open, chunkSize: Int64(chunk))
+                    try await uploadChunks(
+                        descriptor, body: body, to: repository, session: open, chunkSize: Int64(chunk))
                 } else {
                     try await uploadWhole(descriptor, body: body, to: repository, session: open)
                 }
                 return
             } catch {
                 if let current { await cancelUpload(current, in: repository) }
-                if case let .http(failure) = error, Self.isBodyTooLarge(failure) {
+                if case .http(let failure) = error, Self.isBodyTooLarge(failure) {
                     await shrinkChunkSize(for: repository.registry)
                     guard attempt < 8 else { throw error }
                     continue
@@ -61,7 +66,7 @@ extension RegistryClient {
     }
 
     private static func isLostSession(_ error: RegistryError) -> Bool {
-        guard case let .http(failure) = error, let code = failure.code else { return false }
+        guard case .http(let failure) = error, let code = failure.code else { return false }
         // DIGEST_INVALID at the end: the bytes the registry assembled were not the blob (a
         // proxy or a resume went wrong); a fresh session sends them again from the start.
         return code == "BLOB_UPLOAD_INVALID" || code == "BLOB_UPLOAD_UNKNOWN" || code == "DIGEST_INVALID"
@@ -76,13 +81,17 @@ extension RegistryClient {
         let response = try await send(request, to: repository.registry)
         try response.expect([202], operation)
         guard let location = response.header("Location") else {
-            throw .protocolViolation(host: repository.registry, operation: operation, reason: "sent 202 without a Location")
+            throw .protocolViolation(
+                host: repository.registry, operation: operation, reason: "sent 202 without a Location")
         }
-        return UploadSession(location: location, minimumChunk: response.header("OCI-Chunk-Min-Length").flatMap { Int64($0) })
+        return UploadSession(
+            location: location, minimumChunk: response.header("OCI-Chunk-Min-Length").flatMap { Int64($0) })
     }
 
     /// `PUT LOCATION?digest=…` with the whole blob.
-    private func uploadWhole(_ descriptor: Descriptor, body: BlobBody, to repository: Repository, session: UploadSession)
+    private func uploadWhole(
+        _ descriptor: Descriptor, body: BlobBody, to repository: Repository, session: UploadSession
+    )
         async throws(RegistryError)
     {
         let operation = "upload blob \(descriptor.digest.short) to \(repository)"
@@ -111,8 +120,11 @@ extension RegistryClient {
             let length = min(chunk, descriptor.size - offset)
             let request = RegistryRequest(
                 method: .PATCH, target: .location(location),
-                headers: [("Content-Type", "application/octet-stream"), ("Content-Range", "\(offset)-\(offset + length - 1)")],
-                body: body.range(offset, length), operation: operation, scopes: [Scope.push(repository)], idempotent: false)
+                headers: [
+                    ("Content-Type", "application/octet-stream"), ("Content-Range", "\(offset)-\(offset + length - 1)"),
+                ],
+                body: body.range(offset, length), operation: operation, scopes: [Scope.push(repository)],
+                idempotent: false)
             var failure: RegistryError?
             do throws(RegistryError) {
                 let response = try await send(request, to: repository.registry)
@@ -123,7 +135,7 @@ extension RegistryClient {
                     continue
                 }
                 let refused = response.failure(operation)
-                if case let .http(details) = refused, Self.isBodyTooLarge(details) { throw refused }
+                if case .http(let details) = refused, Self.isBodyTooLarge(details) { throw refused }
                 guard response.status == 416 || refused.isRetryable else { throw refused }
                 failure = refused
             } catch {
@@ -137,7 +149,8 @@ extension RegistryClient {
                 let delay = RetryPolicy(maxAttempts: Self.chunkFailureBudget + 1, baseDelay: 0.2, maxDelay: 4)
                     .delay(after: failures, retryAfter: nil, random: &random)
             else { throw failure! }
-            logger.debug("resuming chunked upload", metadata: ["blob": "\(descriptor.digest)", "failure": "\(failure!)"])
+            logger.debug(
+                "resuming chunked upload", metadata: ["blob": "\(descriptor.digest)", "failure": "\(failure!)"])
             try await Self.sleep(seconds: delay)
             (location, offset) = try await uploadStatus(location, in: repository, operation: operation)
         }
@@ -179,16 +192,21 @@ extension RegistryClient {
 
     /// `Range: 0-END` (inclusive) means the next byte to send is END+1.
     static func nextOffset(fromRange header: String?) -> Int64? {
-        guard let header, let dash = header.lastIndex(of: "-"), let end = Int64(header[header.index(after: dash)...]) else {
+        guard let header, let dash = header.lastIndex(of: "-"), let end = Int64(header[header.index(after: dash)...])
+        else {
             return nil
         }
         return end + 1
     }
 
-    static func checkReportedDigest(_ response: RegistryResponse, expected: Digest, operation: String) throws(RegistryError) {
+    static func checkReportedDigest(_ response: RegistryResponse, expected: Digest, operation: String)
+        throws(RegistryError)
+    {
         guard let reported = response.header("Docker-Content-Digest") else { return }
         guard let digest = try? Digest(parsing: reported) else { return }
-        guard digest == expected else { throw .digestMismatch(operation: operation, expected: expected, actual: digest) }
+        guard digest == expected else {
+            throw .digestMismatch(operation: operation, expected: expected, actual: digest)
+        }
     }
 
     /// The chunk size for `registry`: one a "too large" answer taught during this run, else the
@@ -208,8 +226,8 @@ extension RegistryClient {
 extension BlobBody {
     func range(_ offset: Int64, _ length: Int64) -> RegistryRequest.Body {
         switch self {
-        case let .bytes(bytes): .bytes(Array(bytes[Int(offset)..<Int(offset + length)]))
-        case let .file(path): .file(path: path, offset: offset, length: length)
+        case .bytes(let bytes): .bytes(Array(bytes[Int(offset)..<Int(offset + length)]))
+        case .file(let path): .file(path: path, offset: offset, length: length)
         }
     }
 }

@@ -21,7 +21,9 @@ public final class RegistryClient: Sendable {
     let blobFlights = BlobFlights()
 
     /// - Throws: `RegistryError.caFile` when the CA file cannot be loaded.
-    public init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil) throws(RegistryError) {
+    public init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil)
+        throws(RegistryError)
+    {
         self.configuration = configuration
         self.logger = logger ?? Logger(label: "kiln.registry", factory: { _ in SwiftLogNoOpLogHandler() })
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -38,7 +40,8 @@ public final class RegistryClient: Sendable {
         } else {
             var unverified = TLSConfiguration.makeClientConfiguration()
             unverified.certificateVerification = .none
-            insecureHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.httpConfiguration(tls: unverified))
+            insecureHTTP = HTTPClient(
+                eventLoopGroupProvider: .singleton, configuration: Self.httpConfiguration(tls: unverified))
         }
     }
 

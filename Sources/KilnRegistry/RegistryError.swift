@@ -53,19 +53,20 @@ public enum RegistryError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .http(failure): failure.description
-        case let .connection(host, operation, reason): "\(operation): cannot reach registry \(host): \(reason)"
-        case let .unknownHost(host): "registry host '\(host)' does not resolve (check the name, or the network)"
-        case let .tls(host, reason):
+        case .http(let failure): failure.description
+        case .connection(let host, let operation, let reason): "\(operation): cannot reach registry \(host): \(reason)"
+        case .unknownHost(let host): "registry host '\(host)' does not resolve (check the name, or the network)"
+        case .tls(let host, let reason):
             "TLS with \(host) failed: \(reason) (for a private CA pass --ca-file; for a plain-HTTP registry --insecure-registry \(host))"
-        case let .unauthorized(failure): "\(failure.description) (check the credentials for this registry)"
-        case let .digestMismatch(operation, expected, actual): "\(operation): expected \(expected), got \(actual)"
-        case let .protocolViolation(host, operation, reason): "\(operation): registry \(host) \(reason)"
-        case let .caFile(path): "cannot load CA certificates from '\(path)' (a PEM file is expected)"
-        case let .credentials(reason): "credentials: \(reason)"
-        case let .notFound(reason): reason
-        case let .bodyInterrupted(error): error.description
-        case let .sink(reason, _): reason
+        case .unauthorized(let failure): "\(failure.description) (check the credentials for this registry)"
+        case .digestMismatch(let operation, let expected, let actual):
+            "\(operation): expected \(expected), got \(actual)"
+        case .protocolViolation(let host, let operation, let reason): "\(operation): registry \(host) \(reason)"
+        case .caFile(let path): "cannot load CA certificates from '\(path)' (a PEM file is expected)"
+        case .credentials(let reason): "credentials: \(reason)"
+        case .notFound(let reason): reason
+        case .bodyInterrupted(let error): error.description
+        case .sink(let reason, _): reason
         case .cancelled: "stopped before the registry answered (cancelled)"
         }
     }
@@ -75,8 +76,8 @@ public enum RegistryError: KilnError, Equatable {
         case .caFile, .credentials, .notFound: .input
         case .digestMismatch: .integrity
         case .http, .connection, .unknownHost, .tls, .unauthorized, .protocolViolation: .network
-        case let .bodyInterrupted(error): error.category
-        case let .sink(_, category): category
+        case .bodyInterrupted(let error): error.category
+        case .sink(_, let category): category
         case .cancelled: .internal
         }
     }
@@ -84,7 +85,7 @@ public enum RegistryError: KilnError, Equatable {
     /// The registry's error code (`DIGEST_INVALID`, `NAME_UNKNOWN`, …), when it sent one.
     public var registryCode: String? {
         switch self {
-        case let .http(failure), let .unauthorized(failure): failure.code
+        case .http(let failure), .unauthorized(let failure): failure.code
         default: nil
         }
     }
@@ -94,7 +95,7 @@ public enum RegistryError: KilnError, Equatable {
     public var isRetryable: Bool {
         switch self {
         case .connection: true
-        case let .http(failure): Self.isRetryable(status: failure.status)
+        case .http(let failure): Self.isRetryable(status: failure.status)
         default: false
         }
     }

@@ -21,8 +21,8 @@ struct RegistryRequest: Sendable {
         var length: Int64 {
             switch self {
             case .none: 0
-            case let .bytes(bytes): Int64(bytes.count)
-            case let .file(_, _, length): length
+            case .bytes(let bytes): Int64(bytes.count)
+            case .file(_, _, let length): length
             }
         }
     }

@@ -7,7 +7,8 @@ import KilnCore
 extension ContentStore {
     /// The file a record lives in.
     public func recordPath(kind: String, key: Digest) throws(StoreError) -> String {
-        guard !kind.isEmpty, kind.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d })
+        guard !kind.isEmpty,
+            kind.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d })
         else { throw .invalidKeyKind(kind) }
         return FilePaths.join(root, "keys/\(kind)/\(key.hex.prefix(2))/\(key.hex).json")
     }
@@ -34,7 +35,8 @@ extension ContentStore {
     /// The record stored under `key`, or nil when there is none.
     /// - Throws: `StoreError.invalidRecord` when the file exists but does not decode (it is left
     ///   in place for inspection; the caller treats the key as not built).
-    public func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record? {
+    public func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record?
+    {
         let path = try recordPath(kind: kind, key: key)
         guard FilePaths.exists(path) else { return nil }
         let bytes: [UInt8]

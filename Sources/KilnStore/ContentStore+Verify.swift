@@ -1,9 +1,9 @@
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What `verify` found.
@@ -68,7 +68,8 @@ extension ContentStore {
                 let child = FilePaths.join(directory, name)
                 guard FilePaths.isDirectory(child) else { continue }
                 removed += ScratchDirectory.sweepTemporaries(child).count
-                for inner in (try? FilePaths.contents(of: child)) ?? [] where FilePaths.isDirectory(FilePaths.join(child, inner)) {
+                for inner in (try? FilePaths.contents(of: child)) ?? []
+                where FilePaths.isDirectory(FilePaths.join(child, inner)) {
                     removed += ScratchDirectory.sweepTemporaries(FilePaths.join(child, inner)).count
                 }
             }

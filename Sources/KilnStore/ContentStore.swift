@@ -2,9 +2,9 @@ import KilnCore
 import KilnOCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Kiln's local content-addressed store: blobs named by their SHA-256, and a small index from

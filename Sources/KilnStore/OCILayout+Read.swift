@@ -44,12 +44,16 @@ extension OCILayout: BlobSource {
         if let tag {
             guard let entry = manifests.last(where: { $0.annotations?[AnnotationKey.refName] == tag }) else {
                 let tags = manifests.compactMap { $0.annotations?[AnnotationKey.refName] }
-                throw .layout(path: root, reason: "no image tagged '\(tag)' (tags: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
+                throw .layout(
+                    path: root,
+                    reason: "no image tagged '\(tag)' (tags: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
             }
             return entry
         }
         guard manifests.count == 1 else {
-            throw .layout(path: root, reason: manifests.isEmpty ? "index.json lists no image" : "several images; name one as DIR:TAG")
+            throw .layout(
+                path: root,
+                reason: manifests.isEmpty ? "index.json lists no image" : "several images; name one as DIR:TAG")
         }
         return manifests[0]
     }

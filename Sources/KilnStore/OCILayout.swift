@@ -2,9 +2,9 @@ import KilnCore
 import KilnOCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An OCI image layout directory (image-spec `image-layout.md`): `oci-layout`, `index.json`
@@ -57,7 +57,7 @@ public struct OCILayout: Sendable {
             try putBlob(image.config.bytes, digest: image.config.descriptor.digest)
             try putBlob(image.manifest.bytes, digest: image.manifest.descriptor.digest)
         }
-        if case let .multiPlatform(index, _) = bundle {
+        if case .multiPlatform(let index, _) = bundle {
             try putBlob(index.bytes, digest: index.descriptor.digest)
         }
         var entry = bundle.root
@@ -129,7 +129,8 @@ public struct OCILayout: Sendable {
     /// Tags follow the distribution spec's rule (`Tag.isValid`).
     public static func validate(tag: String) throws(StoreError) {
         guard Tag.isValid(tag) else {
-            throw .layout(path: tag, reason: "'\(tag)' is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
+            throw .layout(
+                path: tag, reason: "'\(tag)' is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
         }
     }
 }

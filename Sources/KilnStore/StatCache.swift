@@ -1,9 +1,9 @@
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Remembers the SHA-256 of files by what `stat` says about them (size, mtime, ctime, inode), so
@@ -42,7 +42,9 @@ public final class StatCache: @unchecked Sendable {
                 let ctime = Int64(String(decoding: fields[3], as: UTF8.self)),
                 let inode = UInt64(String(decoding: fields[4], as: UTF8.self))
             else { continue }
-            entries[String(decoding: fields[5], as: UTF8.self)] = (Identity(size: size, mtime: mtime, ctime: ctime, inode: inode), digest)
+            entries[String(decoding: fields[5], as: UTF8.self)] = (
+                Identity(size: size, mtime: mtime, ctime: ctime, inode: inode), digest
+            )
         }
         state.withLock { $0.entries = entries }
     }
@@ -69,7 +71,9 @@ public final class StatCache: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        guard nowNanoseconds - max(identity.mtime, identity.ctime) > 2_000_000_000, !relative.contains("\n") else { return }
+        guard nowNanoseconds - max(identity.mtime, identity.ctime) > 2_000_000_000, !relative.contains("\n") else {
+            return
+        }
         state.withLock { state in
             if let entry = state.entries[relative], entry.identity == identity, entry.digest == digest { return }
             state.entries[relative] = (identity, digest)
@@ -85,7 +89,8 @@ public final class StatCache: @unchecked Sendable {
             var text = ""
             for (relative, entry) in state.entries.sorted(by: { $0.key < $1.key }) {
                 let identity = entry.identity
-                text += "\(entry.digest.hex) \(identity.size) \(identity.mtime) \(identity.ctime) \(identity.inode) \(relative)\n"
+                text +=
+                    "\(entry.digest.hex) \(identity.size) \(identity.mtime) \(identity.ctime) \(identity.inode) \(relative)\n"
             }
             return text
         }

@@ -17,17 +17,18 @@ public enum StoreError: KilnError, Equatable {
 
     public var description: String {
         switch self {
-        case let .unusable(root, error): "the store at '\(root)' cannot be used: \(error)"
-        case let .unreadable(_, error): error.description
-        case let .missingBlob(digest): "blob \(digest) is not in the store"
-        case let .corruptBlob(digest, actual, path):
+        case .unusable(let root, let error): "the store at '\(root)' cannot be used: \(error)"
+        case .unreadable(_, let error): error.description
+        case .missingBlob(let digest): "blob \(digest) is not in the store"
+        case .corruptBlob(let digest, let actual, let path):
             "blob \(digest) at '\(path)' was corrupt (its bytes hash to \(actual)); it has been removed"
-        case let .digestMismatch(expected, actual): "content hashes to \(actual), but \(expected) was expected"
-        case let .invalidKeyKind(kind): "'\(kind)' is not a valid record kind (use lower-case letters, digits and '-')"
-        case let .invalidRecord(path, reason): "the cache record '\(path)' is unreadable: \(reason)"
-        case let .layout(path, reason): "OCI layout '\(path)': \(reason)"
-        case let .layoutFile(path, error): "OCI layout '\(path)': \(error)"
-        case let .layoutCorrupt(path, digest, actual): "OCI layout '\(path)': blob \(digest) is corrupt (its bytes hash to \(actual))"
+        case .digestMismatch(let expected, let actual): "content hashes to \(actual), but \(expected) was expected"
+        case .invalidKeyKind(let kind): "'\(kind)' is not a valid record kind (use lower-case letters, digits and '-')"
+        case .invalidRecord(let path, let reason): "the cache record '\(path)' is unreadable: \(reason)"
+        case .layout(let path, let reason): "OCI layout '\(path)': \(reason)"
+        case .layoutFile(let path, let error): "OCI layout '\(path)': \(error)"
+        case .layoutCorrupt(let path, let digest, let actual):
+            "OCI layout '\(path)': blob \(digest) is corrupt (its bytes hash to \(actual))"
         }
     }
 

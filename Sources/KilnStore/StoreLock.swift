@@ -1,9 +1,9 @@
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An advisory lock on the store (`flock` on `ROOT/lock`), held until `release` or deinit.

@@ -26,7 +26,8 @@ struct Kiln: AsyncParsableCommand {
             """,
         version: KilnVersion.current,
         subcommands: [
-            BuildCommand.self, PlanCommand.self, AssembleCommand.self, PinCommand.self, WarmCommand.self, VerifyCommand.self,
+            BuildCommand.self, PlanCommand.self, AssembleCommand.self, PinCommand.self, WarmCommand.self,
+            VerifyCommand.self,
             LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]

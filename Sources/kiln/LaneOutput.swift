@@ -4,7 +4,7 @@ import KilnCore
 import KilnLane
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The lane's live progress on stderr: on a terminal, one line per processor redrawn in place;
@@ -22,7 +22,9 @@ final class LaneProgress: Sendable {
 
     init(json: Bool = false) {
         self.json = json
-        live = !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb" && Environment.current["CI"] == nil
+        live =
+            !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb"
+            && Environment.current["CI"] == nil
     }
 
     /// The run's first line: where, and how many processors at once.
@@ -35,7 +37,8 @@ final class LaneProgress: Sendable {
             }
             FileHandle.standardError.write(Data((Output.jsonText(Event(root: root, jobs: jobs)) + "\n").utf8))
         } else {
-            FileHandle.standardError.write(Data("kiln: lane in \(root), \(jobs) processor\(jobs == 1 ? "" : "s") at once\n".utf8))
+            FileHandle.standardError.write(
+                Data("kiln: lane in \(root), \(jobs) processor\(jobs == 1 ? "" : "s") at once\n".utf8))
         }
     }
 
@@ -49,13 +52,13 @@ final class LaneProgress: Sendable {
         switch event.kind {
         case .started: text = "started"
         case .hashing: text = "hashing inputs"
-        case let .building(platform): text = "building \(platform)"
-        case let .pushing(bytes): text = "pushed \(Self.bytes(bytes))"
-        case let .output(line):
+        case .building(let platform): text = "building \(platform)"
+        case .pushing(let bytes): text = "pushed \(Self.bytes(bytes))"
+        case .output(let line):
             // buildah's output, as plain prefixed lines; the live display keeps to states.
             if !live { FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8)) }
             return
-        case let .finished(report): text = Self.summary(report)
+        case .finished(let report): text = Self.summary(report)
         }
         state.withLock { state in
             if state.lines[ref] == nil { state.order.append(ref) }
@@ -85,16 +88,16 @@ final class LaneProgress: Sendable {
         switch event.kind {
         case .started: value.event = "started"
         case .hashing: value.event = "hashing"
-        case let .building(platform):
+        case .building(let platform):
             value.event = "building"
             value.platform = platform.description
-        case let .pushing(bytes):
+        case .pushing(let bytes):
             value.event = "pushed"
             value.bytes = bytes
-        case let .output(line):
+        case .output(let line):
             value.event = "output"
             value.line = line
-        case let .finished(report):
+        case .finished(let report):
             value.event = "finished"
             value.status = report.status.rawValue
         }
@@ -111,13 +114,16 @@ final class LaneProgress: Sendable {
         if report.pushedBytes > 0 { text += ", pushed \(bytes(report.pushedBytes))" }
         if report.pinned { text += ", pinned" }
         if report.partial { text += ", index left to kiln assemble" }
-        if report.status == .skipped || report.status == .failed, let message = report.message { text += ": " + message }
+        if report.status == .skipped || report.status == .failed, let message = report.message {
+            text += ": " + message
+        }
         text += String(format: " (%.2fs)", report.seconds)
         return text
     }
 
     static func bytes(_ count: Int64) -> String {
-        count < 1 << 20 ? String(format: "%.1f KiB", Double(count) / 1024) : String(format: "%.1f MiB", Double(count) / 1_048_576)
+        count < 1 << 20
+            ? String(format: "%.1f KiB", Double(count) / 1024) : String(format: "%.1f MiB", Double(count) / 1_048_576)
     }
 }
 

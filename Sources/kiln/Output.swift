@@ -3,7 +3,7 @@ import Foundation
 import KilnCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The process environment as a dictionary.
@@ -76,7 +76,8 @@ enum Output {
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let bytes = (try? encoder.encode(Failure(error: .init(category: category.name, message: message)))) ?? Data()
+            let bytes =
+                (try? encoder.encode(Failure(error: .init(category: category.name, message: message)))) ?? Data()
             errorLine(String(decoding: bytes, as: UTF8.self))
         } else {
             errorLine("kiln: error: \(message)")

@@ -33,7 +33,11 @@ final class BackgroundKiln: @unchecked Sendable {
                     let chunk = handle.availableData
                     if chunk.isEmpty { break }
                     lock.lock()
-                    if isError { stderrText += String(decoding: chunk, as: UTF8.self) } else { stdoutData.append(chunk) }
+                    if isError {
+                        stderrText += String(decoding: chunk, as: UTF8.self)
+                    } else {
+                        stdoutData.append(chunk)
+                    }
                     lock.unlock()
                 }
                 done.leave()
@@ -76,32 +80,34 @@ final class BackgroundKiln: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         done.wait()
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return process.terminationReason == .uncaughtSignal
+            ? 128 + process.terminationStatus : process.terminationStatus
     }
 }
 
 /// Files under `roots` whose bytes (gunzipped when gzip) contain `needle`: where a secret went.
 enum SecretScan {
     static func files(containing needle: String, under roots: [String]) throws -> [String] {
-        let scan = try Tools.run([
-            "python3", "-c",
-            """
-            import gzip, os, sys
-            for root in sys.argv[2:]:
-                for folder, _, files in os.walk(root):
-                    for name in files:
-                        path = os.path.join(folder, name)
-                        try:
-                            if os.path.islink(path) or not os.path.isfile(path): continue
-                            data = open(path, 'rb').read()
-                        except OSError:
-                            continue
-                        try: data = gzip.decompress(data)
-                        except Exception: pass
-                        if sys.argv[1].encode() in data: print(path)
-            """,
-            needle,
-        ] + roots)
+        let scan = try Tools.run(
+            [
+                "python3", "-c",
+                """
+                import gzip, os, sys
+                for root in sys.argv[2:]:
+                    for folder, _, files in os.walk(root):
+                        for name in files:
+                            path = os.path.join(folder, name)
+                            try:
+                                if os.path.islink(path) or not os.path.isfile(path): continue
+                                data = open(path, 'rb').read()
+                            except OSError:
+                                continue
+                            try: data = gzip.decompress(data)
+                            except Exception: pass
+                            if sys.argv[1].encode() in data: print(path)
+                """,
+                needle,
+            ] + roots)
         try #require(scan.status == 0, "\(scan.stderr)")
         return scan.stdout.split(separator: "\n").map(String.init)
     }

@@ -24,7 +24,9 @@ struct BadInputTests {
     func dotDot() throws {
         let (scratch, tree) = try Scratch.withSampleTree("dotdot")
         let store = scratch.path + "/store"
-        let result = try Tools.kiln(["layer", "create", "--from", tree, "--prefix", "app/../../etc", "--cache-dir", store])
+        let result = try Tools.kiln([
+            "layer", "create", "--from", tree, "--prefix", "app/../../etc", "--cache-dir", store,
+        ])
         #expect(result.status == 2)
         let line = Tools.oneLine(result)
         #expect(line.contains("'app/../../etc'") && line.contains("'..'"), "\(line)")
@@ -57,7 +59,9 @@ struct BadInputTests {
 
     @Test("--json turns an error into one JSON object with category and message")
     func jsonError() throws {
-        let result = try Tools.kiln(["layer", "create", "--from", "/nonexistent/kiln-tree", "-o", "/tmp/never.tar.gz", "--json"])
+        let result = try Tools.kiln([
+            "layer", "create", "--from", "/nonexistent/kiln-tree", "-o", "/tmp/never.tar.gz", "--json",
+        ])
         #expect(result.status == 3)
         let line = Tools.oneLine(result)
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: [String: String]]
@@ -70,7 +74,9 @@ struct BadInputTests {
     func badTargets() throws {
         let scratch = try Scratch("targets")
         let tree = try scratch.sub("tree")
-        let badPlatform = try Tools.kiln(["image", "create", "--from", tree, "--platform", "linux", "-o", "oci:\(scratch.path)/l"])
+        let badPlatform = try Tools.kiln([
+            "image", "create", "--from", tree, "--platform", "linux", "-o", "oci:\(scratch.path)/l",
+        ])
         #expect(badPlatform.status == 2)
         #expect(Tools.oneLine(badPlatform).contains("'linux' is not a platform"))
         let badTag = try Tools.kiln(["image", "create", "--from", tree, "-o", "oci:\(scratch.path)/l:-bad"])
@@ -108,7 +114,8 @@ struct CommandLineTests {
         try "".write(toFile: b, atomically: true, encoding: .utf8)
         let result = try Tools.kiln(["digest", a, b])
         let expected = try Tools.shell("sha256sum '\(a)' '\(b)' | cut -d' ' -f1").stdout.split(separator: "\n")
-        #expect(result.stdout.split(separator: "\n").map { $0.split(separator: " ")[0] } == expected.map { "sha256:" + $0 })
+        #expect(
+            result.stdout.split(separator: "\n").map { $0.split(separator: " ")[0] } == expected.map { "sha256:" + $0 })
         let missing = try Tools.kiln(["digest", scratch.path + "/none"])
         #expect(missing.status == 3 && missing.stderr.contains(scratch.path + "/none"))
     }

@@ -15,93 +15,109 @@ struct DifferentialCase: CustomTestStringConvertible, Sendable {
 @Suite("kiln build against buildah", .serialized)
 struct BuildDifferentialTests {
     static let cases: [DifferentialCase] = [
-        DifferentialCase(name: "files, directories, globs, several sources, a followed symlink", dockerfile: """
-            FROM BASE
-            COPY app /app
-            COPY docs/*.txt /docs/
-            COPY notes.txt docs/a.txt /multi/
-            COPY notes.txt /renamed.txt
-            COPY app/lib /usr/local/lib/python/
-            COPY app/link /followed
-            COPY app/lib/ /bin/
-            """),
-        DifferentialCase(name: "--chmod, --chown numeric and by name", dockerfile: """
-            FROM BASE
-            COPY --chmod=0640 notes.txt /etc/notes
-            COPY --chown=app:app app /home/app/src
-            COPY --chown=1234:5678 --chmod=0755 docs /opt/docs
-            COPY --chown=app notes.txt /home/app/
-            COPY --chown=nobody:staff docs/a.txt /srv/a.txt
-            """),
-        DifferentialCase(name: "WORKDIR-relative destinations and config", dockerfile: """
+        DifferentialCase(
+            name: "files, directories, globs, several sources, a followed symlink",
+            dockerfile: """
                 FROM BASE
-                WORKDIR /srv/www
-                COPY notes.txt .
-                COPY app/lib lib/
-                WORKDIR sub
-                COPY readme.md ./
-                ENV A=1 \\
-                    B="two words" PATH=/srv/bin:$PATH
-                LABEL org.example.name="kiln" version=1
-                USER app
-                EXPOSE 8000 9000/udp
-                VOLUME /data
-                STOPSIGNAL SIGINT
-            """),
-        DifferentialCase(name: "multi-stage COPY --from", dockerfile: """
-            FROM BASE AS build
-            COPY app /src
-            COPY <<EOF /src/generated.txt
-            made in the build stage
-            EOF
-            FROM BASE
-            COPY --from=build /src /out
-            COPY --from=build /bin/busybox /opt/busybox
-            COPY --from=0 /src/main.py /main.py
-            """,
+                COPY app /app
+                COPY docs/*.txt /docs/
+                COPY notes.txt docs/a.txt /multi/
+                COPY notes.txt /renamed.txt
+                COPY app/lib /usr/local/lib/python/
+                COPY app/link /followed
+                COPY app/lib/ /bin/
+                """),
+        DifferentialCase(
+            name: "--chmod, --chown numeric and by name",
+            dockerfile: """
+                FROM BASE
+                COPY --chmod=0640 notes.txt /etc/notes
+                COPY --chown=app:app app /home/app/src
+                COPY --chown=1234:5678 --chmod=0755 docs /opt/docs
+                COPY --chown=app notes.txt /home/app/
+                COPY --chown=nobody:staff docs/a.txt /srv/a.txt
+                """),
+        DifferentialCase(
+            name: "WORKDIR-relative destinations and config",
+            dockerfile: """
+                    FROM BASE
+                    WORKDIR /srv/www
+                    COPY notes.txt .
+                    COPY app/lib lib/
+                    WORKDIR sub
+                    COPY readme.md ./
+                    ENV A=1 \\
+                        B="two words" PATH=/srv/bin:$PATH
+                    LABEL org.example.name="kiln" version=1
+                    USER app
+                    EXPOSE 8000 9000/udp
+                    VOLUME /data
+                    STOPSIGNAL SIGINT
+                """),
+        DifferentialCase(
+            name: "multi-stage COPY --from",
+            dockerfile: """
+                FROM BASE AS build
+                COPY app /src
+                COPY <<EOF /src/generated.txt
+                made in the build stage
+                EOF
+                FROM BASE
+                COPY --from=build /src /out
+                COPY --from=build /bin/busybox /opt/busybox
+                COPY --from=0 /src/main.py /main.py
+                """,
             buildahDockerfile: """
-            FROM BASE AS build
-            COPY app /src
-            COPY expected/generated.txt /src/generated.txt
-            FROM BASE
-            COPY --from=build /src /out
-            COPY --from=build /bin/busybox /opt/busybox
-            COPY --from=0 /src/main.py /main.py
-            """),
-        DifferentialCase(name: "heredoc, ARG substitution, ENTRYPOINT clears the inherited CMD", dockerfile: """
-            FROM BASE
-            ARG WHO=world
-            ENV GREETING=hello
-            COPY <<EOF /etc/greeting
-            $GREETING ${WHO}
-            EOF
-            COPY --chmod=0755 <<-"RAW" /usr/bin/raw.sh
-            \techo "$HOME stays literal"
-            \tRAW
-            ENTRYPOINT ["/bin/echo"]
-            """,
+                FROM BASE AS build
+                COPY app /src
+                COPY expected/generated.txt /src/generated.txt
+                FROM BASE
+                COPY --from=build /src /out
+                COPY --from=build /bin/busybox /opt/busybox
+                COPY --from=0 /src/main.py /main.py
+                """),
+        DifferentialCase(
+            name: "heredoc, ARG substitution, ENTRYPOINT clears the inherited CMD",
+            dockerfile: """
+                FROM BASE
+                ARG WHO=world
+                ENV GREETING=hello
+                COPY <<EOF /etc/greeting
+                $GREETING ${WHO}
+                EOF
+                COPY --chmod=0755 <<-"RAW" /usr/bin/raw.sh
+                \techo "$HOME stays literal"
+                \tRAW
+                ENTRYPOINT ["/bin/echo"]
+                """,
             buildahDockerfile: """
-            FROM BASE
-            ARG WHO=world
-            ENV GREETING=hello
-            COPY expected/greeting /etc/greeting
-            COPY --chmod=0755 expected/raw.sh /usr/bin/raw.sh
-            ENTRYPOINT ["/bin/echo"]
-            """),
-        DifferentialCase(name: "CMD before ENTRYPOINT is kept; shell forms", dockerfile: """
-            FROM BASE
-            CMD echo hi
-            ENTRYPOINT ["/bin/sh", "-c"]
-            """),
-        DifferentialCase(name: ".dockerignore with a re-included child", dockerfile: """
-            FROM BASE
-            COPY . /ctx/
-            """),
-        DifferentialCase(name: "ADD of a local tar archive", dockerfile: """
-            FROM BASE
-            ADD bundle.tar.gz /opt/bundle/
-            ADD notes.txt /opt/plain/
-            """),
+                FROM BASE
+                ARG WHO=world
+                ENV GREETING=hello
+                COPY expected/greeting /etc/greeting
+                COPY --chmod=0755 expected/raw.sh /usr/bin/raw.sh
+                ENTRYPOINT ["/bin/echo"]
+                """),
+        DifferentialCase(
+            name: "CMD before ENTRYPOINT is kept; shell forms",
+            dockerfile: """
+                FROM BASE
+                CMD echo hi
+                ENTRYPOINT ["/bin/sh", "-c"]
+                """),
+        DifferentialCase(
+            name: ".dockerignore with a re-included child",
+            dockerfile: """
+                FROM BASE
+                COPY . /ctx/
+                """),
+        DifferentialCase(
+            name: "ADD of a local tar archive",
+            dockerfile: """
+                FROM BASE
+                ADD bundle.tar.gz /opt/bundle/
+                ADD notes.txt /opt/plain/
+                """),
     ]
 
     /// The shared context: code, docs, a symlink, an empty directory, ignored files and a tar.
@@ -113,19 +129,23 @@ struct BuildDifferentialTests {
             ("notes.txt", "notes\n", 0o644), ("readme.md", "# readme\n", 0o644), ("debug.log", "log\n", 0o644),
             ("build/drop.txt", "drop\n", 0o644), ("build/keep/k.txt", "keep\n", 0o644),
             ("tarsrc/etc/conf", "conf\n", 0o640), ("tarsrc/bin/tool", "#!/bin/sh\n", 0o755),
-            ("expected/generated.txt", "made in the build stage\n", 0o644), ("expected/greeting", "hello world\n", 0o644),
+            ("expected/generated.txt", "made in the build stage\n", 0o644),
+            ("expected/greeting", "hello world\n", 0o644),
             ("expected/raw.sh", "echo \"$HOME stays literal\"\n", 0o644),
         ]
         for (path, text, mode) in files {
             let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try text.write(toFile: full, atomically: false, encoding: .utf8)
             chmod(full, mode_t(mode))
         }
         try FileManager.default.createDirectory(atPath: root + "/app/data/empty", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: root + "/app/link", withDestinationPath: "main.py")
-        try ".dockerignore\n*.log\nbuild\n!build/keep\n**/__pycache__\ntarsrc\n".write(toFile: root + "/.dockerignore", atomically: false, encoding: .utf8)
-        let tar = try Tools.shell("cd '\(root)/tarsrc' && tar --owner=0 --group=0 --numeric-owner -czf ../bundle.tar.gz etc bin")
+        try ".dockerignore\n*.log\nbuild\n!build/keep\n**/__pycache__\ntarsrc\n".write(
+            toFile: root + "/.dockerignore", atomically: false, encoding: .utf8)
+        let tar = try Tools.shell(
+            "cd '\(root)/tarsrc' && tar --owner=0 --group=0 --numeric-owner -czf ../bundle.tar.gz etc bin")
         try #require(tar.status == 0, "\(tar.stderr)")
     }
 
@@ -140,13 +160,16 @@ struct BuildDifferentialTests {
         let context = try scratch.sub("context")
         try Self.makeContext(at: context)
         let dockerfile = scratch.path + "/case.Dockerfile"
-        try example.dockerfile.replacingOccurrences(of: "BASE", with: base.reference).write(toFile: dockerfile, atomically: false, encoding: .utf8)
+        try example.dockerfile.replacingOccurrences(of: "BASE", with: base.reference).write(
+            toFile: dockerfile, atomically: false, encoding: .utf8)
         let buildahFile = scratch.path + "/buildah.Dockerfile"
         try (example.buildahDockerfile ?? example.dockerfile).replacingOccurrences(of: "BASE", with: base.reference)
             .write(toFile: buildahFile, atomically: false, encoding: .utf8)
         let layout = scratch.path + "/layout"
 
-        let kiln = try Tools.kiln(["build", "-f", dockerfile, "--platform", "linux/amd64", "-o", "oci:\(layout):kiln", context])
+        let kiln = try Tools.kiln([
+            "build", "-f", dockerfile, "--platform", "linux/amd64", "-o", "oci:\(layout):kiln", context,
+        ])
         try #require(kiln.status == 0, "kiln build failed: \(kiln.stderr)")
         try buildah.build(dockerfile: buildahFile, context: context, layout: layout, tag: "buildah")
 

@@ -28,7 +28,8 @@ struct BuildTests {
             context = try scratch.sub("context")
             try BuildDifferentialTests.makeContext(at: context)
             dockerfile = scratch.path + "/Dockerfile"
-            try text.replacingOccurrences(of: "BASE", with: base.reference).write(toFile: dockerfile, atomically: false, encoding: .utf8)
+            try text.replacingOccurrences(of: "BASE", with: base.reference).write(
+                toFile: dockerfile, atomically: false, encoding: .utf8)
         }
 
         func build(_ extra: [String], context: String? = nil) throws -> [String: Any] {
@@ -62,7 +63,8 @@ struct BuildTests {
         let first = try setup.build(platforms + ["-o", "oci:\(setup.scratch.path)/one:v1"])
         let second = try setup.build(platforms + ["-o", "oci:\(setup.scratch.path)/two:v1"])
         let copy = setup.scratch.path + "/copy"
-        let copied = try Tools.shell("cp -r '\(setup.context)' '\(copy)' && find '\(copy)' -exec touch -h -d '2001-02-03 04:05:06' {} +")
+        let copied = try Tools.shell(
+            "cp -r '\(setup.context)' '\(copy)' && find '\(copy)' -exec touch -h -d '2001-02-03 04:05:06' {} +")
         try #require(copied.status == 0, "\(copied.stderr)")
         let third = try setup.build(platforms + ["-o", "oci:\(setup.scratch.path)/three:v1"], context: copy)
         let digest = first["digest"] as? String
@@ -82,13 +84,17 @@ struct BuildTests {
         #expect(index.stdout.contains("application/vnd.oci.image.index.v1+json"))
         var layerLists = [[String]]()
         for arch in ["amd64", "arm64"] {
-            let config = try Tools.run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", arch, "--config", "docker://\(target)"])
+            let config = try Tools.run([
+                "skopeo", "inspect", "--tls-verify=false", "--override-arch", arch, "--config", "docker://\(target)",
+            ])
             let object = try JSONSerialization.jsonObject(with: config.stdoutBytes) as? [String: Any] ?? [:]
             #expect(object["architecture"] as? String == arch)
             if arch == "arm64" { #expect(object["variant"] as? String == "v8") }
             let digest = platforms[arch == "amd64" ? "linux/amd64" : "linux/arm64/v8"] ?? ""
             let repository = target.split(separator: ":").dropLast().joined(separator: ":")
-            let manifest = try Tools.run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(repository)@\(digest)"])
+            let manifest = try Tools.run([
+                "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(repository)@\(digest)",
+            ])
             let parsed = try JSONSerialization.jsonObject(with: manifest.stdoutBytes) as? [String: Any] ?? [:]
             layerLists.append((parsed["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String })
         }
@@ -108,18 +114,33 @@ struct BuildTests {
 
     static let badCases: [BadCase] = [
         BadCase(
-            name: "COPY --from before RUN", dockerfile: "FROM BASE AS a\nFROM BASE\n  COPY --from=a /etc/passwd /x\nRUN echo hi\n",
+            name: "COPY --from before RUN",
+            dockerfile: "FROM BASE AS a\nFROM BASE\n  COPY --from=a /etc/passwd /x\nRUN echo hi\n",
             message: "Dockerfile:3:3: COPY --from before a stage's last RUN is not supported yet"),
-        BadCase(name: "source outside the context", dockerfile: "FROM BASE\nCOPY ../x /x\n", message: "Dockerfile:2:1: '../x' is outside the build context"),
-        BadCase(name: "symlink pointing out", dockerfile: "FROM BASE\nCOPY escape /x\n",
-                message: "Dockerfile:2:1: 'escape' leads outside the build context through a symlink"),
-        BadCase(name: "missing source", dockerfile: "FROM BASE\nCOPY nothing-here.txt /x\n", message: "Dockerfile:2:1: 'nothing-here.txt' is not in the build context"),
-        BadCase(name: "ignored source", dockerfile: "FROM BASE\nCOPY debug.log /x\n", message: "Dockerfile:2:1: 'debug.log' is not in the build context (it is excluded by .dockerignore)"),
-        BadCase(name: "glob matching nothing", dockerfile: "FROM BASE\nCOPY *.nothing /x/\n", message: "Dockerfile:2:1: no file in the build context matches '*.nothing'"),
-        BadCase(name: "unknown instruction", dockerfile: "FROM BASE\nCOPPY notes.txt /\n", message: "Dockerfile:2:1: unknown instruction 'COPPY' (did you mean COPY?)"),
-        BadCase(name: "unknown stage", dockerfile: "FROM BASE AS one\nFROM BASE\nCOPY --from=two /x /x\n",
-                message: "Dockerfile:3:1: COPY --from=two names no stage of this Dockerfile (stages: one, 1)"),
-        BadCase(name: "unknown user", dockerfile: "FROM BASE\nCOPY --chown=ghost notes.txt /x\n", message: "Dockerfile:2:1: --chown: no user 'ghost' in the image's /etc/passwd"),
+        BadCase(
+            name: "source outside the context", dockerfile: "FROM BASE\nCOPY ../x /x\n",
+            message: "Dockerfile:2:1: '../x' is outside the build context"),
+        BadCase(
+            name: "symlink pointing out", dockerfile: "FROM BASE\nCOPY escape /x\n",
+            message: "Dockerfile:2:1: 'escape' leads outside the build context through a symlink"),
+        BadCase(
+            name: "missing source", dockerfile: "FROM BASE\nCOPY nothing-here.txt /x\n",
+            message: "Dockerfile:2:1: 'nothing-here.txt' is not in the build context"),
+        BadCase(
+            name: "ignored source", dockerfile: "FROM BASE\nCOPY debug.log /x\n",
+            message: "Dockerfile:2:1: 'debug.log' is not in the build context (it is excluded by .dockerignore)"),
+        BadCase(
+            name: "glob matching nothing", dockerfile: "FROM BASE\nCOPY *.nothing /x/\n",
+            message: "Dockerfile:2:1: no file in the build context matches '*.nothing'"),
+        BadCase(
+            name: "unknown instruction", dockerfile: "FROM BASE\nCOPPY notes.txt /\n",
+            message: "Dockerfile:2:1: unknown instruction 'COPPY' (did you mean COPY?)"),
+        BadCase(
+            name: "unknown stage", dockerfile: "FROM BASE AS one\nFROM BASE\nCOPY --from=two /x /x\n",
+            message: "Dockerfile:3:1: COPY --from=two names no stage of this Dockerfile (stages: one, 1)"),
+        BadCase(
+            name: "unknown user", dockerfile: "FROM BASE\nCOPY --chown=ghost notes.txt /x\n",
+            message: "Dockerfile:2:1: --chown: no user 'ghost' in the image's /etc/passwd"),
     ]
 
     @Test("bad input: one clear line naming the Dockerfile line, exit 2, nothing pushed", arguments: badCases)
@@ -132,6 +153,9 @@ struct BuildTests {
         #expect(result.status == 2)
         let line = Tools.oneLine(result)
         #expect(line.contains(example.message), "got: \(line)")
-        #expect(!setup.registry.requests(since: mark).contains { $0.contains("PUT") || $0.contains("PATCH") || $0.contains("POST") })
+        #expect(
+            !setup.registry.requests(since: mark).contains {
+                $0.contains("PUT") || $0.contains("PATCH") || $0.contains("POST")
+            })
     }
 }

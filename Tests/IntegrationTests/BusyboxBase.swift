@@ -19,9 +19,14 @@ struct BusyboxBase {
         self.registry = registry
         reference = "\(registry.host)/fixtures/busybox:1"
         let dockerfile = scratch.path + "/base.Dockerfile"
-        try "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nCMD [\"sh\"]\n".write(toFile: dockerfile, atomically: true, encoding: .utf8)
-        let built = try Tools.kiln(["build", "-f", dockerfile, "--platform", "linux/amd64,linux/arm64", "-t", reference, Self.fixtures])
-        guard built.status == 0 else { throw Tools.MissingTool(description: "could not push the busybox base: \(built.stderr)") }
+        try "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nCMD [\"sh\"]\n".write(
+            toFile: dockerfile, atomically: true, encoding: .utf8)
+        let built = try Tools.kiln([
+            "build", "-f", dockerfile, "--platform", "linux/amd64,linux/arm64", "-t", reference, Self.fixtures,
+        ])
+        guard built.status == 0 else {
+            throw Tools.MissingTool(description: "could not push the busybox base: \(built.stderr)")
+        }
     }
 }
 
@@ -35,13 +40,16 @@ struct Buildah {
     }
 
     func run(_ arguments: [String]) throws -> Tools.Result {
-        try Tools.run(["buildah", "--storage-driver", "vfs", "--root", root + "/storage", "--runroot", root + "/run"] + arguments)
+        try Tools.run(
+            ["buildah", "--storage-driver", "vfs", "--root", root + "/storage", "--runroot", root + "/run"] + arguments)
     }
 
     /// `buildah bud` of a Dockerfile, pushed to an OCI layout as `layout:tag`.
     func build(dockerfile: String, context: String, layout: String, tag: String) throws {
         let image = "localhost/kiln-diff:\(tag)"
-        let built = try run(["bud", "--isolation", "chroot", "--tls-verify=false", "-f", dockerfile, "-t", image, context])
+        let built = try run([
+            "bud", "--isolation", "chroot", "--tls-verify=false", "-f", dockerfile, "-t", image, context,
+        ])
         try #require(built.status == 0, "buildah bud failed: \(built.stderr)")
         let pushed = try run(["push", image, "oci:\(layout):\(tag)"])
         try #require(pushed.status == 0, "buildah push failed: \(pushed.stderr)")
@@ -71,7 +79,9 @@ enum RootfsListing {
         // The order carries no meaning, so compare the set.
         if let env = config["Env"] as? [String] { config["Env"] = env.sorted() }
         var result = [String: String]()
-        for key in ["Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels", "Volumes", "StopSignal"] {
+        for key in [
+            "Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels", "Volumes", "StopSignal",
+        ] {
             guard let value = config[key], !(value is NSNull) else { continue }
             if let text = value as? String, text.isEmpty { continue }
             let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])

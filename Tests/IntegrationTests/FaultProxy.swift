@@ -65,7 +65,8 @@ final class FaultProxy {
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
-            "python3", Tools.packageRoot + "/Tests/Fixtures/fault-proxy.py", "\(port)", upstream.host, rulesPath, logPath,
+            "python3", Tools.packageRoot + "/Tests/Fixtures/fault-proxy.py", "\(port)", upstream.host, rulesPath,
+            logPath,
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: logPath)
@@ -87,7 +88,9 @@ final class FaultProxy {
         let text = (FileManager.default.contents(atPath: logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
-            guard parts.count == 4, ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"].contains(parts[1]) else { return nil }
+            guard parts.count == 4, ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"].contains(parts[1]) else {
+                return nil
+            }
             return Entry(fault: parts[0], method: parts[1], path: parts[2], status: parts[3])
         }
     }

@@ -56,7 +56,10 @@ struct InteropTests {
         let index = try JSONSerialization.jsonObject(with: Data(raw.stdout.utf8)) as! [String: Any]
         let manifests = index["manifests"] as! [[String: Any]]
         #expect(index["mediaType"] as? String == "application/vnd.oci.image.index.v1+json")
-        #expect(manifests.compactMap { ($0["platform"] as? [String: Any])?["architecture"] as? String } == ["amd64", "arm64"])
+        #expect(
+            manifests.compactMap { ($0["platform"] as? [String: Any])?["architecture"] as? String } == [
+                "amd64", "arm64",
+            ])
         let rawDigest = try Tools.shell("skopeo inspect --raw oci:\(layout):multi | sha256sum | cut -d' ' -f1").stdout
         #expect(report["digest"] as? String == "sha256:" + rawDigest.trimmingCharacters(in: .whitespacesAndNewlines))
         let arm = try Tools.run(["skopeo", "--override-arch", "arm64", "inspect", "oci:\(layout):multi"])
@@ -79,13 +82,15 @@ enum TreeComparison {
             let b = try fm.attributesOfItem(atPath: unpacked + "/" + name)
             #expect(a[.type] as? FileAttributeType == b[.type] as? FileAttributeType, "\(name)")
             if a[.type] as? FileAttributeType == .typeSymbolicLink {
-                #expect(try fm.destinationOfSymbolicLink(atPath: source + "/" + name)
-                    == fm.destinationOfSymbolicLink(atPath: unpacked + "/" + name), "\(name)")
+                #expect(
+                    try fm.destinationOfSymbolicLink(atPath: source + "/" + name)
+                        == fm.destinationOfSymbolicLink(atPath: unpacked + "/" + name), "\(name)")
                 continue
             }
             #expect((a[.posixPermissions] as? Int) == (b[.posixPermissions] as? Int), "mode of \(name)")
             if a[.type] as? FileAttributeType == .typeRegular {
-                #expect(fm.contents(atPath: source + "/" + name) == fm.contents(atPath: unpacked + "/" + name), "\(name)")
+                #expect(
+                    fm.contents(atPath: source + "/" + name) == fm.contents(atPath: unpacked + "/" + name), "\(name)")
             }
         }
         let original = try fm.attributesOfItem(atPath: unpacked + "/config.yaml")[.systemFileNumber] as? Int

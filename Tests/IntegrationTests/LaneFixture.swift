@@ -54,7 +54,8 @@ final class LaneFixture {
             }
             try #require(
                 result.status == status,
-                "kiln \(command.joined(separator: " ")) exited \(result.status), not \(status): \(failures.joined(separator: "\n"))\n\(result.stderr.suffix(3000))")
+                "kiln \(command.joined(separator: " ")) exited \(result.status), not \(status): \(failures.joined(separator: "\n"))\n\(result.stderr.suffix(3000))"
+            )
         }
         return (reports, result)
     }
@@ -86,7 +87,8 @@ final class LaneFixture {
 
     func write(_ path: String, _ text: String) throws {
         let full = repo + "/" + path
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try text.write(toFile: full, atomically: false, encoding: .utf8)
     }
 
@@ -114,7 +116,9 @@ enum GeneratedRepository {
     /// The ref of processor `name` (0-based) at `version` (1-based).
     static func ref(_ name: Int, _ version: Int) -> String { "gen/p\(String(format: "%02d", name))@\(version)" }
 
-    static func folder(_ name: Int, _ version: Int) -> String { "tools/gen/p\(String(format: "%02d", name))/\(version)" }
+    static func folder(_ name: Int, _ version: Int) -> String {
+        "tools/gen/p\(String(format: "%02d", name))/\(version)"
+    }
 
     /// Writes `kiln.yaml`, the shared library and the COPY-only processors.
     static func copyProcessors(in fixture: LaneFixture, names: Int, versions: Int, kilnYAML: String? = nil) throws {
@@ -127,7 +131,8 @@ enum GeneratedRepository {
                 let folder = folder(name, version)
                 try fixture.write(
                     "\(folder)/registry.yaml",
-                    "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n")
+                    "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n"
+                )
                 try fixture.write(
                     "\(folder)/Dockerfile",
                     """
@@ -140,19 +145,24 @@ enum GeneratedRepository {
                     CMD ["sh"]
 
                     """)
-                try fixture.write("\(folder)/protocol/main.py", "print('\(ref(name, version))')\n" + String(repeating: "# padding\n", count: name * 7 + version))
+                try fixture.write(
+                    "\(folder)/protocol/main.py",
+                    "print('\(ref(name, version))')\n" + String(repeating: "# padding\n", count: name * 7 + version))
             }
         }
     }
 
     /// Writes `count` processors with `RUN` that share their first `RUN` (same base, `ENV` and
     /// command) and then copy their own file and run a second step of their own.
-    static func runProcessors(in fixture: LaneFixture, count: Int, platforms: String = "[linux/amd64, linux/arm64]") throws {
+    static func runProcessors(in fixture: LaneFixture, count: Int, platforms: String = "[linux/amd64, linux/arm64]")
+        throws
+    {
         for number in 0..<count {
             let folder = "tools/steps/r\(number)/1"
             try fixture.write(
                 "\(folder)/registry.yaml",
-                "build:\n  context: .\n  dockerfile: Dockerfile\n  platforms: \(platforms)\nimage:\n  platforms:\n    amd64: sha256:pending\nref: steps/r\(number)@1\n")
+                "build:\n  context: .\n  dockerfile: Dockerfile\n  platforms: \(platforms)\nimage:\n  platforms:\n    amd64: sha256:pending\nref: steps/r\(number)@1\n"
+            )
             try fixture.write(
                 "\(folder)/Dockerfile",
                 """

@@ -6,10 +6,14 @@ import Testing
 @Suite("Registry mirrors and base overrides", .serialized)
 struct LaneMirrorTests {
     static func keys(_ reports: [String: [String: Any]]) -> [String: [String]] {
-        reports.compactMapValues { report in (report["platforms"] as? [[String: Any]])?.compactMap { $0["key"] as? String } }
+        reports.compactMapValues { report in
+            (report["platforms"] as? [[String: Any]])?.compactMap { $0["key"] as? String }
+        }
     }
 
-    @Test("with the origin stopped, a mirror and a base override serve the base: same keys, same images, and new builds still work")
+    @Test(
+        "with the origin stopped, a mirror and a base override serve the base: same keys, same images, and new builds still work"
+    )
     func mirrors() throws {
         let fixture = try LaneFixture("mirrors")
         let target = try RegistryServer()
@@ -33,20 +37,30 @@ struct LaneMirrorTests {
         try fixture.append("kiln.yaml", "mirrors:\n  \(origin): [\(target.host)/mirror]\n")
         let mirrored = try fixture.run(["build", "--push", "--pin"], cache: try fixture.scratch.sub("mirrored"))
         #expect(Self.keys(mirrored) == originalKeys, "a mirror of the same image changes no key")
-        #expect(LaneFixture.statuses(mirrored).values.allSatisfy { $0 == "hit" || $0 == "disabled" }, "\(LaneFixture.statuses(mirrored))")
+        #expect(
+            LaneFixture.statuses(mirrored).values.allSatisfy { $0 == "hit" || $0 == "disabled" },
+            "\(LaneFixture.statuses(mirrored))")
         #expect(try fixture.pins() == pinned)
 
         try fixture.append("tools/llm/litellm/1/protocol/ws.py", "# changed while the origin is down\n")
         let rebuilt = try fixture.run(["build", "--push", "--pin"], cache: try fixture.scratch.sub("rebuilt"))
         #expect(rebuilt["llm/litellm@1"]?["status"] as? String == "built", "\(rebuilt["llm/litellm@1"] ?? [:])")
-        let index = try Tools.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(target.host)/acme/llm-litellm:1"])
+        let index = try Tools.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(target.host)/acme/llm-litellm:1",
+        ])
         #expect(index.status == 0 && index.stdout.contains("arm64"))
 
         // bases: the same base named by digest on the mirror, instead of the mirrors setting.
-        let digest = try #require(try Tools.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(target.host)/mirror/fixtures/busybox:1"]).stdoutBytes.sha256Hex)
+        let digest = try #require(
+            try Tools.run([
+                "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(target.host)/mirror/fixtures/busybox:1",
+            ]).stdoutBytes.sha256Hex)
         let config = try String(contentsOfFile: fixture.repo + "/kiln.yaml", encoding: .utf8)
-        try config.replacingOccurrences(of: "mirrors:\n  \(origin): [\(target.host)/mirror]\n", with: "bases:\n  \(origin)/fixtures/busybox:1: \(target.host)/mirror/fixtures/busybox@sha256:\(digest)\n")
-            .write(toFile: fixture.repo + "/kiln.yaml", atomically: true, encoding: .utf8)
+        try config.replacingOccurrences(
+            of: "mirrors:\n  \(origin): [\(target.host)/mirror]\n",
+            with: "bases:\n  \(origin)/fixtures/busybox:1: \(target.host)/mirror/fixtures/busybox@sha256:\(digest)\n"
+        )
+        .write(toFile: fixture.repo + "/kiln.yaml", atomically: true, encoding: .utf8)
         let replaced = try fixture.run(["plan"], cache: try fixture.scratch.sub("replaced"))
         #expect(Self.keys(replaced) == Self.keys(rebuilt), "the replacement is the same image: same keys")
         #expect(LaneFixture.statuses(replaced).values.allSatisfy { $0 == "hit" || $0 == "disabled" })

@@ -17,30 +17,43 @@ struct LaneSplitTests {
     static func runner(_ fixture: LaneFixture, checkout: String, _ arguments: [String]) throws -> BackgroundKiln {
         let store = fixture.scratch.path + "/store-" + UUID().uuidString.prefix(8)
         return try BackgroundKiln(
-            arguments + ["--root", checkout, "--registry", fixture.registryHost, "--build-arg", "BASE_IMAGE=\(fixture.baseReference)", "--json", "--cache-dir", store])
+            arguments + [
+                "--root", checkout, "--registry", fixture.registryHost, "--build-arg",
+                "BASE_IMAGE=\(fixture.baseReference)", "--json", "--cache-dir", store,
+            ])
     }
 
     static func files(_ root: String) throws -> [String: Data] {
         let found = try Tools.shell("cd '\(root)' && find . -name registry.yaml | sort")
         var result = [String: Data]()
-        for path in found.stdout.split(separator: "\n") { result[String(path)] = FileManager.default.contents(atPath: root + "/" + path) }
+        for path in found.stdout.split(separator: "\n") {
+            result[String(path)] = FileManager.default.contents(atPath: root + "/" + path)
+        }
         return result
     }
 
     static func tags(_ fixture: LaneFixture, _ repository: String) throws -> [String] {
-        let listed = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(fixture.registry.host)/\(repository)"])
-        guard listed.status == 0, let object = try JSONSerialization.jsonObject(with: listed.stdoutBytes) as? [String: Any] else { return [] }
+        let listed = try Tools.run([
+            "skopeo", "list-tags", "--tls-verify=false", "docker://\(fixture.registry.host)/\(repository)",
+        ])
+        guard listed.status == 0,
+            let object = try JSONSerialization.jsonObject(with: listed.stdoutBytes) as? [String: Any]
+        else { return [] }
         return object["Tags"] as? [String] ?? []
     }
 
-    @Test("an amd64 runner and an arm64 runner at once push platform manifests only; assemble tags and pins full indexes, or names what is missing")
+    @Test(
+        "an amd64 runner and an arm64 runner at once push platform manifests only; assemble tags and pins full indexes, or names what is missing"
+    )
     func platformRunners() throws {
         let fixture = try LaneFixture("split-platforms")
         let before = try Self.files(fixture.repo)
         let amd64Checkout = try Self.checkout(fixture, "runner-amd64")
         let arm64Checkout = try Self.checkout(fixture, "runner-arm64")
-        let amd64 = try Self.runner(fixture, checkout: amd64Checkout, ["build", "--push", "--pin", "--platforms", "linux/amd64"])
-        let arm64 = try Self.runner(fixture, checkout: arm64Checkout, ["build", "--push", "--pin", "--platforms", "linux/arm64"])
+        let amd64 = try Self.runner(
+            fixture, checkout: amd64Checkout, ["build", "--push", "--pin", "--platforms", "linux/amd64"])
+        let arm64 = try Self.runner(
+            fixture, checkout: arm64Checkout, ["build", "--push", "--pin", "--platforms", "linux/arm64"])
         #expect(amd64.wait() == 0, "\(amd64.stderr)")
         #expect(arm64.wait() == 0, "\(arm64.stderr)")
         let arm64Reports = LaneFixture.reports(arm64.stdout)
@@ -62,12 +75,20 @@ struct LaneSplitTests {
         let assemble = try Self.runner(fixture, checkout: finalCheckout, ["assemble", "--pin"])
         #expect(assemble.wait() == 0, "\(assemble.stderr)")
         let assembled = LaneFixture.reports(assemble.stdout)
-        #expect(assembled["llm/litellm@1"]?["status"] as? String == "assembled" && assembled["text/summarize@3"]?["status"] as? String == "assembled")
+        #expect(
+            assembled["llm/litellm@1"]?["status"] as? String == "assembled"
+                && assembled["text/summarize@3"]?["status"] as? String == "assembled")
         #expect(assembled.values.allSatisfy { ($0["stepsRun"] as? Int ?? 0) == 0 })
-        let index = try Tools.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(fixture.registry.host)/acme/llm-litellm:1"])
-        #expect(index.status == 0 && index.stdout.contains("\"amd64\"") && index.stdout.contains("\"arm64\""), "\(index.stdout)")
+        let index = try Tools.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(fixture.registry.host)/acme/llm-litellm:1",
+        ])
+        #expect(
+            index.status == 0 && index.stdout.contains("\"amd64\"") && index.stdout.contains("\"arm64\""),
+            "\(index.stdout)")
         let pinned = try String(contentsOfFile: finalCheckout + "/tools/llm/litellm/1/registry.yaml", encoding: .utf8)
-        #expect(pinned.contains("amd64: \(fixture.registry.host)/acme/llm-litellm@sha256:") && pinned.contains("arm64: \(fixture.registry.host)/acme/llm-litellm@sha256:"))
+        #expect(
+            pinned.contains("amd64: \(fixture.registry.host)/acme/llm-litellm@sha256:")
+                && pinned.contains("arm64: \(fixture.registry.host)/acme/llm-litellm@sha256:"))
         // The same pins a single full run gives.
         let single = try fixture.lane()
         #expect(single["llm/litellm@1"]?["status"] as? String == "hit")
@@ -78,10 +99,15 @@ struct LaneSplitTests {
         _ = try fixture.run(["build", "--push", "--platforms", "linux/amd64"])
         let missing = try fixture.runWithResult(["assemble", "--pin"], expect: 2)
         let message = missing.reports["llm/litellm@1"]?["message"] as? String ?? ""
-        #expect(missing.reports["llm/litellm@1"]?["status"] as? String == "failed" && message.contains("linux/arm64"), "\(message)")
+        #expect(
+            missing.reports["llm/litellm@1"]?["status"] as? String == "failed" && message.contains("linux/arm64"),
+            "\(message)")
         #expect(missing.reports["text/summarize@3"]?["status"] as? String == "assembled")
         let unchanged = try String(contentsOfFile: fixture.repo + "/tools/llm/litellm/1/registry.yaml", encoding: .utf8)
-        #expect(unchanged == (String(data: try Self.files(finalCheckout)["./tools/llm/litellm/1/registry.yaml"]!, encoding: .utf8)))
+        #expect(
+            unchanged
+                == (String(data: try Self.files(finalCheckout)["./tools/llm/litellm/1/registry.yaml"]!, encoding: .utf8))
+        )
     }
 
     @Test("--shard 1/2 and 2/2 at once split the processors by repository without overlap; assemble pins them all")
@@ -101,7 +127,9 @@ struct LaneSplitTests {
         #expect(abs(a.count - b.count) <= 2, "shards of 3 and 2 repositories")
         for name in 0..<5 {
             let versions = (1...2).map { GeneratedRepository.ref(name, $0) }
-            #expect(versions.allSatisfy(a.contains) || versions.allSatisfy(b.contains), "the versions of p\(name) went to different runners")
+            #expect(
+                versions.allSatisfy(a.contains) || versions.allSatisfy(b.contains),
+                "the versions of p\(name) went to different runners")
         }
         let final = try Self.checkout(fixture, "shard-final")
         let assemble = try Self.runner(fixture, checkout: final, ["assemble", "--pin"])
@@ -112,7 +140,9 @@ struct LaneSplitTests {
         let (firstFiles, secondFiles) = (try Self.files(first), try Self.files(second))
         for (path, bytes) in pinned {
             // Exactly one shard pinned each processor, with the bytes assemble writes.
-            let fromShards = [firstFiles[path], secondFiles[path]].compactMap { $0 }.filter { String(decoding: $0, as: UTF8.self).contains("@sha256:") }
+            let fromShards = [firstFiles[path], secondFiles[path]].compactMap { $0 }.filter {
+                String(decoding: $0, as: UTF8.self).contains("@sha256:")
+            }
             #expect(fromShards == [bytes], "\(path)")
         }
         let bad = try Tools.kiln(["plan", "--shard", "3/2", "--root", final])

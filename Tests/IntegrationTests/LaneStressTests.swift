@@ -25,7 +25,9 @@ struct LaneStressTests {
         return counts
     }
 
-    @Test("48 COPY processors (12 repositories × 4 versions) × 2 platforms, --jobs 8, 5 rounds of cold, unchanged and one change: no failure")
+    @Test(
+        "48 COPY processors (12 repositories × 4 versions) × 2 platforms, --jobs 8, 5 rounds of cold, unchanged and one change: no failure"
+    )
     func copyProcessors() throws {
         for round in 1...5 {
             let fixture = try LaneFixture("stress-copy-\(round)", example: false)
@@ -40,32 +42,49 @@ struct LaneStressTests {
             // One upload (or mount) per blob and repository: versions of a processor share their
             // repository and most of their blobs, and must not race each other.
             let twice = Self.blobWrites(fixture.registry.answeredRequests(since: mark)).filter { $0.value > 1 }
-            #expect(twice.isEmpty, "round \(round): blobs written more than once into one repository: \(twice.count), e.g. \(twice.prefix(3))")
+            #expect(
+                twice.isEmpty,
+                "round \(round): blobs written more than once into one repository: \(twice.count), e.g. \(twice.prefix(3))"
+            )
             let pinned = try fixture.pins()
             for (path, bytes) in pinned {
                 let text = String(decoding: bytes, as: UTF8.self)
-                #expect(text.contains("amd64: \(fixture.registry.host)/acme/gen-") && text.contains("arm64: \(fixture.registry.host)/acme/gen-"), "\(path): \(text)")
+                #expect(
+                    text.contains("amd64: \(fixture.registry.host)/acme/gen-")
+                        && text.contains("arm64: \(fixture.registry.host)/acme/gen-"), "\(path): \(text)")
             }
-            let sample = try Tools.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(fixture.registry.host)/acme/gen-p07:3"])
-            #expect(sample.status == 0 && sample.stdout.contains("arm64") && sample.stdout.contains("amd64"), "\(sample.stderr)")
+            let sample = try Tools.run([
+                "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(fixture.registry.host)/acme/gen-p07:3",
+            ])
+            #expect(
+                sample.status == 0 && sample.stdout.contains("arm64") && sample.stdout.contains("amd64"),
+                "\(sample.stderr)")
 
             let quiet = fixture.registry.mark()
             let unchanged = try fixture.run(["build", "--push", "--pin", "--jobs", "8"])
-            #expect(LaneFixture.statuses(unchanged).values.allSatisfy { $0 == "hit" }, "round \(round): \(LaneFixture.statuses(unchanged).filter { $0.value != "hit" })")
-            #expect(fixture.uploads(since: quiet).isEmpty, "round \(round): an unchanged run uploaded \(fixture.uploads(since: quiet).prefix(5))")
+            #expect(
+                LaneFixture.statuses(unchanged).values.allSatisfy { $0 == "hit" },
+                "round \(round): \(LaneFixture.statuses(unchanged).filter { $0.value != "hit" })")
+            #expect(
+                fixture.uploads(since: quiet).isEmpty,
+                "round \(round): an unchanged run uploaded \(fixture.uploads(since: quiet).prefix(5))")
             #expect(try fixture.pins() == pinned)
 
             let changed = (name: round * 2 % 12, version: round % 4 + 1)
-            try fixture.append(GeneratedRepository.folder(changed.name, changed.version) + "/protocol/main.py", "# round \(round)\n")
+            try fixture.append(
+                GeneratedRepository.folder(changed.name, changed.version) + "/protocol/main.py", "# round \(round)\n")
             let one = try fixture.run(["build", "--push", "--pin", "--jobs", "8"])
             let built = LaneFixture.statuses(one).filter { $0.value != "hit" }
-            #expect(built == [GeneratedRepository.ref(changed.name, changed.version): "built"], "round \(round): \(built)")
+            #expect(
+                built == [GeneratedRepository.ref(changed.name, changed.version): "built"], "round \(round): \(built)")
             let after = try fixture.pins()
             #expect(after.filter { $0.value != pinned[$0.key] }.count == 1)
         }
     }
 
-    @Test("4 processors with RUN sharing their first RUN, both platforms, --jobs 4, 2 rounds: no failure, the shared step runs once per platform")
+    @Test(
+        "4 processors with RUN sharing their first RUN, both platforms, --jobs 4, 2 rounds: no failure, the shared step runs once per platform"
+    )
     func runProcessors() throws {
         try ARM64Emulation.register()
         for round in 1...2 {
@@ -73,8 +92,11 @@ struct LaneStressTests {
             try fixture.write("kiln.yaml", "processors: [tools/**/registry.yaml]\nowner: acme\n")
             try GeneratedRepository.runProcessors(in: fixture, count: 4)
             let cold = try fixture.run(["build", "--push", "--pin", "--jobs", "4"])
-            #expect(LaneFixture.statuses(cold) == ["steps/r0@1": "built", "steps/r1@1": "built", "steps/r2@1": "built", "steps/r3@1": "built"],
-                    "round \(round): \(cold.values.compactMap { $0["message"] })")
+            #expect(
+                LaneFixture.statuses(cold) == [
+                    "steps/r0@1": "built", "steps/r1@1": "built", "steps/r2@1": "built", "steps/r3@1": "built",
+                ],
+                "round \(round): \(cold.values.compactMap { $0["message"] })")
             // The shared RUN once per platform, each processor's own RUN once per platform.
             let steps = cold.values.compactMap { $0["stepsRun"] as? Int }.reduce(0, +)
             #expect(steps == 2 + 4 * 2, "round \(round): \(cold.mapValues { $0["stepsRun"] ?? "?" })")
@@ -85,10 +107,13 @@ struct LaneStressTests {
                     let reference = "\(fixture.registry.host)/acme/steps-r\(number):1"
                     let layout = fixture.scratch.path + "/check-\(arch)-\(number)"
                     let copied = try Tools.run([
-                        "skopeo", "copy", "--override-arch", arch, "--src-tls-verify=false", "docker://\(reference)", "oci:\(layout):x",
+                        "skopeo", "copy", "--override-arch", arch, "--src-tls-verify=false", "docker://\(reference)",
+                        "oci:\(layout):x",
                     ])
                     try #require(copied.status == 0, "\(copied.stderr)")
-                    let unpacked = try Tools.run(["umoci", "raw", "unpack", "--rootless", "--image", "\(layout):x", layout + "/rootfs"])
+                    let unpacked = try Tools.run([
+                        "umoci", "raw", "unpack", "--rootless", "--image", "\(layout):x", layout + "/rootfs",
+                    ])
                     try #require(unpacked.status == 0, "\(unpacked.stderr)")
                     values.insert(try String(contentsOfFile: layout + "/rootfs/opt/shared", encoding: .utf8))
                     let installed = try String(contentsOfFile: layout + "/rootfs/tool/installed", encoding: .utf8)

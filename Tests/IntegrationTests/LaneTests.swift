@@ -18,9 +18,11 @@ struct LaneTests {
         let setup = try Setup("lane-runs")
         let before = try setup.pins()
         let first = try setup.lane()
-        #expect(Self.statuses(first) == [
-            "llm/litellm@1": "built", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled",
-        ])
+        #expect(
+            Self.statuses(first) == [
+                "llm/litellm@1": "built", "text/echo@1": "built", "text/summarize@3": "built",
+                "legacy/old@1": "disabled",
+            ])
         let pinned = try setup.pins()
         for (path, bytes) in pinned where !path.contains("legacy") {
             #expect(bytes != before[path], "\(path) was not pinned")
@@ -28,12 +30,16 @@ struct LaneTests {
         #expect(pinned["./tools/legacy/old/1/registry.yaml"] == before["./tools/legacy/old/1/registry.yaml"])
         // The pins name images the registry has, checked by skopeo.
         let litellm = String(decoding: pinned["./tools/llm/litellm/1/registry.yaml"]!, as: UTF8.self)
-        let amd64 = try #require(litellm.split(separator: "\n").first { $0.contains("amd64: ") }?.split(separator: " ").last)
+        let amd64 = try #require(
+            litellm.split(separator: "\n").first { $0.contains("amd64: ") }?.split(separator: " ").last)
         #expect(amd64.hasPrefix("\(setup.registry.host)/acme/llm-litellm@sha256:"))
         let inspected = try Tools.run(["skopeo", "inspect", "--tls-verify=false", "docker://\(amd64)"])
-        #expect(inspected.status == 0 && inspected.stdout.contains("\"Architecture\": \"amd64\""), "\(inspected.stderr)")
+        #expect(
+            inspected.status == 0 && inspected.stdout.contains("\"Architecture\": \"amd64\""), "\(inspected.stderr)")
         let echo = String(decoding: pinned["./tools/text/echo/1/registry.yaml"]!, as: UTF8.self)
-        #expect(echo.contains("oci: \"\(setup.registry.host)/acme/text-echo@sha256:"), "the index pin keeps its quotes: \(echo)")
+        #expect(
+            echo.contains("oci: \"\(setup.registry.host)/acme/text-echo@sha256:"),
+            "the index pin keeps its quotes: \(echo)")
         #expect(echo.contains("# the lane pins the index digest here"))
 
         let mark = setup.registry.mark()
@@ -51,14 +57,21 @@ struct LaneTests {
 
         try setup.append("tools/llm/litellm/1/protocol/ws.py", "# one processor's own file\n")
         let own = try setup.lane()
-        #expect(Self.statuses(own) == ["llm/litellm@1": "built", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(own) == [
+                "llm/litellm@1": "built", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled",
+            ])
 
         try setup.append("code/libs/textkit/normalize.py", "# a shared library two processors copy\n")
         let plan = try setup.run(["plan"])
-        let reasons = (plan["text/echo@1"]?["platforms"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? []
+        let reasons =
+            (plan["text/echo@1"]?["platforms"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? []
         #expect(reasons == ["code/libs/textkit/normalize.py changed"], "plan gave \(reasons)")
         let shared = try setup.lane()
-        #expect(Self.statuses(shared) == ["llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(shared) == [
+                "llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled",
+            ])
 
         let pinned = try setup.pins()
         try setup.append("code/libs/NOTES.txt", "no COPY reads this\n")
@@ -67,7 +80,9 @@ struct LaneTests {
         try Data("x".utf8).write(to: URL(fileURLWithPath: setup.repo + "/code/libs/textkit/cache.pyc"))
         let mark = setup.registry.mark()
         let untouched = try setup.lane()
-        #expect(Self.statuses(untouched).filter { $0.value != "disabled" }.values.allSatisfy { $0 == "hit" }, "\(Self.statuses(untouched))")
+        #expect(
+            Self.statuses(untouched).filter { $0.value != "disabled" }.values.allSatisfy { $0 == "hit" },
+            "\(Self.statuses(untouched))")
         #expect(setup.uploads(since: mark).isEmpty)
         #expect(try setup.pins() == pinned)
     }
@@ -95,7 +110,10 @@ struct LaneTests {
         let setup = try Setup("lane-check")
         _ = try setup.lane()
         let fresh = try setup.run(["build", "--check"])
-        #expect(Self.statuses(fresh) == ["llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(fresh) == [
+                "llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled",
+            ])
 
         let before = try setup.pins()
         let edited = try Tools.kiln([
@@ -114,10 +132,13 @@ struct LaneTests {
         try setup.append("code/libs/textkit/normalize.py", "# changed\n")
         let changed = try setup.run(["build", "--check"], expect: 1)
         #expect(changed["text/echo@1"]?["status"] as? String == "stale")
-        #expect((changed["text/echo@1"]?["message"] as? String)?.contains("code/libs/textkit/normalize.py changed") == true)
+        #expect(
+            (changed["text/echo@1"]?["message"] as? String)?.contains("code/libs/textkit/normalize.py changed") == true)
     }
 
-    @Test("a registry that goes down mid-run: finished processors are pinned, the rest are not, and a rerun completes them")
+    @Test(
+        "a registry that goes down mid-run: finished processors are pinned, the rest are not, and a rerun completes them"
+    )
     func registryDownMidRun() throws {
         let setup = try Setup("lane-down")
         // A large file gives text/echo's build a second or two of gzip work: the window in
@@ -142,7 +163,9 @@ struct LaneTests {
         var buffer = [UInt8](repeating: 0, count: 4096)
         // With --json, progress comes as JSON events on stderr.
         func echoBuilding() -> Bool {
-            seen.split(separator: "\n").contains { $0.contains("\"event\":\"building\"") && $0.contains("\"ref\":\"text/echo@1\"") }
+            seen.split(separator: "\n").contains {
+                $0.contains("\"event\":\"building\"") && $0.contains("\"ref\":\"text/echo@1\"")
+            }
         }
         while !echoBuilding() {
             let count = read(errors.fileHandleForReading.fileDescriptor, &buffer, buffer.count)
@@ -155,7 +178,9 @@ struct LaneTests {
         let stdout = output.fileHandleForReading.readDataToEndOfFile()
         _ = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 5, "a network failure exits 5; stderr so far: \(seen); registry running: \(setup.registry.process.isRunning)")
+        #expect(
+            process.terminationStatus == 5,
+            "a network failure exits 5; stderr so far: \(seen); registry running: \(setup.registry.process.isRunning)")
         let reports = Setup.reports(String(decoding: stdout, as: UTF8.self))
         #expect(reports["llm/litellm@1"]?["status"] as? String == "built")
         #expect(reports["text/echo@1"]?["status"] as? String == "failed")
@@ -163,11 +188,16 @@ struct LaneTests {
         let halfway = try setup.pins()
         #expect(halfway["./tools/llm/litellm/1/registry.yaml"] != before["./tools/llm/litellm/1/registry.yaml"])
         #expect(halfway["./tools/text/echo/1/registry.yaml"] == before["./tools/text/echo/1/registry.yaml"])
-        #expect(halfway["./code/apps/core/processors/text_summarize/registry.yaml"] == before["./code/apps/core/processors/text_summarize/registry.yaml"])
+        #expect(
+            halfway["./code/apps/core/processors/text_summarize/registry.yaml"]
+                == before["./code/apps/core/processors/text_summarize/registry.yaml"])
 
         try setup.registry.start()
         let rerun = try setup.lane()
-        #expect(Self.statuses(rerun) == ["llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(rerun) == [
+                "llm/litellm@1": "hit", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled",
+            ])
         let done = try setup.pins()
         #expect(done["./tools/text/echo/1/registry.yaml"] != before["./tools/text/echo/1/registry.yaml"])
         #expect(done["./tools/llm/litellm/1/registry.yaml"] == halfway["./tools/llm/litellm/1/registry.yaml"])
@@ -178,7 +208,10 @@ struct LaneTests {
         let setup = try Setup("lane-verify")
         let first = try setup.lane()
         let clean = try setup.run(["verify"])
-        #expect(Self.statuses(clean) == ["llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(clean) == [
+                "llm/litellm@1": "ok", "text/echo@1": "ok", "text/summarize@3": "ok", "legacy/old@1": "disabled",
+            ])
 
         let index = try #require(first["text/echo@1"]?["index"] as? String)
         let deleted = try Tools.run([
@@ -191,7 +224,8 @@ struct LaneTests {
         #expect(drifted["text/echo@1"]?["status"] as? String == "stale")
         #expect((drifted["text/echo@1"]?["message"] as? String)?.contains("does not have") == true)
         #expect(drifted["llm/litellm@1"]?["status"] as? String == "stale")
-        #expect((drifted["llm/litellm@1"]?["message"] as? String)?.contains("not the image of the current inputs") == true)
+        #expect(
+            (drifted["llm/litellm@1"]?["message"] as? String)?.contains("not the image of the current inputs") == true)
         #expect(drifted["text/summarize@3"]?["status"] as? String == "ok")
     }
 
@@ -203,9 +237,14 @@ struct LaneTests {
         // Files changed in the last two seconds are not remembered (their mtime could repeat).
         usleep(2_200_000)
         let warmed = try setup.run(["warm"], cache: fresh)
-        #expect(Self.statuses(warmed) == ["llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(warmed) == [
+                "llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled",
+            ])
         let stat = try Tools.shell("ls '\(fresh)/stat' | wc -l")
-        #expect(stat.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "one stat cache for the repository root")
+        #expect(
+            stat.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "one stat cache for the repository root"
+        )
         let next = try setup.run(["plan"], cache: fresh)
         for ref in Self.all {
             let caches = (next[ref]?["platforms"] as? [[String: Any]])?.compactMap { $0["cache"] as? String } ?? []
@@ -220,33 +259,41 @@ struct LaneTests {
         _ = try setup.run(["build", "--push", "--pin", "--cache-repo", cacheRepo])
         let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(cacheRepo)"])
         #expect(tags.status == 0 && tags.stdout.contains("\"kiln-"), "\(tags.stderr)")
-        let targetTags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/llm-litellm"])
+        let targetTags = try Tools.run([
+            "skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/llm-litellm",
+        ])
         #expect(!targetTags.stdout.contains("\"kiln-"), "key tags went to the cache repository, not the target")
         let mark = setup.registry.mark()
         let other = try setup.scratch.sub("other-cache")
         let second = try setup.run(["build", "--push", "--pin", "--cache-repo", cacheRepo], cache: other)
-        #expect(Self.statuses(second) == ["llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled"])
+        #expect(
+            Self.statuses(second) == [
+                "llm/litellm@1": "hit", "text/echo@1": "hit", "text/summarize@3": "hit", "legacy/old@1": "disabled",
+            ])
         #expect(setup.uploads(since: mark).isEmpty, "\(setup.uploads(since: mark))")
     }
 
-    @Test("a processor with RUN joins the lane: its steps run once per platform, and only what a change reaches runs again")
+    @Test(
+        "a processor with RUN joins the lane: its steps run once per platform, and only what a change reaches runs again"
+    )
     func runProcessor() throws {
         try ARM64Emulation.register()
         let setup = try Setup("lane-run")
         let folder = setup.repo + "/tools/run/steps/1"
         try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
-        try "ref: run/steps@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
+        try
+            "ref: run/steps@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
             .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
         try """
-                ARG BASE_IMAGE
-                FROM ${BASE_IMAGE}
-                RUN mkdir -p /opt && head -c 16 /dev/urandom | sha256sum | cut -c1-16 > /opt/random
-                WORKDIR /tool
-                COPY code/libs/textkit /tool/libs/textkit
-                RUN ls /tool/libs/textkit > /tool/installed && uname -m >> /tool/installed
-                COPY tools/run/steps/1/protocol/ /tool/protocol/
-                CMD ["sh"]
-            """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            RUN mkdir -p /opt && head -c 16 /dev/urandom | sha256sum | cut -c1-16 > /opt/random
+            WORKDIR /tool
+            COPY code/libs/textkit /tool/libs/textkit
+            RUN ls /tool/libs/textkit > /tool/installed && uname -m >> /tool/installed
+            COPY tools/run/steps/1/protocol/ /tool/protocol/
+            CMD ["sh"]
+        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
         try "v1\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
         func run() throws -> [String: Any] {
             try #require(try setup.run(["build", "--push", "--pin", "--ref", "run/steps@1"])["run/steps@1"])
@@ -256,18 +303,26 @@ struct LaneTests {
         #expect(warmed["stepsRun"] as? Int == 4, "two RUNs on two platforms: \(warmed)")
         let first = try run()
         #expect(first["status"] as? String == "built" && first["stepsRun"] as? Int == 0, "\(first)")
-        #expect(String(decoding: FileManager.default.contents(atPath: folder + "/registry.yaml")!, as: UTF8.self).contains("arm64: \(setup.registry.host)/acme/run-steps@sha256:"))
+        #expect(
+            String(decoding: FileManager.default.contents(atPath: folder + "/registry.yaml")!, as: UTF8.self).contains(
+                "arm64: \(setup.registry.host)/acme/run-steps@sha256:"))
         let again = try run()
         #expect(again["status"] as? String == "hit" && again["stepsRun"] as? Int == 0)
         try "v2\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
         let late = try run()
-        #expect(late["status"] as? String == "built" && late["stepsRun"] as? Int == 0, "a change after the last RUN runs no step: \(late)")
+        #expect(
+            late["status"] as? String == "built" && late["stepsRun"] as? Int == 0,
+            "a change after the last RUN runs no step: \(late)")
         try setup.append("code/libs/textkit/normalize.py", "# changed\n")
         let plan = try #require(try setup.run(["plan", "--ref", "run/steps@1"])["run/steps@1"])
         let firstStep = plan["firstStep"] as? String ?? ""
-        #expect(firstStep.contains("Dockerfile:6:") && firstStep.contains("code/libs/textkit/normalize.py changed"), "\(firstStep)")
+        #expect(
+            firstStep.contains("Dockerfile:6:") && firstStep.contains("code/libs/textkit/normalize.py changed"),
+            "\(firstStep)")
         let shared = try run()
-        #expect(shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2, "only the second RUN, on each platform: \(shared)")
+        #expect(
+            shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2,
+            "only the second RUN, on each platform: \(shared)")
     }
 
     @Test("--jobs beats kiln.yaml's jobs, and means processors at once")
@@ -280,7 +335,9 @@ struct LaneTests {
             var running = 0
             var most = 0
             for line in result.stderr.split(separator: "\n") {
-                guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    continue
+                }
                 switch event["event"] as? String {
                 case "lane": jobs = event["jobs"] as? Int
                 case "started":
@@ -300,7 +357,9 @@ struct LaneTests {
         #expect(bad.status == 64 && bad.stderr.contains("--jobs takes a positive number"))
     }
 
-    @Test("a RUN step two processors share is found, with one HEAD, in the first processor's repository by a fresh runner building the other")
+    @Test(
+        "a RUN step two processors share is found, with one HEAD, in the first processor's repository by a fresh runner building the other"
+    )
     func sharedCheckpoints() throws {
         let setup = try LaneFixture("lane-shared-steps", example: false)
         try setup.write("kiln.yaml", "processors: [tools/**/registry.yaml]\nowner: acme\n")
@@ -313,15 +372,21 @@ struct LaneTests {
         let mark = setup.registry.mark()
         let fresh = try setup.scratch.sub("fresh")
         let second = try setup.run(["build", "--push", "--pin", "--ref", "steps/r1@1"], cache: fresh)
-        #expect(second["steps/r1@1"]?["status"] as? String == "built" && second["steps/r1@1"]?["stepsRun"] as? Int == 1, "\(second)")
-        let lookups = setup.registry.requests(since: mark).filter { $0.hasPrefix("HEAD") && $0.contains("/manifests/kiln-step-") }
+        #expect(
+            second["steps/r1@1"]?["status"] as? String == "built" && second["steps/r1@1"]?["stepsRun"] as? Int == 1,
+            "\(second)")
+        let lookups = setup.registry.requests(since: mark).filter {
+            $0.hasPrefix("HEAD") && $0.contains("/manifests/kiln-step-")
+        }
         var repositoriesByTag = [String: Set<String>]()
         for lookup in lookups {
             let path = lookup.split(separator: " ")[1]
             let tag = String(path.split(separator: "/").last!)
             repositoriesByTag[tag, default: []].insert(String(path.split(separator: "/manifests/")[0]))
         }
-        #expect(repositoriesByTag.values.allSatisfy { $0.count == 1 }, "a step key was looked for in several places: \(repositoriesByTag)")
+        #expect(
+            repositoriesByTag.values.allSatisfy { $0.count == 1 },
+            "a step key was looked for in several places: \(repositoriesByTag)")
         #expect(lookups.contains { $0.contains("/v2/acme/steps-r0/manifests/kiln-step-") }, "\(lookups)")
 
         // A third fresh runner with the whole lane runs nothing.

@@ -14,7 +14,9 @@ final class NginxFront {
 
     /// - Parameter failPatchPercent: refuse this share of `PATCH` requests with 503, chosen at
     ///   random per request, as an overloaded front would.
-    init(upstream: String, certificate: TestSecrets.Certificate, maxBody: String = "4m", failPatchPercent: Int = 0) throws {
+    init(upstream: String, certificate: TestSecrets.Certificate, maxBody: String = "4m", failPatchPercent: Int = 0)
+        throws
+    {
         try Tools.require("nginx", package: "nginx")
         scratch = try Scratch("nginx")
         port = try RegistryServer.freePort()
@@ -85,19 +87,27 @@ struct CappedFrontTests {
         let tree = try scratch.sub("tree")
         try Tools.shell("head -c 67108864 /dev/urandom > '\(tree)/model.bin'")
         let layout = scratch.path + "/layout"
-        let created = try Tools.kiln(["image", "create", "--from", tree, "--level", "1", "--platform", "linux/amd64,linux/arm64",
-                                      "-o", "oci:\(layout):v1", "--cache-dir", scratch.path + "/store"])
+        let created = try Tools.kiln([
+            "image", "create", "--from", tree, "--level", "1", "--platform", "linux/amd64,linux/arm64",
+            "-o", "oci:\(layout):v1", "--cache-dir", scratch.path + "/store",
+        ])
         try #require(created.status == 0, "\(created.stderr)")
 
-        let push = try Tools.kiln(["push", "\(layout):v1", "\(front.host)/acme/model:v1", "--ca-file", certificate.certificate, "--json"])
+        let push = try Tools.kiln([
+            "push", "\(layout):v1", "\(front.host)/acme/model:v1", "--ca-file", certificate.certificate, "--json",
+        ])
         #expect(push.status == 0, "\(push.stderr)")
         let requests = front.requests
         let cap = 4 << 20
-        #expect(requests.allSatisfy { $0.bodySize <= cap }, "bodies over 4 MiB: \(requests.filter { $0.bodySize > cap })")
-        #expect(requests.allSatisfy { $0.status < 400 || $0.method == "HEAD" }, "\(requests.filter { $0.status >= 400 })")
+        #expect(
+            requests.allSatisfy { $0.bodySize <= cap }, "bodies over 4 MiB: \(requests.filter { $0.bodySize > cap })")
+        #expect(
+            requests.allSatisfy { $0.status < 400 || $0.method == "HEAD" }, "\(requests.filter { $0.status >= 400 })")
         #expect(requests.filter { $0.method == "PATCH" }.count >= 16, "the 64 MiB layer went up in chunks")
 
-        let resolved = try Tools.kiln(["resolve", "\(front.host)/acme/model:v1", "--ca-file", certificate.certificate, "--json"])
+        let resolved = try Tools.kiln([
+            "resolve", "\(front.host)/acme/model:v1", "--ca-file", certificate.certificate, "--json",
+        ])
         let digest = try RegistryPushTests.json(resolved)["digest"] as? String
         #expect(digest != nil && digest == (try? RegistryPushTests.json(push))?["digest"] as? String)
     }
@@ -111,10 +121,15 @@ struct CappedFrontTests {
         let tree = try scratch.sub("tree")
         try Tools.shell("head -c 12000000 /dev/urandom > '\(tree)/blob.bin'")
         let layout = scratch.path + "/layout"
-        try #require(try Tools.kiln(["image", "create", "--from", tree, "--level", "1", "-o", "oci:\(layout):v1",
-                                     "--cache-dir", scratch.path + "/store"]).status == 0)
-        let push = try Tools.kiln(["push", "\(layout):v1", "\(front.host)/acme/blob:v1", "--ca-file", certificate.certificate,
-                                   "--chunk-size", "0", "--json"])
+        try #require(
+            try Tools.kiln([
+                "image", "create", "--from", tree, "--level", "1", "-o", "oci:\(layout):v1",
+                "--cache-dir", scratch.path + "/store",
+            ]).status == 0)
+        let push = try Tools.kiln([
+            "push", "\(layout):v1", "\(front.host)/acme/blob:v1", "--ca-file", certificate.certificate,
+            "--chunk-size", "0", "--json",
+        ])
         #expect(push.status == 0, "\(push.stderr)")
         let requests = front.requests
         #expect(requests.contains { $0.status == 413 }, "the first, whole-blob request was refused")
@@ -132,17 +147,23 @@ struct CappedFrontTests {
         let tree = try scratch.sub("tree")
         try Tools.shell("head -c 67108864 /dev/urandom > '\(tree)/data.bin'")
         let layout = scratch.path + "/layout"
-        let created = try Tools.kiln(["image", "create", "--from", tree, "--level", "0", "-o", "oci:\(layout):v1",
-                                      "--cache-dir", scratch.path + "/store", "--json"])
+        let created = try Tools.kiln([
+            "image", "create", "--from", tree, "--level", "0", "-o", "oci:\(layout):v1",
+            "--cache-dir", scratch.path + "/store", "--json",
+        ])
         let layer = try #require((try RegistryPushTests.json(created))["layer"] as? String)
 
-        let push = try Tools.kiln(["push", "\(layout):v1", "\(front.host)/acme/flaky:v1", "--ca-file", certificate.certificate])
+        let push = try Tools.kiln([
+            "push", "\(layout):v1", "\(front.host)/acme/flaky:v1", "--ca-file", certificate.certificate,
+        ])
         #expect(push.status == 0, "\(push.stderr)")
         #expect(front.requests.contains { $0.method == "PATCH" && $0.status == 503 }, "the front refused some chunks")
 
         // Read the blob back from the registry itself and hash it.
-        let copy = try Tools.run(["skopeo", "copy", "--src-tls-verify=false", "docker://\(registry.host)/acme/flaky:v1",
-                                  "dir:\(scratch.path)/back"])
+        let copy = try Tools.run([
+            "skopeo", "copy", "--src-tls-verify=false", "docker://\(registry.host)/acme/flaky:v1",
+            "dir:\(scratch.path)/back",
+        ])
         try #require(copy.status == 0, "\(copy.stderr)")
         let back = try Tools.shell("sha256sum '\(scratch.path)/back/\(layer.dropFirst(7))' | cut -d' ' -f1").stdout
         #expect("sha256:" + back.trimmingCharacters(in: .whitespacesAndNewlines) == layer)

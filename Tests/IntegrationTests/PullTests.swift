@@ -27,11 +27,15 @@ struct PullTests {
         #expect(blobGets.count == 2, "one config per platform: \(blobGets)")
 
         let store = try ContentStore(root: scratch.path + "/pulled")
-        let ingest = try await client.downloadBlob(layer, from: resolved.reference.repository) { try store.beginIngest() }
+        let ingest = try await client.downloadBlob(layer, from: resolved.reference.repository) {
+            try store.beginIngest()
+        }
         let (digest, size) = try ingest.commit(expected: layer.digest)
         #expect(digest == layer.digest && size == layer.size)
         let original = try OCILayout(existingAt: layout).blobPath(layer.digest)
-        #expect(FileManager.default.contents(atPath: try store.verifiedPath(layer.digest)) == FileManager.default.contents(atPath: original))
+        #expect(
+            FileManager.default.contents(atPath: try store.verifiedPath(layer.digest))
+                == FileManager.default.contents(atPath: original))
 
         // A descriptor that lies about the size is refused, and the store keeps nothing of it.
         var wrong = layer

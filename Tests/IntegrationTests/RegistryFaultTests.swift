@@ -30,10 +30,15 @@ struct RegistryFaultTests {
     func manifestRefusalsRetried() throws {
         let scratch = try Scratch("fault-manifest")
         let registry = try RegistryServer()
-        let proxy = try FaultProxy(upstream: registry, rules: [
-            .init("status", method: "PUT", path: "/manifests/sha256:", status: 400, code: "DIGEST_INVALID", times: 1),
-            .init("status", method: "PUT", path: "/manifests/v1", status: 400, code: "MANIFEST_BLOB_UNKNOWN", times: 1),
-        ])
+        let proxy = try FaultProxy(
+            upstream: registry,
+            rules: [
+                .init(
+                    "status", method: "PUT", path: "/manifests/sha256:", status: 400, code: "DIGEST_INVALID", times: 1),
+                .init(
+                    "status", method: "PUT", path: "/manifests/v1", status: 400, code: "MANIFEST_BLOB_UNKNOWN", times: 1
+                ),
+            ])
         let context = try Self.context(in: scratch)
         let built = try Self.build(context, to: "\(proxy.host)/acme/app:v1", cache: try scratch.sub("cache"))
         #expect(built.status == 0, "\(built.stderr)")
@@ -44,14 +49,19 @@ struct RegistryFaultTests {
             // After the refusal: HEADs of the manifest's blobs, then the same PUT again.
             let after = entries[(first + 1)...]
             let rechecked = after.prefix { !($0.method == "PUT" && $0.path.contains("/manifests/")) }
-            #expect(rechecked.contains { $0.method == "HEAD" && $0.path.contains("/blobs/") }, "\(after.prefix(6).map(\.path))")
+            #expect(
+                rechecked.contains { $0.method == "HEAD" && $0.path.contains("/blobs/") },
+                "\(after.prefix(6).map(\.path))")
             #expect(after.contains { $0.method == "PUT" && $0.path == entries[first].path && $0.status == "201" })
         }
-        let inspected = try Tools.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/acme/app:v1"])
+        let inspected = try Tools.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/acme/app:v1",
+        ])
         #expect(inspected.status == 0 && inspected.stdout.contains("linux"), "\(inspected.stderr)")
     }
 
-    @Test("GET /v2/ answered 503 is retried; a registry that keeps answering 503 is reported with its status, not as TLS")
+    @Test(
+        "GET /v2/ answered 503 is retried; a registry that keeps answering 503 is reported with its status, not as TLS")
     func probeRetried() throws {
         let scratch = try Scratch("fault-probe")
         let registry = try RegistryServer()
@@ -60,7 +70,8 @@ struct RegistryFaultTests {
         let pushed = try Self.build(context, to: "\(registry.host)/acme/app:v1", cache: cache)
         try #require(pushed.status == 0, "\(pushed.stderr)")
 
-        let proxy = try FaultProxy(upstream: registry, rules: [.init("status", method: "GET", path: "^/v2/$", status: 503, times: 2)])
+        let proxy = try FaultProxy(
+            upstream: registry, rules: [.init("status", method: "GET", path: "^/v2/$", status: 503, times: 2)])
         let resolved = try Tools.kiln(["resolve", "\(proxy.host)/acme/app:v1"])
         #expect(resolved.status == 0, "\(resolved.stderr)")
         #expect(resolved.stdout.contains("@sha256:"))
@@ -77,28 +88,33 @@ struct RegistryFaultTests {
     func wrongDigest() throws {
         let scratch = try Scratch("fault-digest")
         let registry = try RegistryServer()
-        let proxy = try FaultProxy(upstream: registry, rules: [.init("wrong-digest", method: "PUT", path: "/manifests/")])
+        let proxy = try FaultProxy(
+            upstream: registry, rules: [.init("wrong-digest", method: "PUT", path: "/manifests/")])
         let context = try Self.context(in: scratch)
         let built = try Self.build(context, to: "\(proxy.host)/acme/app:v1", cache: try scratch.sub("cache"))
         #expect(built.status == 4, "\(built.stderr)")
         #expect(built.stderr.contains("expected sha256:") && built.stderr.contains("integrity"), "\(built.stderr)")
     }
 
-    @Test("the lane through 5xx, 429 with Retry-After, resets before and mid-body and delays: every processor built, pinned and intact")
+    @Test(
+        "the lane through 5xx, 429 with Retry-After, resets before and mid-body and delays: every processor built, pinned and intact"
+    )
     func laneThroughFaults() throws {
         let fixture = try LaneFixture("fault-lane")
-        let proxy = try FaultProxy(upstream: fixture.registry, rules: [
-            // Each kind spread out (every N-th request) and capped, so faults are many but no
-            // single request meets more of them in a row than a retry budget allows.
-            .init("status", method: "HEAD", path: "/blobs/", status: 503, times: 5, every: 5),
-            .init("status", method: "HEAD", path: "/manifests/", status: 429, retryAfter: 1, times: 3, every: 2),
-            .init("reset-before", method: "POST", path: "/blobs/uploads/", times: 4, every: 4),
-            .init("reset-mid", method: "PUT", path: "digest=", times: 4, every: 3),
-            .init("reset-mid", method: "GET", path: "/blobs/", times: 2, every: 2),
-            .init("status", method: "PUT", path: "/manifests/", status: 502, times: 3, every: 4),
-            .init("delay", method: "GET", seconds: 0.3, times: 4, every: 2),
-            .init("reset-before", method: "GET", path: "^/v2/$", times: 1),
-        ])
+        let proxy = try FaultProxy(
+            upstream: fixture.registry,
+            rules: [
+                // Each kind spread out (every N-th request) and capped, so faults are many but no
+                // single request meets more of them in a row than a retry budget allows.
+                .init("status", method: "HEAD", path: "/blobs/", status: 503, times: 5, every: 5),
+                .init("status", method: "HEAD", path: "/manifests/", status: 429, retryAfter: 1, times: 3, every: 2),
+                .init("reset-before", method: "POST", path: "/blobs/uploads/", times: 4, every: 4),
+                .init("reset-mid", method: "PUT", path: "digest=", times: 4, every: 3),
+                .init("reset-mid", method: "GET", path: "/blobs/", times: 2, every: 2),
+                .init("status", method: "PUT", path: "/manifests/", status: 502, times: 3, every: 4),
+                .init("delay", method: "GET", seconds: 0.3, times: 4, every: 2),
+                .init("reset-before", method: "GET", path: "^/v2/$", times: 1),
+            ])
         fixture.registryHost = proxy.host
         // The base is pulled through the proxy too.
         fixture.baseReference = fixture.base.reference.replacingOccurrences(of: fixture.registry.host, with: proxy.host)
@@ -110,7 +126,8 @@ struct RegistryFaultTests {
         }
         #expect(
             LaneFixture.statuses(reports) == [
-                "llm/litellm@1": "built", "text/echo@1": "built", "text/summarize@3": "built", "legacy/old@1": "disabled",
+                "llm/litellm@1": "built", "text/echo@1": "built", "text/summarize@3": "built",
+                "legacy/old@1": "disabled",
             ])
         // Every pin names an image the registry really has, whole (skopeo copies every blob).
         let pinned = try fixture.pins()
@@ -129,7 +146,9 @@ struct RegistryFaultTests {
         }
         try proxy.set([])
         let again = try fixture.lane()
-        #expect(LaneFixture.statuses(again).values.allSatisfy { $0 == "hit" || $0 == "disabled" }, "\(LaneFixture.statuses(again))")
+        #expect(
+            LaneFixture.statuses(again).values.allSatisfy { $0 == "hit" || $0 == "disabled" },
+            "\(LaneFixture.statuses(again))")
         #expect(try fixture.pins() == pinned)
     }
 }

@@ -11,11 +11,18 @@ struct ReproducibilityTests {
         try SampleTree.create(at: first)
         try SampleTree.create(at: second, reversed: true)
         // Give the second copy other owners and times, as another checkout on another machine would have.
-        try Tools.shell("chown -hR 1234:5678 '\(second)' && find '\(second)' -exec touch -h -d '2021-03-04 05:06:07' {} +")
-        #expect(try Tools.shell("stat -c %Y '\(first)/run.sh'").stdout != (try Tools.shell("stat -c %Y '\(second)/run.sh'").stdout))
+        try Tools.shell(
+            "chown -hR 1234:5678 '\(second)' && find '\(second)' -exec touch -h -d '2021-03-04 05:06:07' {} +")
+        #expect(
+            try Tools.shell("stat -c %Y '\(first)/run.sh'").stdout
+                != (try Tools.shell("stat -c %Y '\(second)/run.sh'").stdout))
 
-        let a = try Tools.kiln(["layer", "create", "--from", first, "--prefix", "/app", "-o", scratch.path + "/a.tar.gz"])
-        let b = try Tools.kiln(["layer", "create", "--from", second, "--prefix", "/app", "-o", scratch.path + "/b.tar.gz"])
+        let a = try Tools.kiln([
+            "layer", "create", "--from", first, "--prefix", "/app", "-o", scratch.path + "/a.tar.gz",
+        ])
+        let b = try Tools.kiln([
+            "layer", "create", "--from", second, "--prefix", "/app", "-o", scratch.path + "/b.tar.gz",
+        ])
         #expect(a.status == 0, "\(a.stderr)")
         #expect(b.status == 0, "\(b.stderr)")
         #expect(try Tools.run(["cmp", scratch.path + "/a.tar.gz", scratch.path + "/b.tar.gz"]).status == 0)
@@ -31,7 +38,8 @@ struct ReproducibilityTests {
         let result = try Tools.kiln(["layer", "create", "--from", tree, "-o", blob, "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: result.stdoutBytes) as! [String: Any]
-        let blobSum = try Tools.shell("sha256sum '\(blob)' | cut -d' ' -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let blobSum = try Tools.shell("sha256sum '\(blob)' | cut -d' ' -f1").stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let tarSum = try Tools.shell("gunzip -c '\(blob)' | sha256sum | cut -d' ' -f1").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let size = try Tools.shell("stat -c %s '\(blob)'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -51,12 +59,15 @@ struct ReproducibilityTests {
             ["layer", "create", "--from", tree, "-o", scratch.path + "/stamped.tar.gz"],
             environment: ["SOURCE_DATE_EPOCH": "1700000000"])
         #expect(plain.status == 0 && stamped.status == 0)
-        #expect(try Tools.run(["cmp", "-s", scratch.path + "/plain.tar.gz", scratch.path + "/stamped.tar.gz"]).status == 1)
-        let listing = try Tools.run(["tar", "--full-time", "-tvzf", scratch.path + "/stamped.tar.gz"], environment: ["TZ": "UTC"])
+        #expect(
+            try Tools.run(["cmp", "-s", scratch.path + "/plain.tar.gz", scratch.path + "/stamped.tar.gz"]).status == 1)
+        let listing = try Tools.run(
+            ["tar", "--full-time", "-tvzf", scratch.path + "/stamped.tar.gz"], environment: ["TZ": "UTC"])
         let lines = listing.stdout.split(separator: "\n")
         #expect(!lines.isEmpty)
         #expect(lines.allSatisfy { $0.contains("2023-11-14 22:13:20") }, "\(listing.stdout)")
-        let plainListing = try Tools.run(["tar", "--full-time", "-tvzf", scratch.path + "/plain.tar.gz"], environment: ["TZ": "UTC"])
+        let plainListing = try Tools.run(
+            ["tar", "--full-time", "-tvzf", scratch.path + "/plain.tar.gz"], environment: ["TZ": "UTC"])
         #expect(plainListing.stdout.split(separator: "\n").allSatisfy { $0.contains("1970-01-01 00:00:00") })
     }
 
@@ -65,7 +76,8 @@ struct ReproducibilityTests {
         let scratch = try Scratch("badepoch")
         let tree = try scratch.sub("tree")
         let result = try Tools.kiln(
-            ["layer", "create", "--from", tree, "-o", scratch.path + "/x.tar.gz"], environment: ["SOURCE_DATE_EPOCH": "soon"])
+            ["layer", "create", "--from", tree, "-o", scratch.path + "/x.tar.gz"],
+            environment: ["SOURCE_DATE_EPOCH": "soon"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("SOURCE_DATE_EPOCH='soon'"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/x.tar.gz"))

@@ -49,11 +49,13 @@ struct RunStepTests {
         var target: String { "\(registry.host)/acme/run-steps:1" }
 
         func build(
-            platform: String = "linux/amd64", environment: [String: String] = [:], cache: String? = nil, extra: [String] = [],
+            platform: String = "linux/amd64", environment: [String: String] = [:], cache: String? = nil,
+            extra: [String] = [],
             expect status: Int32 = 0
         ) throws -> (report: [String: Any], result: Tools.Result) {
             let result = try Tools.kiln(
-                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache ?? self.cache] + extra + [context],
+                ["build", "--json", "--platform", platform, "-t", target, "--cache-dir", cache ?? self.cache] + extra
+                    + [context],
                 environment: environment)
             try #require(result.status == status, "kiln build exited \(result.status): \(result.stderr)")
             let report = (try? JSONSerialization.jsonObject(with: result.stdoutBytes) as? [String: Any]) ?? [:]
@@ -63,7 +65,8 @@ struct RunStepTests {
         /// Runs `command` in the pushed image under `buildah run`.
         func inImage(_ command: String, arch: String? = nil) throws -> String {
             let buildah = try Buildah(scratch: scratch)
-            let from = try buildah.run(["from", "--tls-verify=false"] + (arch.map { ["--arch", $0] } ?? []) + [target])
+            let from = try buildah.run(
+                ["from", "--tls-verify=false"] + (arch.map { ["--arch", $0] } ?? []) + [target])
             try #require(from.status == 0, "buildah from: \(from.stderr)")
             let container = from.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let run = try buildah.run(["run", "--isolation", "chroot", container, "--", "sh", "-c", command])
@@ -73,7 +76,9 @@ struct RunStepTests {
         }
     }
 
-    @Test("RUN steps run once per platform; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times")
+    @Test(
+        "RUN steps run once per platform; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times"
+    )
     func checkpoints() throws {
         try ARM64Emulation.register()
         let setup = try Setup("run-steps")
@@ -83,8 +88,9 @@ struct RunStepTests {
         let random = try setup.inImage("cat /opt/random", arch: "amd64")
         #expect(random.count == 17)
         for arch in ["amd64", "arm64"] {
-            #expect(try setup.inImage("cat /tool/installed /opt/steps; echo $HOME $TZ; pwd", arch: arch)
-                == "common v1\nprotocol v1\ninstalled\nsecond\n/home/app UTC\n/tool\n", "\(arch)")
+            #expect(
+                try setup.inImage("cat /tool/installed /opt/steps; echo $HOME $TZ; pwd", arch: arch)
+                    == "common v1\nprotocol v1\ninstalled\nsecond\n/home/app UTC\n/tool\n", "\(arch)")
         }
 
         let again = try setup.build(platform: both).report
@@ -97,25 +103,36 @@ struct RunStepTests {
 
         try setup.write("protocol.txt", "protocol v2\n")
         let changed = try setup.build(platform: both).report
-        #expect(changed["stepsRun"] as? Int == 4, "the two RUNs after the changed COPY ran on each platform, the first did not: \(changed)")
+        #expect(
+            changed["stepsRun"] as? Int == 4,
+            "the two RUNs after the changed COPY ran on each platform, the first did not: \(changed)")
         #expect(try setup.inImage("cat /opt/random", arch: "amd64") == random, "the first RUN's random value survived")
-        #expect(try setup.inImage("cat /tool/installed /opt/steps", arch: "arm64") == "common v1\nprotocol v2\ninstalled\nsecond\n")
+        #expect(
+            try setup.inImage("cat /tool/installed /opt/steps", arch: "arm64")
+                == "common v1\nprotocol v2\ninstalled\nsecond\n")
 
         // Another machine: a fresh cache, the same registry. The checkpoints come from there.
         let fresh = try setup.build(platform: both, cache: try setup.scratch.sub("fresh-cache")).report
         #expect(fresh["executorRuns"] as? Int == 0, "\(fresh)")
         #expect(fresh["digest"] as? String == changed["digest"] as? String)
-        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/run-steps"])
-        #expect(tags.stdout.components(separatedBy: "kiln-step-").count - 1 == 10, "3 checkpoints, then 2 more, per platform: \(tags.stdout)")
+        let tags = try Tools.run([
+            "skopeo", "list-tags", "--tls-verify=false", "docker://\(setup.registry.host)/acme/run-steps",
+        ])
+        #expect(
+            tags.stdout.components(separatedBy: "kiln-step-").count - 1 == 10,
+            "3 checkpoints, then 2 more, per platform: \(tags.stdout)")
 
         // The config matches what buildah bud gives for the same Dockerfile.
         let layout = setup.scratch.path + "/layouts"
-        let copied = try Tools.run(["skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):kiln"])
+        let copied = try Tools.run([
+            "skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):kiln",
+        ])
         try #require(copied.status == 0, "\(copied.stderr)")
         let buildah = try Buildah(scratch: setup.scratch)
         let image = "localhost/kiln-diff:run"
         let built = try buildah.run([
-            "bud", "--isolation", "chroot", "--tls-verify=false", "--format", "docker", "-f", setup.context + "/Dockerfile", "-t", image,
+            "bud", "--isolation", "chroot", "--tls-verify=false", "--format", "docker", "-f",
+            setup.context + "/Dockerfile", "-t", image,
             setup.context,
         ])
         try #require(built.status == 0, "buildah bud: \(built.stderr)")
@@ -125,7 +142,9 @@ struct RunStepTests {
         let ours = try Self.config(layout, tag: "kiln")
         let theirs = try Self.config(layout, tag: "buildah")
         for field in fields {
-            #expect(ours[field] == theirs[field], "\(field): kiln \(ours[field] ?? "nil") vs buildah \(theirs[field] ?? "nil")")
+            #expect(
+                ours[field] == theirs[field],
+                "\(field): kiln \(ours[field] ?? "nil") vs buildah \(theirs[field] ?? "nil")")
         }
     }
 
@@ -173,14 +192,21 @@ struct RunStepTests {
             CMD ["sh"]
             """
         let setup = try Setup("run-secret", dockerfile: dockerfile)
-        let (report, result) = try setup.build(environment: ["KILN_TEST_TOKEN": value], extra: ["--secret", "id=token,env=KILN_TEST_TOKEN"])
+        let (report, result) = try setup.build(
+            environment: ["KILN_TEST_TOKEN": value], extra: ["--secret", "id=token,env=KILN_TEST_TOKEN"])
         #expect(report["stepsRun"] as? Int == 1)
-        #expect(result.stderr.contains("[linux/amd64] the token is ****"), "the RUN printed it, masked, as a JSON event: \(result.stderr)")
+        #expect(
+            result.stderr.contains("[linux/amd64] the token is ****"),
+            "the RUN printed it, masked, as a JSON event: \(result.stderr)")
         #expect(!result.stderr.contains(value) && !result.stdout.contains(value))
-        #expect(try setup.inImage("cat /opt-token-length").trimmingCharacters(in: .whitespacesAndNewlines) == "\(value.utf8.count)")
+        #expect(
+            try setup.inImage("cat /opt-token-length").trimmingCharacters(in: .whitespacesAndNewlines)
+                == "\(value.utf8.count)")
         // Every blob kiln holds or pushed, decompressed when gzip: the value is in none of them.
         let layout = setup.scratch.path + "/pushed"
-        let copied = try Tools.run(["skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):x"])
+        let copied = try Tools.run([
+            "skopeo", "copy", "--src-tls-verify=false", "docker://\(setup.target)", "oci:\(layout):x",
+        ])
         try #require(copied.status == 0, "\(copied.stderr)")
         let scan = try Tools.run([
             "python3", "-c",
@@ -215,7 +241,9 @@ struct RunStepTests {
         #expect(result.stderr.contains("Dockerfile:3:"), "\(result.stderr)")
         #expect(result.stderr.contains("exit code 3"), "\(result.stderr)")
         #expect(result.stderr.contains("something broke"))
-        let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
+        let writes = setup.registry.requests(since: mark).filter {
+            $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH")
+        }
         #expect(writes.isEmpty, "\(writes)")
     }
 
@@ -224,11 +252,14 @@ struct RunStepTests {
         let setup = try Setup("run-binfmt")
         let mark = setup.registry.mark()
         let missing = setup.scratch.path + "/no-binfmt"
-        let (_, result) = try setup.build(platform: "linux/amd64,linux/arm64", environment: ["KILN_BINFMT_DIR": missing], expect: 2)
+        let (_, result) = try setup.build(
+            platform: "linux/amd64,linux/arm64", environment: ["KILN_BINFMT_DIR": missing], expect: 2)
         #expect(result.stderr.contains("RUN for linux/arm64/v8"), "\(result.stderr)")
         #expect(result.stderr.contains("qemu-user-static") && result.stderr.contains("native runner"))
         #expect(!result.stderr.contains("\"event\":\"output\""), "buildah must not have run")
-        let writes = setup.registry.requests(since: mark).filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH") }
+        let writes = setup.registry.requests(since: mark).filter {
+            $0.hasPrefix("PUT") || $0.hasPrefix("POST") || $0.hasPrefix("PATCH")
+        }
         #expect(writes.isEmpty)
     }
 }
@@ -249,13 +280,16 @@ enum ARM64Emulation {
         }
         let description = try String(contentsOfFile: "/usr/share/binfmts/qemu-aarch64", encoding: .utf8)
         func field(_ name: String) -> String? {
-            description.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) }
+            description.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map {
+                String($0.dropFirst(name.count + 1))
+            }
         }
         let magic = try #require(field("magic"), "no magic in /usr/share/binfmts/qemu-aarch64")
         let mask = try #require(field("mask"), "no mask in /usr/share/binfmts/qemu-aarch64")
         let entry = ":qemu-aarch64:M:0:\(magic):\(mask):/usr/bin/qemu-aarch64-static:FP"
         let written = try Tools.shell("printf '%s' '\(entry)' > \(directory)/register")
-        try #require(written.status == 0 || FileManager.default.fileExists(atPath: directory + "/qemu-aarch64"),
-                     "cannot register qemu-aarch64: \(written.stderr)")
+        try #require(
+            written.status == 0 || FileManager.default.fileExists(atPath: directory + "/qemu-aarch64"),
+            "cannot register qemu-aarch64: \(written.stderr)")
     }
 }

@@ -8,11 +8,13 @@ struct StoreProcessTests {
         let scratch = try Scratch("race")
         let file = scratch.path + "/payload.bin"
         try Tools.shell("head -c 48000000 /dev/urandom > '\(file)'")
-        let expected = try Tools.shell("sha256sum '\(file)' | cut -d' ' -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let expected = try Tools.shell("sha256sum '\(file)' | cut -d' ' -f1").stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         for round in 0..<4 {
             let store = scratch.path + "/store-\(round)"
             // Both start together through one shell, so their writes overlap.
-            let race = try Tools.shell("""
+            let race = try Tools.shell(
+                """
                 '\(Tools.kiln)' store put --cache-dir '\(store)' '\(file)' > '\(store).a' 2>&1 & first=$!
                 '\(Tools.kiln)' store put --cache-dir '\(store)' '\(file)' > '\(store).b' 2>&1 & second=$!
                 wait $first; a=$?; wait $second; b=$?; exit $((a + b))
@@ -36,9 +38,11 @@ struct StoreProcessTests {
         try "original content".write(toFile: file, atomically: true, encoding: .utf8)
         let put = try Tools.kiln(["store", "put", "--cache-dir", store, file, "--json"])
         try #require(put.status == 0)
-        let digest = (try JSONSerialization.jsonObject(with: put.stdoutBytes) as! [[String: Any]])[0]["digest"] as! String
+        let digest =
+            (try JSONSerialization.jsonObject(with: put.stdoutBytes) as! [[String: Any]])[0]["digest"] as! String
         let blob = store + "/blobs/sha256/" + digest.dropFirst("sha256:".count)
-        try Tools.shell("chmod u+w '\(blob)' && printf 'flipped' | dd of='\(blob)' bs=1 seek=3 conv=notrunc 2>/dev/null")
+        try Tools.shell(
+            "chmod u+w '\(blob)' && printf 'flipped' | dd of='\(blob)' bs=1 seek=3 conv=notrunc 2>/dev/null")
         let verify = try Tools.kiln(["store", "verify", "--cache-dir", store, "--json"])
         #expect(verify.status == 4)
         let report = try JSONSerialization.jsonObject(with: verify.stdoutBytes) as! [String: Any]
@@ -58,7 +62,9 @@ struct StoreProcessTests {
         // Corrupt the stored layer, then ask for an image made of the same tree: kiln rewrites the
         // layer on ingest, so the layout must end up with good bytes, never the corrupt ones.
         try Tools.shell("chmod u+w '\(path)' && printf 'XXXX' | dd of='\(path)' bs=1 seek=20 conv=notrunc 2>/dev/null")
-        let image = try Tools.kiln(["image", "create", "--from", tree, "-o", "oci:\(scratch.path)/layout:t", "--cache-dir", store])
+        let image = try Tools.kiln([
+            "image", "create", "--from", tree, "-o", "oci:\(scratch.path)/layout:t", "--cache-dir", store,
+        ])
         #expect(image.status == 0, "\(image.stderr)")
         let digest = String(path.split(separator: "/").last!)
         let copied = try Tools.shell("sha256sum '\(scratch.path)/layout/blobs/sha256/\(digest)' | cut -d' ' -f1").stdout

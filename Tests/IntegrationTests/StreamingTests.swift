@@ -21,7 +21,9 @@ struct StreamingTests {
             "yes 'kiln streams every layer in bounded chunks 0123456789' | head -c 1073741824 > '\(tree)/big.bin'")
         #expect(try Tools.shell("stat -c %s '\(tree)/big.bin'").stdout.hasPrefix("1073741824"))
         let blob = scratch.path + "/big.tar.gz"
-        let (kib, result) = try Self.peakRSS([Tools.kiln, "layer", "create", "--from", tree, "--level", "1", "-o", blob, "--json"])
+        let (kib, result) = try Self.peakRSS([
+            Tools.kiln, "layer", "create", "--from", tree, "--level", "1", "-o", blob, "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(kib > 0, "GNU time reported no peak RSS: \(result.stderr)")
         #expect(kib < 64 * 1024, "peak RSS was \(kib) KiB")

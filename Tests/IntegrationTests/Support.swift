@@ -26,7 +26,8 @@ enum Tools {
 
     /// Fails the test with an install hint when a tool is missing, rather than passing silently.
     static func require(_ tool: String, package: String) throws {
-        let found = ProcessInfo.processInfo.environment["PATH", default: "/usr/bin:/bin"]
+        let found =
+            ProcessInfo.processInfo.environment["PATH", default: "/usr/bin:/bin"]
             .split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
             || (tool.hasPrefix("/") && FileManager.default.isExecutableFile(atPath: tool))
         if !found {
@@ -40,8 +41,10 @@ enum Tools {
 
     /// Runs `arguments` (the first is looked up on PATH unless absolute) and waits for it.
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
-                    stdin: Data? = nil) throws -> Result {
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
+        stdin: Data? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -167,21 +170,24 @@ enum SampleTree {
         if reversed { order.reverse() }
         for item in order {
             let full = root + "/" + item.path
-            try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             switch item.kind {
             case .directory:
                 try fm.createDirectory(atPath: full, withIntermediateDirectories: true)
-            case let .file(text, mode):
+            case .file(let text, let mode):
                 #expect(fm.createFile(atPath: full, contents: Data(text.utf8)))
                 chmod(full, mode_t(mode))
-            case let .symlink(target):
+            case .symlink(let target):
                 try fm.createSymbolicLink(atPath: full, withDestinationPath: target)
             case .hardLink:
                 break
             }
         }
         for item in items {
-            if case let .hardLink(target) = item.kind { try fm.linkItem(atPath: root + "/" + target, toPath: root + "/" + item.path) }
+            if case .hardLink(let target) = item.kind {
+                try fm.linkItem(atPath: root + "/" + target, toPath: root + "/" + item.path)
+            }
         }
     }
 }

@@ -45,7 +45,9 @@ final class TokenServer {
     var requests: [(status: Int, scopes: [String])] {
         guard let data = FileManager.default.contents(atPath: logPath) else { return [] }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                return nil
+            }
             return (object["status"] as? Int ?? 0, object["scopes"] as? [String] ?? [])
         }
     }
@@ -58,18 +60,24 @@ struct RegistryTokenTests {
         let (scratch, tree) = try Scratch.withSampleTree("token")
         let tokens = try TokenServer(scratch: scratch, user: "robot", password: "token-pass")
         let registry = try RegistryServer(.init(authYAML: tokens.registryAuthYAML))
-        let config = try TestSecrets.dockerConfig(in: scratch.path, host: registry.host, user: "robot", password: "token-pass")
+        let config = try TestSecrets.dockerConfig(
+            in: scratch.path, host: registry.host, user: "robot", password: "token-pass")
         let layout = try RegistryPushTests.builtImage(scratch, tree: tree)
 
-        let first = try Tools.kiln(["push", "\(layout):v1", "\(registry.host)/acme/one:v1", "--json"], environment: ["DOCKER_CONFIG": config])
+        let first = try Tools.kiln(
+            ["push", "\(layout):v1", "\(registry.host)/acme/one:v1", "--json"], environment: ["DOCKER_CONFIG": config])
         let firstReport = try RegistryPushTests.json(first)
         #expect(firstReport["blobsUploaded"] as? Int == 3)
-        #expect(tokens.requests.contains { $0.status == 200 && $0.scopes.contains("repository:acme/one:pull,push") },
-                "\(tokens.requests)")
+        #expect(
+            tokens.requests.contains { $0.status == 200 && $0.scopes.contains("repository:acme/one:pull,push") },
+            "\(tokens.requests)")
 
         let mark = registry.mark()
         let second = try Tools.kiln(
-            ["push", "\(layout):v1", "\(registry.host)/acme/two:v1", "--mount-from", "\(registry.host)/acme/one", "--json"],
+            [
+                "push", "\(layout):v1", "\(registry.host)/acme/two:v1", "--mount-from", "\(registry.host)/acme/one",
+                "--json",
+            ],
             environment: ["DOCKER_CONFIG": config])
         let secondReport = try RegistryPushTests.json(second)
         #expect(secondReport["blobsMounted"] as? Int == 3, "\(secondReport)")
@@ -78,11 +86,18 @@ struct RegistryTokenTests {
         let requests = registry.requests(since: mark)
         let mounts = requests.filter { $0.hasPrefix("POST") && $0.contains("mount=") && $0.contains("from=acme/one") }
         #expect(mounts.count == 3, "\(requests)")
-        #expect(!requests.contains { $0.hasPrefix("PATCH") || ($0.hasPrefix("PUT") && $0.contains("/blobs/uploads/")) },
-                "a mount sends no blob bytes: \(requests)")
-        #expect(tokens.requests.contains { $0.scopes.contains("repository:acme/one:pull") && $0.scopes.contains("repository:acme/two:pull,push") })
+        #expect(
+            !requests.contains { $0.hasPrefix("PATCH") || ($0.hasPrefix("PUT") && $0.contains("/blobs/uploads/")) },
+            "a mount sends no blob bytes: \(requests)")
+        #expect(
+            tokens.requests.contains {
+                $0.scopes.contains("repository:acme/one:pull") && $0.scopes.contains("repository:acme/two:pull,push")
+            })
 
-        let anonymous = try Tools.kiln(["resolve", "\(registry.host)/acme/one:v1"], environment: ["DOCKER_CONFIG": scratch.path + "/none"])
-        #expect(anonymous.status == 5 && anonymous.stderr.contains("401"), "an anonymous token has no pull right: \(anonymous.stderr)")
+        let anonymous = try Tools.kiln(
+            ["resolve", "\(registry.host)/acme/one:v1"], environment: ["DOCKER_CONFIG": scratch.path + "/none"])
+        #expect(
+            anonymous.status == 5 && anonymous.stderr.contains("401"),
+            "an anonymous token has no pull right: \(anonymous.stderr)")
     }
 }

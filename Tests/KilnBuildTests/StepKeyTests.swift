@@ -50,7 +50,8 @@ final class StepFixture {
         let context = try BuildContext(root: root + "/context", dockerfile: root + "/context/Dockerfile")
         var options = BuildOptions(platforms: [.linuxAMD64], layerOptions: LayerOptions())
         options.buildArgs = args
-        let builder = Builder(dockerfile: dockerfile, context: context, store: store, bases: NoBases(), options: options)
+        let builder = Builder(
+            dockerfile: dockerfile, context: context, store: store, bases: NoBases(), options: options)
         let steps = try await builder.stepKeys(hasher: ContextHasher(root: context.root, store: store))
         return try #require(steps[.linuxAMD64]?[0]).map(\.key)
     }
@@ -71,7 +72,8 @@ struct StepKeyTests {
         let before = try await fixture.keys()
         try fixture.write("app/util.py", "X = 2\n")
         let after = try await fixture.keys()
-        #expect(Array(after[..<4]) == Array(before[..<4]), "ARG, ENV, COPY requirements and the first RUN keep their keys")
+        #expect(
+            Array(after[..<4]) == Array(before[..<4]), "ARG, ENV, COPY requirements and the first RUN keep their keys")
         #expect(zip(after[4...], before[4...]).allSatisfy { $0 != $1 })
     }
 
@@ -89,7 +91,8 @@ struct StepKeyTests {
         let before = try await fixture.keys()
         let withArg = try await fixture.keys(args: ["VERSION": "2"])
         #expect(withArg[0] != before[0])
-        let edited = try await fixture.keys(StepFixture.dockerfile.replacingOccurrences(of: "echo $VERSION", with: "echo v$VERSION"))
+        let edited = try await fixture.keys(
+            StepFixture.dockerfile.replacingOccurrences(of: "echo $VERSION", with: "echo v$VERSION"))
         #expect(Array(edited[..<5]) == Array(before[..<5]))
         #expect(edited[5] != before[5] && edited[6] != before[6])
     }
@@ -103,7 +106,9 @@ struct EmulationTests {
 
     @Test("a foreign platform needs an enabled qemu entry; without one the error names the platform and both fixes")
     func foreign() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-binfmt-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kiln-binfmt-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let location = SourceLocation(file: "Dockerfile", line: 3)
@@ -114,20 +119,26 @@ struct EmulationTests {
             return text.hasPrefix("Dockerfile:3: RUN for linux/arm64/v8") && text.contains("qemu-aarch64")
                 && text.contains("qemu-user-static") && text.contains("native runner")
         }
-        try "disabled\ninterpreter /usr/bin/qemu-aarch64-static\n".write(toFile: directory + "/qemu-aarch64", atomically: true, encoding: .utf8)
-        #expect(throws: BuildError.self) { try Emulation.check(.linuxARM64, host: .linuxAMD64, directory: directory, location: nil) }
-        try "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n".write(toFile: directory + "/qemu-aarch64", atomically: true, encoding: .utf8)
+        try "disabled\ninterpreter /usr/bin/qemu-aarch64-static\n".write(
+            toFile: directory + "/qemu-aarch64", atomically: true, encoding: .utf8)
+        #expect(throws: BuildError.self) {
+            try Emulation.check(.linuxARM64, host: .linuxAMD64, directory: directory, location: nil)
+        }
+        try "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n".write(
+            toFile: directory + "/qemu-aarch64", atomically: true, encoding: .utf8)
         try Emulation.check(.linuxARM64, host: .linuxAMD64, directory: directory, location: nil)
     }
 }
 
 struct SecretTests {
-    @Test("--secret takes Docker's forms", arguments: [
-        ("id=token", "token", BuildahExecutor.Secret.Source.environment("token")),
-        ("id=token,env=PIP_TOKEN", "token", .environment("PIP_TOKEN")),
-        ("id=npmrc,src=/home/me/.npmrc", "npmrc", .file("/home/me/.npmrc")),
-        ("type=secret,id=key,source=key.pem", "key", .file("key.pem")),
-    ])
+    @Test(
+        "--secret takes Docker's forms",
+        arguments: [
+            ("id=token", "token", BuildahExecutor.Secret.Source.environment("token")),
+            ("id=token,env=PIP_TOKEN", "token", .environment("PIP_TOKEN")),
+            ("id=npmrc,src=/home/me/.npmrc", "npmrc", .file("/home/me/.npmrc")),
+            ("type=secret,id=key,source=key.pem", "key", .file("key.pem")),
+        ])
     func parses(_ text: String, _ id: String, _ source: BuildahExecutor.Secret.Source) throws {
         let secret = try #require(BuildahExecutor.Secret(parsing: text))
         #expect(secret.id == id && secret.source == source)
@@ -154,7 +165,9 @@ struct AdviceTests {
             CMD ["uvicorn", "protocol.ws:app"]
         """
 
-    @Test("code copied before an install that does not mention it is flagged, with how to reorder; the right orders are not")
+    @Test(
+        "code copied before an install that does not mention it is flagged, with how to reorder; the right orders are not"
+    )
     func flags() throws {
         let advice = Advice.advise(try Dockerfile(parsing: Self.processor, file: "Dockerfile"))
         #expect(advice.map(\.location.line) == [6, 7], "\(advice)")

@@ -42,16 +42,21 @@ struct FileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
 
-    @Test("SOURCE_DATE_EPOCH is read strictly", arguments: [
-        ([:], Int64(0)), (["SOURCE_DATE_EPOCH": ""], 0), (["SOURCE_DATE_EPOCH": "1700000000"], 1_700_000_000),
-    ] as [([String: String], Int64)])
+    @Test(
+        "SOURCE_DATE_EPOCH is read strictly",
+        arguments: [
+            ([:], Int64(0)), (["SOURCE_DATE_EPOCH": ""], 0), (["SOURCE_DATE_EPOCH": "1700000000"], 1_700_000_000),
+        ] as [([String: String], Int64)])
     func epoch(environment: [String: String], expected: Int64) throws {
         #expect(try SourceDateEpoch.resolve(environment: environment) == expected)
     }
 
-    @Test("a SOURCE_DATE_EPOCH that is not seconds is an error naming it", arguments: ["-1", "1.5", "yesterday", " 12"])
+    @Test(
+        "a SOURCE_DATE_EPOCH that is not seconds is an error naming it", arguments: ["-1", "1.5", "yesterday", " 12"])
     func badEpoch(text: String) {
-        #expect(throws: EpochError.invalid(text)) { try SourceDateEpoch.resolve(environment: ["SOURCE_DATE_EPOCH": text]) }
+        #expect(throws: EpochError.invalid(text)) {
+            try SourceDateEpoch.resolve(environment: ["SOURCE_DATE_EPOCH": text])
+        }
     }
 
     @Test("epochs print as RFC 3339 UTC")

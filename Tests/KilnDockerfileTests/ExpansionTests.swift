@@ -37,10 +37,13 @@ struct ExpansionTests {
         #expect(try WordExpander(escape: "`").expand("C:\\dir`$NAME") { Self.environment[$0] } == "C:\\dir$NAME")
     }
 
-    @Test("glob", arguments: [
-        ("*.py", "a.py", true), ("*.py", "dir/a.py", false), ("a?c", "abc", true), ("[a-c]x", "bx", true),
-        ("[!a-c]x", "bx", false), ("[^a-c]x", "dx", true), ("\\*", "*", true), ("*", ".hidden", true), ("a*b*c", "axxbyyc", true),
-    ])
+    @Test(
+        "glob",
+        arguments: [
+            ("*.py", "a.py", true), ("*.py", "dir/a.py", false), ("a?c", "abc", true), ("[a-c]x", "bx", true),
+            ("[!a-c]x", "bx", false), ("[^a-c]x", "dx", true), ("\\*", "*", true), ("*", ".hidden", true),
+            ("a*b*c", "axxbyyc", true),
+        ])
     func glob(_ example: (String, String, Bool)) {
         #expect(Glob.matches(Array(example.0), Array(example.1)) == example.2)
     }

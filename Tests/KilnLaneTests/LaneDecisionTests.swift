@@ -15,7 +15,9 @@ final class Processors {
     let root: String
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-lane-\(UUID().uuidString.prefix(8))").path
+        root =
+            FileManager.default.temporaryDirectory.appendingPathComponent("kiln-lane-\(UUID().uuidString.prefix(8))")
+            .path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
@@ -54,16 +56,28 @@ struct LaneDecisionTests {
 
         let (all, client) = try repo.lane()
         defer { Task { await client.shutdown() } }
-        guard case let .build(platforms, declared, complete) = all.plan(both) else { Issue.record("not built"); return }
+        guard case .build(let platforms, let declared, let complete) = all.plan(both) else {
+            Issue.record("not built")
+            return
+        }
         #expect(platforms == [.linuxAMD64, .linuxARM64] && declared == platforms && complete)
-        guard case let .skip(reason) = all.plan(none) else { Issue.record("not skipped"); return }
+        guard case .skip(let reason) = all.plan(none) else {
+            Issue.record("not skipped")
+            return
+        }
         #expect(reason.contains("lists no platform"))
 
         let (arm, armClient) = try repo.lane(platforms: [.linuxARM64])
         defer { Task { await armClient.shutdown() } }
-        guard case let .build(chosen, _, partial) = arm.plan(both) else { Issue.record("not built"); return }
+        guard case .build(let chosen, _, let partial) = arm.plan(both) else {
+            Issue.record("not built")
+            return
+        }
         #expect(chosen == [.linuxARM64] && !partial)
-        guard case let .skip(why) = arm.plan(amd64) else { Issue.record("not skipped"); return }
+        guard case .skip(let why) = arm.plan(amd64) else {
+            Issue.record("not skipped")
+            return
+        }
         #expect(why.contains("linux/amd64") && why.contains("linux/arm64"))
     }
 
@@ -72,11 +86,15 @@ struct LaneDecisionTests {
         let repo = try Processors()
         var processors = [Processor]()
         for name in ["x", "y", "z"] {
-            for version in 1...2 { processors.append(try repo.processor("n/\(name)@\(version)", folder: "tools/n/\(name)/\(version)")) }
+            for version in 1...2 {
+                processors.append(try repo.processor("n/\(name)@\(version)", folder: "tools/n/\(name)/\(version)"))
+            }
         }
         let repository = { (processor: Processor) -> String? in "ghcr.io/acme/\(processor.ref.name)" }
-        let first = try #require(Shard(parsing: "1/2")).select(processors, repository: repository).map(\.ref.description)
-        let second = try #require(Shard(parsing: "2/2")).select(processors, repository: repository).map(\.ref.description)
+        let first = try #require(Shard(parsing: "1/2")).select(processors, repository: repository).map(
+            \.ref.description)
+        let second = try #require(Shard(parsing: "2/2")).select(processors, repository: repository).map(
+            \.ref.description)
         #expect(Set(first).isDisjoint(with: second) && Set(first + second).count == 6)
         #expect(first == ["n/x@1", "n/x@2", "n/z@1", "n/z@2"] && second == ["n/y@1", "n/y@2"])
         for bad in ["0/2", "3/2", "1/0", "x", "1/2/3"] { #expect(Shard(parsing: bad) == nil, "\(bad)") }
@@ -86,18 +104,24 @@ struct LaneDecisionTests {
     func differences() throws {
         let old = InputKey.Parts(
             format: InputKey.format, platform: "linux/amd64", target: "", dockerfile: "aa", args: ["A": "1"],
-            bases: ["docker.io/library/python@sha256:\(String(repeating: "1", count: 64)) sha256:\(String(repeating: "2", count: 64))"],
+            bases: [
+                "docker.io/library/python@sha256:\(String(repeating: "1", count: 64)) sha256:\(String(repeating: "2", count: 64))"
+            ],
             layers: "epoch=0 compression=gzip6", files: ["a.py": "file 644 x", "b.py": "file 644 y"], filesRoot: "2 r")
         var new = old
         new.dockerfile = "bb"
         new.args = ["A": "2", "B": "1"]
-        new.bases = ["docker.io/library/python@sha256:\(String(repeating: "3", count: 64)) sha256:\(String(repeating: "4", count: 64))"]
+        new.bases = [
+            "docker.io/library/python@sha256:\(String(repeating: "3", count: 64)) sha256:\(String(repeating: "4", count: 64))"
+        ]
         new.files = ["a.py": "file 755 x", "c.py": "file 644 z"]
         let key = InputKey(parts: new)
-        #expect(key.differences(from: old).map(\.description) == [
-            "the Dockerfile changed", "base image docker.io/library/python@sha256:\(String(repeating: "3", count: 64)) moved",
-            "build arg A changed", "build arg B changed", "a.py changed", "c.py added", "b.py removed",
-        ])
+        #expect(
+            key.differences(from: old).map(\.description) == [
+                "the Dockerfile changed",
+                "base image docker.io/library/python@sha256:\(String(repeating: "3", count: 64)) moved",
+                "build arg A changed", "build arg B changed", "a.py changed", "c.py added", "b.py removed",
+            ])
         #expect(key.differences(from: new).isEmpty)
     }
 
@@ -114,11 +138,16 @@ struct LaneDecisionTests {
         try sources.addMirrors(["mirror.gcr.io", "ghcr.io/acme/hub"], for: "index.docker.io")
         try sources.replace("alpine:3", with: "ghcr.io/acme/alpine@sha256:\(String(repeating: "5", count: 64))")
         let python = try ImageReference(parsing: "python:3.11-slim")
-        #expect(sources.candidates(for: python).map(\.description) == [
-            "mirror.gcr.io/library/python:3.11-slim", "ghcr.io/acme/hub/library/python:3.11-slim", "docker.io/library/python:3.11-slim",
-        ])
+        #expect(
+            sources.candidates(for: python).map(\.description) == [
+                "mirror.gcr.io/library/python:3.11-slim", "ghcr.io/acme/hub/library/python:3.11-slim",
+                "docker.io/library/python:3.11-slim",
+            ])
         let alpine = try ImageReference(parsing: "alpine:3")
-        #expect(sources.candidates(for: alpine).map(\.description) == ["ghcr.io/acme/alpine@sha256:\(String(repeating: "5", count: 64))"])
+        #expect(
+            sources.candidates(for: alpine).map(\.description) == [
+                "ghcr.io/acme/alpine@sha256:\(String(repeating: "5", count: 64))"
+            ])
         #expect(throws: ReferenceError.self) { try BaseSources.Mirror(parsing: "mirror.gcr.io:latest/x") }
     }
 }

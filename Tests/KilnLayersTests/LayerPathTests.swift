@@ -1,18 +1,23 @@
-@testable import KilnLayers
 import Testing
+
+@testable import KilnLayers
 
 @Suite("Layer paths and ordering")
 struct LayerPathTests {
-    @Test("paths are normalised lexically", arguments: [
-        ("app", "app"), ("app/", "app"), ("./app//lib/./x", "app/lib/x"), ("a/b/../c", "a/c"), ("a/./../b", "b"),
-    ])
+    @Test(
+        "paths are normalised lexically",
+        arguments: [
+            ("app", "app"), ("app/", "app"), ("./app//lib/./x", "app/lib/x"), ("a/b/../c", "a/c"), ("a/./../b", "b"),
+        ])
     func normalises(input: String, expected: String) throws {
         #expect(try LayerPath(input).description == expected)
     }
 
-    @Test("absolute, empty, root and escaping paths are rejected", arguments: [
-        "/etc/passwd", "", ".", "a/..", "../x", "a/../../x", "./..",
-    ])
+    @Test(
+        "absolute, empty, root and escaping paths are rejected",
+        arguments: [
+            "/etc/passwd", "", ".", "a/..", "../x", "a/../../x", "./..",
+        ])
     func rejects(input: String) {
         #expect {
             try LayerPath(input)

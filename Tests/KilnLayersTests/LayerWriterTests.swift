@@ -19,7 +19,8 @@ func tarHeaders(_ tar: [UInt8]) -> [(name: String, type: Character)] {
         let name = String(decoding: block.prefix(100).prefix { $0 != 0 }, as: UTF8.self)
         let prefix = String(decoding: block[(offset + 345)..<(offset + 500)].prefix { $0 != 0 }, as: UTF8.self)
         let sizeText = String(decoding: block[(offset + 124)..<(offset + 135)], as: UTF8.self)
-        let size = Int(sizeText.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\0"))), radix: 8) ?? 0
+        let size =
+            Int(sizeText.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\0"))), radix: 8) ?? 0
         let type = Character(UnicodeScalar(tar[offset + 156]))
         result.append((prefix.isEmpty ? name : prefix + "/" + name, type))
         offset += 512 + (size + 511) / 512 * 512
@@ -79,9 +80,10 @@ struct LayerWriterTests {
         #expect(result.digest == result.diffID)
         #expect(result.mediaType.rawValue == "application/vnd.oci.image.layer.v1.tar")
         let headers = tarHeaders(tar)
-        #expect(headers.map(\.name) == [
-            "app/", "app/bin/", "app/bin/run.sh", "app/copy", "app/data.txt", "app/empty/", "app/link",
-        ])
+        #expect(
+            headers.map(\.name) == [
+                "app/", "app/bin/", "app/bin/run.sh", "app/copy", "app/data.txt", "app/empty/", "app/link",
+            ])
         // app/copy sorts before app/data.txt, so it carries the bytes and data.txt links to it.
         #expect(headers.first { $0.name == "app/copy" }?.type == "0")
         #expect(headers.first { $0.name == "app/data.txt" }?.type == "1")

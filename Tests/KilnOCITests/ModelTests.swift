@@ -71,7 +71,9 @@ struct ModelTests {
         #expect(config.rootfs.diffIDs == [Self.zero])
         #expect(config.history?.first?.emptyLayer == true)
         let reencoded = String(decoding: try CanonicalJSON.encode(config), as: UTF8.self)
-        #expect(reencoded.contains(#""Healthcheck":{"Interval":10000000000,"Retries":5,"Test":["CMD-SHELL","curl -f localhost"]}"#))
+        #expect(
+            reencoded.contains(
+                #""Healthcheck":{"Interval":10000000000,"Retries":5,"Test":["CMD-SHELL","curl -f localhost"]}"#))
         #expect(reencoded.contains(#""diff_ids":["# + "\"\(Self.zero)\"]"))
     }
 
@@ -90,16 +92,18 @@ struct ModelTests {
         var expected: Platform?
     }
 
-    @Test("platform flags parse as BuildKit writes them", arguments: [
-        PlatformCase(text: "linux/amd64", expected: .linuxAMD64),
-        PlatformCase(text: "linux/arm64", expected: .linuxARM64),
-        PlatformCase(text: "linux/arm64/v8", expected: .linuxARM64),
-        PlatformCase(text: "linux/arm/v7", expected: Platform(os: "linux", architecture: "arm", variant: "v7")),
-        PlatformCase(text: "linux/x86_64", expected: .linuxAMD64),
-        PlatformCase(text: "linux", expected: nil),
-        PlatformCase(text: "linux//v7", expected: nil),
-        PlatformCase(text: "linux/amd64/v1/x", expected: nil),
-    ])
+    @Test(
+        "platform flags parse as BuildKit writes them",
+        arguments: [
+            PlatformCase(text: "linux/amd64", expected: .linuxAMD64),
+            PlatformCase(text: "linux/arm64", expected: .linuxARM64),
+            PlatformCase(text: "linux/arm64/v8", expected: .linuxARM64),
+            PlatformCase(text: "linux/arm/v7", expected: Platform(os: "linux", architecture: "arm", variant: "v7")),
+            PlatformCase(text: "linux/x86_64", expected: .linuxAMD64),
+            PlatformCase(text: "linux", expected: nil),
+            PlatformCase(text: "linux//v7", expected: nil),
+            PlatformCase(text: "linux/amd64/v1/x", expected: nil),
+        ])
     func platforms(_ item: PlatformCase) throws {
         if let expected = item.expected {
             #expect(try Platform(parsing: item.text) == expected)
@@ -122,7 +126,7 @@ struct ModelTests {
             try PlatformImage(config: ImageConfig(platform: $0, rootfs: RootFS(diffIDs: [Self.zero])), layers: [layer])
         }
         let bundle = try ImageBundle(images: images)
-        guard case let .multiPlatform(index, _) = bundle else {
+        guard case .multiPlatform(let index, _) = bundle else {
             Issue.record("two platforms must make an index")
             return
         }

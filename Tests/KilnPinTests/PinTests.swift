@@ -48,12 +48,15 @@ struct PinEditTests {
     @Test("an unchanged pin returns the very same text")
     func unchanged() throws {
         let text = "image:\n  oci: 'ghcr.io/a/b@sha256:aa'   # keep\n"
-        #expect(try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "ghcr.io/a/b@sha256:aa")], to: text, file: "r.yaml") == text)
+        #expect(
+            try YAMLPins.apply(
+                [PinEdit(path: ["image", "oci"], value: "ghcr.io/a/b@sha256:aa")], to: text, file: "r.yaml") == text)
     }
 
     @Test("a value YAML would read as another type is quoted")
     func quoting() throws {
-        let after = try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "true")], to: "image:\n  oci: x\n", file: "r.yaml")
+        let after = try YAMLPins.apply(
+            [PinEdit(path: ["image", "oci"], value: "true")], to: "image:\n  oci: x\n", file: "r.yaml")
         #expect(after == "image:\n  oci: \"true\"\n")
         #expect(try YAMLPins.value(at: ["image", "oci"], in: after, file: "r.yaml") == "true")
     }
@@ -62,7 +65,9 @@ struct PinEditTests {
     func wrongShape() {
         let text = "ref: a/b@1\nimage:\n  - x\n"
         #expect {
-            try YAMLPins.apply([PinEdit(path: ["image", "platforms", "amd64"], value: "r@sha256:aa")], to: text, file: "tools/a/registry.yaml")
+            try YAMLPins.apply(
+                [PinEdit(path: ["image", "platforms", "amd64"], value: "r@sha256:aa")], to: text,
+                file: "tools/a/registry.yaml")
         } throws: { error in
             "\(error)".hasPrefix("tools/a/registry.yaml:3:") && "\(error)".contains("'image' must be a mapping")
         }
@@ -71,7 +76,9 @@ struct PinEditTests {
     @Test("malformed YAML is reported with the file and line")
     func malformed() {
         #expect {
-            try YAMLPins.apply([PinEdit(path: ["image", "oci"], value: "r@sha256:aa")], to: "ref: a\nimage: [x\nbuild: 1\n", file: "bad.yaml")
+            try YAMLPins.apply(
+                [PinEdit(path: ["image", "oci"], value: "r@sha256:aa")], to: "ref: a\nimage: [x\nbuild: 1\n",
+                file: "bad.yaml")
         } throws: { error in
             "\(error)".hasPrefix("bad.yaml:") && "\(error)".contains("not valid YAML")
         }

@@ -23,15 +23,19 @@ final class Tree {
 }
 
 struct ProcessorRefTests {
-    @Test("ns/name@ver parses; other shapes do not", arguments: [
-        ("llm/litellm@1", "llm", "litellm", "1"), ("a.b/c_d@2.0", "a.b", "c_d", "2.0"), ("team/x/y@v3", "team/x", "y", "v3"),
-    ])
+    @Test(
+        "ns/name@ver parses; other shapes do not",
+        arguments: [
+            ("llm/litellm@1", "llm", "litellm", "1"), ("a.b/c_d@2.0", "a.b", "c_d", "2.0"),
+            ("team/x/y@v3", "team/x", "y", "v3"),
+        ])
     func parses(_ text: String, _ namespace: String, _ name: String, _ version: String) throws {
         let ref = try #require(ProcessorRef(parsing: text))
         #expect(ref.namespace == namespace && ref.name == name && ref.version == version && ref.description == text)
     }
 
-    @Test("malformed refs are refused", arguments: ["litellm@1", "llm/litellm", "llm/@1", "llm/litellm@", "llm lite/x@1"])
+    @Test(
+        "malformed refs are refused", arguments: ["litellm@1", "llm/litellm", "llm/@1", "llm/litellm@", "llm lite/x@1"])
     func refuses(_ text: String) {
         #expect(ProcessorRef(parsing: text) == nil)
     }
@@ -52,18 +56,23 @@ struct LaneConfigTests {
     func missingOwner() throws {
         let config = LaneConfig(root: "/src/theory")
         let ref = try #require(ProcessorRef(parsing: "llm/litellm@1"))
-        #expect { try config.repository(for: ref) } throws: { "\($0)".contains("needs {owner}") && "\($0)".contains("--owner") }
+        #expect { try config.repository(for: ref) } throws: {
+            "\($0)".contains("needs {owner}") && "\($0)".contains("--owner")
+        }
     }
 
     @Test("kiln.yaml is read, and an unknown key names its line")
     func load() throws {
         let tree = try Tree()
-        try tree.write("kiln.yaml", "registry: 127.0.0.1:5000\nowner: acme\nplatforms: [linux/amd64]\npin: oci\njobs: 3\n")
+        try tree.write(
+            "kiln.yaml", "registry: 127.0.0.1:5000\nowner: acme\nplatforms: [linux/amd64]\npin: oci\njobs: 3\n")
         let config = try LaneConfig.load(root: tree.root)
         #expect(config.registry == "127.0.0.1:5000" && config.owner == "acme" && config.pin == .oci && config.jobs == 3)
         #expect(config.platforms == [.linuxAMD64])
         try tree.write("kiln.yaml", "owner: acme\nplatform: [linux/amd64]\n")
-        #expect { try LaneConfig.load(root: tree.root) } throws: { "\($0)".contains("kiln.yaml:2: unknown key 'platform'") }
+        #expect { try LaneConfig.load(root: tree.root) } throws: {
+            "\($0)".contains("kiln.yaml:2: unknown key 'platform'")
+        }
     }
 }
 
@@ -71,26 +80,33 @@ struct DiscoveryTests {
     @Test("both layouts are found, other YAML is not, and a disabled processor is still listed")
     func discovers() throws {
         let tree = try Tree()
-        try tree.write("tools/llm/litellm/1/registry.yaml", "ref: llm/litellm@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\n")
+        try tree.write(
+            "tools/llm/litellm/1/registry.yaml", "ref: llm/litellm@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\n")
         try tree.write("tools/llm/litellm/1/Dockerfile", "FROM scratch\n")
-        try tree.write("code/apps/core/processors/text_echo/registry.yaml", "ref: text/echo@2\nenabled: false\nbuild: {dockerfile: Dockerfile, platforms: [amd64]}\n")
+        try tree.write(
+            "code/apps/core/processors/text_echo/registry.yaml",
+            "ref: text/echo@2\nenabled: false\nbuild: {dockerfile: Dockerfile, platforms: [amd64]}\n")
         try tree.write("code/apps/core/processors/text_echo/Dockerfile", "FROM scratch\n")
         try tree.write("docs/registry.yaml", "not: a processor\n")
         let processors = try Discovery.processors(LaneConfig(root: tree.root))
         #expect(processors.map(\.ref.description) == ["llm/litellm@1", "text/echo@2"])
-        #expect(processors[0].context == tree.root && processors[0].dockerfile == tree.root + "/tools/llm/litellm/1/Dockerfile")
+        #expect(
+            processors[0].context == tree.root
+                && processors[0].dockerfile == tree.root + "/tools/llm/litellm/1/Dockerfile")
         #expect(processors[1].enabled == false && processors[1].platforms == [.linuxAMD64])
     }
 
-    @Test("a registry.yaml with a problem names the file, the line and the key", arguments: [
-        ("build:\n  context: .\n", "registry.yaml:1: 'ref' is missing"),
-        ("ref: litellm\nbuild: {}\n", "registry.yaml:1: 'ref' must read NAMESPACE/NAME@VERSION"),
-        ("ref: a/b@1\nbuild:\n  dockerfile: Nope\n", "registry.yaml:3: 'build.dockerfile' names 'Nope'"),
-        ("ref: a/b@1\nbuild:\n  context: missing\n", "registry.yaml:3: 'build.context' names 'missing'"),
-        ("ref: a/b@1\n", "registry.yaml:1: 'build' is missing"),
-        ("ref: a/b@1\nbuild: {}\nenabled: maybe\n", "registry.yaml:3: 'enabled' must be true or false"),
-        ("ref: [a\n", "registry.yaml:"),
-    ])
+    @Test(
+        "a registry.yaml with a problem names the file, the line and the key",
+        arguments: [
+            ("build:\n  context: .\n", "registry.yaml:1: 'ref' is missing"),
+            ("ref: litellm\nbuild: {}\n", "registry.yaml:1: 'ref' must read NAMESPACE/NAME@VERSION"),
+            ("ref: a/b@1\nbuild:\n  dockerfile: Nope\n", "registry.yaml:3: 'build.dockerfile' names 'Nope'"),
+            ("ref: a/b@1\nbuild:\n  context: missing\n", "registry.yaml:3: 'build.context' names 'missing'"),
+            ("ref: a/b@1\n", "registry.yaml:1: 'build' is missing"),
+            ("ref: a/b@1\nbuild: {}\nenabled: maybe\n", "registry.yaml:3: 'enabled' must be true or false"),
+            ("ref: [a\n", "registry.yaml:"),
+        ])
     func errors(_ text: String, _ expected: String) throws {
         let tree = try Tree()
         try tree.write("tools/a/b/1/registry.yaml", text)

@@ -6,7 +6,8 @@ import Testing
 struct ProtocolTests {
     @Test("a Bearer challenge with quoted values, commas and escapes parses")
     func bearer() {
-        let header = #"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push repository:c:pull",error="insufficient_scope""#
+        let header =
+            #"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push repository:c:pull",error="insufficient_scope""#
         let challenges = AuthChallenge.parse(header)
         #expect(challenges.count == 1)
         #expect(challenges[0].scheme == "bearer")
@@ -16,13 +17,15 @@ struct ProtocolTests {
         #expect(challenges[0].parameters["error"] == "insufficient_scope")
     }
 
-    @Test("several challenges in one header, bare tokens, odd case and escapes", arguments: [
-        (#"Basic realm="Registry Realm""#, ["basic"], "Registry Realm"),
-        (#"BASIC REALM=kiln"#, ["basic"], "kiln"),
-        (#"Bearer realm="https://x/token", Basic realm="b""#, ["bearer", "basic"], "https://x/token"),
-        (#"Basic realm="a \"quoted\" realm", charset="UTF-8""#, ["basic"], #"a "quoted" realm"#),
-        (#"Negotiate, Bearer realm="r""#, ["negotiate", "bearer"], nil),
-    ] as [(String, [String], String?)])
+    @Test(
+        "several challenges in one header, bare tokens, odd case and escapes",
+        arguments: [
+            (#"Basic realm="Registry Realm""#, ["basic"], "Registry Realm"),
+            (#"BASIC REALM=kiln"#, ["basic"], "kiln"),
+            (#"Bearer realm="https://x/token", Basic realm="b""#, ["bearer", "basic"], "https://x/token"),
+            (#"Basic realm="a \"quoted\" realm", charset="UTF-8""#, ["basic"], #"a "quoted" realm"#),
+            (#"Negotiate, Bearer realm="r""#, ["negotiate", "bearer"], nil),
+        ] as [(String, [String], String?)])
     func several(header: String, schemes: [String], firstRealm: String?) {
         let challenges = AuthChallenge.parse(header)
         #expect(challenges.map(\.scheme) == schemes)
@@ -63,15 +66,20 @@ struct ProtocolTests {
             """#
         try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
         let store = CredentialStore(environment: ["DOCKER_CONFIG": directory])
-        #expect(try await store.credential(for: "registry.example.com") == Credential(username: "alice", secret: "s3cret"))
+        #expect(
+            try await store.credential(for: "registry.example.com") == Credential(username: "alice", secret: "s3cret"))
         #expect(try await store.credential(for: "docker.io") == Credential(username: "hubuser", secret: "hubpass"))
         #expect(try await store.credential(for: "other.example.com") == nil)
 
-        let github = CredentialStore(environment: ["DOCKER_CONFIG": directory, "GITHUB_TOKEN": "ghs_x", "GITHUB_ACTOR": "bot"])
+        let github = CredentialStore(environment: [
+            "DOCKER_CONFIG": directory, "GITHUB_TOKEN": "ghs_x", "GITHUB_ACTOR": "bot",
+        ])
         #expect(try await github.credential(for: "ghcr.io") == Credential(username: "bot", secret: "ghs_x"))
         #expect(try await github.credential(for: "registry.example.com")?.username == "alice")
 
-        let env = CredentialStore(environment: ["KILN_REGISTRY_USER": "ci", "KILN_REGISTRY_PASSWORD": "pw", "DOCKER_CONFIG": directory])
+        let env = CredentialStore(environment: [
+            "KILN_REGISTRY_USER": "ci", "KILN_REGISTRY_PASSWORD": "pw", "DOCKER_CONFIG": directory,
+        ])
         #expect(try await env.credential(for: "registry.example.com") == Credential(username: "ci", secret: "pw"))
     }
 

@@ -70,7 +70,8 @@ struct StoreTests {
         let bad = try store.put(Array("bad".utf8), mediaType: .ociLayer)
         chmod(store.blobPath(bad.digest), 0o644)
         try Data("tampered".utf8).write(to: URL(fileURLWithPath: store.blobPath(bad.digest)))
-        _ = FileManager.default.createFile(atPath: directory.path + "/blobs/sha256/.tmp-.ingest-abcdef", contents: Data([1]))
+        _ = FileManager.default.createFile(
+            atPath: directory.path + "/blobs/sha256/.tmp-.ingest-abcdef", contents: Data([1]))
         let report = try store.verify()
         #expect(report.intact == 1)
         #expect(report.removedCorrupt == [bad.digest])
@@ -92,8 +93,12 @@ struct StoreTests {
         let record = BuildRecord(index: Digest.sha256(of: [1]), repository: "ghcr.io/acme/x")
         try store.setRecord(record, kind: "builds", key: key)
         #expect(try store.record(BuildRecord.self, kind: "builds", key: key) == record)
-        #expect(FileManager.default.fileExists(atPath: directory.path + "/keys/builds/\(key.hex.prefix(2))/\(key.hex).json"))
-        #expect(throws: StoreError.invalidKeyKind("Bad/Kind")) { try store.setRecord(record, kind: "Bad/Kind", key: key) }
+        #expect(
+            FileManager.default.fileExists(atPath: directory.path + "/keys/builds/\(key.hex.prefix(2))/\(key.hex).json")
+        )
+        #expect(throws: StoreError.invalidKeyKind("Bad/Kind")) {
+            try store.setRecord(record, kind: "Bad/Kind", key: key)
+        }
     }
 
     @Test("the default store follows KILN_CACHE_DIR, then XDG_CACHE_HOME, then HOME")
@@ -103,9 +108,12 @@ struct StoreTests {
         #expect(ContentStore.defaultRoot(environment: ["HOME": "/h"]) == "/h/.cache/kiln")
     }
 
-    @Test("layout references parse oci:DIR[:TAG]", arguments: [
-        ("oci:out:v1", "out", "v1"), ("oci:/tmp/a/b", "/tmp/a/b", nil), ("out", "out", nil), ("oci:./x:latest", "./x", "latest"),
-    ] as [(String, String, String?)])
+    @Test(
+        "layout references parse oci:DIR[:TAG]",
+        arguments: [
+            ("oci:out:v1", "out", "v1"), ("oci:/tmp/a/b", "/tmp/a/b", nil), ("out", "out", nil),
+            ("oci:./x:latest", "./x", "latest"),
+        ] as [(String, String, String?)])
     func layoutReference(text: String, directory: String, tag: String?) throws {
         let reference = try LayoutReference(parsing: text)
         #expect(reference.directory == directory)

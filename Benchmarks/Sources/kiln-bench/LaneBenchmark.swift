@@ -18,7 +18,8 @@ enum LaneBenchmark {
             let repo = directory + "/repo"
             try makeMonorepo(at: repo)
             let cache = directory + "/kiln-cache"
-            let lane = "'\(kiln)' build --push --pin --root '\(repo)' --registry \(host) --build-arg BASE_IMAGE=\(base) --cache-dir '\(cache)' > /dev/null 2>&1"
+            let lane =
+                "'\(kiln)' build --push --pin --root '\(repo)' --registry \(host) --build-arg BASE_IMAGE=\(base) --cache-dir '\(cache)' > /dev/null 2>&1"
 
             let cold = PushBenchmark.timed(lane)
             var unchanged = [Double]()
@@ -48,7 +49,8 @@ enum LaneBenchmark {
             let bA = median(buildahCached)
             let bC = median(buildahShared)
             func f(_ value: Double) -> String { String(format: "%.3f", value) }
-            print("""
+            print(
+                """
                 ## The lane: \(processors) processors × linux/amd64 + linux/arm64, loopback registry
 
                 | case | kiln median s | buildah bud --layers + push, median s | kiln speed-up | target |
@@ -76,12 +78,16 @@ enum LaneBenchmark {
     /// The busybox fixture (Debian's busybox-static for both platforms) as a two-platform base.
     static func pushBase(host: String, directory: String) throws -> String {
         let fixtures = root + "/cache/fixtures/busybox"
-        precondition(shell("bash '\(root)/Tests/Fixtures/busybox-rootfs.sh' '\(fixtures)'").status == 0, "busybox fixture failed")
+        precondition(
+            shell("bash '\(root)/Tests/Fixtures/busybox-rootfs.sh' '\(fixtures)'").status == 0, "busybox fixture failed"
+        )
         try "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nCMD [\"sh\"]\n".write(
             toFile: directory + "/base.Dockerfile", atomically: true, encoding: .utf8)
         let reference = "\(host)/fixtures/busybox:1"
         precondition(
-            shell("'\(kiln)' build -f '\(directory)/base.Dockerfile' --platform linux/amd64,linux/arm64 -t \(reference) --cache-dir '\(directory)/base-cache' '\(fixtures)' > /dev/null").status == 0)
+            shell(
+                "'\(kiln)' build -f '\(directory)/base.Dockerfile' --platform linux/amd64,linux/arm64 -t \(reference) --cache-dir '\(directory)/base-cache' '\(fixtures)' > /dev/null"
+            ).status == 0)
         return reference
     }
 
@@ -94,43 +100,46 @@ enum LaneBenchmark {
             .write(toFile: repo + "/kiln.yaml", atomically: true, encoding: .utf8)
         try "**/__pycache__/\n*.log\n".write(toFile: repo + "/.dockerignore", atomically: true, encoding: .utf8)
         for file in 0..<40 {
-            try source(lines: 400, seed: file).write(toFile: repo + "/code/libs/shared/util_\(file).py", atomically: true, encoding: .utf8)
+            try source(lines: 400, seed: file).write(
+                toFile: repo + "/code/libs/shared/util_\(file).py", atomically: true, encoding: .utf8)
         }
         for number in 0..<processors {
             let folder = repo + "/tools/bench/p\(number)/1"
             try manager.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
             for file in 0..<8 {
                 let name = file == 0 ? "main.py" : "part_\(file).py"
-                try source(lines: 200, seed: number * 100 + file).write(toFile: folder + "/protocol/" + name, atomically: true, encoding: .utf8)
+                try source(lines: 200, seed: number * 100 + file).write(
+                    toFile: folder + "/protocol/" + name, atomically: true, encoding: .utf8)
             }
             try """
-                ARG BASE_IMAGE
-                FROM ${BASE_IMAGE}
-                ENV PYTHONDONTWRITEBYTECODE=1
-                WORKDIR /tool
-                COPY code/libs/shared /tool/libs/shared
-                COPY tools/bench/p\(number)/1/protocol/ /tool/protocol/
-                EXPOSE 8000
-                CMD ["python", "-m", "protocol.main"]
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            ENV PYTHONDONTWRITEBYTECODE=1
+            WORKDIR /tool
+            COPY code/libs/shared /tool/libs/shared
+            COPY tools/bench/p\(number)/1/protocol/ /tool/protocol/
+            EXPOSE 8000
+            CMD ["python", "-m", "protocol.main"]
 
-                """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
             try """
-                build:
-                  context: .
-                  dockerfile: Dockerfile
-                enabled: true
-                image:
-                  platforms:
-                    amd64: sha256:pending
-                    arm64: sha256:pending
-                ref: bench/p\(number)@1
+            build:
+              context: .
+              dockerfile: Dockerfile
+            enabled: true
+            image:
+              platforms:
+                amd64: sha256:pending
+                arm64: sha256:pending
+            ref: bench/p\(number)@1
 
-                """.write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
         }
     }
 
     static func source(lines: Int, seed: Int) -> String {
-        (0..<lines).map { "value_\(seed)_\($0) = compute(\($0 * 7919 % 1000), 'text \(seed)')  # line \($0)" }.joined(separator: "\n") + "\n"
+        (0..<lines).map { "value_\(seed)_\($0) = compute(\($0 * 7919 % 1000), 'text \(seed)')  # line \($0)" }.joined(
+            separator: "\n") + "\n"
     }
 
     /// buildah with its own vfs storage: each processor built for both platforms into a

@@ -40,14 +40,15 @@ enum LayerBenchmark {
             }
         }
 
-
         let mib = Double(inputBytes) / 1_048_576
         let kilnMedian = median(kilnSamples.map(\.seconds))
         let peerMedian = median(peerSamples.map(\.seconds))
         let kilnSize = kilnSamples.last!.outputBytes
         let peerSize = peerSamples.last!.outputBytes
-        let cpu = shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").output.trimmingCharacters(in: .whitespacesAndNewlines)
-        print("""
+        let cpu = shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        print(
+            """
             ## Layer creation, \(String(format: "%.0f", mib)) MiB mixed tree, gzip level \(level), \(runs) runs each (median)
 
             machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)

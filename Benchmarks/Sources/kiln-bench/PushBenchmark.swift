@@ -14,15 +14,18 @@ enum PushBenchmark {
         var kilnWhole = [Double]()
         var skopeo = [Double]()
         for _ in 0..<pushRuns {
-            kilnChunked.append(try withRegistry { host in
-                timed("'\(kiln)' push '\(layout):v1' \(host)/bench/app:v1 > /dev/null")
-            })
-            kilnWhole.append(try withRegistry { host in
-                timed("'\(kiln)' push '\(layout):v1' \(host)/bench/app:v1 --chunk-size 0 > /dev/null")
-            })
-            skopeo.append(try withRegistry { host in
-                timed("skopeo copy -q --dest-tls-verify=false 'oci:\(layout):v1' docker://\(host)/bench/app:v1")
-            })
+            kilnChunked.append(
+                try withRegistry { host in
+                    timed("'\(kiln)' push '\(layout):v1' \(host)/bench/app:v1 > /dev/null")
+                })
+            kilnWhole.append(
+                try withRegistry { host in
+                    timed("'\(kiln)' push '\(layout):v1' \(host)/bench/app:v1 --chunk-size 0 > /dev/null")
+                })
+            skopeo.append(
+                try withRegistry { host in
+                    timed("skopeo copy -q --dest-tls-verify=false 'oci:\(layout):v1' docker://\(host)/bench/app:v1")
+                })
         }
 
         let (firstPushes, rePushes, together) = try withRegistry { host in try noOpPushes(host: host, images: 24) }
@@ -30,9 +33,11 @@ enum PushBenchmark {
         let skopeoMedian = median(skopeo)
         func row(_ name: String, _ samples: [Double]) -> String {
             let value = median(samples)
-            return "| \(name) | \(format(value)) | \(String(format: "%.0f", blobMiB / value)) | \(String(format: "%.2f", skopeoMedian / value))× |"
+            return
+                "| \(name) | \(format(value)) | \(String(format: "%.0f", blobMiB / value)) | \(String(format: "%.2f", skopeoMedian / value))× |"
         }
-        print("""
+        print(
+            """
             ## Push of a \(mebibytes) MiB single-layer image to a loopback docker-registry (\(pushRuns) runs each, median)
 
             | | median s | MiB/s | speed vs skopeo |
@@ -70,7 +75,10 @@ enum PushBenchmark {
         if FileManager.default.fileExists(atPath: layout + "/index.json") { return layout }
         try FileManager.default.createDirectory(atPath: directory + "/tree", withIntermediateDirectories: true)
         precondition(shell("head -c \(mebibytes << 20) /dev/urandom > '\(directory)/tree/blob.bin'").status == 0)
-        precondition(shell("'\(kiln)' image create --from '\(directory)/tree' --level 0 -o 'oci:\(layout):v1' --cache-dir '\(directory)/store' > /dev/null").status == 0)
+        precondition(
+            shell(
+                "'\(kiln)' image create --from '\(directory)/tree' --level 0 -o 'oci:\(layout):v1' --cache-dir '\(directory)/store' > /dev/null"
+            ).status == 0)
         return layout
     }
 
@@ -83,13 +91,21 @@ enum PushBenchmark {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory + "/tree", withIntermediateDirectories: true)
             try "processor \(number)\n".write(toFile: directory + "/tree/main.py", atomically: true, encoding: .utf8)
-            precondition(shell("'\(kiln)' image create --from '\(directory)/tree' --prefix /tool --platform linux/amd64,linux/arm64 -o 'oci:\(directory)/layout:v1' --cache-dir '\(directory)/store' > /dev/null").status == 0)
-            first.append(timed("'\(kiln)' push '\(directory)/layout:v1' \(host)/bench/p\(number):v1 2> /dev/null > /dev/null"))
+            precondition(
+                shell(
+                    "'\(kiln)' image create --from '\(directory)/tree' --prefix /tool --platform linux/amd64,linux/arm64 -o 'oci:\(directory)/layout:v1' --cache-dir '\(directory)/store' > /dev/null"
+                ).status == 0)
+            first.append(
+                timed("'\(kiln)' push '\(directory)/layout:v1' \(host)/bench/p\(number):v1 2> /dev/null > /dev/null"))
         }
         for number in 0..<images {
-            second.append(timed("'\(kiln)' push '\(work)/small-\(number)/layout:v1' \(host)/bench/p\(number):v1 2> /dev/null > /dev/null"))
+            second.append(
+                timed(
+                    "'\(kiln)' push '\(work)/small-\(number)/layout:v1' \(host)/bench/p\(number):v1 2> /dev/null > /dev/null"
+                ))
         }
-        let pairs = (0..<images).map { "'\(work)/small-\($0)/layout:v1' \(host)/bench/p\($0):v1" }.joined(separator: " ")
+        let pairs = (0..<images).map { "'\(work)/small-\($0)/layout:v1' \(host)/bench/p\($0):v1" }.joined(
+            separator: " ")
         var together = [Double]()
         for _ in 0..<5 { together.append(timed("'\(kiln)' push \(pairs) 2> /dev/null > /dev/null")) }
         return (first, second, together)
@@ -102,11 +118,11 @@ enum PushBenchmark {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let port = freePort()
         try """
-            version: 0.1
-            log: {level: error, accesslog: {disabled: true}}
-            storage: {filesystem: {rootdirectory: \(directory)/data}}
-            http: {addr: 127.0.0.1:\(port), secret: bench}
-            """.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
+        version: 0.1
+        log: {level: error, accesslog: {disabled: true}}
+        storage: {filesystem: {rootdirectory: \(directory)/data}}
+        http: {addr: 127.0.0.1:\(port), secret: bench}
+        """.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["docker-registry", "serve", directory + "/config.yml"]
@@ -117,12 +133,16 @@ enum PushBenchmark {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        for _ in 0..<100 where shell("curl -s -o /dev/null http://127.0.0.1:\(port)/v2/").status != 0 { usleep(100_000) }
+        for _ in 0..<100 where shell("curl -s -o /dev/null http://127.0.0.1:\(port)/v2/").status != 0 {
+            usleep(100_000)
+        }
         return try body("127.0.0.1:\(port)")
     }
 
     static func freePort() -> Int {
-        let output = shell("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'").output
+        let output = shell(
+            "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'"
+        ).output
         return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 5999
     }
 }

@@ -18,19 +18,19 @@ enum RunBenchmark {
         try "common\n".write(toFile: context + "/lib/common.txt", atomically: true, encoding: .utf8)
         try "print('v0')\n".write(toFile: context + "/app/main.py", atomically: true, encoding: .utf8)
         try """
-            ARG BASE_IMAGE
-            FROM ${BASE_IMAGE}
-            ENV PYTHONDONTWRITEBYTECODE=1 TZ=UTC
-            RUN sleep 3 && mkdir -p /opt/deps && for i in $(seq 300); do echo "package $i" > /opt/deps/p$i; done \\
-                && dd if=/dev/urandom of=/opt/deps/native.so bs=1048576 count=\(installMiB) 2>/dev/null
-            WORKDIR /tool
-            COPY lib/ /tool/libs/
-            RUN sleep 2 && ls /tool/libs > /opt/libs.txt
-            COPY app/ /tool/app/
-            EXPOSE 8000
-            CMD ["sh", "-c", "cat /tool/app/main.py"]
+        ARG BASE_IMAGE
+        FROM ${BASE_IMAGE}
+        ENV PYTHONDONTWRITEBYTECODE=1 TZ=UTC
+        RUN sleep 3 && mkdir -p /opt/deps && for i in $(seq 300); do echo "package $i" > /opt/deps/p$i; done \\
+            && dd if=/dev/urandom of=/opt/deps/native.so bs=1048576 count=\(installMiB) 2>/dev/null
+        WORKDIR /tool
+        COPY lib/ /tool/libs/
+        RUN sleep 2 && ls /tool/libs > /opt/libs.txt
+        COPY app/ /tool/app/
+        EXPOSE 8000
+        CMD ["sh", "-c", "cat /tool/app/main.py"]
 
-            """.write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        """.write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
 
         try PushBenchmark.withRegistry { host in
             let base = try LaneBenchmark.pushBase(host: host, directory: directory)
@@ -47,7 +47,8 @@ enum RunBenchmark {
                 freshRunner.append(PushBenchmark.timed(kilnBuild(directory + "/fresh-\(run)")))
             }
 
-            let storage = "--storage-driver vfs --root '\(directory)/buildah/storage' --runroot '\(directory)/buildah/run'"
+            let storage =
+                "--storage-driver vfs --root '\(directory)/buildah/storage' --runroot '\(directory)/buildah/run'"
             let buildah = """
                 buildah \(storage) bud --layers --isolation chroot --tls-verify=false --platform linux/amd64 \
                 --build-arg BASE_IMAGE=\(base) -t localhost/bench-run '\(context)' > /dev/null 2>&1 && \
@@ -56,7 +57,8 @@ enum RunBenchmark {
             let buildahCold = PushBenchmark.timed(buildah)
             var buildahChanged = [Double]()
             for run in 0..<buildahRuns {
-                try "print('buildah \(run)')\n".write(toFile: context + "/app/main.py", atomically: true, encoding: .utf8)
+                try "print('buildah \(run)')\n".write(
+                    toFile: context + "/app/main.py", atomically: true, encoding: .utf8)
                 buildahChanged.append(PushBenchmark.timed(buildah))
             }
 
@@ -64,7 +66,8 @@ enum RunBenchmark {
             let b = median(freshRunner)
             let peer = median(buildahChanged)
             func f(_ value: Double) -> String { String(format: "%.3f", value) }
-            print("""
+            print(
+                """
                 ## RUN steps: a processor with two RUNs (3 s and 2 s of simulated install, \(installMiB) MiB installed), linux/amd64
 
                 | case | kiln median s | buildah bud --layers + push, median s | kiln speed-up | goal |

@@ -19,7 +19,9 @@ let runs = Int(option("--runs") ?? "5") ?? 5
 let work = option("--work") ?? NSTemporaryDirectory() + "kiln-bench"
 
 guard FileManager.default.isExecutableFile(atPath: kiln) else {
-    FileHandle.standardError.write(Data("kiln-bench: no kiln binary at \(kiln); run 'swift build -c release' at the root (make bench does)\n".utf8))
+    FileHandle.standardError.write(
+        Data("kiln-bench: no kiln binary at \(kiln); run 'swift build -c release' at the root (make bench does)\n".utf8)
+    )
     exit(1)
 }
 

@@ -49,10 +49,14 @@ struct BuildCommand: AsyncParsableCommand {
               kiln build -f Dockerfile --build-arg VERSION=1.2 -o oci:out:v1 --json ./context
             """)
 
-    @Argument(help: ArgumentHelp("The build context of a single Dockerfile build; omit it to run the lane.", valueName: "context"))
+    @Argument(
+        help: ArgumentHelp(
+            "The build context of a single Dockerfile build; omit it to run the lane.", valueName: "context"))
     var context: String?
 
-    @Option(name: [.short, .customLong("file")], help: ArgumentHelp("The Dockerfile (default: CONTEXT/Dockerfile).", valueName: "path"))
+    @Option(
+        name: [.short, .customLong("file")],
+        help: ArgumentHelp("The Dockerfile (default: CONTEXT/Dockerfile).", valueName: "path"))
     var file: String?
 
     @Option(
@@ -63,10 +67,14 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Build this stage instead of the last one.", valueName: "stage"))
     var target: String?
 
-    @Option(name: [.short, .customLong("tag")], help: ArgumentHelp("Push the result to this registry reference.", valueName: "registry/repository:tag"))
+    @Option(
+        name: [.short, .customLong("tag")],
+        help: ArgumentHelp("Push the result to this registry reference.", valueName: "registry/repository:tag"))
     var tag: String?
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the result to this OCI layout.", valueName: "oci:dir[:tag]"))
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp("Write the result to this OCI layout.", valueName: "oci:dir[:tag]"))
     var outputTarget: String?
 
     @Flag(help: "Lane: push what was built, and the key tags that let other runners skip it.")
@@ -85,17 +93,27 @@ struct BuildCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if tag != nil && outputTarget != nil { throw ValidationError("Give either -t REFERENCE (push) or -o oci:DIR[:TAG] (layout), not both.") }
+        if tag != nil && outputTarget != nil {
+            throw ValidationError("Give either -t REFERENCE (push) or -o oci:DIR[:TAG] (layout), not both.")
+        }
         if context != nil {
             if push || pin || check || !lane.refs.isEmpty {
-                throw ValidationError("--push, --pin, --check and --ref belong to the lane: run kiln build without a CONTEXT (use -t REFERENCE to push one build).")
+                throw ValidationError(
+                    "--push, --pin, --check and --ref belong to the lane: run kiln build without a CONTEXT (use -t REFERENCE to push one build)."
+                )
             }
         } else {
             if tag != nil || outputTarget != nil || file != nil || target != nil {
-                throw ValidationError("-f, -t, -o and --target need a CONTEXT (kiln build -f Dockerfile CONTEXT); without one kiln build runs the lane.")
+                throw ValidationError(
+                    "-f, -t, -o and --target need a CONTEXT (kiln build -f Dockerfile CONTEXT); without one kiln build runs the lane."
+                )
             }
-            if pin && !push { throw ValidationError("--pin needs --push: a digest is pinned only once the registry has the image.") }
-            if check && (push || pin) { throw ValidationError("--check builds and pushes nothing; drop --push and --pin.") }
+            if pin && !push {
+                throw ValidationError("--pin needs --push: a digest is pinned only once the registry has the image.")
+            }
+            if check && (push || pin) {
+                throw ValidationError("--check builds and pushes nothing; drop --push and --pin.")
+            }
         }
     }
 
@@ -114,12 +132,17 @@ struct BuildCommand: AsyncParsableCommand {
                 Output.errorLine(json ? Output.jsonText(["event": "output", "line": line]) : "buildah | \(line)")
             }
             options.executor = executor
-            let destination: BuildRequest.Output = try tag.map { .registry(try ImageReference(parsing: $0)) }
+            let destination: BuildRequest.Output =
+                try tag.map { .registry(try ImageReference(parsing: $0)) }
                 ?? .layout(try LayoutReference(parsing: outputTarget ?? "oci:kiln-out:latest"))
-            let request = BuildRequest(dockerfile: file ?? FilePaths.join(context, "Dockerfile"), context: context, options: options, output: destination)
+            let request = BuildRequest(
+                dockerfile: file ?? FilePaths.join(context, "Dockerfile"), context: context, options: options,
+                output: destination)
             let store = try store.open()
             store.sweepLeftovers()
-            let outcome = try await registry.withClient { client in try await ImageBuild.run(request, client: client, store: store) }
+            let outcome = try await registry.withClient { client in
+                try await ImageBuild.run(request, client: client, store: store)
+            }
             for name in outcome.result.unusedBuildArgs {
                 Output.errorLine("warning: --build-arg \(name) was not used by any ARG")
             }
@@ -129,7 +152,8 @@ struct BuildCommand: AsyncParsableCommand {
 
     private func runLane() async throws {
         try await runLaneCommand(
-            check ? .check : .build, lane: lane, platforms: platform, registry: registry, store: store, output: output, push: push,
+            check ? .check : .build, lane: lane, platforms: platform, registry: registry, store: store, output: output,
+            push: push,
             pin: pin, failing: [.stale])
     }
 
@@ -151,12 +175,16 @@ struct BuildCommand: AsyncParsableCommand {
                 var stepsRun: Int
             }
             var platforms = [String: String]()
-            for image in result.bundle.images { platforms[image.platform.description] = image.manifest.descriptor.digest.description }
+            for image in result.bundle.images {
+                platforms[image.platform.description] = image.manifest.descriptor.digest.description
+            }
             Output.json(
                 Report(
                     destination: destination, digest: result.bundle.root.digest.description,
-                    mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms, bases: result.bases.map(\.reference.description),
-                    unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns, stepsRun: result.stepsRun))
+                    mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms,
+                    bases: result.bases.map(\.reference.description),
+                    unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns,
+                    stepsRun: result.stepsRun))
         } else {
             Output.line("\(destination)@\(result.bundle.root.digest)")
             for image in result.bundle.images {

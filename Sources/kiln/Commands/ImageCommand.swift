@@ -44,7 +44,9 @@ struct ImageCreate: ParsableCommand {
     @Option(help: ArgumentHelp("One word of the default command (repeat for each).", valueName: "word"))
     var cmd: [String] = []
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The OCI layout to write.", valueName: "oci:dir[:tag]"))
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp("The OCI layout to write.", valueName: "oci:dir[:tag]"))
     var outputTarget: String
 
     @OptionGroup var encoding: LayerEncodingOptions
@@ -70,7 +72,8 @@ struct ImageCreate: ParsableCommand {
             runtime.entrypoint = entrypoint.isEmpty ? nil : entrypoint
             runtime.cmd = cmd.isEmpty ? nil : cmd
             let request = DirectoryImageRequest(
-                entries: try encoding.scanner(prefix: prefix).entries(under: from), prefix: prefix, platforms: platforms,
+                entries: try encoding.scanner(prefix: prefix).entries(under: from), prefix: prefix,
+                platforms: platforms,
                 runtime: runtime, layerOptions: try encoding.layerOptions(), output: target)
             let (bundle, layer) = try DirectoryImage.create(request, store: store)
             render(bundle, layer: layer, target: target)
@@ -87,7 +90,9 @@ struct ImageCreate: ParsableCommand {
                 var platforms: [String: String]
             }
             var platforms = [String: String]()
-            for image in bundle.images { platforms[image.platform.description] = image.manifest.descriptor.digest.description }
+            for image in bundle.images {
+                platforms[image.platform.description] = image.manifest.descriptor.digest.description
+            }
             Output.json(
                 Report(
                     target: target.description, digest: bundle.root.digest.description,

@@ -62,11 +62,15 @@ struct InspectCommand: AsyncParsableCommand {
     }
 
     private func render(_ manifest: FetchedManifest, reference: ImageReference) throws {
-        var summary = Summary(reference: reference.description, digest: manifest.digest.description, mediaType: manifest.mediaType.rawValue)
+        var summary = Summary(
+            reference: reference.description, digest: manifest.digest.description,
+            mediaType: manifest.mediaType.rawValue)
         if manifest.mediaType.isIndex {
             let index = try CanonicalJSON.decode(ImageIndex.self, from: manifest.bytes, what: "index")
             var platforms = [String: String]()
-            for entry in index.manifests { platforms[entry.platform?.description ?? "unknown"] = entry.digest.description }
+            for entry in index.manifests {
+                platforms[entry.platform?.description ?? "unknown"] = entry.digest.description
+            }
             summary.platforms = platforms
         } else {
             let image = try CanonicalJSON.decode(ImageManifest.self, from: manifest.bytes, what: "manifest")
@@ -76,10 +80,12 @@ struct InspectCommand: AsyncParsableCommand {
     }
 
     private func render(_ resolved: ResolvedImage, image: ResolvedPlatformImage) {
-        emit(Summary(
-            reference: resolved.reference.description, digest: image.manifest.digest.description,
-            mediaType: image.manifest.mediaType.rawValue, platform: image.platform.description, config: image.config.config,
-            layers: image.imageManifest.layers.map(\.digest.description)))
+        emit(
+            Summary(
+                reference: resolved.reference.description, digest: image.manifest.digest.description,
+                mediaType: image.manifest.mediaType.rawValue, platform: image.platform.description,
+                config: image.config.config,
+                layers: image.imageManifest.layers.map(\.digest.description)))
     }
 
     private func emit(_ summary: Summary) {

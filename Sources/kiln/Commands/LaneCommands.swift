@@ -2,14 +2,15 @@ import ArgumentParser
 import KilnBuild
 import KilnCore
 import KilnLane
-import KilnPin
 import KilnOCI
+import KilnPin
 import KilnProcessors
 
 /// Runs one lane mode and prints its reports: the body of `build` (without a context), `plan`,
 /// `warm` and `verify`.
 func runLaneCommand(
-    _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions, output: OutputOptions,
+    _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions,
+    output: OutputOptions,
     push: Bool = false, pin: Bool = false, failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
@@ -35,7 +36,9 @@ func runLaneCommand(
 
 /// The flags `plan`, `warm` and `verify` share.
 struct LaneRunOptions: ParsableArguments {
-    @Option(name: [.customLong("platforms"), .customLong("platform")], help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
+    @Option(
+        name: [.customLong("platforms"), .customLong("platform")],
+        help: ArgumentHelp("Only these platforms.", valueName: "os/arch,..."))
     var platforms: [String] = []
 
     @OptionGroup(title: "Lane options") var lane: LaneOptions
@@ -44,7 +47,8 @@ struct LaneRunOptions: ParsableArguments {
     @OptionGroup var output: OutputOptions
 
     func run(_ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = []) async throws {
-        try await runLaneCommand(mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: failing)
+        try await runLaneCommand(
+            mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: failing)
     }
 }
 
@@ -136,7 +140,8 @@ struct AssembleCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runLaneCommand(
-            .assemble, lane: lane, platforms: [], registry: registry, store: store, output: output, push: true, pin: pin, failing: [])
+            .assemble, lane: lane, platforms: [], registry: registry, store: store, output: output, push: true,
+            pin: pin, failing: [])
     }
 }
 
@@ -162,7 +167,9 @@ struct PinCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The image to pin.", valueName: "repository@sha256:..."))
     var oci: String
 
-    @Option(help: ArgumentHelp("The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
     var root: String?
 
     @OptionGroup var output: OutputOptions
@@ -170,7 +177,8 @@ struct PinCommand: ParsableCommand {
     func run() throws {
         try Output.reporting(json: output.json) {
             guard let ref = ProcessorRef(parsing: ref) else {
-                throw LaneError.badFlag(flag: "--ref", problem: "it takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'")
+                throw LaneError.badFlag(
+                    flag: "--ref", problem: "it takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'")
             }
             guard let at = oci.firstIndex(of: "@"), oci[oci.index(after: at)...].hasPrefix("sha256:"),
                 (try? Digest(parsing: String(oci[oci.index(after: at)...]))) != nil
@@ -179,7 +187,8 @@ struct PinCommand: ParsableCommand {
             }
             let config = try LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: "."))
             guard let processor = try Discovery.processors(config).first(where: { $0.ref == ref }) else {
-                throw LaneError.unknownRef(ref.description, known: try Discovery.processors(config).map(\.ref.description))
+                throw LaneError.unknownRef(
+                    ref.description, known: try Discovery.processors(config).map(\.ref.description))
             }
             let key: String?
             do {
@@ -197,7 +206,10 @@ struct PinCommand: ParsableCommand {
                     var value: String
                     var changed: Bool
                 }
-                Output.json(Report(ref: ref.description, file: processor.displayPath, key: edit.dottedPath, value: oci, changed: changed))
+                Output.json(
+                    Report(
+                        ref: ref.description, file: processor.displayPath, key: edit.dottedPath, value: oci,
+                        changed: changed))
             } else {
                 Output.line("\(processor.displayPath): \(edit.dottedPath) \(changed ? "pinned to" : "already") \(oci)")
             }

@@ -63,7 +63,8 @@ struct LayerCreate: ParsableCommand {
     @Option(help: ArgumentHelp("Where the contents go in the image.", valueName: "path"))
     var prefix: String = "/"
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the blob to this file.", valueName: "file"))
+    @Option(
+        name: [.short, .customLong("output")], help: ArgumentHelp("Write the blob to this file.", valueName: "file"))
     var outputFile: String?
 
     @OptionGroup var encoding: LayerEncodingOptions

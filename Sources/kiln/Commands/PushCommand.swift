@@ -24,12 +24,15 @@ struct PushCommand: AsyncParsableCommand {
             prints an array.
             """)
 
-    @Argument(help: ArgumentHelp(
-        "An OCI layout (with the tag to push when it holds several) and where to push it; repeat the pair to push several images in one run.",
-        valueName: "layout[:tag] registry/repository:tag"))
+    @Argument(
+        help: ArgumentHelp(
+            "An OCI layout (with the tag to push when it holds several) and where to push it; repeat the pair to push several images in one run.",
+            valueName: "layout[:tag] registry/repository:tag"))
     var pairs: [String]
 
-    @Option(name: .customLong("mount-from"), help: ArgumentHelp("Try to mount blobs from this repository of the same registry.", valueName: "repository"))
+    @Option(
+        name: .customLong("mount-from"),
+        help: ArgumentHelp("Try to mount blobs from this repository of the same registry.", valueName: "repository"))
     var mountFrom: String?
 
     @Option(help: ArgumentHelp("Images pushed at once (with several pairs).", valueName: "n"))
@@ -54,11 +57,14 @@ struct PushCommand: AsyncParsableCommand {
                 let oci = try OCILayout(existingAt: source.directory)
                 images.append((oci, try oci.entry(tag: source.tag), target))
             }
-            let mount = try mountFrom.map { (text) throws(ReferenceError) in try ImageReference(parsing: text).repository }
+            let mount = try mountFrom.map { (text) throws(ReferenceError) in
+                try ImageReference(parsing: text).repository
+            }
             let width = jobs
             let reports = try await registry.withClient { client in
                 try await images.mapConcurrently(width: width) { job in
-                    try await ImagePusher(client: client).push(job.root, from: job.layout, to: job.target, mountFrom: mount)
+                    try await ImagePusher(client: client).push(
+                        job.root, from: job.layout, to: job.target, mountFrom: mount)
                 }
             }
             render(reports)
@@ -93,9 +99,12 @@ struct PushCommand: AsyncParsableCommand {
 
     private static func row(_ report: PushReport) -> Row {
         Row(
-            reference: report.reference.description, pinned: report.reference.pinned(to: report.root.digest).description,
+            reference: report.reference.description,
+            pinned: report.reference.pinned(to: report.root.digest).description,
             digest: report.root.digest.description, mediaType: report.root.mediaType.rawValue,
-            platforms: report.platforms.map { Row.Platform(platform: $0.platform?.description, digest: $0.digest.description) },
+            platforms: report.platforms.map {
+                Row.Platform(platform: $0.platform?.description, digest: $0.digest.description)
+            },
             blobsUploaded: report.uploaded, blobsSkipped: report.skipped, blobsMounted: report.mounted,
             bytesUploaded: report.bytesUploaded, alreadyPresent: report.alreadyPresent)
     }

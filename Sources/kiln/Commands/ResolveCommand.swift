@@ -27,7 +27,8 @@ struct ResolveCommand: AsyncParsableCommand {
             let pinned = ImageReference(repository: parsed.repository, tag: parsed.tag, digest: manifest.digest)
             if output.json {
                 Output.json([
-                    "reference": parsed.description, "pinned": pinned.description, "digest": manifest.digest.description,
+                    "reference": parsed.description, "pinned": pinned.description,
+                    "digest": manifest.digest.description,
                     "mediaType": manifest.mediaType.rawValue,
                 ])
             } else {

@@ -79,7 +79,9 @@ struct StoreVerify: ParsableCommand {
                 Output.line("\(report.intact) blobs intact")
                 for digest in report.removedCorrupt { Output.line("removed corrupt blob \(digest)") }
                 if report.removedTemporary > 0 { Output.line("removed \(report.removedTemporary) temporary files") }
-                if report.removedScratch + runtime > 0 { Output.line("removed \(report.removedScratch + runtime) scratch folders of stopped runs") }
+                if report.removedScratch + runtime > 0 {
+                    Output.line("removed \(report.removedScratch + runtime) scratch folders of stopped runs")
+                }
             }
         }
         if corrupt { throw ExitCode(ErrorCategory.integrity.rawValue) }

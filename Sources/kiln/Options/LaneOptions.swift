@@ -9,16 +9,25 @@ import KilnProcessors
 /// Flags of the lane commands (`build` without a context, `plan`, `warm`, `verify`): which
 /// repository, which processors, and the `kiln.yaml` settings a flag may override.
 struct LaneOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
     var root: String?
 
-    @Option(name: .customLong("ref"), help: ArgumentHelp("Only this processor (repeatable or comma-separated).", valueName: "ns/name@ver"))
+    @Option(
+        name: .customLong("ref"),
+        help: ArgumentHelp("Only this processor (repeatable or comma-separated).", valueName: "ns/name@ver"))
     var refs: [String] = []
 
-    @Option(help: ArgumentHelp("Registry for the repository template's {registry} (kiln.yaml: registry).", valueName: "host[:port]"))
+    @Option(
+        help: ArgumentHelp(
+            "Registry for the repository template's {registry} (kiln.yaml: registry).", valueName: "host[:port]"))
     var registry: String?
 
-    @Option(help: ArgumentHelp("Owner for the template's {owner} (kiln.yaml: owner; default $GITHUB_REPOSITORY_OWNER).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Owner for the template's {owner} (kiln.yaml: owner; default $GITHUB_REPOSITORY_OWNER).", valueName: "name")
+    )
     var owner: String?
 
     @Option(
@@ -28,10 +37,15 @@ struct LaneOptions: ParsableArguments {
 
     @Option(
         name: .customLong("cache-repo"),
-        help: ArgumentHelp("Keep the key tags in this repository instead of each target (kiln.yaml: cache-repo).", valueName: "repository"))
+        help: ArgumentHelp(
+            "Keep the key tags in this repository instead of each target (kiln.yaml: cache-repo).",
+            valueName: "repository"))
     var cacheRepository: String?
 
-    @Option(name: .customLong("build-arg"), help: ArgumentHelp("Set an ARG (repeatable); NAME alone takes it from the environment.", valueName: "NAME=VALUE"))
+    @Option(
+        name: .customLong("build-arg"),
+        help: ArgumentHelp(
+            "Set an ARG (repeatable); NAME alone takes it from the environment.", valueName: "NAME=VALUE"))
     var buildArgs: [String] = []
 
     @Option(
@@ -60,10 +74,13 @@ struct LaneOptions: ParsableArguments {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
         if let shard, Shard(parsing: shard) == nil {
-            throw ValidationError("--shard takes I/N with 1 <= I <= N, e.g. --shard 2/4 for the second of four runners; not '\(shard)'.")
+            throw ValidationError(
+                "--shard takes I/N with 1 <= I <= N, e.g. --shard 2/4 for the second of four runners; not '\(shard)'.")
         }
         for text in secrets where BuildahExecutor.Secret(parsing: text) == nil {
-            throw ValidationError("--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that.")
+            throw ValidationError(
+                "--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that."
+            )
         }
         for text in refs.flatMap({ $0.split(separator: ",") }) where ProcessorRef(parsing: String(text)) == nil {
             throw ValidationError("--ref takes NAMESPACE/NAME@VERSION, e.g. --ref llm/litellm@1, not '\(text)'.")
@@ -117,7 +134,8 @@ struct LaneOptions: ParsableArguments {
             } else if let value = Environment.current[pair] {
                 result[pair] = value
             } else {
-                throw .input("--build-arg \(pair) has no value and no environment variable \(pair) is set", location: nil)
+                throw .input(
+                    "--build-arg \(pair) has no value and no environment variable \(pair) is set", location: nil)
             }
         }
         return result

@@ -19,7 +19,9 @@ struct RegistryOptions: ParsableArguments {
     @Flag(name: .customLong("password-stdin"), help: "Read the registry password or token from stdin.")
     var passwordStdin = false
 
-    @Option(name: .customLong("upload-jobs"), help: ArgumentHelp("Blob uploads running at once within one image's push.", valueName: "n"))
+    @Option(
+        name: .customLong("upload-jobs"),
+        help: ArgumentHelp("Blob uploads running at once within one image's push.", valueName: "n"))
     var uploadJobs: Int = 4
 
     @Option(
