@@ -179,8 +179,7 @@ public struct Builder: Sendable {
         var bases = Set<PinnedBase>()
         var used = Set<String>()
         for platform in options.platforms {
-            let run = try await build(
-                stages, for: platform, scratch: scratch, inputsOnly: false, stepHasher: nil, counters: counters)
+            let run = try await build(stages, for: platform, pass: .build(scratch: scratch, counters: counters))
             bases.formUnion(run.bases.compactMap(\.pinned))
             used.formUnion(run.usedBuildArgs)
             let state = run.state
@@ -206,8 +205,7 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [BuildInputs]()
         for platform in options.platforms {
-            let run = try await build(
-                stages, for: platform, scratch: "", inputsOnly: true, stepHasher: nil, counters: nil)
+            let run = try await build(stages, for: platform, pass: .inputs)
             var unique = [String: BuildContext.Item]()
             for item in run.reads { unique[item.path] = item }
             let files = unique.values.sorted { $0.path < $1.path }
@@ -224,9 +222,7 @@ public struct Builder: Sendable {
         let stages = try preflight(allowingRun: true)
         var result = [Platform: [Int: [StepKeys.Step]]]()
         for platform in options.platforms {
-            result[platform] = try await build(
-                stages, for: platform, scratch: "", inputsOnly: true, stepHasher: hasher, counters: nil
-            ).steps
+            result[platform] = try await build(stages, for: platform, pass: .stepKeys(hasher)).steps
         }
         return result
     }
@@ -251,10 +247,43 @@ public struct Builder: Sendable {
         var steps: [Int: [StepKeys.Step]]
     }
 
-    private func build(
-        _ stages: [Stage], for platform: Platform, scratch: String, inputsOnly: Bool, stepHasher: ContextHasher?,
-        counters: BuildahExecutor.Counters?
-    ) async throws -> PlatformRun {
+    /// One pass over the stages for `platform`, each stage from its base (an image, `scratch`, or
+    /// an earlier stage), its `COPY --from` images resolved, its `ONBUILD` triggers and
+    /// instructions applied as `pass` says.
+    private func build(_ stages: [Stage], for platform: Platform, pass: BuildPass) async throws -> PlatformRun {
+        let (global, globalUsed) = try globalArguments(for: platform)
+        var used = globalUsed
+        var run = PlatformRun(
+            state: ImageState(scratchFor: platform), bases: [], usedBuildArgs: [], reads: [], steps: [:])
+        var built = [Int: ImageState]()
+        for stage in stages {
+            let (base, state) = try await startState(
+                of: stage, platform: platform, global: global, built: built, bases: &run.bases)
+            let images = try await fromImages(of: stage, platform: platform, global: global, bases: &run.bases)
+            let inputs = StageInputs(
+                dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
+                buildArgs: options.buildArgs, globalArgs: global, stages: built, images: images)
+            var builder = StageBuilder(inputs: inputs, pass: pass, state: state)
+            try await runTriggers(of: base, in: &builder)
+            if case .build(_, let counters) = pass, let executor = options.executor, stage.lastRun != nil {
+                try await runWithExecutor(
+                    executor, stage: stage, builder: &builder, platform: platform, counters: counters)
+            } else {
+                try await builder.run(stage.instructions)
+            }
+            used.formUnion(builder.usedBuildArgs)
+            run.reads += builder.reads
+            run.steps[stage.index] = builder.steps
+            built[stage.index] = builder.state
+            run.state = builder.state
+        }
+        run.usedBuildArgs = used
+        return run
+    }
+
+    /// The values of the `ARG`s before the first `FROM` (and the platform arguments), and the
+    /// build args they took.
+    private func globalArguments(for platform: Platform) throws(BuildError) -> ([String: String], Set<String>) {
         var global = platformArgs(platform)
         var used = Set<String>()
         let expander = WordExpander(escape: dockerfile.escape)
@@ -274,93 +303,88 @@ public struct Builder: Sendable {
                 }
             }
         }
-        var built = [Int: ImageState]()
-        var bases = [BaseImage]()
-        var reads = [BuildContext.Item]()
-        var steps = [Int: [StepKeys.Step]]()
-        var last: ImageState?
-        for stage in stages {
-            let location = stage.from.location
-            let base: String
-            do {
-                base = try expander.expand(stage.base) { global[$0] }
-            } catch {
-                throw BuildError.input("cannot substitute variables in '\(stage.base)': \(error)", location: location)
-            }
-            var stagePlatform = platform
-            if let text = stage.platform {
-                do {
-                    let expanded = try expander.expand(text) { global[$0] }
-                    stagePlatform = try Platform(parsing: expanded)
-                } catch {
-                    throw BuildError.wrapping(error, at: location)
-                }
-            }
-            var state: ImageState
-            if base.lowercased() == "scratch" {
-                state = ImageState(scratchFor: stagePlatform)
-            } else if let earlier = dockerfile.stages[..<stage.index].last(where: { $0.name == base.lowercased() }),
-                let earlierState = built[earlier.index]
-            {
-                state = earlierState
-            } else {
-                do {
-                    let image = try await self.bases.image(try ImageReference(parsing: base), platform: stagePlatform)
-                    bases.append(image)
-                    state = ImageState(base: image, store: store)
-                } catch {
-                    throw BuildError.wrapping(error, at: location)
-                }
-            }
-            if state.environment("PATH") == nil {
-                state.setEnvironment("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            }
-            var images = [String: ImageState]()
-            for instruction in stage.instructions {
-                guard case .copy(let copy) = instruction.command, let from = copy.from else { continue }
-                let name: String
-                do {
-                    name = try expander.expand(from) { global[$0] }
-                } catch {
-                    throw BuildError.input(
-                        "cannot substitute variables in '\(from)': \(error)", location: instruction.location)
-                }
-                if dockerfile.stage(named: name) == nil, images[name] == nil {
-                    try checkImageName(name, at: instruction.location)
-                    do {
-                        let image = try await self.bases.image(try ImageReference(parsing: name), platform: platform)
-                        bases.append(image)
-                        images[name] = ImageState(base: image, store: store)
-                    } catch {
-                        throw BuildError.wrapping(error, at: instruction.location)
-                    }
-                }
-            }
-            var builder = StageBuilder(
-                dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
-                buildArgs: options.buildArgs, globalArgs: global, scratch: scratch, stages: built, images: images,
-                state: state)
-            builder.inputsOnly = inputsOnly
-            builder.stepHasher = stepHasher
-            let triggers = state.runtime.onBuild ?? []
-            builder.state.runtime.onBuild = nil
-            for trigger in triggers {
-                let parsed = try Dockerfile(parsing: "FROM scratch\n" + trigger, file: "ONBUILD trigger of \(base)")
-                try await builder.run(parsed.stages[0].instructions)
-            }
-            if !inputsOnly, let executor = options.executor, let counters, stage.lastRun != nil {
-                try await runWithExecutor(
-                    executor, stage: stage, builder: &builder, platform: platform, counters: counters)
-            } else {
-                try await builder.run(stage.instructions)
-            }
-            used.formUnion(builder.usedBuildArgs)
-            reads += builder.reads
-            steps[stage.index] = builder.steps
-            built[stage.index] = builder.state
-            last = builder.state
+        return (global, used)
+    }
+
+    /// The state a stage starts from, and its base as written (after substitution).
+    private func startState(
+        of stage: Stage, platform: Platform, global: [String: String], built: [Int: ImageState],
+        bases: inout [BaseImage]
+    ) async throws -> (base: String, state: ImageState) {
+        let location = stage.from.location
+        let expander = WordExpander(escape: dockerfile.escape)
+        let base: String
+        do {
+            base = try expander.expand(stage.base) { global[$0] }
+        } catch {
+            throw BuildError.input("cannot substitute variables in '\(stage.base)': \(error)", location: location)
         }
-        return PlatformRun(state: last!, bases: bases, usedBuildArgs: used, reads: reads, steps: steps)
+        var stagePlatform = platform
+        if let text = stage.platform {
+            do {
+                stagePlatform = try Platform(parsing: try expander.expand(text) { global[$0] })
+            } catch {
+                throw BuildError.wrapping(error, at: location)
+            }
+        }
+        var state: ImageState
+        if base.lowercased() == "scratch" {
+            state = ImageState(scratchFor: stagePlatform)
+        } else if let earlier = dockerfile.stages[..<stage.index].last(where: { $0.name == base.lowercased() }),
+            let earlierState = built[earlier.index]
+        {
+            state = earlierState
+        } else {
+            do {
+                let image = try await self.bases.image(try ImageReference(parsing: base), platform: stagePlatform)
+                bases.append(image)
+                state = ImageState(base: image, store: store)
+            } catch {
+                throw BuildError.wrapping(error, at: location)
+            }
+        }
+        if state.environment("PATH") == nil {
+            state.setEnvironment("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        }
+        return (base, state)
+    }
+
+    /// The images a stage's `COPY --from=IMAGE` name (not stages), by name.
+    private func fromImages(of stage: Stage, platform: Platform, global: [String: String], bases: inout [BaseImage])
+        async throws -> [String: ImageState]
+    {
+        let expander = WordExpander(escape: dockerfile.escape)
+        var images = [String: ImageState]()
+        for instruction in stage.instructions {
+            guard case .copy(let copy) = instruction.command, let from = copy.from else { continue }
+            let name: String
+            do {
+                name = try expander.expand(from) { global[$0] }
+            } catch {
+                throw BuildError.input(
+                    "cannot substitute variables in '\(from)': \(error)", location: instruction.location)
+            }
+            guard dockerfile.stage(named: name) == nil, images[name] == nil else { continue }
+            try checkImageName(name, at: instruction.location)
+            do {
+                let image = try await self.bases.image(try ImageReference(parsing: name), platform: platform)
+                bases.append(image)
+                images[name] = ImageState(base: image, store: store)
+            } catch {
+                throw BuildError.wrapping(error, at: instruction.location)
+            }
+        }
+        return images
+    }
+
+    /// The base's `ONBUILD` triggers, run before the stage's own instructions.
+    private func runTriggers(of base: String, in builder: inout StageBuilder) async throws {
+        let triggers = builder.state.runtime.onBuild ?? []
+        builder.state.runtime.onBuild = nil
+        for trigger in triggers {
+            let parsed = try Dockerfile(parsing: "FROM scratch\n" + trigger, file: "ONBUILD trigger of \(base)")
+            try await builder.run(parsed.stages[0].instructions)
+        }
     }
 }
 
@@ -377,12 +401,11 @@ extension Builder {
         let runs = instructions.indices.filter { if case .run = instructions[$0].command { true } else { false } }
         let last = runs.last!
         // Step keys, and the ARGs in scope before each instruction, from a dry run of the stage.
-        var keyer = builder
-        keyer.inputsOnly = true
         let hasher = ContextHasher(root: context.root, store: store)
         // The stat cache is saved even when a step fails, so the next run re-reads no file.
         defer { hasher.save() }
-        keyer.stepHasher = hasher
+        var keyer = builder
+        keyer.pass = .stepKeys(hasher)
         // The dry run hashes the files each COPY reads: on the blocking queue.
         let dryRun = keyer
         let (keyedRun, argsBefore, atLastRun) = try await BlockingWork.run {

@@ -36,6 +36,15 @@ extension StageBuilder {
         var keepsOwners = false
     }
 
+    /// What `--chown`, `--chmod` and `--exclude` say, expanded and checked.
+    private struct CopyFlags {
+        var owner: (uid: Int, gid: Int)?
+        var chmod: UInt32?
+        var excludes: DockerIgnore?
+    }
+
+    /// The entries of one `COPY`/`ADD` layer: its flags, its sources gathered into groups, the
+    /// destination decided, and every group placed under it.
     mutating func copyEntries(_ copy: CopyCommand, isAdd: Bool, _ instruction: Instruction) throws -> [LayerEntry] {
         let location = instruction.location
         let keyword = isAdd ? "ADD" : "COPY"
@@ -44,14 +53,26 @@ extension StageBuilder {
         guard !rawDestination.isEmpty else {
             throw BuildError.input("\(keyword) needs a destination", location: location)
         }
-        var destinationIsDirectory =
+        let endsAsDirectory =
             rawDestination.hasSuffix("/") || rawDestination == "." || rawDestination.hasSuffix("/.")
             || rawDestination == ".."
-        if sources.count + copy.heredocs.count > 1 && !destinationIsDirectory {
+        if sources.count + copy.heredocs.count > 1 && !endsAsDirectory {
             throw BuildError.input(
                 "\(keyword) with more than one source needs a directory destination ending in '/', e.g. \(keyword) a b \(rawDestination)/",
                 location: location)
         }
+        let flags = try copyFlags(copy, instruction)
+        let groups = try sourceGroups(copy, sources: sources, isAdd: isAdd, excludes: flags.excludes, instruction)
+        let filesystem = try state.filesystem()
+        let destination = String(Self.absolute(rawDestination, from: state.runtime.workingDir ?? "/").dropFirst())
+        let intoDirectory =
+            endsAsDirectory || groups.count > 1 || (!destination.isEmpty && filesystem.isDirectory(destination))
+        return try place(
+            groups, at: destination, intoDirectory: intoDirectory, flags: flags, in: filesystem, keyword, location)
+    }
+
+    private mutating func copyFlags(_ copy: CopyCommand, _ instruction: Instruction) throws -> CopyFlags {
+        let location = instruction.location
         let owner = try copy.chown.map { (chown) throws in try resolveOwner(try expand(chown, instruction), location) }
         let chmod = try copy.chmod.map { (text) throws(BuildError) -> UInt32 in
             let expanded = try expand(text, instruction)
@@ -66,7 +87,14 @@ extension StageBuilder {
             : DockerIgnore(
                 parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
                     .joined(separator: "\n"))
+        return CopyFlags(owner: owner, chmod: chmod, excludes: excludes)
+    }
 
+    /// Every source (context paths, another stage's or image's paths, heredocs) as groups.
+    private mutating func sourceGroups(
+        _ copy: CopyCommand, sources: [String], isAdd: Bool, excludes: DockerIgnore?, _ instruction: Instruction
+    ) throws -> [Group] {
+        let location = instruction.location
         var groups = [Group]()
         for source in sources {
             if isAdd, source.contains("://") || source.hasPrefix("git@") {
@@ -97,14 +125,17 @@ extension StageBuilder {
                     name: heredoc.name, isDirectory: false,
                     items: [Source(relative: "", kind: .file(.bytes(Array(content.utf8))), mode: 0o644)]))
         }
-        if groups.count > 1 { destinationIsDirectory = true }
+        return groups
+    }
 
-        let filesystem = try state.filesystem()
-        let workdir = state.runtime.workingDir ?? "/"
-        let destination = String(Self.absolute(rawDestination, from: workdir).dropFirst())
-        if !destinationIsDirectory, filesystem.isDirectory(destination), !destination.isEmpty {
-            destinationIsDirectory = true
-        }
+    /// The layer entries for `groups` copied to `destination`: each group's missing parents, then
+    /// its items, with owners and modes as the flags say; a later entry for a path replaces an
+    /// earlier one in place.
+    private func place(
+        _ groups: [Group], at destination: String, intoDirectory: Bool, flags: CopyFlags,
+        in filesystem: ImageFilesystem,
+        _ keyword: String, _ location: SourceLocation
+    ) throws -> [LayerEntry] {
         var placed = [String: LayerEntry]()
         var order = [String]()
         func place(_ entry: LayerEntry) {
@@ -112,66 +143,74 @@ extension StageBuilder {
             if placed.updateValue(entry, forKey: key) == nil { order.append(key) }
         }
         for group in groups {
-            // Where the group's root lands: a directory's contents go into the destination; a
-            // file goes into it (directory destination) or becomes it.
-            var root: String
-            if group.isDirectory {
-                root = destination
-            } else if destinationIsDirectory {
-                root = ImageFilesystem.join(destination, group.parentsPath ?? group.name)
-            } else {
-                root = destination
-            }
-            if group.isDirectory, let parentsPath = group.parentsPath {
-                root = ImageFilesystem.join(destination, parentsPath)
-            }
-            let rootResolved =
-                group.isDirectory || destinationIsDirectory
-                ? filesystem.resolve(root)
-                : ImageFilesystem.join(
-                    filesystem.resolve(ImageFilesystem.parent(of: root)), FilePaths.lastComponent(of: "/" + root))
-            guard !rootResolved.isEmpty || group.isDirectory else {
-                throw BuildError.input(
-                    "\(keyword) cannot replace the image's root directory with a file", location: location)
-            }
-            for entry in try parents(of: rootResolved + "/x", in: filesystem, owner: owner)
+            let rootResolved = try groupRoot(
+                group, at: destination, intoDirectory: intoDirectory, in: filesystem, keyword, location)
+            for entry in try parents(of: rootResolved + "/x", in: filesystem, owner: flags.owner)
             where placed[entry.path.description] == nil {
                 if !rootResolved.isEmpty || entry.path.description != "" { place(entry) }
             }
             for item in group.items {
-                let path = item.relative.isEmpty ? rootResolved : ImageFilesystem.join(rootResolved, item.relative)
-                if path.isEmpty { continue }
-                if case .directory = item.kind, item.relative.isEmpty, filesystem.node(path)?.kind == .directory {
-                    // An existing destination directory keeps its own metadata.
-                    let node = filesystem.node(path)!
-                    place(.directory(try LayerPath(path), mode: node.mode, uid: node.uid, gid: node.gid))
-                    continue
-                }
-                let layerPath = try LayerPath(path)
-                var uid = group.keepsOwners ? item.uid : 0
-                var gid = group.keepsOwners ? item.gid : 0
-                if let owner {
-                    uid = owner.uid
-                    gid = owner.gid
-                }
-                switch item.kind {
-                case .file(let source):
-                    place(.file(layerPath, source, mode: chmod ?? item.mode, uid: uid, gid: gid))
-                case .directory:
-                    place(.directory(layerPath, mode: chmod ?? item.mode, uid: uid, gid: gid))
-                case .symlink(let target):
-                    place(
-                        LayerEntry(path: layerPath, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid))
-                case .hardLink(let target):
-                    let linked = try LayerPath(ImageFilesystem.join(rootResolved, target))
-                    place(
-                        LayerEntry(
-                            path: layerPath, content: .hardLink(target: linked), mode: chmod ?? item.mode, uid: uid,
-                            gid: gid))
+                if let entry = try entry(for: item, of: group, under: rootResolved, flags: flags, in: filesystem) {
+                    place(entry)
                 }
             }
         }
         return order.map { placed[$0]! }
+    }
+
+    /// Where a group's root lands, resolved in the image: a directory's contents go into the
+    /// destination; a file goes into it (a directory destination) or becomes it.
+    private func groupRoot(
+        _ group: Group, at destination: String, intoDirectory: Bool, in filesystem: ImageFilesystem, _ keyword: String,
+        _ location: SourceLocation
+    ) throws -> String {
+        var root: String
+        if group.isDirectory {
+            root = group.parentsPath.map { ImageFilesystem.join(destination, $0) } ?? destination
+        } else if intoDirectory {
+            root = ImageFilesystem.join(destination, group.parentsPath ?? group.name)
+        } else {
+            root = destination
+        }
+        let resolved =
+            group.isDirectory || intoDirectory
+            ? filesystem.resolve(root)
+            : ImageFilesystem.join(
+                filesystem.resolve(ImageFilesystem.parent(of: root)), FilePaths.lastComponent(of: "/" + root))
+        guard !resolved.isEmpty || group.isDirectory else {
+            throw BuildError.input(
+                "\(keyword) cannot replace the image's root directory with a file", location: location)
+        }
+        root = resolved
+        return root
+    }
+
+    /// The entry for one item of a group placed under `root`; nil for the image root itself.
+    private func entry(
+        for item: Source, of group: Group, under root: String, flags: CopyFlags, in filesystem: ImageFilesystem
+    ) throws -> LayerEntry? {
+        let path = item.relative.isEmpty ? root : ImageFilesystem.join(root, item.relative)
+        if path.isEmpty { return nil }
+        if case .directory = item.kind, item.relative.isEmpty, let node = filesystem.node(path), node.kind == .directory
+        {
+            // An existing destination directory keeps its own metadata.
+            return .directory(try LayerPath(path), mode: node.mode, uid: node.uid, gid: node.gid)
+        }
+        let layerPath = try LayerPath(path)
+        let uid = flags.owner?.uid ?? (group.keepsOwners ? item.uid : 0)
+        let gid = flags.owner?.gid ?? (group.keepsOwners ? item.gid : 0)
+        switch item.kind {
+        case .file(let source):
+            return .file(layerPath, source, mode: flags.chmod ?? item.mode, uid: uid, gid: gid)
+        case .directory:
+            return .directory(layerPath, mode: flags.chmod ?? item.mode, uid: uid, gid: gid)
+        case .symlink(let target):
+            return LayerEntry(path: layerPath, content: .symlink(target: target), mode: 0o777, uid: uid, gid: gid)
+        case .hardLink(let target):
+            let linked = try LayerPath(ImageFilesystem.join(root, target))
+            return LayerEntry(
+                path: layerPath, content: .hardLink(target: linked), mode: flags.chmod ?? item.mode, uid: uid, gid: gid)
+        }
     }
 
     // MARK: - Sources from the context

@@ -4,10 +4,21 @@ import KilnLayers
 import KilnOCI
 import KilnStore
 
-/// Runs one stage's instructions natively for one platform: config instructions change the
-/// config, each `COPY`/`ADD` becomes one layer written by kiln's layer engine, and every
-/// instruction gets a history entry (`empty_layer` when it made no layer).
-struct StageBuilder {
+/// What one pass over a Dockerfile's stages does with each instruction.
+enum BuildPass {
+    /// Follow the instructions to learn what they read (context files, bases): no layer is
+    /// written and no image's files are looked into (`Builder.inputs`).
+    case inputs
+    /// As `inputs`, and every instruction advances the step key (`Builder.stepKeys`, the dry
+    /// run before `RUN` steps).
+    case stepKeys(ContextHasher)
+    /// Build: write layers, staging file contents under `scratch`; `RUN` steps go to the
+    /// executor and are counted in `counters`.
+    case build(scratch: String, counters: BuildahExecutor.Counters)
+}
+
+/// What a stage is built from and against, fixed for the stage.
+struct StageInputs {
     let dockerfile: Dockerfile
     let context: BuildContext
     let store: ContentStore
@@ -16,21 +27,22 @@ struct StageBuilder {
     let buildArgs: [String: String]
     /// Values of the `ARG`s before the first `FROM`, and the automatic platform arguments.
     let globalArgs: [String: String]
-    /// Where staged file contents (from other images, archives) go for the duration of the build.
-    let scratch: String
     /// Stages already built for this platform, by index.
     let stages: [Int: ImageState]
     /// Images named by `COPY --from=image`.
     let images: [String: ImageState]
+}
 
+/// Runs one stage's instructions natively for one platform: config instructions change the
+/// config, each `COPY`/`ADD` becomes one layer written by kiln's layer engine, and every
+/// instruction gets a history entry (`empty_layer` when it made no layer).
+struct StageBuilder {
+    let inputs: StageInputs
+    var pass: BuildPass
     var state: ImageState
-    /// Only follow the instructions to learn what they read (`Builder.inputs`): no layers, no
-    /// look into the image's files.
-    var inputsOnly = false
-    /// Context items `COPY`/`ADD` read, recorded when `inputsOnly`.
+    /// Context items `COPY`/`ADD` read (recorded in the `inputs` and `stepKeys` passes).
     var reads: [BuildContext.Item] = []
-    /// When set, every instruction advances `state.stepKey`, and `steps` lists the keys.
-    var stepHasher: ContextHasher?
+    /// Each instruction's step key (the `stepKeys` pass).
     var steps: [StepKeys.Step] = []
     /// `ARG`s declared in this stage, with their values.
     var args: [String: String] = [:]
@@ -38,6 +50,36 @@ struct StageBuilder {
     /// Whether this stage set `CMD` (an `ENTRYPOINT` clears an inherited one only).
     var cmdSet = false
     var stagedFiles = 0
+
+    init(inputs: StageInputs, pass: BuildPass, state: ImageState) {
+        self.inputs = inputs
+        self.pass = pass
+        self.state = state
+    }
+
+    var dockerfile: Dockerfile { inputs.dockerfile }
+    var context: BuildContext { inputs.context }
+    var store: ContentStore { inputs.store }
+    var layerOptions: LayerOptions { inputs.layerOptions }
+    var buildArgs: [String: String] { inputs.buildArgs }
+    var globalArgs: [String: String] { inputs.globalArgs }
+    var stages: [Int: ImageState] { inputs.stages }
+    var images: [String: ImageState] { inputs.images }
+
+    /// Only follow instructions to learn what they read: no layers, no look into the image.
+    var inputsOnly: Bool {
+        if case .build = pass { false } else { true }
+    }
+
+    /// Keys every instruction when set.
+    var stepHasher: ContextHasher? {
+        if case .stepKeys(let hasher) = pass { hasher } else { nil }
+    }
+
+    /// Where staged file contents (from other images, archives) go while the build runs.
+    var scratch: String {
+        if case .build(let scratch, _) = pass { scratch } else { "" }
+    }
 
     var created: String { SourceDateEpoch.rfc3339(layerOptions.epoch) }
     var expander: WordExpander { WordExpander(escape: dockerfile.escape) }
