@@ -72,17 +72,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
+        .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnTestSupport"]),
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI"]),
-        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI"]),
+        .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
         .testTarget(
             name: "KilnBuildTests",
             dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
-        .testTarget(name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI"]),
+        .testTarget(
+            name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(
             name: "KilnLaneTests",
             dependencies: [
@@ -90,7 +92,8 @@ let package = Package(
                 "KilnStore",
             ]),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry"]),
+            name: "IntegrationTests",
+            dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

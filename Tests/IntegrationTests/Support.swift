@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 
 /// Runs programs for the integration tests: kiln's own binary and the tools nobody here wrote
@@ -108,23 +109,10 @@ enum Tools {
     }
 }
 
-/// A fresh directory under /tmp, removed when the value goes away.
-final class Scratch {
-    let path: String
+/// Every integration test's scratch folder (`TemporaryDirectory`, shared by all test targets).
+typealias Scratch = TemporaryDirectory
 
-    init(_ label: String = "it") throws {
-        path = "/tmp/kiln-\(label)-" + UUID().uuidString.prefix(8).lowercased()
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func sub(_ name: String) throws -> String {
-        let full = path + "/" + name
-        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        return full
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
+extension TemporaryDirectory {
     /// A scratch directory holding the sample tree in its `tree` folder.
     static func withSampleTree(_ label: String) throws -> (Scratch, tree: String) {
         let scratch = try Scratch(label)

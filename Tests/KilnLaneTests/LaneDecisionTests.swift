@@ -6,6 +6,7 @@ import KilnOCI
 import KilnProcessors
 import KilnRegistry
 import KilnStore
+import KilnTestSupport
 import Testing
 
 @testable import KilnLane

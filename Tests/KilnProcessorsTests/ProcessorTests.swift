@@ -2,25 +2,10 @@ import Foundation
 import KilnCore
 import KilnOCI
 import KilnProcessors
+import KilnTestSupport
 import Testing
 
-/// A throwaway repository tree.
-final class Tree {
-    let root: String
-
-    init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-proc-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: root) }
-
-    func write(_ path: String, _ text: String) throws {
-        let url = URL(fileURLWithPath: root).appendingPathComponent(path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-    }
-}
+typealias Tree = TemporaryDirectory
 
 struct ProcessorRefTests {
     @Test(
@@ -66,11 +51,11 @@ struct LaneConfigTests {
         let tree = try Tree()
         try tree.write(
             "kiln.yaml", "registry: 127.0.0.1:5000\nowner: acme\nplatforms: [linux/amd64]\npin: oci\njobs: 3\n")
-        let config = try LaneConfig.load(root: tree.root)
+        let config = try LaneConfig.load(root: tree.path)
         #expect(config.registry == "127.0.0.1:5000" && config.owner == "acme" && config.pin == .oci && config.jobs == 3)
         #expect(config.platforms == [.linuxAMD64])
         try tree.write("kiln.yaml", "owner: acme\nplatform: [linux/amd64]\n")
-        #expect { try LaneConfig.load(root: tree.root) } throws: {
+        #expect { try LaneConfig.load(root: tree.path) } throws: {
             "\($0)".contains("kiln.yaml:2: unknown key 'platform'")
         }
     }
@@ -88,11 +73,11 @@ struct DiscoveryTests {
             "ref: text/echo@2\nenabled: false\nbuild: {dockerfile: Dockerfile, platforms: [amd64]}\n")
         try tree.write("code/apps/core/processors/text_echo/Dockerfile", "FROM scratch\n")
         try tree.write("docs/registry.yaml", "not: a processor\n")
-        let processors = try Discovery.processors(LaneConfig(root: tree.root))
+        let processors = try Discovery.processors(LaneConfig(root: tree.path))
         #expect(processors.map(\.ref.description) == ["llm/litellm@1", "text/echo@2"])
         #expect(
-            processors[0].context == tree.root
-                && processors[0].dockerfile == tree.root + "/tools/llm/litellm/1/Dockerfile")
+            processors[0].context == tree.path
+                && processors[0].dockerfile == tree.path + "/tools/llm/litellm/1/Dockerfile")
         #expect(processors[1].enabled == false && processors[1].platforms == [.linuxAMD64])
     }
 
@@ -111,7 +96,7 @@ struct DiscoveryTests {
         let tree = try Tree()
         try tree.write("tools/a/b/1/registry.yaml", text)
         try tree.write("tools/a/b/1/Dockerfile", "FROM scratch\n")
-        #expect { try Discovery.processors(LaneConfig(root: tree.root)) } throws: { error in
+        #expect { try Discovery.processors(LaneConfig(root: tree.path)) } throws: { error in
             "\(error)".contains("tools/a/b/1/" + expected)
         }
     }

@@ -2,18 +2,8 @@ import Foundation
 import KilnCore
 import KilnOCI
 import KilnStore
+import KilnTestSupport
 import Testing
-
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "kiln-store-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 @Suite("Content store")
 struct StoreTests {
