@@ -5,19 +5,11 @@ import PackageDescription
 
 let package = Package(
     name: "kiln",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
+    // One product: the modules share their API through `package` access, not `public`, so
+    // nothing outside this package links against them.
     products: [
-        .executable(name: "kiln", targets: ["kiln"]),
-        .library(name: "KilnCore", targets: ["KilnCore"]),
-        .library(name: "KilnOCI", targets: ["KilnOCI"]),
-        .library(name: "KilnLayers", targets: ["KilnLayers"]),
-        .library(name: "KilnStore", targets: ["KilnStore"]),
-        .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
-        .library(name: "KilnDockerfile", targets: ["KilnDockerfile"]),
-        .library(name: "KilnBuild", targets: ["KilnBuild"]),
-        .library(name: "KilnPin", targets: ["KilnPin"]),
-        .library(name: "KilnProcessors", targets: ["KilnProcessors"]),
-        .library(name: "KilnLane", targets: ["KilnLane"]),
+        .executable(name: "kiln", targets: ["kiln"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -5,11 +5,11 @@ import KilnDockerfile
 /// `RUN` may need files in ways no tool can see. It points out the common costly shape — code
 /// that changes often, copied before an expensive `RUN` that does not mention it — so a code
 /// change does not re-run an install.
-public enum Advice {
-    public struct Item: Sendable, Hashable, CustomStringConvertible {
-        public var location: SourceLocation
-        public var message: String
-        public var description: String { "\(location): \(message)" }
+package enum Advice {
+    package struct Item: Sendable, Hashable, CustomStringConvertible {
+        package var location: SourceLocation
+        package var message: String
+        package var description: String { "\(location): \(message)" }
     }
 
     /// Files that describe dependencies: copying them before an install is the right order.
@@ -28,7 +28,7 @@ public enum Advice {
         "go mod", "make", "mvn ", "gradle", "bundle ", "composer ", "gem install", "curl ", "wget ",
     ]
 
-    public static func advise(_ dockerfile: Dockerfile) -> [Item] {
+    package static func advise(_ dockerfile: Dockerfile) -> [Item] {
         var result = [Item]()
         for stage in dockerfile.stages {
             let instructions = stage.instructions

@@ -4,35 +4,36 @@ import KilnStore
 
 /// A base image as a build used it: the reference as the Dockerfile wrote it, pinned by the
 /// index digest actually pulled, and the platform manifest's digest — what a cache key covers.
-public struct PinnedBase: Sendable, Hashable, CustomStringConvertible {
+package struct PinnedBase: Sendable, Hashable, CustomStringConvertible {
     /// As written (`python:3.11-slim` → `docker.io/library/python@sha256:…`), not where it was
     /// pulled from: a mirror serving the same image gives the same key.
-    public var reference: ImageReference
+    package var reference: ImageReference
     /// The platform manifest's digest.
-    public var manifestDigest: Digest
+    package var manifestDigest: Digest
     /// The repository the image was really pulled from (a mirror, a replacement), for mounts.
-    public var source: Repository?
+    package var source: Repository?
 
-    public init(reference: ImageReference, manifestDigest: Digest, source: Repository?) {
+    package init(reference: ImageReference, manifestDigest: Digest, source: Repository?) {
         self.reference = reference
         self.manifestDigest = manifestDigest
         self.source = source
     }
 
     /// `REFERENCE MANIFEST-DIGEST`, as a key line lists a base.
-    public var description: String { "\(reference) \(manifestDigest)" }
+    package var description: String { "\(reference) \(manifestDigest)" }
 }
 
 /// A base image for one platform, with its layers in the local store.
-public struct BaseImage: Sendable {
+package struct BaseImage: Sendable {
     /// What the build records of it; nil for images kiln holds itself (`RUN` checkpoints).
-    public var pinned: PinnedBase?
-    public var config: ImageConfig
-    public var layers: [Descriptor]
+    package var pinned: PinnedBase?
+    package var config: ImageConfig
+    package var layers: [Descriptor]
     /// The manifest itself, for images kiln holds in its store (checkpoints).
-    public var manifestDescriptor: Descriptor?
+    package var manifestDescriptor: Descriptor?
 
-    public init(pinned: PinnedBase?, config: ImageConfig, layers: [Descriptor], manifestDescriptor: Descriptor? = nil) {
+    package init(pinned: PinnedBase?, config: ImageConfig, layers: [Descriptor], manifestDescriptor: Descriptor? = nil)
+    {
         self.pinned = pinned
         self.config = config
         self.layers = layers
@@ -40,19 +41,19 @@ public struct BaseImage: Sendable {
     }
 
     /// The platform manifest's digest: what a step key chains from.
-    public var manifestDigest: Digest { pinned?.manifestDigest ?? manifestDescriptor!.digest }
+    package var manifestDigest: Digest { pinned?.manifestDigest ?? manifestDescriptor!.digest }
 }
 
 /// Where `FROM` and `COPY --from=image` images come from, their layers put in the store (a
 /// registry, in the lane: `RegistryBaseImages`).
-public protocol BaseImageSource: Sendable {
+package protocol BaseImageSource: Sendable {
     /// The image `reference` offers for `platform`.
     func image(_ reference: ImageReference, platform: Platform) async throws -> BaseImage
 }
 
 /// Where `RUN` checkpoints recorded by other runs come from (a registry, in the lane), looked for
 /// after the local store.
-public protocol CheckpointSource: Sendable {
+package protocol CheckpointSource: Sendable {
     /// The checkpoint recorded under `key`, fetched into `store` (with its config and layers);
     /// nil when there is none.
     func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage?

@@ -10,15 +10,15 @@ import KilnDockerfile
 /// The build context: a directory and the `.dockerignore` rules that hide part of it. Sources
 /// are named relative to its root; nothing outside it can be read, and ignored paths do not
 /// exist as far as `COPY` is concerned.
-public struct BuildContext: Sendable {
-    public let root: String
-    public let ignore: DockerIgnore
+package struct BuildContext: Sendable {
+    package let root: String
+    package let ignore: DockerIgnore
     /// The ignore file used, if any.
-    public let ignoreFile: String?
+    package let ignoreFile: String?
 
     /// - Parameter hiding: absolute paths to leave out as if `.dockerignore` named them, after
     ///   its own rules (so no `!` pattern brings them back).
-    public init(root: String, dockerfile: String, hiding: [String] = []) throws(BuildError) {
+    package init(root: String, dockerfile: String, hiding: [String] = []) throws(BuildError) {
         let absolute = FilePaths.absolute(root)
         guard FilePaths.isDirectory(absolute) else {
             throw .input("the build context '\(root)' is not a directory", location: nil)
@@ -41,24 +41,24 @@ public struct BuildContext: Sendable {
     static let alwaysHidden = ["**/\(AtomicFileWriter.temporaryPrefix)*", "**/.tmp-registry.yaml-*"]
 
     /// One file-system object of the context.
-    public struct Item: Sendable, Hashable {
-        public enum Kind: Sendable, Hashable {
+    package struct Item: Sendable, Hashable {
+        package enum Kind: Sendable, Hashable {
             case file
             case directory
             case symlink(String)
         }
         /// Relative to the context root (`""` for the root).
-        public var path: String
-        public var kind: Kind
-        public var mode: UInt32
+        package var path: String
+        package var kind: Kind
+        package var mode: UInt32
     }
 
-    public func diskPath(_ item: Item) -> String { item.path.isEmpty ? root : root + "/" + item.path }
+    package func diskPath(_ item: Item) -> String { item.path.isEmpty ? root : root + "/" + item.path }
 
     /// What a `COPY` source names: the items matching it (several for a wildcard), each with
     /// symlinks along the way followed inside the context.
     /// - Throws: `BuildError.input` for a source outside the context or one that matches nothing.
-    public func resolve(source: String, at location: SourceLocation?) throws(BuildError) -> [Item] {
+    package func resolve(source: String, at location: SourceLocation?) throws(BuildError) -> [Item] {
         let components = try Self.components(of: source, at: location)
         if components.contains(where: Glob.hasWildcard) {
             var matches = [Item]()
@@ -203,7 +203,7 @@ public struct BuildContext: Sendable {
 
     /// Everything below a directory item that `.dockerignore` lets through, parents first. An
     /// excluded directory is entered only when a `!` pattern may re-include something in it.
-    public func walk(_ directory: Item, excluding excludes: DockerIgnore? = nil) throws(BuildError) -> [Item] {
+    package func walk(_ directory: Item, excluding excludes: DockerIgnore? = nil) throws(BuildError) -> [Item] {
         var result = [Item]()
         try walk(directory.path, base: directory.path, excludes: excludes, into: &result)
         return result

@@ -2,8 +2,8 @@ import KilnCore
 
 /// Why a build stopped: what went wrong (`problem`, decided on by callers), and the Dockerfile
 /// line it comes from. The words a user reads are all in `description`.
-public struct BuildError: KilnError {
-    public enum Problem: Sendable {
+package struct BuildError: KilnError {
+    package enum Problem: Sendable {
         /// The Dockerfile or the context asks for something that cannot be done as written.
         case invalid(String)
         /// A `COPY`/`ADD` source that is not in the build context (a pattern: that nothing
@@ -23,25 +23,25 @@ public struct BuildError: KilnError {
         case underlying(any KilnError)
     }
 
-    public var problem: Problem
-    public var location: SourceLocation?
+    package var problem: Problem
+    package var location: SourceLocation?
     /// A sentence appended to the description (which setting to change, say).
-    public var hint: String?
+    package var hint: String?
 
-    public init(_ problem: Problem, location: SourceLocation? = nil) {
+    package init(_ problem: Problem, location: SourceLocation? = nil) {
         self.problem = problem
         self.location = location
     }
 
-    public static func input(_ message: String, location: SourceLocation?) -> BuildError {
+    package static func input(_ message: String, location: SourceLocation?) -> BuildError {
         BuildError(.invalid(message), location: location)
     }
 
-    public static func io(_ error: FileError) -> BuildError { BuildError(.file(error)) }
+    package static func io(_ error: FileError) -> BuildError { BuildError(.file(error)) }
 
     /// Another error, placed at a Dockerfile line when one is known; kiln's own errors are kept
     /// whole, so their category and cases survive.
-    public static func wrapping(_ error: any Error, at location: SourceLocation?) -> BuildError {
+    package static func wrapping(_ error: any Error, at location: SourceLocation?) -> BuildError {
         if var error = error as? BuildError {
             if error.location == nil { error.location = location }
             return error
@@ -52,11 +52,11 @@ public struct BuildError: KilnError {
     }
 
     /// The source a `COPY` missed, for callers that look for it elsewhere.
-    public var missingSource: String? {
+    package var missingSource: String? {
         if case .missingSource(let source, _) = problem { source } else { nil }
     }
 
-    public var message: String {
+    package var message: String {
         var text: String
         switch problem {
         case .invalid(let message): text = message
@@ -81,12 +81,12 @@ public struct BuildError: KilnError {
         return text
     }
 
-    public var description: String {
+    package var description: String {
         guard let location else { return message }
         return "\(location): \(message)"
     }
 
-    public var category: ErrorCategory {
+    package var category: ErrorCategory {
         switch problem {
         case .invalid, .missingSource, .runNeedsExecutor, .runFailed: .input
         case .executor: .internal

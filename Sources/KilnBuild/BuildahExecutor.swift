@@ -3,6 +3,7 @@ import KilnCore
 import KilnDockerfile
 import KilnOCI
 import KilnStore
+import Synchronization
 
 /// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
 /// segment at a time — the instructions after a checkpoint up to and including the next `RUN` —
@@ -15,32 +16,32 @@ import KilnStore
 /// buildah's image and layer tables, and what buildah keeps of a secret never reaches the store
 /// that CI caches. The folder goes when the segment ends, when kiln is interrupted, or at the next
 /// run's sweep after a `kill -9`.
-public struct BuildahExecutor: Sendable {
+package struct BuildahExecutor: Sendable {
     /// Where each segment's private folder (buildah storage, secret files, export) is made.
-    public let runtimeRoot: String
-    public var isolation = "chroot"
+    package let runtimeRoot: String
+    package var isolation = "chroot"
     /// Each line buildah prints, for a prefixed live log (secret values already masked).
-    public var log: @Sendable (String) -> Void = { _ in }
+    package var log: @Sendable (String) -> Void = { _ in }
     /// Secrets for `RUN --mount=type=secret,id=…`; their values never reach a layer, the log,
     /// an error or the step key.
-    public var secrets: [Secret] = []
+    package var secrets: [Secret] = []
 
     /// A build secret: its id and where its value comes from.
-    public struct Secret: Sendable, Hashable {
-        public enum Source: Sendable, Hashable {
+    package struct Secret: Sendable, Hashable {
+        package enum Source: Sendable, Hashable {
             case environment(String)
             case file(String)
         }
-        public var id: String
-        public var source: Source
+        package var id: String
+        package var source: Source
 
-        public init(id: String, source: Source) {
+        package init(id: String, source: Source) {
             self.id = id
             self.source = source
         }
 
         /// Parses Docker's `id=NAME[,env=VAR|,src=FILE]` (an `env` of the id's name by default).
-        public init?(parsing text: String) {
+        package init?(parsing text: String) {
             var fields = [String: String]()
             for part in text.split(separator: ",") {
                 let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
@@ -72,12 +73,12 @@ public struct BuildahExecutor: Sendable {
         }
     }
 
-    public init(runtimeRoot: String) { self.runtimeRoot = runtimeRoot }
+    package init(runtimeRoot: String) { self.runtimeRoot = runtimeRoot }
 
     /// How many buildah builds ran, and how many `RUN` steps they ran (for reports and tests).
-    public final class Counters: Sendable {
-        private let counts = Locked((runs: 0, steps: 0, checkpoints: [NewCheckpoint]()))
-        public init() {}
+    package final class Counters: Sendable {
+        private let counts = Mutex((runs: 0, steps: 0, checkpoints: [NewCheckpoint]()))
+        package init() {}
         func add(steps: Int) {
             counts.withLock {
                 $0.runs += 1
@@ -85,9 +86,9 @@ public struct BuildahExecutor: Sendable {
             }
         }
         func recorded(_ checkpoint: NewCheckpoint) { counts.withLock { $0.checkpoints.append(checkpoint) } }
-        public var runs: Int { counts.withLock { $0.runs } }
-        public var steps: Int { counts.withLock { $0.steps } }
-        public var checkpoints: [NewCheckpoint] { counts.withLock { $0.checkpoints } }
+        package var runs: Int { counts.withLock { $0.runs } }
+        package var steps: Int { counts.withLock { $0.steps } }
+        package var checkpoints: [NewCheckpoint] { counts.withLock { $0.checkpoints } }
     }
 
     struct Segment {
@@ -217,18 +218,18 @@ public struct BuildahExecutor: Sendable {
     }
 
     /// A `RUN` checkpoint: the image after a step, recorded under the step's key.
-    public struct Checkpoint: Codable {
+    package struct Checkpoint: Codable {
         var manifest: Descriptor
 
         /// The checkpoint recorded under `key`, when its blobs are all in the store.
-        public static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
+        package static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
             guard let record = try? store.record(Checkpoint.self, kind: "checkpoint", key: key) else { return nil }
             return try? load(record.manifest, key: key, store: store)
         }
 
         /// Records the manifest `descriptor` (in the store with its config and layers) as the
         /// checkpoint of `key`, and returns it as an image to build on.
-        public static func record(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
+        package static func record(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
             try store.setRecord(Checkpoint(manifest: descriptor), kind: "checkpoint", key: key)
             return try load(descriptor, key: key, store: store)
         }

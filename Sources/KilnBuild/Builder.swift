@@ -5,26 +5,26 @@ import KilnOCI
 import KilnStore
 
 /// What to build and how.
-public struct BuildOptions: Sendable {
-    public var platforms: [Platform]
+package struct BuildOptions: Sendable {
+    package var platforms: [Platform]
     /// `--build-arg NAME=VALUE`.
-    public var buildArgs: [String: String] = [:]
+    package var buildArgs: [String: String] = [:]
     /// The stage to build (`--target`); the last one when nil.
-    public var target: String?
-    public var layerOptions: LayerOptions
+    package var target: String?
+    package var layerOptions: LayerOptions
     /// The platform kiln runs on, for `BUILDPLATFORM` and friends.
-    public var buildPlatform: Platform
+    package var buildPlatform: Platform
     /// Runs `RUN` steps; without one a stage that needs `RUN` is refused before any work.
-    public var executor: BuildahExecutor?
+    package var executor: BuildahExecutor?
     /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
-    public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
+    package var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
     /// Checkpoints shared through a registry, looked up after the local store.
-    public var checkpoints: (any CheckpointSource)?
+    package var checkpoints: (any CheckpointSource)?
     /// `RUN` segments under way in this run, shared by every build of it, so two builds that
     /// need the same step at once run it once.
-    public var stepRuns = StepRuns()
+    package var stepRuns = StepRuns()
 
-    public init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
+    package init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
         self.layerOptions = layerOptions
         self.buildPlatform = buildPlatform
@@ -33,7 +33,7 @@ public struct BuildOptions: Sendable {
 
 extension Platform {
     /// The platform of the machine kiln runs on.
-    public static var host: Platform {
+    package static var host: Platform {
         #if arch(arm64)
             return .linuxARM64
         #else
@@ -49,40 +49,40 @@ extension Platform {
 }
 
 /// What a build for one platform reads: everything its cache key must cover.
-public struct BuildInputs: Sendable {
-    public var platform: Platform
+package struct BuildInputs: Sendable {
+    package var platform: Platform
     /// Context items read by `COPY`/`ADD`, sorted by path, each once.
-    public var files: [BuildContext.Item]
+    package var files: [BuildContext.Item]
     /// Every base and `--from` image, pinned, sorted.
-    public var bases: [PinnedBase]
+    package var bases: [PinnedBase]
     /// The `--build-arg`s an `ARG` took.
-    public var buildArgs: [String: String]
+    package var buildArgs: [String: String]
 }
 
 /// What a build made.
-public struct BuildResult: Sendable {
-    public var bundle: ImageBundle
+package struct BuildResult: Sendable {
+    package var bundle: ImageBundle
     /// Base images used, pinned by digest, over every platform.
-    public var bases: [PinnedBase]
+    package var bases: [PinnedBase]
     /// `--build-arg`s no `ARG` declared (Docker warns about these).
-    public var unusedBuildArgs: [String]
+    package var unusedBuildArgs: [String]
     /// buildah builds run, and `RUN` steps they ran (0 when every step came from a checkpoint).
-    public var executorRuns = 0
-    public var stepsRun = 0
+    package var executorRuns = 0
+    package var stepsRun = 0
     /// Checkpoints this build recorded, for the caller to publish once everything succeeded.
-    public var newCheckpoints: [NewCheckpoint] = []
+    package var newCheckpoints: [NewCheckpoint] = []
 }
 
 /// Builds a Dockerfile natively: for each platform, the stages the target needs, in order, each
 /// from its base image's layers (reused untouched) plus the layers kiln writes.
-public struct Builder: Sendable {
-    public let dockerfile: Dockerfile
-    public let context: BuildContext
-    public let store: ContentStore
-    public let bases: any BaseImageSource
-    public let options: BuildOptions
+package struct Builder: Sendable {
+    package let dockerfile: Dockerfile
+    package let context: BuildContext
+    package let store: ContentStore
+    package let bases: any BaseImageSource
+    package let options: BuildOptions
 
-    public init(
+    package init(
         dockerfile: Dockerfile, context: BuildContext, store: ContentStore, bases: any BaseImageSource,
         options: BuildOptions
     ) {
@@ -94,7 +94,7 @@ public struct Builder: Sendable {
     }
 
     /// The stage built as the result.
-    public func targetStage() throws(BuildError) -> Stage {
+    package func targetStage() throws(BuildError) -> Stage {
         guard let target = options.target else { return dockerfile.stages[dockerfile.stages.count - 1] }
         guard let stage = dockerfile.stage(named: target) else {
             let names = dockerfile.stages.map { $0.name ?? String($0.index) }
@@ -105,7 +105,7 @@ public struct Builder: Sendable {
 
     /// Checks what can be checked before any work: the target exists, every stage it needs is
     /// known, and no needed stage has a `RUN` (which needs a container runtime).
-    public func preflight(allowingRun: Bool? = nil) throws(BuildError) -> [Stage] {
+    package func preflight(allowingRun: Bool? = nil) throws(BuildError) -> [Stage] {
         let allowingRun = allowingRun ?? (options.executor != nil)
         let target = try targetStage()
         var needed = Set<Int>()
@@ -163,7 +163,7 @@ public struct Builder: Sendable {
             location: location)
     }
 
-    public func build() async throws -> BuildResult {
+    package func build() async throws -> BuildResult {
         let stages = try preflight()
         if options.executor != nil, let run = stages.lazy.compactMap(\.lastRun).first {
             for platform in options.platforms {
@@ -201,7 +201,7 @@ public struct Builder: Sendable {
     /// `COPY`/`ADD` instructions read (after `.dockerignore`, sorted, each once) and the base
     /// images by platform manifest digest. Base images are resolved but their layers are not
     /// fetched when the source does not need them.
-    public func inputs() async throws -> [BuildInputs] {
+    package func inputs() async throws -> [BuildInputs] {
         let stages = try preflight(allowingRun: true)
         var result = [BuildInputs]()
         for platform in options.platforms {
@@ -218,7 +218,7 @@ public struct Builder: Sendable {
 
     /// The step keys of every instruction of the stages the target needs, per platform and stage
     /// index, computed without running anything (see `StepKeys`).
-    public func stepKeys(hasher: ContextHasher) async throws -> [Platform: [Int: [StepKeys.Step]]] {
+    package func stepKeys(hasher: ContextHasher) async throws -> [Platform: [Int: [StepKeys.Step]]] {
         let stages = try preflight(allowingRun: true)
         var result = [Platform: [Int: [StepKeys.Step]]]()
         for platform in options.platforms {
@@ -470,7 +470,7 @@ extension Builder {
 extension ContentStore {
     /// Puts a bundle's configs, manifests and index in the store, so it can serve the whole image
     /// to a push or a layout (the layers are there already).
-    public func stage(_ bundle: ImageBundle) throws(StoreError) {
+    package func stage(_ bundle: ImageBundle) throws(StoreError) {
         for image in bundle.images {
             _ = try put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
             _ = try put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)

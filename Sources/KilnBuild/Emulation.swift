@@ -4,9 +4,9 @@ import KilnOCI
 /// Whether `RUN` can execute for a platform on this machine: natively, or through QEMU user
 /// emulation registered with binfmt_misc. Checked before any work, so a lane never half-builds
 /// a platform it cannot run.
-public enum Emulation {
+package enum Emulation {
     /// Where binfmt_misc entries live; `KILN_BINFMT_DIR` points elsewhere (tests).
-    public static func directory(environment: [String: String]) -> String {
+    package static func directory(environment: [String: String]) -> String {
         environment["KILN_BINFMT_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/proc/sys/fs/binfmt_misc"
     }
 
@@ -22,7 +22,7 @@ public enum Emulation {
     }
 
     /// Throws unless `platform` runs natively on `host` or has an enabled QEMU entry.
-    public static func check(_ platform: Platform, host: Platform, directory: String, location: SourceLocation?)
+    package static func check(_ platform: Platform, host: Platform, directory: String, location: SourceLocation?)
         throws(BuildError)
     {
         guard platform.architecture != host.architecture else { return }

@@ -7,17 +7,17 @@ import KilnStore
 
 /// The content hashes of context files, read in parallel and remembered in a `StatCache`, so
 /// an unchanged tree is re-checked from `stat` alone.
-public final class ContextHasher: Sendable {
-    public let root: String
-    public let cache: StatCache
+package final class ContextHasher: Sendable {
+    package let root: String
+    package let cache: StatCache
 
-    public init(root: String, store: ContentStore) {
+    package init(root: String, store: ContentStore) {
         self.root = root
         self.cache = StatCache(store: store, tree: root)
     }
 
     /// The SHA-256 of each regular file among `items` (by context path).
-    public func digests(of items: [BuildContext.Item]) throws(BuildError) -> [String: Digest] {
+    package func digests(of items: [BuildContext.Item]) throws(BuildError) -> [String: Digest] {
         let files = items.filter { $0.kind == .file }.map(\.path)
         var result = [String: Digest]()
         var pending = [(path: String, identity: StatCache.Identity)]()
@@ -58,7 +58,7 @@ public final class ContextHasher: Sendable {
     }
 
     /// Writes the stat cache back (a failure only costs re-reading files next time).
-    public func save() { try? cache.save() }
+    package func save() { try? cache.save() }
 }
 
 /// A build's cache key for one platform: the SHA-256 of everything that decides its bytes, so
@@ -71,29 +71,29 @@ public final class ContextHasher: Sendable {
 /// files the `COPY`/`ADD` instructions read, after `.dockerignore` — path, type, mode, and the
 /// content's SHA-256 or the symlink's target. Owners and times of context files are not in it:
 /// they do not reach the image.
-public struct InputKey: Sendable {
+package struct InputKey: Sendable {
     /// Bump when a change to kiln makes the same inputs give different bytes.
-    public static let format = "kiln-input-key/1"
+    package static let format = "kiln-input-key/1"
 
     /// What the key is made of, kept so a later key can say which part changed.
-    public struct Parts: Codable, Sendable, Equatable {
-        public var format: String
-        public var platform: String
-        public var target: String
+    package struct Parts: Codable, Sendable, Equatable {
+        package var format: String
+        package var platform: String
+        package var target: String
         /// The SHA-256 of the Dockerfile as parsed (`dockerfileDigest`).
-        public var dockerfile: String
+        package var dockerfile: String
         /// The build args an `ARG` took.
-        public var args: [String: String]
+        package var args: [String: String]
         /// Each base and `--from` image: `REFERENCE PLATFORM-MANIFEST-DIGEST`, sorted.
-        public var bases: [String]
+        package var bases: [String]
         /// `epoch=… compression=…`.
-        public var layers: String
+        package var layers: String
         /// Each context file's leaf of the hash list (type, mode, content digest), by path.
-        public var files: [String: String]
+        package var files: [String: String]
         /// The root of the hash list over `files`, in path order.
-        public var filesRoot: String
+        package var filesRoot: String
 
-        public init(
+        package init(
             format: String, platform: String, target: String, dockerfile: String, args: [String: String],
             bases: [String],
             layers: String, files: [String: String], filesRoot: String
@@ -111,7 +111,7 @@ public struct InputKey: Sendable {
     }
 
     /// One way a key differs from an earlier one, in the order `differences(from:)` lists them.
-    public enum Difference: Sendable, Equatable, CustomStringConvertible {
+    package enum Difference: Sendable, Equatable, CustomStringConvertible {
         case dockerfile
         case base(reference: String)
         case buildArg(String)
@@ -120,7 +120,7 @@ public struct InputKey: Sendable {
         case fileChanged(String)
         case fileRemoved(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .dockerfile: "the Dockerfile changed"
             case .base(let reference): "base image \(reference) moved"
@@ -133,10 +133,10 @@ public struct InputKey: Sendable {
         }
     }
 
-    public var parts: Parts
-    public var digest: Digest
+    package var parts: Parts
+    package var digest: Digest
 
-    public init(
+    package init(
         dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest],
         layerOptions: LayerOptions
     ) {
@@ -162,7 +162,7 @@ public struct InputKey: Sendable {
     }
 
     /// A key from parts already made (a recorded key, a test).
-    public init(parts: Parts) {
+    package init(parts: Parts) {
         self.parts = parts
         digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
     }
@@ -181,7 +181,7 @@ public struct InputKey: Sendable {
 
     /// How this key's parts differ from `earlier`'s: the Dockerfile, each moved base, each
     /// changed build arg, the layer settings, then every file added, changed or removed, by path.
-    public func differences(from earlier: Parts) -> [Difference] {
+    package func differences(from earlier: Parts) -> [Difference] {
         var result = [Difference]()
         if parts.dockerfile != earlier.dockerfile { result.append(.dockerfile) }
         let oldBases = Set(earlier.bases)
@@ -202,7 +202,7 @@ public struct InputKey: Sendable {
 
     /// The Dockerfile as kiln reads it: instruction texts (continuations joined, comments and
     /// blank lines gone) and heredoc bodies, so a reformatted comment does not rebuild anything.
-    public static func dockerfileDigest(_ dockerfile: Dockerfile) -> Digest {
+    package static func dockerfileDigest(_ dockerfile: Dockerfile) -> Digest {
         var text = "escape \(dockerfile.escape)\n"
         var instructions = dockerfile.globalArgs
         for stage in dockerfile.stages { instructions += [stage.from] + stage.instructions }

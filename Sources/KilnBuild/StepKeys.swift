@@ -13,13 +13,13 @@ import KilnOCI
 /// `COPY --from` the key of that stage or the digest of that image. Heredoc bodies are part of
 /// the instruction. `ENV`, `WORKDIR` and the like need nothing more: they are instructions
 /// before, so they are in the parent key.
-public enum StepKeys {
-    public static let format = "kiln-step-key/1"
+package enum StepKeys {
+    package static let format = "kiln-step-key/1"
 
     /// One instruction and the key of the state after it.
-    public struct Step: Sendable {
-        public var instruction: Instruction
-        public var key: Digest
+    package struct Step: Sendable {
+        package var instruction: Instruction
+        package var key: Digest
     }
 
     static func start(scratch platform: Platform) -> Digest {

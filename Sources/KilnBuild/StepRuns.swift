@@ -5,10 +5,10 @@ import KilnOCI
 /// share their first steps (the same `FROM`, `ENV` and `RUN apt-get …`); when two builds of a run
 /// need the same step at the same time, the second waits for the first and starts from its
 /// checkpoint instead of running buildah again.
-public actor StepRuns {
+package actor StepRuns {
     private var running = [Digest: Task<BaseImage, any Error>]()
 
-    public init() {}
+    package init() {}
 
     /// The checkpoint image for `key`: the one a build already running it makes, else one
     /// `recorded()` finds (a build of this run finished it a moment ago), else `run()`'s.
@@ -26,7 +26,7 @@ public actor StepRuns {
 }
 
 /// A checkpoint a build recorded, to publish once the build succeeded.
-public struct NewCheckpoint: Sendable {
-    public var key: Digest
-    public var manifest: Descriptor
+package struct NewCheckpoint: Sendable {
+    package var key: Digest
+    package var manifest: Descriptor
 }

@@ -11,14 +11,14 @@
 /// failed or interrupted write leaves nothing behind. A process killed outright can leave a
 /// `.kiln-tmp-PID-…` file, which is never mistaken for the real one: build contexts hide that
 /// name, and `ScratchDirectory.sweep` removes it once its process is gone.
-public final class AtomicFileWriter {
+package final class AtomicFileWriter {
     /// How every temporary file's name starts; the owner's process id follows.
-    public static let temporaryPrefix = ".kiln-tmp-"
+    package static let temporaryPrefix = ".kiln-tmp-"
 
     /// Where the file will appear on `commit`.
-    public private(set) var destination: String
+    package private(set) var destination: String
     /// The temporary file receiving the bytes.
-    public let temporaryPath: String
+    package let temporaryPath: String
     private var descriptor: Int32
     private var state: State = .open
     private let registration: Interruption.Registration
@@ -28,7 +28,7 @@ public final class AtomicFileWriter {
     /// Creates the temporary file beside `destination`.
     /// - Parameter permissions: the mode the final file gets (before umask is not applied: exact).
     /// - Throws: `FileError` when the directory is missing or not writable.
-    public init(destination: String, permissions: mode_t = 0o644) throws(FileError) {
+    package init(destination: String, permissions: mode_t = 0o644) throws(FileError) {
         let directory = FilePaths.directory(of: destination)
         let base = FilePaths.lastComponent(of: destination)
         var template = Array("\(directory)/\(Self.temporaryPrefix)\(getpid())-\(base.prefix(40))-XXXXXX".utf8CString)
@@ -49,7 +49,7 @@ public final class AtomicFileWriter {
 
     /// Appends bytes.
     /// - Throws: `FileError` when the write fails (disk full, I/O error).
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
         precondition(state == .open, "write after commit or discard")
         var offset = 0
         while offset < bytes.count {
@@ -66,7 +66,7 @@ public final class AtomicFileWriter {
     /// - Parameter destination: a different final path in the same directory, when the name is
     ///   known only at the end (a blob named by its digest).
     /// - Throws: `FileError` when flushing or renaming fails; the temporary file is removed then.
-    public func commit(as destination: String? = nil) throws(FileError) {
+    package func commit(as destination: String? = nil) throws(FileError) {
         precondition(state == .open, "commit twice")
         if let destination { self.destination = destination }
         guard fsync(descriptor) == 0 else {
@@ -87,7 +87,7 @@ public final class AtomicFileWriter {
     }
 
     /// Abandons the write and removes the temporary file. Safe to call more than once.
-    public func discard() {
+    package func discard() {
         guard state == .open else { return }
         state = .discarded
         if descriptor >= 0 { close(descriptor) }
@@ -97,7 +97,7 @@ public final class AtomicFileWriter {
     }
 
     /// Writes `bytes` to `path` atomically in one call.
-    public static func write(_ bytes: some ByteStorage, to path: String, permissions: mode_t = 0o644)
+    package static func write(_ bytes: some ByteStorage, to path: String, permissions: mode_t = 0o644)
         throws(FileError)
     {
         let writer = try AtomicFileWriter(destination: path, permissions: permissions)

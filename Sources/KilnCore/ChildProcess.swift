@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -10,26 +11,26 @@ import Dispatch
 /// one stream handed over line by line. The wait happens on a thread of its own, never on the
 /// cooperative pool, so several children can run while kiln's tasks go on. While it runs, the
 /// group is registered with `Interruption`, so SIGINT or SIGTERM to kiln stops it too.
-public enum ChildProcess {
-    public struct Outcome: Sendable {
+package enum ChildProcess {
+    package struct Outcome: Sendable {
         /// The exit status, or 128 + the signal that ended it.
-        public var status: Int32
+        package var status: Int32
         /// The end of what it printed (stdout and stderr interleaved), at most `tailLimit` bytes:
         /// a chatty build keeps memory flat, and errors quote its last lines.
-        public var output: String
+        package var output: String
         /// It ran past its timeout and was stopped.
-        public var timedOut = false
+        package var timedOut = false
     }
 
     /// How much of a child's output is kept for `Outcome.output`.
-    public static let tailLimit = 256 << 10
+    package static let tailLimit = 256 << 10
 
     /// Why a program could not be started.
-    public struct LaunchError: KilnError {
-        public var program: String
-        public var code: Int32
-        public var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
-        public var category: ErrorCategory { .internal }
+    package struct LaunchError: KilnError {
+        package var program: String
+        package var code: Int32
+        package var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
+        package var category: ErrorCategory { .internal }
     }
 
     /// Runs `program` with `arguments` and waits for it to end. Cancelling the task, or the
@@ -38,7 +39,7 @@ public enum ChildProcess {
     ///   - environment: the child's environment (`NAME=value`); the parent's when nil.
     ///   - timeout: seconds it may run; unlimited when nil.
     ///   - line: called with each line of output as it arrives (without the newline).
-    public static func run(
+    package static func run(
         _ program: String, _ arguments: [String], environment: [String]? = nil, timeout: Double? = nil,
         line: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws(LaunchError) -> Outcome {
@@ -65,9 +66,9 @@ public enum ChildProcess {
         let pid: pid_t
         let output: Int32
         let registration: Interruption.Registration
-        private let stopped = Locked((requested: false, timedOut: false))
+        private let stopped = Mutex((requested: false, timedOut: false))
         /// Set once `waitpid` reaped it: its group id may then belong to someone else.
-        private let reaped = Locked(false)
+        private let reaped = Mutex(false)
 
         init(pid: pid_t, output: Int32) {
             self.pid = pid
@@ -181,7 +182,7 @@ public enum ChildProcess {
     }
 
     /// The first executable named `tool` on `PATH`.
-    public static func find(_ tool: String, path: String?) -> String? {
+    package static func find(_ tool: String, path: String?) -> String? {
         for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = "\(directory)/\(tool)"
             if access(candidate, X_OK) == 0 { return candidate }

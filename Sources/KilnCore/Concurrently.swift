@@ -1,7 +1,7 @@
 extension Array where Element: Sendable {
     /// `body` applied to every element, at most `width` at once, the results in element order.
     /// The first error stops starting new work and is thrown once the running ones end.
-    public func mapConcurrently<Result: Sendable>(
+    package func mapConcurrently<Result: Sendable>(
         width: Int, _ body: @escaping @Sendable (Element) async throws -> Result
     ) async throws -> [Result] {
         try await withThrowingTaskGroup(of: (Int, Result).self) { group in
@@ -22,7 +22,7 @@ extension Array where Element: Sendable {
     }
 
     /// `mapConcurrently` for work that cannot fail.
-    public func mapConcurrently<Result: Sendable>(
+    package func mapConcurrently<Result: Sendable>(
         width: Int, _ body: @escaping @Sendable (Element) async -> Result
     ) async -> [Result] {
         await withTaskGroup(of: (Int, Result).self) { group in

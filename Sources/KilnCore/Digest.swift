@@ -2,20 +2,20 @@
 /// `algorithm ":" encoded`. Kiln produces and accepts SHA-256 only, in its canonical form of
 /// 64 lower-case hex characters; anything else is rejected when parsed, so no API past the edge
 /// of the program handles a digest as a free string.
-public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, CustomDebugStringConvertible {
+package struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, CustomDebugStringConvertible {
     /// The hash algorithms kiln understands.
-    public enum Algorithm: String, Sendable, Hashable {
+    package enum Algorithm: String, Sendable, Hashable {
         case sha256
     }
 
     /// The algorithm, `.sha256`.
-    public let algorithm: Algorithm
+    package let algorithm: Algorithm
     /// The 64 lower-case hex characters of the hash.
-    public let hex: String
+    package let hex: String
 
     /// Parses `sha256:<64 lower-case hex>` strictly.
     /// - Throws: `DigestError.invalid` with the reason when the text is not of that form.
-    public init(parsing text: String) throws(DigestError) {
+    package init(parsing text: String) throws(DigestError) {
         guard let colon = text.firstIndex(of: ":") else {
             throw .invalid(text, reason: "expected 'sha256:' followed by 64 hex characters")
         }
@@ -28,7 +28,7 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     }
 
     /// Builds a SHA-256 digest from its hex part, checked as strictly as `init(parsing:)`.
-    public init(sha256Hex hex: String) throws(DigestError) {
+    package init(sha256Hex hex: String) throws(DigestError) {
         try self.init(algorithm: .sha256, hex: hex, original: "sha256:" + hex)
     }
 
@@ -58,16 +58,16 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     }
 
     /// `sha256:<hex>`, the form registries and OCI documents use.
-    public var description: String { "\(algorithm.rawValue):\(hex)" }
-    public var debugDescription: String { "Digest(\(description))" }
+    package var description: String { "\(algorithm.rawValue):\(hex)" }
+    package var debugDescription: String { "Digest(\(description))" }
     /// The first 12 hex characters, for messages meant for people.
-    public var short: String { String(hex.prefix(12)) }
+    package var short: String { String(hex.prefix(12)) }
 
-    public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
+    package static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
 }
 
 extension Digest: Codable {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         do {
@@ -77,21 +77,21 @@ extension Digest: Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
 }
 
 /// Why a text is not a digest.
-public enum DigestError: KilnError, Equatable {
+package enum DigestError: KilnError, Equatable {
     case invalid(String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalid(let text, let reason): "'\(text)' is not a valid digest: \(reason)"
         }
     }
 
-    public var category: ErrorCategory { .input }
+    package var category: ErrorCategory { .input }
 }

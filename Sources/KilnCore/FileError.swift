@@ -5,26 +5,26 @@
 #endif
 
 /// A failed system call on a named path, with the operating system's own explanation.
-public struct FileError: KilnError, Equatable {
+package struct FileError: KilnError, Equatable {
     /// What kiln was doing: "open", "read", "write", "rename", …
-    public var operation: String
+    package var operation: String
     /// The path involved.
-    public var path: String
+    package var path: String
     /// The `errno` value.
-    public var code: Int32
+    package var code: Int32
     /// Why, in words, when the system's explanation for `code` would not say it.
-    public var reason: String?
+    package var reason: String?
 
-    public init(_ operation: String, path: String, code: Int32 = errno, reason: String? = nil) {
+    package init(_ operation: String, path: String, code: Int32 = errno, reason: String? = nil) {
         self.operation = operation
         self.path = path
         self.code = code
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         "cannot \(operation) '\(path)': \(reason ?? String(cString: strerror(code)))"
     }
 
-    public var category: ErrorCategory { .io }
+    package var category: ErrorCategory { .io }
 }

@@ -5,10 +5,10 @@
 #endif
 
 /// The type bits of a `stat` mode, named for messages.
-public enum FileKind: Sendable, Equatable {
+package enum FileKind: Sendable, Equatable {
     case regular, directory, symlink, fifo, socket, characterDevice, blockDevice, unknown
 
-    public init(mode: mode_t) {
+    package init(mode: mode_t) {
         switch mode & S_IFMT {
         case S_IFREG: self = .regular
         case S_IFDIR: self = .directory
@@ -22,7 +22,7 @@ public enum FileKind: Sendable, Equatable {
     }
 
     /// "regular file", "FIFO", "socket", …
-    public var name: String {
+    package var name: String {
         switch self {
         case .regular: "regular file"
         case .directory: "directory"
@@ -38,7 +38,7 @@ public enum FileKind: Sendable, Equatable {
 
 extension FileKind {
     /// The kind of what `path` names, following symlinks; nil when nothing is there.
-    public static func of(path: String) -> FileKind? {
+    package static func of(path: String) -> FileKind? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return FileKind(mode: info.st_mode)

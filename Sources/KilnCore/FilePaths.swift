@@ -6,22 +6,22 @@
 
 /// Small path and directory helpers over POSIX calls, so kiln's file handling does not depend on
 /// Foundation's platform differences.
-public enum FilePaths {
+package enum FilePaths {
     /// The directory part of a path (`.` when there is none).
-    public static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
     }
 
     /// The last component of a path.
-    public static func lastComponent(of path: String) -> String {
+    package static func lastComponent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
     }
 
     /// Joins two path parts with one slash.
-    public static func join(_ base: String, _ component: String) -> String {
+    package static func join(_ base: String, _ component: String) -> String {
         if base.isEmpty { return component }
         if base.hasSuffix("/") { return base + component }
         return base + "/" + component
@@ -29,7 +29,7 @@ public enum FilePaths {
 
     /// Creates a directory and its missing parents.
     /// - Throws: `FileError` when a component cannot be created or is not a directory.
-    public static func makeDirectories(_ path: String, permissions: mode_t = 0o755) throws(FileError) {
+    package static func makeDirectories(_ path: String, permissions: mode_t = 0o755) throws(FileError) {
         if isDirectory(path) { return }
         let parent = directory(of: path)
         if parent != path && parent != "." && parent != "/" { try makeDirectories(parent, permissions: permissions) }
@@ -38,19 +38,19 @@ public enum FilePaths {
     }
 
     /// Whether `path` names a directory (following symlinks).
-    public static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Whether anything exists at `path` (not following a final symlink).
-    public static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
     }
 
     /// The size of a regular file, or nil when it does not exist.
-    public static func fileSize(_ path: String) -> Int64? {
+    package static func fileSize(_ path: String) -> Int64? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return Int64(info.st_size)
@@ -58,7 +58,7 @@ public enum FilePaths {
 
     /// Flushes a directory's entries to disk, so a rename inside it survives a crash.
     /// Best effort: some file systems refuse to `fsync` a directory.
-    public static func syncDirectory(_ path: String) {
+    package static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
         _ = fsync(fd)
@@ -67,7 +67,7 @@ public enum FilePaths {
 
     /// The names in a directory, without `.` and `..`, in no particular order.
     /// - Throws: `FileError` when the directory cannot be read.
-    public static func contents(of path: String) throws(FileError) -> [String] {
+    package static func contents(of path: String) throws(FileError) -> [String] {
         guard let dir = opendir(path) else { throw FileError("list directory", path: path) }
         defer { closedir(dir) }
         var names = [String]()
@@ -81,13 +81,13 @@ public enum FilePaths {
     }
 
     /// Removes a file or an empty directory; missing is not an error.
-    public static func remove(_ path: String) {
+    package static func remove(_ path: String) {
         if unlink(path) != 0 && errno == EISDIR { rmdir(path) }
     }
 
     /// Removes `path` and, for a directory, everything below it (symlinks are removed, never
     /// followed). Best effort: what cannot be removed stays.
-    public static func removeTree(_ path: String) {
+    package static func removeTree(_ path: String) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFDIR {
@@ -99,7 +99,7 @@ public enum FilePaths {
     }
 
     /// Copies a file's bytes to `destination` atomically, keeping nothing of the source's metadata.
-    public static func copyFile(from source: String, to destination: String) throws(FileError) {
+    package static func copyFile(from source: String, to destination: String) throws(FileError) {
         let reader = try ReadableFile(path: source)
         let writer = try AtomicFileWriter(destination: destination)
         do {
@@ -113,7 +113,7 @@ public enum FilePaths {
     }
 
     /// The absolute form of a path, relative to the current directory when it is relative.
-    public static func absolute(_ path: String) -> String {
+    package static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         guard let pointer = getcwd(nil, 0) else { return path }
         defer { free(pointer) }
@@ -122,7 +122,7 @@ public enum FilePaths {
     }
 
     /// `path` with `.`, `..` and repeated slashes folded away, lexically (symlinks untouched).
-    public static func clean(_ path: String) -> String {
+    package static func clean(_ path: String) -> String {
         let absolute = path.hasPrefix("/")
         var parts = [Substring]()
         for part in path.split(separator: "/") {
@@ -139,14 +139,14 @@ public enum FilePaths {
     }
 
     /// The path with every symlink resolved (`realpath(3)`), or nil when it does not exist.
-    public static func realPath(_ path: String) -> String? {
+    package static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
     }
 
     /// Whether `path` is `root` or below it (both absolute and clean).
-    public static func isInside(_ path: String, root: String) -> Bool {
+    package static func isInside(_ path: String, root: String) -> Bool {
         path == root || path.hasPrefix(root == "/" ? "/" : root + "/")
     }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -12,7 +13,7 @@ import Dispatch
 ///
 /// A `kill -9` leaves them behind; every temporary name carries the owner's process id, so the
 /// next run (`ScratchDirectory.sweep`) and `kiln store verify` remove those of dead processes.
-public enum Interruption {
+package enum Interruption {
     private struct State {
         var paths = [Int: String]()
         var groups = [Int: pid_t]()
@@ -22,15 +23,15 @@ public enum Interruption {
         var sources = [any DispatchSourceSignal]()
     }
 
-    private static let state = Locked(State())
+    private static let state = Mutex(State())
 
     /// A registration, to be ended with `end()` once the path is gone (or committed) or the
     /// process has exited.
-    public struct Registration: Sendable {
+    package struct Registration: Sendable {
         let id: Int
         let isPath: Bool
 
-        public func end() {
+        package func end() {
             Interruption.state.withLock { state in
                 if isPath { state.paths[id] = nil } else { state.groups[id] = nil }
             }
@@ -38,7 +39,7 @@ public enum Interruption {
     }
 
     /// Removes `path` (a file or a whole tree) if kiln is interrupted before `end()`.
-    public static func removeOnInterrupt(_ path: String) -> Registration {
+    package static func removeOnInterrupt(_ path: String) -> Registration {
         state.withLock { state in
             state.next += 1
             state.paths[state.next] = path
@@ -47,7 +48,7 @@ public enum Interruption {
     }
 
     /// Stops the process group `group` if kiln is interrupted before `end()`.
-    public static func stopOnInterrupt(processGroup group: pid_t) -> Registration {
+    package static func stopOnInterrupt(processGroup group: pid_t) -> Registration {
         state.withLock { state in
             state.next += 1
             state.groups[state.next] = group
@@ -56,7 +57,7 @@ public enum Interruption {
     }
 
     /// Installs the SIGINT and SIGTERM handlers (once; later calls do nothing).
-    public static func install() {
+    package static func install() {
         state.withLock { state in
             guard !state.installed else { return }
             state.installed = true

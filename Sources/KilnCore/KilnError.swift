@@ -1,12 +1,12 @@
 /// Every error kiln throws conforms to this: a one-sentence, actionable `description` naming the
 /// file, registry or digest involved, and a category the command line maps to an exit status.
-public protocol KilnError: Error, Sendable, CustomStringConvertible {
+package protocol KilnError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is, for exit codes and `--json` output.
     var category: ErrorCategory { get }
 }
 
 /// Broad kinds of failure. The raw value is the process exit status the CLI uses.
-public enum ErrorCategory: Int32, Sendable, CaseIterable {
+package enum ErrorCategory: Int32, Sendable, CaseIterable {
     /// The user asked for something that cannot be done as written (bad flag, bad file content).
     case input = 2
     /// Reading or writing local files failed.
@@ -19,7 +19,7 @@ public enum ErrorCategory: Int32, Sendable, CaseIterable {
     case `internal` = 70
 
     /// A short lower-case name used in JSON output.
-    public var name: String {
+    package var name: String {
         switch self {
         case .input: "input"
         case .io: "io"
@@ -31,18 +31,18 @@ public enum ErrorCategory: Int32, Sendable, CaseIterable {
 }
 
 /// A position in a text file that a user wrote, for messages such as `Dockerfile:12:5: …`.
-public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
-    public var column: Int?
+package struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    package var file: String
+    package var line: Int
+    package var column: Int?
 
-    public init(file: String, line: Int, column: Int? = nil) {
+    package init(file: String, line: Int, column: Int? = nil) {
         self.file = file
         self.line = line
         self.column = column
     }
 
-    public var description: String {
+    package var description: String {
         if let column { "\(file):\(line):\(column)" } else { "\(file):\(line)" }
     }
 }

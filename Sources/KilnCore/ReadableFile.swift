@@ -7,18 +7,18 @@
 /// A file opened for reading, closed when the value goes away.
 ///
 /// Reads go straight to `read(2)` in bounded chunks, never buffering the whole file.
-public final class ReadableFile {
+package final class ReadableFile {
     /// The default chunk: 1 MiB, large enough to amortise system calls, small enough to keep memory flat.
-    public static let defaultChunkSize = 1 << 20
+    package static let defaultChunkSize = 1 << 20
 
-    public let path: String
+    package let path: String
     private let descriptor: Int32
 
     /// Opens `path` read-only.
     /// - Throws: `FileError` naming the path.
     /// - Parameter nonBlocking: open without waiting, so a FIFO given by mistake cannot hang the
     ///   caller; check `status()` before reading.
-    public init(path: String, nonBlocking: Bool = false) throws(FileError) {
+    package init(path: String, nonBlocking: Bool = false) throws(FileError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0))
         guard fd >= 0 else { throw FileError("open", path: path) }
         self.path = path
@@ -28,7 +28,7 @@ public final class ReadableFile {
     deinit { close(descriptor) }
 
     /// The open file's `stat`.
-    public func status() throws(FileError) -> stat {
+    package func status() throws(FileError) -> stat {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw FileError("stat", path: path) }
         return info
@@ -36,7 +36,7 @@ public final class ReadableFile {
 
     /// Calls `body` with each chunk of the file, in order, until the end.
     /// - Throws: `FileError` if a read fails, or whatever `body` throws, unchanged.
-    public func forEachChunk(
+    package func forEachChunk(
         chunkSize: Int = ReadableFile.defaultChunkSize, _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
@@ -56,7 +56,7 @@ public final class ReadableFile {
     /// - Throws: `FileError` when the file is larger than `limit` or a read fails.
     /// - Throws: also for anything but a regular file: a FIFO named like a config file would
     ///   otherwise block the read forever, and a device would never end.
-    public static func readAll(path: String, limit: Int = 64 << 20) throws(FileError) -> [UInt8] {
+    package static func readAll(path: String, limit: Int = 64 << 20) throws(FileError) -> [UInt8] {
         let file = try ReadableFile(path: path, nonBlocking: true)
         let kind = FileKind(mode: try file.status().st_mode)
         guard kind == .regular else {

@@ -5,11 +5,11 @@ import COpenSSL
 /// Feed it bytes in chunks of any size with `update`, then call `finalize` once. It holds only
 /// OpenSSL's small context, so hashing a file of any size keeps memory flat. Not shareable across
 /// tasks: one hasher belongs to one stream.
-public final class SHA256Hasher {
+package final class SHA256Hasher {
     private let context: OpaquePointer
     private var finished = false
 
-    public init() {
+    package init() {
         guard let context = EVP_MD_CTX_new() else { fatalError("OpenSSL could not allocate a digest context") }
         guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
             fatalError("OpenSSL refused to initialise SHA-256")
@@ -20,7 +20,7 @@ public final class SHA256Hasher {
     deinit { EVP_MD_CTX_free(context) }
 
     /// Adds bytes to the hash.
-    public func update(_ bytes: UnsafeRawBufferPointer) {
+    package func update(_ bytes: UnsafeRawBufferPointer) {
         precondition(!finished, "update after finalize")
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         // EVP_DigestUpdate fails only on a misused context, which `finished` rules out.
@@ -28,12 +28,12 @@ public final class SHA256Hasher {
     }
 
     /// Adds bytes to the hash.
-    public func update(_ bytes: some ByteStorage) {
+    package func update(_ bytes: some ByteStorage) {
         bytes.withUnsafeBytes { update($0) }
     }
 
     /// Ends the stream and returns its digest. Call once.
-    public func finalize() -> Digest {
+    package func finalize() -> Digest {
         precondition(!finished, "finalize called twice")
         finished = true
         var out = [UInt8](repeating: 0, count: 32)
@@ -45,19 +45,19 @@ public final class SHA256Hasher {
 
 /// Byte containers that can lend their storage; `[UInt8]`, `ArraySlice<UInt8>` and
 /// `UnsafeRawBufferPointer` conform.
-public protocol ByteStorage {
+package protocol ByteStorage {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
 }
 
 extension Array: ByteStorage where Element == UInt8 {}
 extension ArraySlice: ByteStorage where Element == UInt8 {}
 extension UnsafeRawBufferPointer: ByteStorage {
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
 }
 
 extension Digest {
     /// The SHA-256 digest of bytes held in memory.
-    public static func sha256(of bytes: some ByteStorage) -> Digest {
+    package static func sha256(of bytes: some ByteStorage) -> Digest {
         let hasher = SHA256Hasher()
         hasher.update(bytes)
         return hasher.finalize()
@@ -65,7 +65,7 @@ extension Digest {
 
     /// The SHA-256 digest and size of a file, read in 1 MiB chunks.
     /// - Throws: `FileError` when the file cannot be opened or read.
-    public static func sha256(ofFileAt path: String) throws(FileError) -> (digest: Digest, size: Int64) {
+    package static func sha256(ofFileAt path: String) throws(FileError) -> (digest: Digest, size: Int64) {
         let file = try ReadableFile(path: path)
         let hasher = SHA256Hasher()
         var size: Int64 = 0

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -7,14 +9,14 @@
 /// A private working folder of one kiln process, named `PREFIX-PID-RANDOM` (lower case, so tools
 /// that derive image names from paths accept it), removed by `remove()`, on SIGINT/SIGTERM, or —
 /// after a `kill -9` — by the next `ScratchDirectory.sweep` of its parent.
-public final class ScratchDirectory: Sendable {
-    public let path: String
+package final class ScratchDirectory: Sendable {
+    package let path: String
     private let registration: Interruption.Registration
-    private let removed = Locked(false)
+    private let removed = Mutex(false)
 
     /// Creates a new folder under `parent` (made if missing), mode 0700.
     /// - Throws: `FileError` when `parent` cannot be made or written.
-    public init(in parent: String, prefix: String) throws(FileError) {
+    package init(in parent: String, prefix: String) throws(FileError) {
         try FilePaths.makeDirectories(parent)
         var attempt = 0
         while true {
@@ -32,7 +34,7 @@ public final class ScratchDirectory: Sendable {
     deinit { remove() }
 
     /// Removes the folder and everything in it. Safe to call more than once.
-    public func remove() {
+    package func remove() {
         let first = removed.withLock { removed in
             defer { removed = true }
             return !removed
@@ -72,14 +74,14 @@ public final class ScratchDirectory: Sendable {
     /// runtime folder): scratch folders and `.kiln-tmp-` files whose owner no longer runs.
     /// Returns the paths removed.
     @discardableResult
-    public static func sweep(_ parent: String) -> [String] {
+    package static func sweep(_ parent: String) -> [String] {
         sweep(parent, temporariesOnly: false)
     }
 
     /// Removes only `.kiln-tmp-PID-…` files of dead processes: for folders that are the user's
     /// (a processor's, a layout's), where no other name is kiln's to remove.
     @discardableResult
-    public static func sweepTemporaries(_ parent: String) -> [String] {
+    package static func sweepTemporaries(_ parent: String) -> [String] {
         sweep(parent, temporariesOnly: true)
     }
 
@@ -99,9 +101,9 @@ public final class ScratchDirectory: Sendable {
 
 /// Where kiln keeps what must never reach its store (which CI caches): secret files and
 /// buildah's per-step storage, which holds buildah's own copies of secrets.
-public enum RuntimeDirectory {
+package enum RuntimeDirectory {
     /// `$KILN_RUNTIME_DIR`, else `$TMPDIR/kiln-UID`, else `/tmp/kiln-UID`.
-    public static func path(environment: [String: String]) -> String {
+    package static func path(environment: [String: String]) -> String {
         if let explicit = environment["KILN_RUNTIME_DIR"], !explicit.isEmpty { return explicit }
         let temporary = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         return FilePaths.join(temporary, "kiln-\(getuid())")
@@ -110,7 +112,7 @@ public enum RuntimeDirectory {
     /// Creates `path` (0700) when missing and checks that it is a real directory of this user
     /// that nobody else can write to (each scratch folder inside is 0700, each secret 0600).
     /// - Throws: `FileError` when it cannot be made, or exists but others could change it.
-    public static func prepare(_ path: String) throws(FileError) {
+    package static func prepare(_ path: String) throws(FileError) {
         try FilePaths.makeDirectories(FilePaths.directory(of: path))
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw FileError("create directory", path: path) }
         var info = stat()

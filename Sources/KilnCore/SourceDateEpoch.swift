@@ -6,12 +6,12 @@
 
 /// The timestamp a reproducible build stamps on its outputs, from `SOURCE_DATE_EPOCH`
 /// (reproducible-builds.org specification): a decimal count of seconds since 1970, else 0.
-public enum SourceDateEpoch {
-    public static let variable = "SOURCE_DATE_EPOCH"
+package enum SourceDateEpoch {
+    package static let variable = "SOURCE_DATE_EPOCH"
 
     /// The epoch from the environment, 0 when the variable is unset or empty.
     /// - Throws: `EpochError.invalid` when it is set to anything but a non-negative whole number.
-    public static func resolve(environment: [String: String]) throws(EpochError) -> Int64 {
+    package static func resolve(environment: [String: String]) throws(EpochError) -> Int64 {
         guard let text = environment[variable], !text.isEmpty else { return 0 }
         guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int64(text) else {
             throw .invalid(text)
@@ -20,7 +20,7 @@ public enum SourceDateEpoch {
     }
 
     /// An epoch as RFC 3339 UTC text (`1970-01-01T00:00:00Z`), the form image configs use.
-    public static func rfc3339(_ epoch: Int64) -> String {
+    package static func rfc3339(_ epoch: Int64) -> String {
         var seconds = time_t(epoch)
         var parts = tm()
         gmtime_r(&seconds, &parts)
@@ -34,14 +34,14 @@ public enum SourceDateEpoch {
 }
 
 /// `SOURCE_DATE_EPOCH` holds something other than seconds.
-public enum EpochError: KilnError, Equatable {
+package enum EpochError: KilnError, Equatable {
     case invalid(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalid(let text): "SOURCE_DATE_EPOCH='\(text)' is not a whole number of seconds since 1970"
         }
     }
 
-    public var category: ErrorCategory { .input }
+    package var category: ErrorCategory { .input }
 }

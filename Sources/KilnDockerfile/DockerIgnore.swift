@@ -4,12 +4,12 @@ import KilnCore
 /// root, `#` comment lines, `!` re-includes, the last matching pattern deciding, `*` and `?`
 /// within one path component, `**` across any number of them, and a pattern that matches a
 /// directory excluding everything under it.
-public struct DockerIgnore: Sendable, Equatable {
-    public struct Pattern: Sendable, Equatable {
+package struct DockerIgnore: Sendable, Equatable {
+    package struct Pattern: Sendable, Equatable {
         /// The cleaned pattern (no leading `/` or `./`, no trailing `/`).
-        public var text: String
+        package var text: String
         /// `!pattern`: re-include what matches.
-        public var reincludes: Bool
+        package var reincludes: Bool
         fileprivate var segments: [Segment]
     }
 
@@ -20,12 +20,12 @@ public struct DockerIgnore: Sendable, Equatable {
         case component([Character])
     }
 
-    public var patterns: [Pattern]
+    package var patterns: [Pattern]
 
-    public init(patterns: [Pattern] = []) { self.patterns = patterns }
+    package init(patterns: [Pattern] = []) { self.patterns = patterns }
 
     /// Parses the file's text.
-    public init(parsing text: String) {
+    package init(parsing text: String) {
         var patterns = [Pattern]()
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = Substring(rawLine)
@@ -45,7 +45,7 @@ public struct DockerIgnore: Sendable, Equatable {
     /// Reads the ignore file that applies to a build: `<Dockerfile>.dockerignore` beside the
     /// Dockerfile when there is one (BuildKit's rule), else `.dockerignore` at the context root.
     /// - Returns: the rules, and the file they came from (nil when there is none).
-    public static func load(context: String, dockerfile: String) throws(FileError) -> (DockerIgnore, String?) {
+    package static func load(context: String, dockerfile: String) throws(FileError) -> (DockerIgnore, String?) {
         let candidates = [dockerfile + ".dockerignore", FilePaths.join(context, ".dockerignore")]
         for path in candidates where FilePaths.exists(path) {
             let bytes = try ReadableFile.readAll(path: path, limit: 4 << 20)
@@ -56,7 +56,7 @@ public struct DockerIgnore: Sendable, Equatable {
 
     /// Whether `path` (relative to the context root, `/`-separated) is left out of the context:
     /// the last pattern that matches it or one of its parent directories decides.
-    public func excludes(_ path: String) -> Bool {
+    package func excludes(_ path: String) -> Bool {
         let components = path.split(separator: "/").map { Array($0) }
         var excluded = false
         for pattern in patterns where pattern.reincludes == excluded {
@@ -75,7 +75,7 @@ public struct DockerIgnore: Sendable, Equatable {
 
     /// Whether some `!` pattern could re-include a path below the excluded directory `path`,
     /// so a walk must still look inside it.
-    public func mayReinclude(under path: String) -> Bool {
+    package func mayReinclude(under path: String) -> Bool {
         patterns.contains { pattern in
             guard pattern.reincludes else { return false }
             if pattern.segments.contains(.anyDepth) { return true }

@@ -4,7 +4,7 @@ import KilnCore
 extension Dockerfile {
     /// Parses a Dockerfile's text. `file` names it in messages.
     /// - Throws: `DockerfileError` at the line and column of the first problem.
-    public init(parsing text: String, file: String = "Dockerfile") throws(DockerfileError) {
+    package init(parsing text: String, file: String = "Dockerfile") throws(DockerfileError) {
         // A NUL byte would cut a path short where it reaches the file system; a Dockerfile is text.
         if let nul = text.utf8.firstIndex(of: 0) {
             let before = text.utf8[..<nul]

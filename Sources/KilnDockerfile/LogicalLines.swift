@@ -29,17 +29,17 @@ struct LogicalLine {
 }
 
 /// A here-document: `<<EOF` … `EOF`.
-public struct Heredoc: Hashable, Sendable {
+package struct Heredoc: Hashable, Sendable {
     /// The delimiter word, which `COPY <<NAME dir/` also uses as the file name.
-    public var name: String
+    package var name: String
     /// The body, each line ending in a newline, leading tabs removed for `<<-`.
-    public var content: String
+    package var content: String
     /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): the body is taken literally.
-    public var expands: Bool
+    package var expands: Bool
     /// `<<-`: leading tabs were stripped.
-    public var stripsTabs: Bool
+    package var stripsTabs: Bool
 
-    public init(name: String, content: String, expands: Bool = true, stripsTabs: Bool = false) {
+    package init(name: String, content: String, expands: Bool = true, stripsTabs: Bool = false) {
         self.name = name
         self.content = content
         self.expands = expands
@@ -48,10 +48,10 @@ public struct Heredoc: Hashable, Sendable {
 }
 
 /// Parser directives (`# syntax=…`, `# escape=…`, `# check=…`) from the top of a Dockerfile.
-public struct Directives: Hashable, Sendable {
-    public var values: [String: String] = [:]
-    public var escape: Character = "\\"
-    public init() {}
+package struct Directives: Hashable, Sendable {
+    package var values: [String: String] = [:]
+    package var escape: Character = "\\"
+    package init() {}
 }
 
 struct LineSplitter {

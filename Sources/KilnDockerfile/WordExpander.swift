@@ -4,28 +4,28 @@
 /// `${NAME:?message}`, `${NAME?message}`, `${NAME#prefix}`, `${NAME%suffix}`. Single quotes keep
 /// text literal, double quotes allow substitution, the escape character protects the next one;
 /// quotes and escapes are removed from the result unless `raw` (heredoc bodies keep them).
-public struct WordExpander: Sendable {
-    public var escape: Character
-    public var raw: Bool
+package struct WordExpander: Sendable {
+    package var escape: Character
+    package var raw: Bool
 
-    public init(escape: Character = "\\", raw: Bool = false) {
+    package init(escape: Character = "\\", raw: Bool = false) {
         self.escape = escape
         self.raw = raw
     }
 
     /// Why a word could not be expanded.
-    public struct Failure: Error, Equatable, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, Equatable, CustomStringConvertible {
+        package var description: String
     }
 
     /// The longest text one word may expand to. Docker sets none, and a few hundred bytes of
     /// `ARG`s that each double the last expand past any memory; 1 MiB is far beyond any real
     /// value (an `ENV PATH`, a label) and cheap to hold.
-    public static let maximumLength = 1 << 20
+    package static let maximumLength = 1 << 20
 
     /// Expands one word (spaces inside it are kept).
     /// - Throws: `Failure` for bad syntax, or for a result longer than `maximumLength`.
-    public func expand(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> String {
+    package func expand(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> String {
         var scanner = Scanner(text: Array(word))
         return try process(&scanner, stop: nil, lookup)
     }
@@ -191,8 +191,8 @@ public struct WordExpander: Sendable {
 
 /// Shell-style wildcard matching of one string: `*`, `?`, `[a-z]`, `[^…]`/`[!…]`, and the escape
 /// `\`. With a separator, `*` and `?` do not match it (Go's `filepath.Match`).
-public enum Glob {
-    public static func matches(_ pattern: [Character], _ text: [Character], separator: Character? = "/") -> Bool {
+package enum Glob {
+    package static func matches(_ pattern: [Character], _ text: [Character], separator: Character? = "/") -> Bool {
         var p = 0
         var t = 0
         var starP = -1
@@ -269,7 +269,7 @@ public enum Glob {
     }
 
     /// Whether a path pattern has any wildcard.
-    public static func hasWildcard(_ pattern: String) -> Bool {
+    package static func hasWildcard(_ pattern: String) -> Bool {
         pattern.contains { $0 == "*" || $0 == "?" || $0 == "[" }
     }
 }

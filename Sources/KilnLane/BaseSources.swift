@@ -6,15 +6,15 @@ import KilnOCI
 /// Docker Hub's pull limits; a mirror on GHCR serving the same images gives the same digests, so
 /// the same keys and the same images as the origin — both come from the digest actually pulled,
 /// recorded under the reference the Dockerfile wrote.
-public struct BaseSources: Sendable {
+package struct BaseSources: Sendable {
     /// A mirror: a registry host, and a path prefix its copies live under (`ghcr.io/acme/hub`
     /// serves `docker.io/library/python` as `ghcr.io/acme/hub/library/python`).
-    public struct Mirror: Sendable, Hashable, CustomStringConvertible {
-        public var registry: String
-        public var prefix: String
+    package struct Mirror: Sendable, Hashable, CustomStringConvertible {
+        package var registry: String
+        package var prefix: String
 
         /// Parses `host[:port][/prefix]`.
-        public init(parsing text: String) throws(ReferenceError) {
+        package init(parsing text: String) throws(ReferenceError) {
             let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
             let probe = try ImageReference(parsing: trimmed.contains("/") ? trimmed : trimmed + "/x")
             guard probe.tag == "latest", probe.digest == nil, !trimmed.hasSuffix(":latest") else {
@@ -28,7 +28,7 @@ public struct BaseSources: Sendable {
             prefix = trimmed.contains("/") ? probe.repository.path : ""
         }
 
-        public var description: String { prefix.isEmpty ? registry : "\(registry)/\(prefix)" }
+        package var description: String { prefix.isEmpty ? registry : "\(registry)/\(prefix)" }
 
         func repository(for origin: Repository) -> Repository {
             Repository(registry: registry, path: prefix.isEmpty ? origin.path : prefix + "/" + origin.path)
@@ -36,24 +36,24 @@ public struct BaseSources: Sendable {
     }
 
     /// Mirrors by the registry they mirror (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
-    public var mirrors: [String: [Mirror]] = [:]
+    package var mirrors: [String: [Mirror]] = [:]
     /// Replacements by the fully qualified reference they replace.
-    public var replacements: [String: ImageReference] = [:]
+    package var replacements: [String: ImageReference] = [:]
 
-    public init() {}
+    package init() {}
 
     /// The registry name a mirror key means: Docker Hub's several names are one.
-    public static func registryKey(_ name: String) -> String {
+    package static func registryKey(_ name: String) -> String {
         ["index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"].contains(name) ? "docker.io" : name
     }
 
-    public mutating func addMirrors(_ texts: [String], for registry: String) throws(ReferenceError) {
+    package mutating func addMirrors(_ texts: [String], for registry: String) throws(ReferenceError) {
         var list = [Mirror]()
         for text in texts { list.append(try Mirror(parsing: text)) }
         mirrors[Self.registryKey(registry), default: []] += list
     }
 
-    public mutating func replace(_ original: String, with replacement: String) throws(ReferenceError) {
+    package mutating func replace(_ original: String, with replacement: String) throws(ReferenceError) {
         replacements[try ImageReference(parsing: original).description] = try ImageReference(parsing: replacement)
     }
 

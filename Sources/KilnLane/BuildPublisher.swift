@@ -9,17 +9,17 @@ import KilnStore
 /// the build's new `RUN` checkpoints are published (only now that everything succeeded), its
 /// configs and manifests are put in the store, and images are pushed with the base's layers
 /// mounted from the repository they were pulled from when it is on the same registry.
-public struct BuildPublisher: Sendable {
-    public let client: RegistryClient
-    public let store: ContentStore
+package struct BuildPublisher: Sendable {
+    package let client: RegistryClient
+    package let store: ContentStore
 
-    public init(client: RegistryClient, store: ContentStore) {
+    package init(client: RegistryClient, store: ContentStore) {
         self.client = client
         self.store = store
     }
 
     /// Publishes the checkpoints and stages the bundle; the bytes the checkpoints uploaded.
-    public func prepare(_ result: BuildResult, checkpoints: RegistryCheckpoints?) async throws -> Int64 {
+    package func prepare(_ result: BuildResult, checkpoints: RegistryCheckpoints?) async throws -> Int64 {
         var uploaded: Int64 = 0
         if let checkpoints, !result.newCheckpoints.isEmpty {
             uploaded = try await checkpoints.publish(result.newCheckpoints, from: store)
@@ -29,7 +29,7 @@ public struct BuildPublisher: Sendable {
     }
 
     /// Pushes one image of the bundle (the index, or a platform manifest) to `target`.
-    public func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport
+    package func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport
     {
         let mount = result.bases.compactMap(\.source).first { $0.registry == target.repository.registry }
         return try await ImagePusher(client: client).push(image, from: store, to: target, mountFrom: mount)
@@ -37,19 +37,19 @@ public struct BuildPublisher: Sendable {
 }
 
 /// One Dockerfile build, described whole: what `kiln build CONTEXT` asks for.
-public struct BuildRequest: Sendable {
+package struct BuildRequest: Sendable {
     /// Where the result goes.
-    public enum Output: Sendable {
+    package enum Output: Sendable {
         case layout(LayoutReference)
         case registry(ImageReference)
     }
 
-    public var dockerfile: String
-    public var context: String
-    public var options: BuildOptions
-    public var output: Output
+    package var dockerfile: String
+    package var context: String
+    package var options: BuildOptions
+    package var output: Output
 
-    public init(dockerfile: String, context: String, options: BuildOptions, output: Output) {
+    package init(dockerfile: String, context: String, options: BuildOptions, output: Output) {
         self.dockerfile = dockerfile
         self.context = context
         self.options = options
@@ -58,17 +58,17 @@ public struct BuildRequest: Sendable {
 }
 
 /// What one Dockerfile build made, and where it went.
-public struct BuildOutcome: Sendable {
-    public var result: BuildResult
+package struct BuildOutcome: Sendable {
+    package var result: BuildResult
     /// `REGISTRY/REPOSITORY:TAG` or `oci:DIR:TAG`.
-    public var destination: String
+    package var destination: String
 }
 
 /// Builds a `BuildRequest`: reads the Dockerfile and context, builds on bases from registries
 /// (checkpoints shared through the target repository when pushing), then writes the layout or
 /// publishes and pushes.
-public enum ImageBuild {
-    public static func run(_ request: BuildRequest, client: RegistryClient, store: ContentStore) async throws
+package enum ImageBuild {
+    package static func run(_ request: BuildRequest, client: RegistryClient, store: ContentStore) async throws
         -> BuildOutcome
     {
         let text = String(decoding: try ReadableFile.readAll(path: request.dockerfile, limit: 4 << 20), as: UTF8.self)

@@ -5,16 +5,16 @@ import KilnStore
 
 /// `kiln image create`: an image of one directory, one deterministic layer under a prefix, for
 /// each platform (one index when several), with the runtime config given.
-public struct DirectoryImageRequest: Sendable {
-    public var entries: [LayerEntry]
+package struct DirectoryImageRequest: Sendable {
+    package var entries: [LayerEntry]
     /// Where the directory lands in the image, for the history entry.
-    public var prefix: String
-    public var platforms: [Platform]
-    public var runtime: ContainerConfig
-    public var layerOptions: LayerOptions
-    public var output: LayoutReference
+    package var prefix: String
+    package var platforms: [Platform]
+    package var runtime: ContainerConfig
+    package var layerOptions: LayerOptions
+    package var output: LayoutReference
 
-    public init(
+    package init(
         entries: [LayerEntry], prefix: String, platforms: [Platform], runtime: ContainerConfig,
         layerOptions: LayerOptions,
         output: LayoutReference
@@ -28,9 +28,9 @@ public struct DirectoryImageRequest: Sendable {
     }
 }
 
-public enum DirectoryImage {
+package enum DirectoryImage {
     /// Writes the layer into the store and the image into the layout; the bundle and its layer.
-    public static func create(_ request: DirectoryImageRequest, store: ContentStore) throws -> (
+    package static func create(_ request: DirectoryImageRequest, store: ContentStore) throws -> (
         bundle: ImageBundle, layer: LayerResult
     ) {
         let ingest = try store.beginIngest()

@@ -7,7 +7,7 @@ import KilnRegistry
 extension Lane {
     /// The `image.platforms` key of a platform: its architecture, plus the variant where it is
     /// not the usual one (`arm64` for linux/arm64/v8, `armv7` for linux/arm/v7).
-    public static func pinKey(_ platform: Platform) -> String {
+    package static func pinKey(_ platform: Platform) -> String {
         guard let variant = platform.variant, !(platform.architecture == "arm64" && variant == "v8") else {
             return platform.architecture
         }

@@ -12,31 +12,31 @@ import KilnStore
 #endif
 
 /// How the lane runs.
-public struct LaneSettings: Sendable {
-    public var config: LaneConfig
+package struct LaneSettings: Sendable {
+    package var config: LaneConfig
     /// Only these processors (all when empty).
-    public var refs: [ProcessorRef] = []
+    package var refs: [ProcessorRef] = []
     /// Narrows every processor's platforms (`--platforms`).
-    public var platforms: [Platform]?
+    package var platforms: [Platform]?
     /// Push built images and cache tags to the registry.
-    public var push = false
+    package var push = false
     /// Rewrite `registry.yaml` pins after a processor's pushes succeeded.
-    public var pin = false
+    package var pin = false
     /// Processors worked on at once (`--jobs`, kiln.yaml `jobs`).
-    public var jobs = LaneSettings.defaultJobs
+    package var jobs = LaneSettings.defaultJobs
     /// `--jobs` when neither the flag nor kiln.yaml sets it.
-    public static let defaultJobs = 4
-    public var layerOptions: LayerOptions
+    package static let defaultJobs = 4
+    package var layerOptions: LayerOptions
     /// Runs `RUN` steps (buildah); without one, processors with `RUN` are not buildable.
-    public var executor: BuildahExecutor?
+    package var executor: BuildahExecutor?
     /// Where binfmt_misc entries are looked for before a foreign-architecture `RUN`.
-    public var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
+    package var binfmtDirectory = "/proc/sys/fs/binfmt_misc"
     /// Only this share of the processors (`--shard I/N`), for a lane spread over runners.
-    public var shard: Shard?
+    package var shard: Shard?
     /// Mirrors and replacements for base images (from `config`, checked by `LaneSettings.init`).
-    public var baseSources = BaseSources()
+    package var baseSources = BaseSources()
 
-    public init(config: LaneConfig, layerOptions: LayerOptions) {
+    package init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config
         self.layerOptions = layerOptions
     }
@@ -45,11 +45,11 @@ public struct LaneSettings: Sendable {
 /// The build-and-pin lane: finds processors, keys each (processor, platform) by its inputs,
 /// skips keys already built (local store, then a tag in the registry), builds and pushes the
 /// rest, and pins the digests into each `registry.yaml`.
-public struct Lane: Sendable {
-    public let settings: LaneSettings
-    public let store: ContentStore
-    public let client: RegistryClient
-    public let observer: @Sendable (LaneEvent) -> Void
+package struct Lane: Sendable {
+    package let settings: LaneSettings
+    package let store: ContentStore
+    package let client: RegistryClient
+    package let observer: @Sendable (LaneEvent) -> Void
     let resolutions = RegistryBaseImages.Resolutions()
     /// `RUN` segments under way, shared by every processor of the run.
     let stepRuns = StepRuns()
@@ -57,7 +57,7 @@ public struct Lane: Sendable {
     let checkpointHomes = CheckpointHomes()
     let hashers: HasherPool
 
-    public init(
+    package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,
         observer: @escaping @Sendable (LaneEvent) -> Void = { _ in }
     ) {
@@ -69,7 +69,7 @@ public struct Lane: Sendable {
     }
 
     /// The processors the settings select, in ref order.
-    public func processors() throws -> [Processor] {
+    package func processors() throws -> [Processor] {
         try select(from: Discovery.processors(settings.config))
     }
 
@@ -88,7 +88,7 @@ public struct Lane: Sendable {
         return selected
     }
 
-    public enum Mode: Sendable {
+    package enum Mode: Sendable {
         /// Keys and cache lookups only: what would be built and why.
         case plan
         /// Build what is missing; push and pin as the settings say.
@@ -112,7 +112,7 @@ public struct Lane: Sendable {
     /// - Throws: `LaneError` or `YAMLFileError` before any work for a repository the lane cannot
     ///   run on (no processors, a broken `registry.yaml`, an unknown ref); and after the work, for
     ///   `--check` and `verify`, when no processor's pins were checked at all.
-    public func run(_ mode: Mode) async throws -> [ProcessorReport] {
+    package func run(_ mode: Mode) async throws -> [ProcessorReport] {
         store.sweepLeftovers()
         let all = try Discovery.processors(settings.config)
         PinTemporaries.sweep(all.map(\.file))
@@ -358,7 +358,7 @@ public struct Lane: Sendable {
 }
 
 /// A lane failure that is not a build's or a registry's; the words are all in `description`.
-public enum LaneError: KilnError {
+package enum LaneError: KilnError {
     /// `--ref` names a processor the repository does not have.
     case unknownRef(String, known: [String])
     /// The repository template made something that is not a repository.
@@ -372,7 +372,7 @@ public enum LaneError: KilnError {
     /// A flag's value is not what it takes.
     case badFlag(flag: String, problem: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownRef(let ref, let known): "no processor has ref \(ref); known: \(known.joined(separator: ", "))"
         case .notARepository(let text):
@@ -386,5 +386,5 @@ public enum LaneError: KilnError {
         }
     }
 
-    public var category: ErrorCategory { .input }
+    package var category: ErrorCategory { .input }
 }

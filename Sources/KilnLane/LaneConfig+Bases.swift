@@ -7,7 +7,7 @@ import KilnRegistry
 extension LaneConfig {
     /// `mirrors:` and `bases:` as the builder takes them.
     /// - Throws: `YAMLFileError` at the line of an entry that is not a registry host or reference.
-    public func baseSources() throws(YAMLFileError) -> BaseSources {
+    package func baseSources() throws(YAMLFileError) -> BaseSources {
         var sources = BaseSources()
         for entry in mirrors {
             do {

@@ -3,8 +3,8 @@ import KilnOCI
 import KilnProcessors
 
 /// What the lane did with one processor: one JSON object per processor with `--json`.
-public struct ProcessorReport: Encodable, Sendable {
-    public enum Status: String, Encodable, Sendable {
+package struct ProcessorReport: Encodable, Sendable {
+    package enum Status: String, Encodable, Sendable {
         /// Every platform's key was already built: nothing was built or uploaded.
         case hit
         /// At least one platform was built (and pushed, with `--push`).
@@ -28,45 +28,45 @@ public struct ProcessorReport: Encodable, Sendable {
     }
 
     /// One platform of the processor.
-    public struct PlatformReport: Encodable, Sendable {
-        public var platform: String
+    package struct PlatformReport: Encodable, Sendable {
+        package var platform: String
         /// The input key (SHA-256 over everything that decides the image).
-        public var key: String?
+        package var key: String?
         /// Where the key was found: `local`, `registry`, or `miss`.
-        public var cache: String?
+        package var cache: String?
         /// The platform manifest digest.
-        public var digest: String?
+        package var digest: String?
         /// Why it must be built: the first input that differs from the last build of this
         /// processor and platform kiln knows of.
-        public var reason: String?
+        package var reason: String?
     }
 
-    public var ref: String
-    public var file: String
-    public var repository: String?
-    public var status: Status
-    public var platforms: [PlatformReport] = []
+    package var ref: String
+    package var file: String
+    package var repository: String?
+    package var status: Status
+    package var platforms: [PlatformReport] = []
     /// The image index digest over the platform manifests.
-    public var index: String?
+    package var index: String?
     /// Pins written (or, with `--check` and `verify`, found stale), as `key.path: value`.
-    public var pins: [String] = []
-    public var pinned = false
+    package var pins: [String] = []
+    package var pinned = false
     /// A per-platform run: only some of the processor's platforms were built and pushed; the
     /// version tag and the pins wait for `kiln assemble`.
-    public var partial = false
-    public var pushedBytes: Int64 = 0
+    package var partial = false
+    package var pushedBytes: Int64 = 0
     /// `RUN` steps buildah ran (0 when every step came from a checkpoint).
-    public var stepsRun = 0
+    package var stepsRun = 0
     /// `kiln plan`: the first `RUN` that must run (for processors with `RUN`), and why.
-    public var firstStep: String?
+    package var firstStep: String?
     /// `kiln plan`: step-order suggestions (never applied by kiln).
-    public var advice: [String] = []
-    public var seconds: Double = 0
+    package var advice: [String] = []
+    package var seconds: Double = 0
     /// Why the processor is not-buildable, stale or failed.
-    public var message: String?
-    public var category: String?
+    package var message: String?
+    package var category: String?
 
-    public init(processor: Processor, status: Status) {
+    package init(processor: Processor, status: Status) {
         ref = processor.ref.description
         file = processor.displayPath
         self.status = status
@@ -74,8 +74,8 @@ public struct ProcessorReport: Encodable, Sendable {
 }
 
 /// A step of the lane, for the progress display.
-public struct LaneEvent: Sendable {
-    public enum Kind: Sendable {
+package struct LaneEvent: Sendable {
+    package enum Kind: Sendable {
         case started
         case hashing
         case building(Platform)
@@ -85,6 +85,6 @@ public struct LaneEvent: Sendable {
         case finished(ProcessorReport)
     }
 
-    public var ref: ProcessorRef
-    public var kind: Kind
+    package var ref: ProcessorRef
+    package var kind: Kind
 }

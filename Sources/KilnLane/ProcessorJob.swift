@@ -5,12 +5,13 @@ import KilnOCI
 import KilnProcessors
 import KilnRegistry
 import KilnStore
+import Synchronization
 
 /// One context hasher per context root for the whole run, so processors sharing the repository
 /// root share one stat cache (and save it once).
 final class HasherPool: Sendable {
     let store: ContentStore
-    private let hashers = Locked<[String: ContextHasher]>([:])
+    private let hashers = Mutex<[String: ContextHasher]>([:])
 
     init(store: ContentStore) { self.store = store }
 

@@ -6,7 +6,7 @@ import KilnStore
 
 /// Base images from registries, resolved by digest and downloaded once into the content store
 /// (a layer already there is not fetched again).
-public struct RegistryBaseImages: BaseImageSource {
+package struct RegistryBaseImages: BaseImageSource {
     private let client: RegistryClient
     private let store: ContentStore
     private let downloadsLayers: Bool
@@ -15,10 +15,10 @@ public struct RegistryBaseImages: BaseImageSource {
 
     /// Resolutions shared by several sources for one run, so a base that many processors use is
     /// asked for once per platform (a tag could otherwise move halfway through a run).
-    public actor Resolutions {
+    package actor Resolutions {
         private var entries: [String: Task<BaseImage, any Error>] = [:]
 
-        public init() {}
+        package init() {}
 
         func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
             if let task = entries[key] { return try await task.value }
@@ -32,7 +32,7 @@ public struct RegistryBaseImages: BaseImageSource {
     ///   - downloadsLayers: false to resolve only (config and digests), as computing a cache key needs.
     ///   - resolutions: shared with other sources of the same run.
     ///   - sources: mirrors and replacements (`kiln.yaml` `mirrors:` and `bases:`).
-    public init(
+    package init(
         client: RegistryClient, store: ContentStore, downloadsLayers: Bool = true,
         resolutions: Resolutions = Resolutions(),
         sources: BaseSources = BaseSources()
@@ -44,7 +44,7 @@ public struct RegistryBaseImages: BaseImageSource {
         self.sources = sources
     }
 
-    public func image(_ written: ImageReference, platform: Platform) async throws -> BaseImage {
+    package func image(_ written: ImageReference, platform: Platform) async throws -> BaseImage {
         let text = written.description
         let (client, candidates) = (self.client, sources.candidates(for: written))
         let image = try await memo.image("\(text) \(platform)") {

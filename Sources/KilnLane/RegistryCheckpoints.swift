@@ -10,12 +10,12 @@ import KilnStore
 /// Each step key has one home: the repository `homes` names for it (the lane gives a step that
 /// several processors share the repository of the first of them, so every processor and every
 /// runner looks in the same place), else `repository`. One `HEAD` per key finds it.
-public struct RegistryCheckpoints: CheckpointSource {
-    public let client: RegistryClient
-    public let repository: Repository
-    public var homes: [Digest: Repository]
+package struct RegistryCheckpoints: CheckpointSource {
+    package let client: RegistryClient
+    package let repository: Repository
+    package var homes: [Digest: Repository]
 
-    public init(client: RegistryClient, repository: Repository, homes: [Digest: Repository] = [:]) {
+    package init(client: RegistryClient, repository: Repository, homes: [Digest: Repository] = [:]) {
         self.client = client
         self.repository = repository
         self.homes = homes
@@ -24,11 +24,11 @@ public struct RegistryCheckpoints: CheckpointSource {
     static func tag(_ key: Digest) -> String { "kiln-step-" + key.hex }
 
     /// Where the checkpoint of `key` lives.
-    public func home(of key: Digest) -> Repository { homes[key] ?? repository }
+    package func home(of key: Digest) -> Repository { homes[key] ?? repository }
 
     /// Fetches the checkpoint recorded under `key` (one `HEAD` when there is none) into the
     /// store, with its config and layers, and records it locally; nil when the registry has none.
-    public func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage? {
+    package func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage? {
         let repository = home(of: key)
         let reference = ImageReference(repository: repository, tag: Self.tag(key))
         guard try await client.headManifest(reference) != nil else { return nil }
@@ -44,12 +44,12 @@ public struct RegistryCheckpoints: CheckpointSource {
     }
 
     /// Whether the registry has a checkpoint under `key` (one `HEAD`).
-    public func exists(_ key: Digest) async throws -> Bool {
+    package func exists(_ key: Digest) async throws -> Bool {
         try await client.headManifest(ImageReference(repository: home(of: key), tag: Self.tag(key))) != nil
     }
 
     /// Pushes checkpoints made by a build (only once the whole build succeeded).
-    public func publish(_ checkpoints: [NewCheckpoint], from store: ContentStore) async throws -> Int64 {
+    package func publish(_ checkpoints: [NewCheckpoint], from store: ContentStore) async throws -> Int64 {
         var bytes: Int64 = 0
         let pusher = ImagePusher(client: client)
         for checkpoint in checkpoints {

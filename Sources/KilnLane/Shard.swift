@@ -6,13 +6,13 @@ import KilnProcessors
 /// share is the same on every runner, shares differ in size by at most one repository, and the
 /// versions of a processor — which share a repository — are always built by the same runner and
 /// never race each other across runners.
-public struct Shard: Sendable, Hashable, CustomStringConvertible {
+package struct Shard: Sendable, Hashable, CustomStringConvertible {
     /// 1-based.
-    public var index: Int
-    public var count: Int
+    package var index: Int
+    package var count: Int
 
     /// Parses `I/N` with 1 ≤ I ≤ N.
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1,
             (1...count).contains(index)
@@ -23,11 +23,11 @@ public struct Shard: Sendable, Hashable, CustomStringConvertible {
         self.count = count
     }
 
-    public var description: String { "\(index)/\(count)" }
+    package var description: String { "\(index)/\(count)" }
 
     /// The processors of this share, in their order. `repository` names a processor's
     /// repository (nil when its template fails: it is dealt out by ref instead).
-    public func select(_ processors: [Processor], repository: (Processor) -> String?) -> [Processor] {
+    package func select(_ processors: [Processor], repository: (Processor) -> String?) -> [Processor] {
         let keys = processors.map { repository($0) ?? "ref:\($0.ref)" }
         let sorted = Array(Set(keys)).sorted()
         var position = [String: Int]()

@@ -13,20 +13,20 @@ import KilnCore
 /// other. What is dropped, because it differs between machines and checkouts: times, owners
 /// (unless asked for), extended attributes (unless asked for) and the order the file system
 /// lists names in. Special files stop the scan with an error naming them.
-public struct DirectoryScanner: Sendable {
+package struct DirectoryScanner: Sendable {
     /// Where the tree goes in the image, e.g. `app` for `--prefix /app`; nil puts it at the root.
-    public var prefix: LayerPath?
+    package var prefix: LayerPath?
     /// Keep the files' numeric owners instead of `0:0`.
-    public var preserveOwnership = false
+    package var preserveOwnership = false
     /// Copy `user.*`, `security.*` and other extended attributes into the layer.
-    public var includeXattrs = false
+    package var includeXattrs = false
 
-    public init(prefix: LayerPath? = nil) { self.prefix = prefix }
+    package init(prefix: LayerPath? = nil) { self.prefix = prefix }
 
     /// The entries for everything below `root` (not `root` itself, whose place `prefix` takes).
     /// - Throws: `LayerError.unreadable` for a directory that cannot be listed, `.specialFile`
     ///   for a device, FIFO or socket, `.nonUTF8Name` for a name that is not UTF-8.
-    public func entries(under root: String) throws(LayerError) -> [LayerEntry] {
+    package func entries(under root: String) throws(LayerError) -> [LayerEntry] {
         var info = stat()
         guard stat(root, &info) == 0 else { throw .unreadable(path: root, FileError("read", path: root)) }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {

@@ -3,9 +3,9 @@
 /// The entry says what the image will contain, not where it came from on disk: a regular file's
 /// bytes come from a file or from memory, and only the fields here reach the tar stream. Times are
 /// not part of an entry; the writer stamps every entry with one fixed epoch.
-public struct LayerEntry: Sendable, Hashable {
+package struct LayerEntry: Sendable, Hashable {
     /// What kind of object, with what it needs.
-    public enum Content: Sendable, Hashable {
+    package enum Content: Sendable, Hashable {
         case directory
         case regularFile(FileSource)
         /// A symbolic link; the target is stored as written (absolute targets are fine).
@@ -15,23 +15,23 @@ public struct LayerEntry: Sendable, Hashable {
     }
 
     /// Where a regular file's bytes come from.
-    public enum FileSource: Sendable, Hashable {
+    package enum FileSource: Sendable, Hashable {
         /// Read from this path on disk when the layer is written.
         case file(path: String)
         /// These bytes.
         case bytes([UInt8])
     }
 
-    public var path: LayerPath
-    public var content: Content
+    package var path: LayerPath
+    package var content: Content
     /// Permission bits, including set-user-ID, set-group-ID and sticky (`0o7777` at most).
-    public var mode: UInt32
-    public var uid: Int
-    public var gid: Int
+    package var mode: UInt32
+    package var uid: Int
+    package var gid: Int
     /// Extended attributes, written only when given.
-    public var xattrs: [String: [UInt8]]
+    package var xattrs: [String: [UInt8]]
 
-    public init(
+    package init(
         path: LayerPath, content: Content, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0,
         xattrs: [String: [UInt8]] = [:]
     ) {
@@ -44,7 +44,7 @@ public struct LayerEntry: Sendable, Hashable {
     }
 
     /// `0755` for directories, `0777` for symlinks, `0644` otherwise.
-    public static func defaultMode(for content: Content) -> UInt32 {
+    package static func defaultMode(for content: Content) -> UInt32 {
         switch content {
         case .directory: 0o755
         case .symlink: 0o777
@@ -53,12 +53,12 @@ public struct LayerEntry: Sendable, Hashable {
     }
 
     /// A directory entry with Docker's defaults for created parents (`0755`, `0:0`).
-    public static func directory(_ path: LayerPath, mode: UInt32 = 0o755, uid: Int = 0, gid: Int = 0) -> LayerEntry {
+    package static func directory(_ path: LayerPath, mode: UInt32 = 0o755, uid: Int = 0, gid: Int = 0) -> LayerEntry {
         LayerEntry(path: path, content: .directory, mode: mode, uid: uid, gid: gid)
     }
 
     /// A regular file entry.
-    public static func file(_ path: LayerPath, _ source: FileSource, mode: UInt32 = 0o644, uid: Int = 0, gid: Int = 0)
+    package static func file(_ path: LayerPath, _ source: FileSource, mode: UInt32 = 0o644, uid: Int = 0, gid: Int = 0)
         -> LayerEntry
     {
         LayerEntry(path: path, content: .regularFile(source), mode: mode, uid: uid, gid: gid)

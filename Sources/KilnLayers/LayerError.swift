@@ -1,7 +1,7 @@
 import KilnCore
 
 /// Why a layer could not be made. Each message names the path at fault.
-public enum LayerError: KilnError, Equatable {
+package enum LayerError: KilnError, Equatable {
     case invalidPath(String, reason: String)
     case specialFile(path: String, kind: String)
     case unreadable(path: String, FileError)
@@ -14,7 +14,7 @@ public enum LayerError: KilnError, Equatable {
     case compression(String)
     case output(FileError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidPath(let path, let reason): "invalid layer path '\(path)': \(reason)"
         case .specialFile(let path, let kind):
@@ -37,7 +37,7 @@ public enum LayerError: KilnError, Equatable {
         }
     }
 
-    public var category: ErrorCategory {
+    package var category: ErrorCategory {
         switch self {
         case .unreadable, .output, .changedWhileReading: .io
         case .archive, .compression: .internal

@@ -6,13 +6,13 @@ import KilnCore
 /// Identity and order are by UTF-8 bytes, not by Swift's Unicode-aware string comparison, so two
 /// names that differ only in normalisation stay two paths, and sorting matches what `LC_ALL=C sort`
 /// does on every machine.
-public struct LayerPath: Hashable, Comparable, Sendable, CustomStringConvertible {
+package struct LayerPath: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The normalised path, e.g. `app/lib/x.py`.
-    public let bytes: [UInt8]
+    package let bytes: [UInt8]
 
     /// Normalises `text`.
     /// - Throws: `LayerError.invalidPath` when the path is empty, absolute, or climbs out of the root.
-    public init(_ text: String) throws(LayerError) {
+    package init(_ text: String) throws(LayerError) {
         if text.isEmpty { throw .invalidPath(text, reason: "the path is empty") }
         if text.utf8.contains(0) {
             throw .invalidPath(text.replacingOccurrences(of: "\u{0}", with: "\\0"), reason: "the path has a NUL byte")
@@ -35,16 +35,16 @@ public struct LayerPath: Hashable, Comparable, Sendable, CustomStringConvertible
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// The path as text.
-    public var description: String { String(decoding: bytes, as: UTF8.self) }
+    package var description: String { String(decoding: bytes, as: UTF8.self) }
 
     /// The parent directory, or nil for a top-level path.
-    public var parent: LayerPath? {
+    package var parent: LayerPath? {
         guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return nil }
         return LayerPath(bytes: Array(bytes[..<slash]))
     }
 
     /// Every ancestor, outermost first (`a`, `a/b` for `a/b/c`).
-    public var ancestors: [LayerPath] {
+    package var ancestors: [LayerPath] {
         var result = [LayerPath]()
         var current = parent
         while let path = current {
@@ -55,11 +55,11 @@ public struct LayerPath: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// This path with `component` appended; `component` is normalised the same way.
-    public func appending(_ component: String) throws(LayerError) -> LayerPath {
+    package func appending(_ component: String) throws(LayerError) -> LayerPath {
         try LayerPath(description + "/" + component)
     }
 
-    public static func < (lhs: LayerPath, rhs: LayerPath) -> Bool {
+    package static func < (lhs: LayerPath, rhs: LayerPath) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }
 }

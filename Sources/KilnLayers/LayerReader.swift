@@ -8,8 +8,8 @@ import KilnCore
 #endif
 
 /// One member of a tar stream as a layer records it.
-public struct TarMember: Sendable, Hashable {
-    public enum Kind: Sendable, Hashable {
+package struct TarMember: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case directory
         case regularFile(size: Int64)
         case symlink(target: String)
@@ -20,16 +20,16 @@ public struct TarMember: Sendable, Hashable {
     }
 
     /// The path, `/`-separated, without a leading `/` or `./` and without a trailing `/`.
-    public var path: String
-    public var kind: Kind
-    public var mode: UInt32
-    public var uid: Int
-    public var gid: Int
+    package var path: String
+    package var kind: Kind
+    package var mode: UInt32
+    package var uid: Int
+    package var gid: Int
 }
 
 /// Reads tar streams (a base image's layers, or an archive `ADD` unpacks), compressed or not:
 /// libarchive detects gzip, bzip2, xz and zstd by their magic numbers.
-public final class LayerReader {
+package final class LayerReader {
     private let archive: OpaquePointer
     private let path: String
     private let locale: locale_t?
@@ -37,7 +37,7 @@ public final class LayerReader {
 
     /// Opens the file at `path` as a (possibly compressed) tar stream.
     /// - Throws: `LayerError.archive` when it is not one.
-    public init(path: String) throws(LayerError) {
+    package init(path: String) throws(LayerError) {
         self.path = path
         locale = kiln_utf8_locale()
         previousLocale = locale.map { uselocale($0) }
@@ -60,13 +60,13 @@ public final class LayerReader {
     }
 
     /// Whether the file at `path` is a tar archive (compressed or not), as `ADD` decides.
-    public static func isArchive(_ path: String) -> Bool {
+    package static func isArchive(_ path: String) -> Bool {
         guard let reader = try? LayerReader(path: path) else { return false }
         return (try? reader.next()) != nil
     }
 
     /// The next member, or nil at the end. Its data is read with `readData` before the next call.
-    public func next() throws(LayerError) -> TarMember? {
+    package func next() throws(LayerError) -> TarMember? {
         var entry: OpaquePointer?
         let status = archive_read_next_header(archive, &entry)
         if status == ARCHIVE_EOF { return nil }
@@ -92,7 +92,7 @@ public final class LayerReader {
     }
 
     /// Streams the current member's bytes into `sink`.
-    public func readData(into sink: some ByteSink) throws(LayerError) {
+    package func readData(into sink: some ByteSink) throws(LayerError) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
@@ -111,7 +111,7 @@ public final class LayerReader {
     }
 
     /// The current member's bytes, refusing more than `limit`.
-    public func readData(limit: Int) throws(LayerError) -> [UInt8] {
+    package func readData(limit: Int) throws(LayerError) -> [UInt8] {
         let collector = Collector(limit: limit)
         try readData(into: collector)
         return collector.bytes

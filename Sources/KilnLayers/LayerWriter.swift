@@ -14,11 +14,11 @@ import KilnOCI
 ///
 /// Same entries and options give byte-identical blobs on any machine: order, times, owners,
 /// names and the gzip header are all fixed (see `LayerPlan`, `TarWriter`, `GzipDeflater`).
-public enum LayerWriter {
+package enum LayerWriter {
     /// Writes the layer for `entries` to `output`.
     /// - Throws: `LayerError` naming the path at fault. The output may hold a partial blob then;
     ///   the caller discards it (an `AtomicFileWriter` that is not committed removes itself).
-    public static func write(
+    package static func write(
         _ entries: [LayerEntry], options: LayerOptions = LayerOptions(), to output: some ByteSink
     ) throws(LayerError) -> LayerResult {
         let ordered = try LayerPlan.order(entries)

@@ -8,10 +8,10 @@ import KilnCore
 /// `o` other), mode (octal), uid, gid, size, path, link target. A blob with a tab or newline in a
 /// path gets no index and is read each time. The file is written atomically; one that does not
 /// parse is ignored and rewritten.
-public enum MemberIndex {
+package enum MemberIndex {
     /// The members of the blob at `blob`, from `index` when it is there, else read from the blob
     /// (and `index` written for next time).
-    public static func members(ofBlobAt blob: String, index: String) throws(LayerError) -> [TarMember] {
+    package static func members(ofBlobAt blob: String, index: String) throws(LayerError) -> [TarMember] {
         if let bytes = try? ReadableFile.readAll(path: index, limit: 256 << 20), let members = parse(bytes) {
             return members
         }

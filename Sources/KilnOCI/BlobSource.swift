@@ -2,7 +2,7 @@ import KilnCore
 
 /// Somewhere blobs can be read from by digest: the local store, an OCI layout. The registry
 /// client pushes from a source without knowing which it is.
-public protocol BlobSource: Sendable {
+package protocol BlobSource: Sendable {
     /// A file holding the blob's bytes, checked against the digest.
     func verifiedBlobPath(_ digest: Digest) throws -> String
     /// The file said to hold the blob, without reading it: for uploads, where the registry checks

@@ -6,9 +6,9 @@ import KilnCore
 /// Registries and digests deal in raw bytes, so every document kiln writes must come out the same
 /// on every machine and run: keys sorted, no insignificant whitespace, slashes not escaped. A value
 /// is encoded once; the bytes are kept (`Encoded`) and are what gets hashed, stored and pushed.
-public enum CanonicalJSON {
+package enum CanonicalJSON {
     /// Encodes `value` canonically.
-    public static func encode(_ value: some Encodable) throws(OCIError) -> [UInt8] {
+    package static func encode(_ value: some Encodable) throws(OCIError) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
@@ -20,7 +20,7 @@ public enum CanonicalJSON {
 
     /// Decodes a document, ignoring fields the model does not know.
     /// - Throws: `OCIError.decoding` naming what was being read.
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some ByteStorage, what: String)
+    package static func decode<T: Decodable>(_ type: T.Type, from bytes: some ByteStorage, what: String)
         throws(OCIError) -> T
     {
         do {
@@ -48,13 +48,13 @@ public enum CanonicalJSON {
 }
 
 /// A value together with the exact bytes it was encoded to, and the descriptor of those bytes.
-public struct Encoded<Value: Sendable>: Sendable {
-    public let value: Value
-    public let bytes: [UInt8]
-    public let descriptor: Descriptor
+package struct Encoded<Value: Sendable>: Sendable {
+    package let value: Value
+    package let bytes: [UInt8]
+    package let descriptor: Descriptor
 
     /// Encodes `value` canonically and describes the bytes with `mediaType`.
-    public init(_ value: Value, mediaType: MediaType, platform: Platform? = nil) throws(OCIError)
+    package init(_ value: Value, mediaType: MediaType, platform: Platform? = nil) throws(OCIError)
     where Value: Encodable {
         self.value = value
         self.bytes = try CanonicalJSON.encode(value)
@@ -63,7 +63,7 @@ public struct Encoded<Value: Sendable>: Sendable {
     }
 
     /// Keeps bytes as received (from a registry or a file), decoding them without re-encoding.
-    public init(decoding bytes: [UInt8], mediaType: MediaType, what: String) throws(OCIError) where Value: Decodable {
+    package init(decoding bytes: [UInt8], mediaType: MediaType, what: String) throws(OCIError) where Value: Decodable {
         self.value = try CanonicalJSON.decode(Value.self, from: bytes, what: what)
         self.bytes = bytes
         self.descriptor = Descriptor(mediaType: mediaType, digest: .sha256(of: bytes), size: Int64(bytes.count))
@@ -71,18 +71,18 @@ public struct Encoded<Value: Sendable>: Sendable {
 }
 
 /// Failures turning model values into JSON and back.
-public enum OCIError: KilnError, Equatable {
+package enum OCIError: KilnError, Equatable {
     case encoding(String, reason: String)
     case decoding(String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .encoding(let what, let reason): "cannot encode \(what): \(reason)"
         case .decoding(let what, let reason): "cannot read \(what): \(reason)"
         }
     }
 
-    public var category: ErrorCategory {
+    package var category: ErrorCategory {
         switch self {
         case .encoding: .internal
         case .decoding: .input

@@ -1,17 +1,17 @@
 import KilnCore
 
 /// A reference to content by media type, digest and size (image-spec `descriptor.md`).
-public struct Descriptor: Hashable, Sendable, Codable {
-    public var mediaType: MediaType
-    public var digest: Digest
-    public var size: Int64
-    public var urls: [String]?
-    public var annotations: [String: String]?
-    public var data: String?
-    public var platform: Platform?
-    public var artifactType: MediaType?
+package struct Descriptor: Hashable, Sendable, Codable {
+    package var mediaType: MediaType
+    package var digest: Digest
+    package var size: Int64
+    package var urls: [String]?
+    package var annotations: [String: String]?
+    package var data: String?
+    package var platform: Platform?
+    package var artifactType: MediaType?
 
-    public init(
+    package init(
         mediaType: MediaType, digest: Digest, size: Int64,
         annotations: [String: String]? = nil, platform: Platform? = nil
     ) {
@@ -24,8 +24,8 @@ public struct Descriptor: Hashable, Sendable, Codable {
 }
 
 /// Well-known annotation keys (image-spec `annotations.md`).
-public enum AnnotationKey {
+package enum AnnotationKey {
     /// The tag of a manifest inside an OCI image layout's `index.json`.
-    public static let refName = "org.opencontainers.image.ref.name"
-    public static let created = "org.opencontainers.image.created"
+    package static let refName = "org.opencontainers.image.ref.name"
+    package static let created = "org.opencontainers.image.created"
 }

@@ -2,12 +2,12 @@ import KilnCore
 
 /// One platform's image, ready to store or push: its config and manifest, each encoded once.
 /// The layer blobs it lists live elsewhere (the store) and are addressed by digest.
-public struct PlatformImage: Sendable {
-    public let config: Encoded<ImageConfig>
-    public let manifest: Encoded<ImageManifest>
+package struct PlatformImage: Sendable {
+    package let config: Encoded<ImageConfig>
+    package let manifest: Encoded<ImageManifest>
 
     /// Encodes `config` and the manifest listing it with `layers`, in that order.
-    public init(config: ImageConfig, layers: [Descriptor], annotations: [String: String]? = nil) throws(OCIError) {
+    package init(config: ImageConfig, layers: [Descriptor], annotations: [String: String]? = nil) throws(OCIError) {
         let config = try Encoded(config, mediaType: .ociConfig)
         self.config = config
         self.manifest = try Encoded(
@@ -16,10 +16,10 @@ public struct PlatformImage: Sendable {
     }
 
     /// The platform the config declares.
-    public var platform: Platform { config.value.platform }
+    package var platform: Platform { config.value.platform }
 
     /// The manifest's descriptor with its platform, as an index lists it.
-    public var descriptor: Descriptor {
+    package var descriptor: Descriptor {
         var descriptor = manifest.descriptor
         descriptor.platform = platform
         return descriptor
@@ -27,12 +27,12 @@ public struct PlatformImage: Sendable {
 }
 
 /// What a build produces: one image, or an index of images for several platforms.
-public enum ImageBundle: Sendable {
+package enum ImageBundle: Sendable {
     case single(PlatformImage)
     case multiPlatform(index: Encoded<ImageIndex>, images: [PlatformImage])
 
     /// An index over `images` when there are several (or when `forceIndex`), else the one image.
-    public init(images: [PlatformImage], forceIndex: Bool = false) throws(OCIError) {
+    package init(images: [PlatformImage], forceIndex: Bool = false) throws(OCIError) {
         precondition(!images.isEmpty, "an image bundle needs at least one image")
         if images.count == 1 && !forceIndex {
             self = .single(images[0])
@@ -43,7 +43,7 @@ public enum ImageBundle: Sendable {
     }
 
     /// The top-level descriptor: the index, or the single manifest.
-    public var root: Descriptor {
+    package var root: Descriptor {
         switch self {
         case .single(let image): image.descriptor
         case .multiPlatform(let index, _): index.descriptor
@@ -51,7 +51,7 @@ public enum ImageBundle: Sendable {
     }
 
     /// The per-platform images.
-    public var images: [PlatformImage] {
+    package var images: [PlatformImage] {
         switch self {
         case .single(let image): [image]
         case .multiPlatform(_, let images): images

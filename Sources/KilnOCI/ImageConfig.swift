@@ -2,17 +2,17 @@ import KilnCore
 
 /// An image configuration (image-spec `config.md`): what runs, how, and the layers' diffIDs.
 /// Also reads Docker's image JSON, whose `config` block is the same; unknown fields are ignored.
-public struct ImageConfig: Hashable, Sendable, Codable {
-    public var created: String?
-    public var author: String?
-    public var architecture: String
-    public var os: String
-    public var variant: String?
-    public var osVersion: String?
-    public var osFeatures: [String]?
-    public var config: ContainerConfig?
-    public var rootfs: RootFS
-    public var history: [History]?
+package struct ImageConfig: Hashable, Sendable, Codable {
+    package var created: String?
+    package var author: String?
+    package var architecture: String
+    package var os: String
+    package var variant: String?
+    package var osVersion: String?
+    package var osFeatures: [String]?
+    package var config: ContainerConfig?
+    package var rootfs: RootFS
+    package var history: [History]?
 
     enum CodingKeys: String, CodingKey {
         case created, author, architecture, os, variant, config, rootfs, history
@@ -20,7 +20,7 @@ public struct ImageConfig: Hashable, Sendable, Codable {
         case osFeatures = "os.features"
     }
 
-    public init(
+    package init(
         platform: Platform, created: String? = nil, config: ContainerConfig? = nil,
         rootfs: RootFS = RootFS(diffIDs: []), history: [History]? = nil
     ) {
@@ -34,7 +34,7 @@ public struct ImageConfig: Hashable, Sendable, Codable {
     }
 
     /// The platform this config describes.
-    public var platform: Platform {
+    package var platform: Platform {
         var platform = Platform(os: os, architecture: architecture, variant: variant)
         platform.osVersion = osVersion
         platform.osFeatures = osFeatures
@@ -43,20 +43,20 @@ public struct ImageConfig: Hashable, Sendable, Codable {
 }
 
 /// The runtime defaults of an image (`config.config`). Keys keep Docker's capitalised names.
-public struct ContainerConfig: Hashable, Sendable, Codable {
-    public var user: String?
-    public var exposedPorts: [String: EmptyObject]?
-    public var env: [String]?
-    public var entrypoint: [String]?
-    public var cmd: [String]?
-    public var volumes: [String: EmptyObject]?
-    public var workingDir: String?
-    public var labels: [String: String]?
-    public var stopSignal: String?
-    public var argsEscaped: Bool?
-    public var healthcheck: Healthcheck?
-    public var shell: [String]?
-    public var onBuild: [String]?
+package struct ContainerConfig: Hashable, Sendable, Codable {
+    package var user: String?
+    package var exposedPorts: [String: EmptyObject]?
+    package var env: [String]?
+    package var entrypoint: [String]?
+    package var cmd: [String]?
+    package var volumes: [String: EmptyObject]?
+    package var workingDir: String?
+    package var labels: [String: String]?
+    package var stopSignal: String?
+    package var argsEscaped: Bool?
+    package var healthcheck: Healthcheck?
+    package var shell: [String]?
+    package var onBuild: [String]?
 
     enum CodingKeys: String, CodingKey {
         case user = "User"
@@ -74,17 +74,17 @@ public struct ContainerConfig: Hashable, Sendable, Codable {
         case onBuild = "OnBuild"
     }
 
-    public init() {}
+    package init() {}
 }
 
 /// Docker's health check (not in the OCI spec, kept by Docker-format images). Durations are nanoseconds.
-public struct Healthcheck: Hashable, Sendable, Codable {
-    public var test: [String]?
-    public var interval: Int64?
-    public var timeout: Int64?
-    public var startPeriod: Int64?
-    public var startInterval: Int64?
-    public var retries: Int?
+package struct Healthcheck: Hashable, Sendable, Codable {
+    package var test: [String]?
+    package var interval: Int64?
+    package var timeout: Int64?
+    package var startPeriod: Int64?
+    package var startInterval: Int64?
+    package var retries: Int?
 
     enum CodingKeys: String, CodingKey {
         case test = "Test"
@@ -95,32 +95,32 @@ public struct Healthcheck: Hashable, Sendable, Codable {
         case retries = "Retries"
     }
 
-    public init(test: [String]? = nil) { self.test = test }
+    package init(test: [String]? = nil) { self.test = test }
 }
 
 /// `rootfs`: the ordered diffIDs (digests of the uncompressed layer tars).
-public struct RootFS: Hashable, Sendable, Codable {
-    public var type: String
-    public var diffIDs: [Digest]
+package struct RootFS: Hashable, Sendable, Codable {
+    package var type: String
+    package var diffIDs: [Digest]
 
     enum CodingKeys: String, CodingKey {
         case type
         case diffIDs = "diff_ids"
     }
 
-    public init(diffIDs: [Digest]) {
+    package init(diffIDs: [Digest]) {
         self.type = "layers"
         self.diffIDs = diffIDs
     }
 }
 
 /// One step of an image's history.
-public struct History: Hashable, Sendable, Codable {
-    public var created: String?
-    public var createdBy: String?
-    public var author: String?
-    public var comment: String?
-    public var emptyLayer: Bool?
+package struct History: Hashable, Sendable, Codable {
+    package var created: String?
+    package var createdBy: String?
+    package var author: String?
+    package var comment: String?
+    package var emptyLayer: Bool?
 
     enum CodingKeys: String, CodingKey {
         case created, author, comment
@@ -128,7 +128,7 @@ public struct History: Hashable, Sendable, Codable {
         case emptyLayer = "empty_layer"
     }
 
-    public init(created: String? = nil, createdBy: String? = nil, comment: String? = nil, emptyLayer: Bool? = nil) {
+    package init(created: String? = nil, createdBy: String? = nil, comment: String? = nil, emptyLayer: Bool? = nil) {
         self.created = created
         self.createdBy = createdBy
         self.comment = comment
@@ -137,9 +137,9 @@ public struct History: Hashable, Sendable, Codable {
 }
 
 /// `{}`: the value type of `ExposedPorts` and `Volumes` maps.
-public struct EmptyObject: Hashable, Sendable, Codable {
-    public init() {}
-    public init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: NoKeys.self) }
-    public func encode(to encoder: any Encoder) throws { _ = encoder.container(keyedBy: NoKeys.self) }
+package struct EmptyObject: Hashable, Sendable, Codable {
+    package init() {}
+    package init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: NoKeys.self) }
+    package func encode(to encoder: any Encoder) throws { _ = encoder.container(keyedBy: NoKeys.self) }
     private enum NoKeys: CodingKey {}
 }

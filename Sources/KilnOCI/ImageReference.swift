@@ -1,22 +1,22 @@
 import KilnCore
 
 /// A repository on a registry: `host[:port]/path`, e.g. `ghcr.io/acme/llm-litellm`.
-public struct Repository: Hashable, Sendable, CustomStringConvertible {
+package struct Repository: Hashable, Sendable, CustomStringConvertible {
     /// The registry as users name it (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
-    public let registry: String
+    package let registry: String
     /// The repository path, lower case, e.g. `library/alpine`.
-    public let path: String
+    package let path: String
 
-    public var description: String { "\(registry)/\(path)" }
+    package var description: String { "\(registry)/\(path)" }
 
     /// A repository from parts already valid (a registry host and a lower-case path).
-    public init(registry: String, path: String) {
+    package init(registry: String, path: String) {
         self.registry = registry
         self.path = path
     }
 
     /// The host:port requests go to: Docker Hub's API lives at `registry-1.docker.io`.
-    public var endpointHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
+    package var endpointHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
 }
 
 /// A reference to an image, parsed the way Docker does (distribution's `reference` grammar):
@@ -26,15 +26,15 @@ public struct Repository: Hashable, Sendable, CustomStringConvertible {
 /// IPv6 literal in brackets; otherwise the registry is `docker.io`, and a one-component path on
 /// Docker Hub gains `library/`. Path components are lower case. With no tag and no digest the tag
 /// is `latest`.
-public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
-    public let repository: Repository
+package struct ImageReference: Hashable, Sendable, CustomStringConvertible {
+    package let repository: Repository
     /// The tag, when the reference names one (`latest` is filled in when neither tag nor digest is given).
-    public let tag: String?
-    public let digest: Digest?
+    package let tag: String?
+    package let digest: Digest?
 
     /// Parses a reference.
     /// - Throws: `ReferenceError` saying what is wrong.
-    public init(parsing text: String) throws(ReferenceError) {
+    package init(parsing text: String) throws(ReferenceError) {
         var rest = Substring(text)
         guard !rest.isEmpty else { throw ReferenceError(text, reason: "it is empty") }
         var digest: Digest?
@@ -64,17 +64,17 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A reference to `repository` by tag or digest.
-    public init(repository: Repository, tag: String? = nil, digest: Digest? = nil) {
+    package init(repository: Repository, tag: String? = nil, digest: Digest? = nil) {
         self.repository = repository
         self.tag = tag
         self.digest = digest
     }
 
     /// What goes in `/v2/NAME/manifests/<reference>`: the digest when there is one, else the tag.
-    public var manifestReference: String { digest?.description ?? tag ?? "latest" }
+    package var manifestReference: String { digest?.description ?? tag ?? "latest" }
 
     /// `registry/path[:tag][@digest]`, fully qualified.
-    public var description: String {
+    package var description: String {
         var text = repository.description
         if let tag { text += ":" + tag }
         if let digest { text += "@" + digest.description }
@@ -82,7 +82,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The same image pinned by digest, as `registry.yaml` records it: `registry/path@sha256:…`.
-    public func pinned(to digest: Digest) -> ImageReference {
+    package func pinned(to digest: Digest) -> ImageReference {
         ImageReference(repository: repository, digest: digest)
     }
 
@@ -186,15 +186,15 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A text that is not an image reference, and why.
-public struct ReferenceError: KilnError, Equatable {
-    public var text: String
-    public var reason: String
+package struct ReferenceError: KilnError, Equatable {
+    package var text: String
+    package var reason: String
 
-    public init(_ text: String, reason: String) {
+    package init(_ text: String, reason: String) {
         self.text = text
         self.reason = reason
     }
 
-    public var description: String { "'\(text)' is not a valid image reference: \(reason)" }
-    public var category: ErrorCategory { .input }
+    package var description: String { "'\(text)' is not a valid image reference: \(reason)" }
+    package var category: ErrorCategory { .input }
 }

@@ -2,16 +2,16 @@ import KilnCore
 
 /// An image manifest (image-spec `manifest.md`): one config and the ordered layers.
 /// Decodes Docker v2 schema 2 manifests too; unknown fields are ignored.
-public struct ImageManifest: Hashable, Sendable, Codable {
-    public var schemaVersion: Int
-    public var mediaType: MediaType?
-    public var artifactType: MediaType?
-    public var config: Descriptor
-    public var layers: [Descriptor]
-    public var subject: Descriptor?
-    public var annotations: [String: String]?
+package struct ImageManifest: Hashable, Sendable, Codable {
+    package var schemaVersion: Int
+    package var mediaType: MediaType?
+    package var artifactType: MediaType?
+    package var config: Descriptor
+    package var layers: [Descriptor]
+    package var subject: Descriptor?
+    package var annotations: [String: String]?
 
-    public init(
+    package init(
         mediaType: MediaType = .ociManifest, config: Descriptor, layers: [Descriptor],
         annotations: [String: String]? = nil
     ) {
@@ -24,15 +24,15 @@ public struct ImageManifest: Hashable, Sendable, Codable {
 }
 
 /// An image index or Docker manifest list (image-spec `image-index.md`): manifests per platform.
-public struct ImageIndex: Hashable, Sendable, Codable {
-    public var schemaVersion: Int
-    public var mediaType: MediaType?
-    public var artifactType: MediaType?
-    public var manifests: [Descriptor]
-    public var subject: Descriptor?
-    public var annotations: [String: String]?
+package struct ImageIndex: Hashable, Sendable, Codable {
+    package var schemaVersion: Int
+    package var mediaType: MediaType?
+    package var artifactType: MediaType?
+    package var manifests: [Descriptor]
+    package var subject: Descriptor?
+    package var annotations: [String: String]?
 
-    public init(mediaType: MediaType = .ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
+    package init(mediaType: MediaType = .ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
         self.schemaVersion = 2
         self.mediaType = mediaType
         self.manifests = manifests
@@ -40,7 +40,7 @@ public struct ImageIndex: Hashable, Sendable, Codable {
     }
 
     /// The first entry that is an image manifest for `platform`.
-    public func manifest(for platform: Platform) -> Descriptor? {
+    package func manifest(for platform: Platform) -> Descriptor? {
         manifests.first { entry in
             guard entry.mediaType.isImageManifest, let entryPlatform = entry.platform else { return false }
             return platform.matches(entryPlatform)

@@ -5,52 +5,52 @@ import KilnCore
 /// Kiln writes the OCI family; it reads the Docker v2 schema 2 family too, since base images
 /// on Docker Hub and GHCR often use it. Parameters after `;` (as in a `Content-Type` header) are
 /// not part of the value: `init(contentType:)` strips them.
-public struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
-    public let rawValue: String
+package struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    package let rawValue: String
 
-    public init(rawValue: String) { self.rawValue = rawValue }
-    public init(_ rawValue: String) { self.rawValue = rawValue }
+    package init(rawValue: String) { self.rawValue = rawValue }
+    package init(_ rawValue: String) { self.rawValue = rawValue }
 
     /// From an HTTP `Content-Type`, ignoring parameters and surrounding space.
-    public init(contentType: String) {
+    package init(contentType: String) {
         let bare = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
         self.rawValue = bare.trimmingASCIIWhitespace()
     }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         rawValue = try decoder.singleValueContainer().decode(String.self)
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
     }
 
     // OCI image-spec v1.1
-    public static let ociManifest = MediaType("application/vnd.oci.image.manifest.v1+json")
-    public static let ociIndex = MediaType("application/vnd.oci.image.index.v1+json")
-    public static let ociConfig = MediaType("application/vnd.oci.image.config.v1+json")
-    public static let ociLayer = MediaType("application/vnd.oci.image.layer.v1.tar")
-    public static let ociLayerGzip = MediaType("application/vnd.oci.image.layer.v1.tar+gzip")
-    public static let ociLayerZstd = MediaType("application/vnd.oci.image.layer.v1.tar+zstd")
-    public static let ociEmpty = MediaType("application/vnd.oci.empty.v1+json")
+    package static let ociManifest = MediaType("application/vnd.oci.image.manifest.v1+json")
+    package static let ociIndex = MediaType("application/vnd.oci.image.index.v1+json")
+    package static let ociConfig = MediaType("application/vnd.oci.image.config.v1+json")
+    package static let ociLayer = MediaType("application/vnd.oci.image.layer.v1.tar")
+    package static let ociLayerGzip = MediaType("application/vnd.oci.image.layer.v1.tar+gzip")
+    package static let ociLayerZstd = MediaType("application/vnd.oci.image.layer.v1.tar+zstd")
+    package static let ociEmpty = MediaType("application/vnd.oci.empty.v1+json")
 
     // Docker image manifest v2, schema 2
-    public static let dockerManifest = MediaType("application/vnd.docker.distribution.manifest.v2+json")
-    public static let dockerManifestList = MediaType("application/vnd.docker.distribution.manifest.list.v2+json")
-    public static let dockerConfig = MediaType("application/vnd.docker.container.image.v1+json")
-    public static let dockerLayerGzip = MediaType("application/vnd.docker.image.rootfs.diff.tar.gzip")
-    public static let dockerForeignLayerGzip = MediaType(
+    package static let dockerManifest = MediaType("application/vnd.docker.distribution.manifest.v2+json")
+    package static let dockerManifestList = MediaType("application/vnd.docker.distribution.manifest.list.v2+json")
+    package static let dockerConfig = MediaType("application/vnd.docker.container.image.v1+json")
+    package static let dockerLayerGzip = MediaType("application/vnd.docker.image.rootfs.diff.tar.gzip")
+    package static let dockerForeignLayerGzip = MediaType(
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
 
     /// An image manifest, OCI or Docker.
-    public var isImageManifest: Bool { self == .ociManifest || self == .dockerManifest }
+    package var isImageManifest: Bool { self == .ociManifest || self == .dockerManifest }
     /// An index or manifest list, OCI or Docker.
-    public var isIndex: Bool { self == .ociIndex || self == .dockerManifestList }
+    package var isIndex: Bool { self == .ociIndex || self == .dockerManifestList }
     /// A layer whose bytes are gzip-compressed tar.
-    public var isGzipLayer: Bool {
+    package var isGzipLayer: Bool {
         self == .ociLayerGzip || self == .dockerLayerGzip || self == .dockerForeignLayerGzip
     }
 }

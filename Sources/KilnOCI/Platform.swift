@@ -1,12 +1,12 @@
 import KilnCore
 
 /// The platform an image runs on (image-spec `image-index.md`, "platform"), e.g. `linux/arm64/v8`.
-public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
-    public var os: String
-    public var architecture: String
-    public var variant: String?
-    public var osVersion: String?
-    public var osFeatures: [String]?
+package struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
+    package var os: String
+    package var architecture: String
+    package var variant: String?
+    package var osVersion: String?
+    package var osFeatures: [String]?
 
     enum CodingKeys: String, CodingKey {
         case os, architecture, variant
@@ -14,19 +14,19 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
         case osFeatures = "os.features"
     }
 
-    public init(os: String, architecture: String, variant: String? = nil) {
+    package init(os: String, architecture: String, variant: String? = nil) {
         self.os = os
         self.architecture = architecture
         self.variant = variant
     }
 
-    public static let linuxAMD64 = Platform(os: "linux", architecture: "amd64")
-    public static let linuxARM64 = Platform(os: "linux", architecture: "arm64", variant: "v8")
+    package static let linuxAMD64 = Platform(os: "linux", architecture: "amd64")
+    package static let linuxARM64 = Platform(os: "linux", architecture: "arm64", variant: "v8")
 
     /// Parses `os/arch[/variant]` as `--platform` flags write it. `linux/arm64` means `linux/arm64/v8`,
     /// the variant BuildKit and the OCI spec assume for 64-bit ARM.
     /// - Throws: `PlatformError.invalid` for anything else.
-    public init(parsing text: String) throws(PlatformError) {
+    package init(parsing text: String) throws(PlatformError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard (2...3).contains(parts.count), parts.allSatisfy({ Self.isValidPart($0) }) else {
             throw .invalid(text)
@@ -40,7 +40,7 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// The architectures a Linux image is built for (Go's `GOARCH` names, as the OCI image
     /// spec uses them), with the variants each takes.
-    public static let buildableArchitectures: [String: Set<String>] = [
+    package static let buildableArchitectures: [String: Set<String>] = [
         "amd64": ["v1", "v2", "v3", "v4"], "arm64": ["v8", "v9"], "arm": ["v5", "v6", "v7", "v8"], "386": [],
         "ppc64le": [], "s390x": [], "riscv64": [], "mips64le": [], "loong64": [],
     ]
@@ -49,7 +49,7 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
     /// names a Linux architecture kiln knows, so a typo (`linux/arm46`) or another OS is refused
     /// before any work instead of producing an empty image index.
     /// - Throws: `PlatformError` saying what is wrong and what would be right.
-    public init(buildable text: String) throws(PlatformError) {
+    package init(buildable text: String) throws(PlatformError) {
         // A bare word is an architecture (`arm64`), never an OS (`linux` alone says too little).
         if !text.contains("/"), ["linux", "windows", "darwin", "freebsd"].contains(text.lowercased()) {
             throw .invalid(text)
@@ -65,7 +65,7 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// A list of platforms to build for (`init(buildable:)` each), in order, each once.
-    public static func buildable(_ texts: [String]) throws(PlatformError) -> [Platform] {
+    package static func buildable(_ texts: [String]) throws(PlatformError) -> [Platform] {
         var result = [Platform]()
         for text in texts {
             let platform = try Platform(buildable: text)
@@ -84,27 +84,27 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// Whether an index entry for `other` serves this platform: same os and architecture, and the
     /// same variant where both name one (an arm64 entry without a variant serves `arm64/v8`).
-    public func matches(_ other: Platform) -> Bool {
+    package func matches(_ other: Platform) -> Bool {
         guard os == other.os, architecture == other.architecture else { return false }
         guard let variant, let otherVariant = other.variant else { return true }
         return variant == otherVariant
     }
 
     /// `os/arch[/variant]`.
-    public var description: String {
+    package var description: String {
         if let variant { "\(os)/\(architecture)/\(variant)" } else { "\(os)/\(architecture)" }
     }
 }
 
 /// Why a text is not a platform.
-public enum PlatformError: KilnError, Equatable {
+package enum PlatformError: KilnError, Equatable {
     case invalid(String)
     /// Not Linux: kiln builds Linux images.
     case unsupportedOS(String, os: String)
     case unknownArchitecture(String, architecture: String)
     case unknownVariant(String, variant: String, known: [String])
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalid(let text): "'\(text)' is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64"
         case .unsupportedOS(let text, let os):
@@ -127,5 +127,5 @@ public enum PlatformError: KilnError, Equatable {
         return close.first.map { "; did you mean \($0)?" } ?? ""
     }
 
-    public var category: ErrorCategory { .input }
+    package var category: ErrorCategory { .input }
 }

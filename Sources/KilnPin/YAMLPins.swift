@@ -8,16 +8,16 @@ import Yams
 #endif
 
 /// One value to pin: a key path (`["image", "platforms", "amd64"]`) and the text it must hold.
-public struct PinEdit: Sendable, Hashable {
-    public var path: [String]
-    public var value: String
+package struct PinEdit: Sendable, Hashable {
+    package var path: [String]
+    package var value: String
 
-    public init(path: [String], value: String) {
+    package init(path: [String], value: String) {
         self.path = path
         self.value = value
     }
 
-    public var dottedPath: String { path.joined(separator: ".") }
+    package var dottedPath: String { path.joined(separator: ".") }
 }
 
 /// Reads and rewrites values of a YAML mapping in place, the way a person would with an editor:
@@ -28,9 +28,9 @@ public struct PinEdit: Sendable, Hashable {
 ///
 /// The file is parsed with libyaml (through Yams) to find where each node starts; the edit itself
 /// is made on the original text.
-public enum YAMLPins {
+package enum YAMLPins {
     /// The scalar at `path`, nil when a key on the way is missing or the value is null.
-    public static func value(at path: [String], in text: String, file: String) throws(YAMLFileError) -> String? {
+    package static func value(at path: [String], in text: String, file: String) throws(YAMLFileError) -> String? {
         var node = try parse(text, file: file)
         for key in path {
             guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return nil }
@@ -41,7 +41,7 @@ public enum YAMLPins {
     }
 
     /// Whether `path` names something other than null (a value or a mapping).
-    public static func contains(_ path: [String], in text: String, file: String) throws(YAMLFileError) -> Bool {
+    package static func contains(_ path: [String], in text: String, file: String) throws(YAMLFileError) -> Bool {
         var node = try parse(text, file: file)
         for key in path {
             guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return false }
@@ -52,7 +52,7 @@ public enum YAMLPins {
     }
 
     /// `text` with every edit made; the same text when every value is already as asked.
-    public static func apply(_ edits: [PinEdit], to text: String, file: String) throws(YAMLFileError) -> String {
+    package static func apply(_ edits: [PinEdit], to text: String, file: String) throws(YAMLFileError) -> String {
         var text = text
         for edit in edits {
             var document = Document(text)
@@ -68,7 +68,7 @@ public enum YAMLPins {
     /// Makes the edits in the file at `path`, atomically (temporary file, `fsync`, rename) and
     /// keeping its permissions; false, and the file untouched, when it already holds them. A
     /// symlinked file is written through: the link stays, its target gets the new text.
-    public static func write(_ edits: [PinEdit], toFileAt path: String, displayPath: String) throws -> Bool {
+    package static func write(_ edits: [PinEdit], toFileAt path: String, displayPath: String) throws -> Bool {
         let target = FilePaths.realPath(path) ?? path
         let text = String(decoding: try ReadableFile.readAll(path: target, limit: 4 << 20), as: UTF8.self)
         let updated = try apply(edits, to: text, file: displayPath)
@@ -81,7 +81,7 @@ public enum YAMLPins {
 
     // MARK: - Parsing
 
-    public static func parse(_ text: String, file: String) throws(YAMLFileError) -> Node? {
+    package static func parse(_ text: String, file: String) throws(YAMLFileError) -> Node? {
         do {
             return try Yams.compose(yaml: text)
         } catch let error as YamlError {
@@ -105,7 +105,7 @@ public enum YAMLPins {
         mapping.first { $0.key.string == key }
     }
 
-    public static func isNull(_ scalar: Node.Scalar) -> Bool {
+    package static func isNull(_ scalar: Node.Scalar) -> Bool {
         scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
     }
 

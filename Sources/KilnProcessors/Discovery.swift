@@ -8,7 +8,7 @@ import KilnPin
 
 /// Finds processors: every file under the root that one of the globs matches (`.dockerignore`
 /// pattern syntax, `**` for any depth), read as a `registry.yaml`.
-public enum Discovery {
+package enum Discovery {
     /// Folders never searched: version control, build output, dependency caches.
     static let skipped: Set<String> = [".git", ".hg", ".svn", ".build", "node_modules", "__pycache__", ".venv"]
 
@@ -17,7 +17,7 @@ public enum Discovery {
     /// nothing), so the lane fails just those and builds the rest.
     /// - Throws: `YAMLFileError` for the first file that is not a valid `registry.yaml`; when no
     ///   file matches the globs; when a glob `kiln.yaml` lists matches nothing.
-    public static func processors(_ config: LaneConfig) throws(YAMLFileError) -> [Processor] {
+    package static func processors(_ config: LaneConfig) throws(YAMLFileError) -> [Processor] {
         let matcher = DockerIgnore(parsing: config.globs.joined(separator: "\n"))
         var files = [String]()
         do {

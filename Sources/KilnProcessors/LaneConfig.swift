@@ -4,7 +4,7 @@ import KilnPin
 import Yams
 
 /// Which `image:` keys the lane writes.
-public enum PinMode: String, Sendable, CaseIterable {
+package enum PinMode: String, Sendable, CaseIterable {
     /// The keys the file already has; `image.platforms.*` when it has none.
     case auto
     /// `image.platforms.<arch>`: one manifest digest per platform.
@@ -27,43 +27,43 @@ public enum PinMode: String, Sendable, CaseIterable {
 /// jobs: 4
 /// context-relative-to: root     # or processor: build.context from the processor's folder
 /// ```
-public struct LaneConfig: Sendable {
-    public static let defaultGlobs = ["tools/**/registry.yaml", "code/apps/core/processors/**/registry.yaml"]
-    public static let defaultTemplate = "{registry}/{owner}/{ns}-{name}"
+package struct LaneConfig: Sendable {
+    package static let defaultGlobs = ["tools/**/registry.yaml", "code/apps/core/processors/**/registry.yaml"]
+    package static let defaultTemplate = "{registry}/{owner}/{ns}-{name}"
 
     /// The repository root: the folder holding `kiln.yaml`, else the git top level.
-    public var root: String
+    package var root: String
     /// The `kiln.yaml` read, if any.
-    public var file: String?
-    public var globs = LaneConfig.defaultGlobs
+    package var file: String?
+    package var globs = LaneConfig.defaultGlobs
     /// Whether `kiln.yaml` set the globs (then each must match something), and on which line.
-    public var globsFromFile = false
-    public var globsLine: Int?
+    package var globsFromFile = false
+    package var globsLine: Int?
     /// What `build.context` is relative to (`context-relative-to`).
-    public var contextBase = ContextBase.root
-    public var registry = "ghcr.io"
-    public var owner: String?
+    package var contextBase = ContextBase.root
+    package var registry = "ghcr.io"
+    package var owner: String?
     /// `{repo}` in the template: the repository's name (default: the root folder's name).
-    public var repo: String?
-    public var repositoryTemplate = LaneConfig.defaultTemplate
-    public var platforms: [Platform] = [.linuxAMD64, .linuxARM64]
-    public var pin = PinMode.auto
-    public var jobs: Int?
+    package var repo: String?
+    package var repositoryTemplate = LaneConfig.defaultTemplate
+    package var platforms: [Platform] = [.linuxAMD64, .linuxARM64]
+    package var pin = PinMode.auto
+    package var jobs: Int?
     /// A repository for the key tags instead of each target repository.
-    public var cacheRepository: String?
+    package var cacheRepository: String?
     /// Build args for every processor (a processor's own `build.args` win).
-    public var buildArgs: [String: String] = [:]
+    package var buildArgs: [String: String] = [:]
     /// `mirrors:`: per registry, the mirrors to pull base images from, in order (the registry
     /// itself is tried last), with the line each is on.
-    public var mirrors: [(registry: String, mirrors: [String], line: Int)] = []
+    package var mirrors: [(registry: String, mirrors: [String], line: Int)] = []
     /// `bases:`: base image references replaced by others, with their lines.
-    public var baseReplacements: [(original: String, replacement: String, line: Int)] = []
+    package var baseReplacements: [(original: String, replacement: String, line: Int)] = []
 
-    public init(root: String) { self.root = root }
+    package init(root: String) { self.root = root }
 
     /// The root a command works on: `explicit`, else the nearest folder above `start` holding
     /// `kiln.yaml`, else the nearest holding `.git`, else `start`.
-    public static func findRoot(explicit: String?, from start: String) -> String {
+    package static func findRoot(explicit: String?, from start: String) -> String {
         if let explicit {
             let path = FilePaths.clean(FilePaths.absolute(explicit))
             return FilePaths.realPath(path) ?? path
@@ -83,7 +83,7 @@ public struct LaneConfig: Sendable {
     }
 
     /// Reads `ROOT/kiln.yaml` when present; the defaults otherwise.
-    public static func load(root: String) throws(YAMLFileError) -> LaneConfig {
+    package static func load(root: String) throws(YAMLFileError) -> LaneConfig {
         var config = LaneConfig(root: root)
         let path = FilePaths.join(root, "kiln.yaml")
         guard FilePaths.exists(path) else { return config }
@@ -200,7 +200,7 @@ public struct LaneConfig: Sendable {
     /// The repository a processor's image goes to, from the template (lower-cased, as registries
     /// require).
     /// - Throws: `YAMLFileError` when the template needs a value that is not set.
-    public func repository(for ref: ProcessorRef) throws(YAMLFileError) -> String {
+    package func repository(for ref: ProcessorRef) throws(YAMLFileError) -> String {
         let values: [String: String?] = [
             "registry": registry, "owner": owner, "repo": repo ?? FilePaths.lastComponent(of: root),
             "ns": ref.namespace, "name": ref.name, "ver": ref.version,

@@ -6,49 +6,49 @@ import KilnPin
 /// `tools/` layouts the Dockerfile copies `code/libs/…` and `tools/…`, so `context: .` is the
 /// repository root; in older `code/apps/core/processors/` layouts it copies `app/`, so `.` is the
 /// processor's folder. `kiln.yaml` says which (`context-relative-to`).
-public enum ContextBase: String, Sendable, CaseIterable {
+package enum ContextBase: String, Sendable, CaseIterable {
     case root
     case processor
 
     /// The other one, for the hint when a `COPY` source is missing.
-    public var other: ContextBase { self == .root ? .processor : .root }
+    package var other: ContextBase { self == .root ? .processor : .root }
 }
 
 /// One processor as its `registry.yaml` describes it: where its Dockerfile and build context are,
 /// what to build it for, and where its pins live.
-public struct Processor: Sendable {
-    public var ref: ProcessorRef
+package struct Processor: Sendable {
+    package var ref: ProcessorRef
     /// The `registry.yaml`, absolute.
-    public var file: String
+    package var file: String
     /// The same, relative to the repository root, for messages.
-    public var displayPath: String
+    package var displayPath: String
     /// The build context directory (absolute, inside the repository).
-    public var context: String
+    package var context: String
     /// `build.context` as written, and what it is relative to.
-    public var contextText: String
-    public var contextBase: ContextBase
+    package var contextText: String
+    package var contextBase: ContextBase
     /// The same `build.context` taken relative to the other base, when that is a directory
     /// inside the repository: where a missing `COPY` source is looked for, to say which setting
     /// to change.
-    public var alternativeContext: String?
+    package var alternativeContext: String?
     /// The Dockerfile (`build.dockerfile`, relative to the processor's folder).
-    public var dockerfile: String
+    package var dockerfile: String
     /// `build.platforms`, when the file narrows the lane's platforms (possibly to none).
-    public var platforms: [Platform]?
+    package var platforms: [Platform]?
     /// `build.args`.
-    public var buildArgs: [String: String]
+    package var buildArgs: [String: String]
     /// `enabled: false` keeps a processor listed but out of the lane.
-    public var enabled: Bool
+    package var enabled: Bool
     /// Other enabled `registry.yaml` files giving the same ref (set by `Discovery`): a processor
     /// with duplicates is not built.
-    public var duplicates: [String] = []
+    package var duplicates: [String] = []
 
     /// Reads a processor's `registry.yaml`.
     /// - Parameter root: the repository root, absolute and with symlinks resolved.
     /// - Throws: `YAMLFileError` naming the file, the key and its line: for a missing or
     ///   malformed key, a context or Dockerfile outside the repository, or a platform kiln cannot
     ///   build.
-    public static func load(file: String, root: String, contextBase: ContextBase = .root) throws(YAMLFileError)
+    package static func load(file: String, root: String, contextBase: ContextBase = .root) throws(YAMLFileError)
         -> Processor
     {
         let display = file.hasPrefix(root + "/") ? String(file.dropFirst(root.count + 1)) : file

@@ -1,11 +1,11 @@
 /// A processor's name as its `registry.yaml` gives it: `ns/name@ver`, e.g. `llm/litellm@1`.
-public struct ProcessorRef: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var namespace: String
-    public var name: String
-    public var version: String
+package struct ProcessorRef: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package var namespace: String
+    package var name: String
+    package var version: String
 
     /// Parses `ns/name@ver`; nil when the text has another shape.
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         guard let at = text.lastIndex(of: "@"), let slash = text[..<at].lastIndex(of: "/") else { return nil }
         namespace = String(text[..<slash])
         name = String(text[text.index(after: slash)..<at])
@@ -21,7 +21,7 @@ public struct ProcessorRef: Hashable, Sendable, Comparable, CustomStringConverti
         }
     }
 
-    public var description: String { "\(namespace)/\(name)@\(version)" }
+    package var description: String { "\(namespace)/\(name)@\(version)" }
 
-    public static func < (lhs: ProcessorRef, rhs: ProcessorRef) -> Bool { lhs.description < rhs.description }
+    package static func < (lhs: ProcessorRef, rhs: ProcessorRef) -> Bool { lhs.description < rhs.description }
 }

@@ -3,24 +3,24 @@
 ///
 /// A header may hold several challenges; parameter values may be tokens or quoted strings with
 /// backslash escapes and commas inside; scheme and parameter names are case-insensitive.
-public struct AuthChallenge: Hashable, Sendable {
+package struct AuthChallenge: Hashable, Sendable {
     /// The scheme, lower case: `basic`, `bearer`, …
-    public var scheme: String
+    package var scheme: String
     /// Parameters by lower-case name.
-    public var parameters: [String: String]
+    package var parameters: [String: String]
 
-    public init(scheme: String, parameters: [String: String] = [:]) {
+    package init(scheme: String, parameters: [String: String] = [:]) {
         self.scheme = scheme.lowercased()
         self.parameters = parameters
     }
 
-    public var realm: String? { parameters["realm"] }
-    public var service: String? { parameters["service"] }
+    package var realm: String? { parameters["realm"] }
+    package var service: String? { parameters["service"] }
     /// The scopes the challenge asks for (space-separated in the header).
-    public var scopes: [String] { parameters["scope"]?.split(separator: " ").map(String.init) ?? [] }
+    package var scopes: [String] { parameters["scope"]?.split(separator: " ").map(String.init) ?? [] }
 
     /// Parses every challenge in a header value; malformed parts end the parse, keeping what came before.
-    public static func parse(_ header: String) -> [AuthChallenge] {
+    package static func parse(_ header: String) -> [AuthChallenge] {
         var scanner = Scanner(Array(header.utf8))
         var challenges = [AuthChallenge]()
         while true {

@@ -2,11 +2,11 @@ import Foundation
 import KilnCore
 
 /// A user name and secret for a registry. Its descriptions never show the secret.
-public struct Credential: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
-    public var username: String
-    public var secret: String
+package struct Credential: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    package var username: String
+    package var secret: String
 
-    public init(username: String, secret: String) {
+    package init(username: String, secret: String) {
         self.username = username
         self.secret = secret
     }
@@ -14,26 +14,26 @@ public struct Credential: Sendable, Equatable, CustomStringConvertible, CustomDe
     /// `Basic base64(user:secret)`.
     var basicAuthorization: String { "Basic " + Data("\(username):\(secret)".utf8).base64EncodedString() }
 
-    public var description: String { "Credential(\(username), secret redacted)" }
-    public var debugDescription: String { description }
+    package var description: String { "Credential(\(username), secret redacted)" }
+    package var debugDescription: String { description }
 }
 
 /// Finds credentials for a registry host, in this order: explicit ones (flags or
 /// `KILN_REGISTRY_USER` + `KILN_REGISTRY_PASSWORD`); `GITHUB_ACTOR` + `GITHUB_TOKEN` for ghcr.io;
 /// Docker's `config.json` (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`): `credHelpers`
 /// for the host, then `auths`, then `credsStore`, helpers run as `docker-credential-NAME get`.
-public struct CredentialStore: Sendable {
-    public var explicit: Credential?
-    public var environment: [String: String]
+package struct CredentialStore: Sendable {
+    package var explicit: Credential?
+    package var environment: [String: String]
 
-    public init(explicit: Credential? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    package init(explicit: Credential? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.explicit = explicit
         self.environment = environment
     }
 
     /// The credential for `registry` (as written in references: `ghcr.io`, `docker.io`, `host:port`).
     /// - Throws: `RegistryError.credentials` when config.json is malformed or a helper fails.
-    public func credential(for registry: String) async throws(RegistryError) -> Credential? {
+    package func credential(for registry: String) async throws(RegistryError) -> Credential? {
         if let explicit { return explicit }
         if let user = environment["KILN_REGISTRY_USER"], let password = environment["KILN_REGISTRY_PASSWORD"],
             !user.isEmpty

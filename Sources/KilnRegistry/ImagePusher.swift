@@ -2,34 +2,34 @@ import KilnCore
 import KilnOCI
 
 /// What a push did.
-public struct PushReport: Sendable {
-    public var reference: ImageReference
+package struct PushReport: Sendable {
+    package var reference: ImageReference
     /// The top-level descriptor pushed (index or manifest).
-    public var root: Descriptor
+    package var root: Descriptor
     /// Each platform's manifest digest (empty platform for a single manifest without one).
-    public var platforms: [(platform: Platform?, digest: Digest)]
-    public var uploaded = 0
-    public var skipped = 0
-    public var mounted = 0
-    public var bytesUploaded: Int64 = 0
+    package var platforms: [(platform: Platform?, digest: Digest)]
+    package var uploaded = 0
+    package var skipped = 0
+    package var mounted = 0
+    package var bytesUploaded: Int64 = 0
     /// The tag already named this image; nothing was sent.
-    public var alreadyPresent = false
+    package var alreadyPresent = false
 }
 
 /// Pushes an image (an index with its manifests, or one manifest) from a blob source to a
 /// repository, in the order registries require: blobs, then each platform manifest by digest,
 /// then the top level under the tag. Blobs go up in parallel, `uploadJobs` at a time, each one only
 /// once even when several platforms share it.
-public struct ImagePusher: Sendable {
-    public let client: RegistryClient
+package struct ImagePusher: Sendable {
+    package let client: RegistryClient
 
-    public init(client: RegistryClient) { self.client = client }
+    package init(client: RegistryClient) { self.client = client }
 
     /// - Parameters:
     ///   - root: the index or manifest to push, as listed in the source.
     ///   - target: where; its tag names the result (a digest-only target pushes untagged).
     ///   - mountFrom: another repository of the same registry that may hold the blobs already.
-    public func push(
+    package func push(
         _ root: Descriptor, from source: some BlobSource, to target: ImageReference,
         mountFrom: Repository? = nil
     ) async throws -> PushReport {
@@ -124,7 +124,7 @@ public struct ImagePusher: Sendable {
     /// upload of one of those blobs commits (another runner, another kiln): each such refusal
     /// re-checks what the manifest lists with `HEAD`, pushes again from `source` whatever is
     /// missing, and retries, a bounded number of times.
-    public func putManifest(
+    package func putManifest(
         _ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String,
         from source: some BlobSource
     ) async throws {

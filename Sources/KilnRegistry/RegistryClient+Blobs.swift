@@ -2,7 +2,7 @@ import KilnCore
 import KilnOCI
 
 /// How a blob came to be in the target repository.
-public enum BlobPush: Sendable, Equatable {
+package enum BlobPush: Sendable, Equatable {
     /// The repository had it (`HEAD` answered 200): nothing was sent.
     case alreadyPresent
     /// Mounted from another repository of the same registry: nothing was sent.
@@ -12,7 +12,7 @@ public enum BlobPush: Sendable, Equatable {
 }
 
 /// Where a blob's bytes come from for an upload.
-public enum BlobBody: Sendable {
+package enum BlobBody: Sendable {
     case bytes([UInt8])
     case file(path: String)
 }
@@ -74,7 +74,7 @@ enum Scope {
 
 extension RegistryClient {
     /// Whether the repository already holds `digest` (`HEAD /v2/NAME/blobs/DIGEST`).
-    public func blobExists(_ digest: Digest, in repository: Repository) async throws(RegistryError) -> Bool {
+    package func blobExists(_ digest: Digest, in repository: Repository) async throws(RegistryError) -> Bool {
         let operation = "check blob \(digest.short) in \(repository)"
         let request = RegistryRequest(
             method: .HEAD, target: .path("/v2/\(repository.path)/blobs/\(digest)"), operation: operation,
@@ -91,7 +91,7 @@ extension RegistryClient {
     /// from `mountFrom` (same registry) when possible, uploaded otherwise.
     /// - Throws: `RegistryError`; the upload's digest is checked by the registry and against
     ///   the `Docker-Content-Digest` it reports.
-    public func pushBlob(
+    package func pushBlob(
         _ descriptor: Descriptor, body: BlobBody, to repository: Repository, mountFrom: Repository? = nil
     ) async throws(RegistryError) -> BlobPush {
         do {

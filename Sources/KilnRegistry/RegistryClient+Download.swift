@@ -10,7 +10,7 @@ extension RegistryClient {
     /// the download again into a fresh sink from `makeSink`; the failed sink is dropped unused.
     ///
     /// - Returns: the sink holding the verified bytes, for the caller to commit.
-    public func downloadBlob<Sink: ByteSink>(
+    package func downloadBlob<Sink: ByteSink>(
         _ descriptor: Descriptor, from repository: Repository, into makeSink: () throws -> Sink
     ) async throws -> Sink {
         let operation = "download blob \(descriptor.digest.short) from \(repository)"

@@ -2,12 +2,12 @@ import KilnCore
 import KilnOCI
 
 /// A manifest or index as the registry sent it: exact bytes, their digest and media type.
-public struct FetchedManifest: Sendable {
-    public let bytes: [UInt8]
-    public let mediaType: MediaType
-    public let digest: Digest
+package struct FetchedManifest: Sendable {
+    package let bytes: [UInt8]
+    package let mediaType: MediaType
+    package let digest: Digest
 
-    public var descriptor: Descriptor { Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count)) }
+    package var descriptor: Descriptor { Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count)) }
 }
 
 extension RegistryClient {
@@ -21,7 +21,7 @@ extension RegistryClient {
 
     /// `GET /v2/NAME/manifests/REFERENCE`. Fetched by digest, the bytes must hash to it; by tag,
     /// to the `Docker-Content-Digest` the registry reports, when it reports one.
-    public func fetchManifest(_ reference: ImageReference) async throws(RegistryError) -> FetchedManifest {
+    package func fetchManifest(_ reference: ImageReference) async throws(RegistryError) -> FetchedManifest {
         let repository = reference.repository
         let operation = "fetch manifest \(reference)"
         let request = RegistryRequest(
@@ -46,7 +46,7 @@ extension RegistryClient {
 
     /// `HEAD /v2/NAME/manifests/REFERENCE`: the descriptor, or nil when there is no such manifest.
     /// Falls back to `GET` when the registry sends no `Docker-Content-Digest`.
-    public func headManifest(_ reference: ImageReference) async throws(RegistryError) -> Descriptor? {
+    package func headManifest(_ reference: ImageReference) async throws(RegistryError) -> Descriptor? {
         let repository = reference.repository
         let operation = "check manifest \(reference)"
         let request = RegistryRequest(
@@ -68,7 +68,7 @@ extension RegistryClient {
     /// `PUT /v2/NAME/manifests/REFERENCE` with exactly `bytes`, typed as their own `mediaType`.
     /// Returns the digest kiln computed, after checking the registry agrees.
     @discardableResult
-    public func putManifest(_ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String)
+    package func putManifest(_ bytes: [UInt8], mediaType: MediaType, to repository: Repository, reference: String)
         async throws(RegistryError) -> Digest
     {
         let digest = Digest.sha256(of: bytes)
@@ -85,7 +85,7 @@ extension RegistryClient {
 
     /// A small blob's bytes (an image config), verified against its digest. Follows a redirect
     /// to a storage URL without sending credentials there.
-    public func fetchBlob(_ digest: Digest, from repository: Repository, limit: Int = 16 << 20)
+    package func fetchBlob(_ digest: Digest, from repository: Repository, limit: Int = 16 << 20)
         async throws(RegistryError) -> [UInt8]
     {
         let operation = "fetch blob \(digest.short) from \(repository)"

@@ -2,29 +2,30 @@ import KilnCore
 import KilnOCI
 
 /// One platform's image of a resolved reference: its manifest and config, as the registry has them.
-public struct ResolvedPlatformImage: Sendable {
-    public let platform: Platform
-    public let manifest: FetchedManifest
-    public let imageManifest: ImageManifest
-    public let config: ImageConfig
-    public let configBytes: [UInt8]
+package struct ResolvedPlatformImage: Sendable {
+    package let platform: Platform
+    package let manifest: FetchedManifest
+    package let imageManifest: ImageManifest
+    package let config: ImageConfig
+    package let configBytes: [UInt8]
 }
 
 /// A reference resolved to digests: the top-level manifest (index or image) and each platform's image.
-public struct ResolvedImage: Sendable {
-    public let reference: ImageReference
-    public let root: FetchedManifest
-    public let images: [ResolvedPlatformImage]
+package struct ResolvedImage: Sendable {
+    package let reference: ImageReference
+    package let root: FetchedManifest
+    package let images: [ResolvedPlatformImage]
 
     /// The reference pinned to the top-level digest.
-    public var pinned: ImageReference { reference.pinned(to: root.digest) }
+    package var pinned: ImageReference { reference.pinned(to: root.digest) }
 }
 
 extension RegistryClient {
     /// Resolves `reference` to its top-level digest and, for each of `platforms`, the manifest and
     /// config a build would start from. Layers are not downloaded.
     /// - Throws: `RegistryError.notFound` naming the platforms the image offers when one is missing.
-    public func resolve(_ reference: ImageReference, platforms: [Platform]) async throws(RegistryError) -> ResolvedImage
+    package func resolve(_ reference: ImageReference, platforms: [Platform]) async throws(RegistryError)
+        -> ResolvedImage
     {
         let root = try await fetchManifest(reference)
         let repository = reference.repository

@@ -9,7 +9,7 @@ import NIOSSL
 ///
 /// Protocol areas live in extensions: `+Transport` (sending, retries, endpoint discovery),
 /// `+Auth` (Basic and Bearer), `+Blobs`, `+Upload`, `+Manifests`, `+Resolve`.
-public final class RegistryClient: Sendable {
+package final class RegistryClient: Sendable {
     let configuration: RegistryConfiguration
     let logger: Logger
     let http: HTTPClient
@@ -21,7 +21,7 @@ public final class RegistryClient: Sendable {
     let blobFlights = BlobFlights()
 
     /// - Throws: `RegistryError.caFile` when the CA file cannot be loaded.
-    public init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil)
+    package init(configuration: RegistryConfiguration = RegistryConfiguration(), logger: Logger? = nil)
         throws(RegistryError)
     {
         self.configuration = configuration
@@ -57,7 +57,7 @@ public final class RegistryClient: Sendable {
     }
 
     /// Closes every connection. Call once, when the run is done with the registry.
-    public func shutdown() async {
+    package func shutdown() async {
         try? await http.shutdown()
         try? await insecureHTTP?.shutdown()
     }

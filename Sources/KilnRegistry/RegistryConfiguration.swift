@@ -1,34 +1,34 @@
 import KilnCore
 
 /// Settings for all registry traffic of one kiln run.
-public struct RegistryConfiguration: Sendable {
+package struct RegistryConfiguration: Sendable {
     /// Hosts (`host[:port]`) allowed over plain HTTP or with unverified TLS, as Docker's
     /// `insecure-registries`. Loopback hosts may fall back to plain HTTP without being listed.
-    public var insecureHosts: Set<String> = []
+    package var insecureHosts: Set<String> = []
     /// Extra certificate authorities to trust (PEM), besides the system's.
-    public var caFile: String?
+    package var caFile: String?
     /// Where credentials come from.
-    public var credentials: CredentialStore = CredentialStore()
+    package var credentials: CredentialStore = CredentialStore()
     /// Blob uploads of one image push running at once (`--upload-jobs`). Several pushes (the
     /// lane's processors, `kiln push`'s images) each have this bound.
-    public var uploadJobs: Int = 4
+    package var uploadJobs: Int = 4
     /// Upload blobs larger than this in `PATCH` chunks of this size; 0 sends every blob in one
     /// request. The default, 4 MiB, fits under the per-request caps of GHCR (which answers 416
     /// past 4 MiB) and of proxies in front of self-hosted registries; a host that still answers
     /// "too large" gets smaller chunks for the rest of the run.
-    public var chunkSize: Int = RegistryConfiguration.cappedChunkSize
-    public var retry = RetryPolicy()
+    package var chunkSize: Int = RegistryConfiguration.cappedChunkSize
+    package var retry = RetryPolicy()
     /// Seconds one request may take, upload bodies included.
-    public var requestTimeout: Int64 = 600
-    public var userAgent = "kiln/\(KilnVersion.current)"
+    package var requestTimeout: Int64 = 600
+    package var userAgent = "kiln/\(KilnVersion.current)"
 
-    public init() {}
+    package init() {}
 
     /// The chunk size kiln uses where a registry front caps request bodies.
-    public static let cappedChunkSize = 4 << 20
+    package static let cappedChunkSize = 4 << 20
 
     /// Whether `host` is a loopback address (`localhost`, `127.x.x.x`, `[::1]`, with any port).
-    public static func isLoopback(_ host: String) -> Bool {
+    package static func isLoopback(_ host: String) -> Bool {
         var name = Substring(host)
         if name.hasPrefix("[") {
             guard let close = name.firstIndex(of: "]") else { return false }

@@ -3,7 +3,7 @@ import KilnCore
 /// Why talking to a registry failed. Descriptions name the registry, repository and operation,
 /// the HTTP status and the registry's own error code and message when it sent one, and never a
 /// credential or a token.
-public enum RegistryError: KilnError, Equatable {
+package enum RegistryError: KilnError, Equatable {
     /// The registry answered with an error status.
     case http(Failure)
     /// The registry could not be reached, or the connection broke.
@@ -33,17 +33,17 @@ public enum RegistryError: KilnError, Equatable {
     case cancelled
 
     /// The facts of one failed request.
-    public struct Failure: Sendable, Equatable, CustomStringConvertible {
-        public var operation: String
-        public var method: String
+    package struct Failure: Sendable, Equatable, CustomStringConvertible {
+        package var operation: String
+        package var method: String
         /// The URL without query string or credentials.
-        public var url: String
-        public var status: Int
+        package var url: String
+        package var status: Int
         /// The registry's error code (`NAME_UNKNOWN`, `DENIED`, …) and message, when given.
-        public var code: String?
-        public var message: String?
+        package var code: String?
+        package var message: String?
 
-        public var description: String {
+        package var description: String {
             var text = "\(operation): \(method) \(url) answered HTTP \(status)"
             if let code { text += " \(code)" }
             if let message, !message.isEmpty { text += ": \(message)" }
@@ -51,7 +51,7 @@ public enum RegistryError: KilnError, Equatable {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .http(let failure): failure.description
         case .connection(let host, let operation, let reason): "\(operation): cannot reach registry \(host): \(reason)"
@@ -71,7 +71,7 @@ public enum RegistryError: KilnError, Equatable {
         }
     }
 
-    public var category: ErrorCategory {
+    package var category: ErrorCategory {
         switch self {
         case .caFile, .credentials, .notFound: .input
         case .digestMismatch: .integrity
@@ -83,7 +83,7 @@ public enum RegistryError: KilnError, Equatable {
     }
 
     /// The registry's error code (`DIGEST_INVALID`, `NAME_UNKNOWN`, …), when it sent one.
-    public var registryCode: String? {
+    package var registryCode: String? {
         switch self {
         case .http(let failure), .unauthorized(let failure): failure.code
         default: nil
@@ -92,7 +92,7 @@ public enum RegistryError: KilnError, Equatable {
 
     /// Whether repeating the same request may succeed: network trouble and 408/429/5xx. The one
     /// retry decision of the client (`RegistryClient.send` asks it of every answer).
-    public var isRetryable: Bool {
+    package var isRetryable: Bool {
         switch self {
         case .connection: true
         case .http(let failure): Self.isRetryable(status: failure.status)
@@ -101,7 +101,7 @@ public enum RegistryError: KilnError, Equatable {
     }
 
     /// The statuses a registry answers for trouble that passes: 408, 429 and 5xx gateways.
-    public static func isRetryable(status: Int) -> Bool {
+    package static func isRetryable(status: Int) -> Bool {
         [408, 429, 500, 502, 503, 504].contains(status)
     }
 }

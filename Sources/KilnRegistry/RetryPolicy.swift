@@ -2,16 +2,16 @@ import Foundation
 
 /// When to try a failed request again: a bounded number of attempts, exponential backoff with
 /// full jitter, and the registry's `Retry-After` honoured unless it exceeds the time budget.
-public struct RetryPolicy: Sendable, Hashable {
+package struct RetryPolicy: Sendable, Hashable {
     /// Attempts in all, the first included.
-    public var maxAttempts: Int
+    package var maxAttempts: Int
     /// The delay cap before jitter for the first retry; it doubles each time, up to `maxDelay`.
-    public var baseDelay: Double
-    public var maxDelay: Double
+    package var baseDelay: Double
+    package var maxDelay: Double
     /// A `Retry-After` longer than this ends the retries instead of waiting.
-    public var budget: Double
+    package var budget: Double
 
-    public init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 8, budget: Double = 60) {
+    package init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 8, budget: Double = 60) {
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
@@ -19,11 +19,11 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// No retries (for tests of error paths).
-    public static let never = RetryPolicy(maxAttempts: 1)
+    package static let never = RetryPolicy(maxAttempts: 1)
 
     /// Seconds to wait before attempt `attempt + 1` after attempt `attempt` (counting from 1)
     /// failed, or nil when no attempt is left or the server asks for longer than the budget.
-    public func delay(after attempt: Int, retryAfter: Double?, random: inout some RandomNumberGenerator) -> Double? {
+    package func delay(after attempt: Int, retryAfter: Double?, random: inout some RandomNumberGenerator) -> Double? {
         guard attempt < maxAttempts else { return nil }
         if let retryAfter {
             return retryAfter <= budget ? max(0, retryAfter) : nil
@@ -33,7 +33,7 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// Parses `Retry-After`: delay seconds, or an HTTP date (RFC 9110 §10.2.3) relative to `now`.
-    public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Double? {
+    package static func parseRetryAfter(_ value: String, now: Date = Date()) -> Double? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         if let seconds = Int(trimmed) { return seconds >= 0 ? Double(seconds) : nil }
         let formatter = DateFormatter()

@@ -6,7 +6,7 @@ import KilnCore
 ///
 /// Two processes ingesting the same content both write their own temporary file and both rename
 /// it to the same name; rename is atomic, so the name always holds one complete, valid copy.
-public final class BlobIngest: ByteSink {
+package final class BlobIngest: ByteSink {
     private let store: ContentStore
     private let file: AtomicFileWriter
     private let hasher = SHA256Hasher()
@@ -22,7 +22,7 @@ public final class BlobIngest: ByteSink {
     }
 
     /// Appends bytes to the blob.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
         hasher.update(bytes)
         size += Int64(bytes.count)
         try file.write(bytes)
@@ -40,7 +40,7 @@ public final class BlobIngest: ByteSink {
     /// - Parameter expected: when given, a blob hashing to anything else is discarded.
     /// - Throws: `StoreError.digestMismatch`, or `.unusable` when flushing or renaming fails.
     @discardableResult
-    public func commit(expected: Digest? = nil) throws(StoreError) -> (digest: Digest, size: Int64) {
+    package func commit(expected: Digest? = nil) throws(StoreError) -> (digest: Digest, size: Int64) {
         let digest = hasher.finalize()
         if let expected, expected != digest {
             file.discard()
@@ -56,7 +56,7 @@ public final class BlobIngest: ByteSink {
     }
 
     /// Abandons the blob.
-    public func discard() {
+    package func discard() {
         file.discard()
         lock.release()
     }

@@ -6,7 +6,7 @@ import KilnCore
 /// atomically; readers see the old record or the new one.
 extension ContentStore {
     /// The file a record lives in.
-    public func recordPath(kind: String, key: Digest) throws(StoreError) -> String {
+    package func recordPath(kind: String, key: Digest) throws(StoreError) -> String {
         guard !kind.isEmpty,
             kind.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d })
         else { throw .invalidKeyKind(kind) }
@@ -14,7 +14,7 @@ extension ContentStore {
     }
 
     /// Stores `record` under `key`, replacing any earlier record.
-    public func setRecord(_ record: some Encodable, kind: String, key: Digest) throws(StoreError) {
+    package func setRecord(_ record: some Encodable, kind: String, key: Digest) throws(StoreError) {
         let path = try recordPath(kind: kind, key: key)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -35,7 +35,7 @@ extension ContentStore {
     /// The record stored under `key`, or nil when there is none.
     /// - Throws: `StoreError.invalidRecord` when the file exists but does not decode (it is left
     ///   in place for inspection; the caller treats the key as not built).
-    public func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record?
+    package func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record?
     {
         let path = try recordPath(kind: kind, key: key)
         guard FilePaths.exists(path) else { return nil }

@@ -7,15 +7,15 @@ import KilnCore
 #endif
 
 /// What `verify` found.
-public struct StoreVerification: Sendable, Equatable {
+package struct StoreVerification: Sendable, Equatable {
     /// Blobs whose bytes matched their names.
-    public var intact: Int = 0
+    package var intact: Int = 0
     /// Blobs that did not, now removed.
-    public var removedCorrupt: [Digest] = []
+    package var removedCorrupt: [Digest] = []
     /// Temporary files left by interrupted writers, now removed.
-    public var removedTemporary: Int = 0
+    package var removedTemporary: Int = 0
     /// Scratch folders of builds whose process is gone, now removed.
-    public var removedScratch: Int = 0
+    package var removedScratch: Int = 0
 }
 
 extension ContentStore {
@@ -23,7 +23,7 @@ extension ContentStore {
     /// interrupted runs left behind: temporary files (under the blobs and the key records) and the
     /// scratch folders of processes that are gone. Holds the store lock exclusively meanwhile, so
     /// no ingest in progress loses its temporary file.
-    public func verify() throws(StoreError) -> StoreVerification {
+    package func verify() throws(StoreError) -> StoreVerification {
         let lock: StoreLock
         do {
             lock = try StoreLock(root: root, mode: .exclusive)

@@ -14,13 +14,13 @@ import KilnOCI
 /// killed writer never sees half a blob. Reads are verified: a blob whose bytes do not hash to its
 /// name is reported, removed, and never returned. Several kiln processes can share one store;
 /// they coordinate through an advisory lock file (`StoreLock`) where renames alone are not enough.
-public struct ContentStore: Sendable {
+package struct ContentStore: Sendable {
     /// The store's directory.
-    public let root: String
+    package let root: String
 
     /// Opens (creating if needed) the store at `root`.
     /// - Throws: `StoreError.unusable` when the directories cannot be created.
-    public init(root: String) throws(StoreError) {
+    package init(root: String) throws(StoreError) {
         self.root = root
         do {
             try FilePaths.makeDirectories(blobDirectory)
@@ -32,7 +32,7 @@ public struct ContentStore: Sendable {
 
     /// Where the store lives when no `--cache-dir` is given: `$KILN_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
-    public static func defaultRoot(environment: [String: String]) -> String {
+    package static func defaultRoot(environment: [String: String]) -> String {
         if let explicit = environment["KILN_CACHE_DIR"], !explicit.isEmpty { return explicit }
         if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return FilePaths.join(xdg, "kiln") }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root"
@@ -42,21 +42,21 @@ public struct ContentStore: Sendable {
     var blobDirectory: String { FilePaths.join(root, "blobs/sha256") }
 
     /// The file holding a blob (which may not exist; use `verifiedPath` to read).
-    public func blobPath(_ digest: Digest) -> String { FilePaths.join(blobDirectory, digest.hex) }
+    package func blobPath(_ digest: Digest) -> String { FilePaths.join(blobDirectory, digest.hex) }
 
     /// Where the member index of a layer blob is kept (`index/XX/HEX.members`).
-    public func memberIndexPath(_ digest: Digest) -> String {
+    package func memberIndexPath(_ digest: Digest) -> String {
         FilePaths.join(root, "index/\(digest.hex.prefix(2))/\(digest.hex).members")
     }
 
     /// Whether a blob is present, without reading it.
-    public func contains(_ digest: Digest) -> Bool { FilePaths.exists(blobPath(digest)) }
+    package func contains(_ digest: Digest) -> Bool { FilePaths.exists(blobPath(digest)) }
 
     /// The size of a present blob.
-    public func size(of digest: Digest) -> Int64? { FilePaths.fileSize(blobPath(digest)) }
+    package func size(of digest: Digest) -> Int64? { FilePaths.fileSize(blobPath(digest)) }
 
     /// Starts writing a new blob; its name is settled by its content at `commit`.
-    public func beginIngest() throws(StoreError) -> BlobIngest {
+    package func beginIngest() throws(StoreError) -> BlobIngest {
         do {
             return try BlobIngest(store: self)
         } catch {
@@ -65,7 +65,7 @@ public struct ContentStore: Sendable {
     }
 
     /// Stores bytes held in memory (configs, manifests) and returns their descriptor.
-    public func put(_ bytes: [UInt8], mediaType: MediaType) throws(StoreError) -> Descriptor {
+    package func put(_ bytes: [UInt8], mediaType: MediaType) throws(StoreError) -> Descriptor {
         let ingest = try beginIngest()
         try ingest.writeOrThrow(bytes)
         let (digest, size) = try ingest.commit()
@@ -74,7 +74,7 @@ public struct ContentStore: Sendable {
 
     /// Copies a file into the store.
     /// - Parameter expected: when given, the file must hash to it or nothing is stored.
-    public func putFile(at path: String, expected: Digest? = nil) throws(StoreError) -> (digest: Digest, size: Int64) {
+    package func putFile(at path: String, expected: Digest? = nil) throws(StoreError) -> (digest: Digest, size: Int64) {
         let ingest = try beginIngest()
         do {
             try ReadableFile(path: path).forEachChunk { chunk in try ingest.write(chunk) }
@@ -89,7 +89,7 @@ public struct ContentStore: Sendable {
     /// The path of a blob whose bytes have just been checked against its digest.
     /// - Throws: `StoreError.missingBlob`, or `.corruptBlob` after removing a blob that does not
     ///   match its name, so the next run fetches or builds it again.
-    public func verifiedPath(_ digest: Digest) throws(StoreError) -> String {
+    package func verifiedPath(_ digest: Digest) throws(StoreError) -> String {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw .missingBlob(digest) }
         let actual: Digest
@@ -106,7 +106,7 @@ public struct ContentStore: Sendable {
     }
 
     /// A small blob's bytes, verified.
-    public func read(_ digest: Digest, limit: Int = 16 << 20) throws(StoreError) -> [UInt8] {
+    package func read(_ digest: Digest, limit: Int = 16 << 20) throws(StoreError) -> [UInt8] {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw .missingBlob(digest) }
         let bytes: [UInt8]
@@ -124,7 +124,7 @@ public struct ContentStore: Sendable {
     }
 
     /// Every blob digest present (no content check).
-    public func allBlobs() throws(StoreError) -> [Digest] {
+    package func allBlobs() throws(StoreError) -> [Digest] {
         do {
             return try FilePaths.contents(of: blobDirectory).compactMap { try? Digest(sha256Hex: $0) }.sorted()
         } catch {
@@ -134,21 +134,21 @@ public struct ContentStore: Sendable {
 }
 
 extension ContentStore: BlobSource {
-    public func verifiedBlobPath(_ digest: Digest) throws -> String { try verifiedPath(digest) }
-    public func blobFile(_ digest: Digest) throws -> String {
+    package func verifiedBlobPath(_ digest: Digest) throws -> String { try verifiedPath(digest) }
+    package func blobFile(_ digest: Digest) throws -> String {
         guard contains(digest) else { throw StoreError.missingBlob(digest) }
         return blobPath(digest)
     }
-    public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] { try read(digest, limit: limit) }
+    package func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] { try read(digest, limit: limit) }
 }
 
 extension ContentStore {
     /// Where the store keeps the working folders of builds (`tmp/`).
-    public var scratchParent: String { FilePaths.join(root, "tmp") }
+    package var scratchParent: String { FilePaths.join(root, "tmp") }
 
     /// A new empty folder under the store for a build's working files (staged file contents),
     /// removed by the caller, on SIGINT/SIGTERM, or by a later `sweepLeftovers()`.
-    public func makeScratchDirectory(prefix: String) throws(StoreError) -> ScratchDirectory {
+    package func makeScratchDirectory(prefix: String) throws(StoreError) -> ScratchDirectory {
         do {
             return try ScratchDirectory(in: scratchParent, prefix: prefix)
         } catch {
@@ -159,7 +159,7 @@ extension ContentStore {
     /// Removes what killed kiln processes left in the store: their scratch folders and their
     /// half-written blobs. Cheap (two directory listings); every run starts with it.
     @discardableResult
-    public func sweepLeftovers() -> [String] {
+    package func sweepLeftovers() -> [String] {
         ScratchDirectory.sweep(scratchParent) + ScratchDirectory.sweepTemporaries(blobDirectory)
     }
 }

@@ -4,7 +4,7 @@ import KilnOCI
 extension OCILayout: BlobSource {
     /// A layout blob's path after checking its bytes; a layout is input kiln did not write, so
     /// a mismatch is reported but the file is left alone.
-    public func verifiedBlobPath(_ digest: Digest) throws -> String {
+    package func verifiedBlobPath(_ digest: Digest) throws -> String {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw StoreError.layout(path: root, reason: "blob \(digest) is missing") }
         let actual: Digest
@@ -17,13 +17,13 @@ extension OCILayout: BlobSource {
         return path
     }
 
-    public func blobFile(_ digest: Digest) throws -> String {
+    package func blobFile(_ digest: Digest) throws -> String {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw StoreError.layout(path: root, reason: "blob \(digest) is missing") }
         return path
     }
 
-    public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] {
+    package func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] {
         let path = blobPath(digest)
         guard FilePaths.exists(path) else { throw StoreError.layout(path: root, reason: "blob \(digest) is missing") }
         let bytes: [UInt8]
@@ -39,7 +39,7 @@ extension OCILayout: BlobSource {
 
     /// The `index.json` entry named `tag`, or the only entry when `tag` is nil.
     /// - Throws: `StoreError.layout` when there is no such entry, or several and no tag.
-    public func entry(tag: String?) throws(StoreError) -> Descriptor {
+    package func entry(tag: String?) throws(StoreError) -> Descriptor {
         let manifests = try index().manifests
         if let tag {
             guard let entry = manifests.last(where: { $0.annotations?[AnnotationKey.refName] == tag }) else {

@@ -13,12 +13,12 @@ import KilnOCI
 /// Writing an image adds its blobs, then replaces `index.json` atomically with the new entry
 /// (an entry with the same tag is replaced), so a reader never sees an index naming a blob that
 /// is not there yet.
-public struct OCILayout: Sendable {
-    public let root: String
+package struct OCILayout: Sendable {
+    package let root: String
 
     /// Opens an existing layout for reading.
     /// - Throws: `StoreError.layout` when `root` has no `oci-layout` file.
-    public init(existingAt root: String) throws(StoreError) {
+    package init(existingAt root: String) throws(StoreError) {
         guard FilePaths.exists(FilePaths.join(root, "oci-layout")) else {
             throw .layout(path: root, reason: "not an OCI image layout (no oci-layout file)")
         }
@@ -28,7 +28,7 @@ public struct OCILayout: Sendable {
     /// Opens the layout at `root` for writing, creating it when missing, and removes the
     /// half-written blobs a killed kiln left in it.
     /// - Throws: `StoreError.layout` when `root` holds something that is not an OCI layout.
-    public init(root: String) throws(StoreError) {
+    package init(root: String) throws(StoreError) {
         self.root = root
         let marker = FilePaths.join(root, "oci-layout")
         ScratchDirectory.sweepTemporaries(FilePaths.join(root, "blobs/sha256"))
@@ -44,11 +44,11 @@ public struct OCILayout: Sendable {
     }
 
     /// The file holding a blob of this layout.
-    public func blobPath(_ digest: Digest) -> String { FilePaths.join(root, "blobs/sha256/\(digest.hex)") }
+    package func blobPath(_ digest: Digest) -> String { FilePaths.join(root, "blobs/sha256/\(digest.hex)") }
 
     /// Writes `bundle` into the layout and names it `tag` in `index.json` (untagged when nil).
     /// Layer blobs are taken from `store`, verified on the way.
-    public func write(_ bundle: ImageBundle, tag: String?, layersFrom store: ContentStore) throws(StoreError) {
+    package func write(_ bundle: ImageBundle, tag: String?, layersFrom store: ContentStore) throws(StoreError) {
         if let tag { try Self.validate(tag: tag) }
         for image in bundle.images {
             for layer in image.manifest.value.layers {
@@ -66,7 +66,7 @@ public struct OCILayout: Sendable {
     }
 
     /// The entries `index.json` lists now.
-    public func index() throws(StoreError) -> ImageIndex {
+    package func index() throws(StoreError) -> ImageIndex {
         let path = FilePaths.join(root, "index.json")
         guard FilePaths.exists(path) else { return ImageIndex(manifests: []) }
         do {
@@ -127,7 +127,7 @@ public struct OCILayout: Sendable {
     }
 
     /// Tags follow the distribution spec's rule (`Tag.isValid`).
-    public static func validate(tag: String) throws(StoreError) {
+    package static func validate(tag: String) throws(StoreError) {
         guard Tag.isValid(tag) else {
             throw .layout(
                 path: tag, reason: "'\(tag)' is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
@@ -136,12 +136,12 @@ public struct OCILayout: Sendable {
 }
 
 /// `oci:DIR[:TAG]`, the form skopeo uses for an OCI layout target.
-public struct LayoutReference: Sendable, Equatable, CustomStringConvertible {
-    public var directory: String
-    public var tag: String?
+package struct LayoutReference: Sendable, Equatable, CustomStringConvertible {
+    package var directory: String
+    package var tag: String?
 
     /// Parses `oci:DIR[:TAG]` (the `oci:` prefix may be left out).
-    public init(parsing text: String) throws(StoreError) {
+    package init(parsing text: String) throws(StoreError) {
         var rest = Substring(text)
         if rest.hasPrefix("oci:") { rest = rest.dropFirst(4) }
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("/") {
@@ -156,5 +156,5 @@ public struct LayoutReference: Sendable, Equatable, CustomStringConvertible {
         guard !directory.isEmpty else { throw .layout(path: text, reason: "write oci:DIRECTORY[:TAG]") }
     }
 
-    public var description: String { "oci:\(directory)" + (tag.map { ":\($0)" } ?? "") }
+    package var description: String { "oci:\(directory)" + (tag.map { ":\($0)" } ?? "") }
 }

@@ -1,4 +1,5 @@
 import KilnCore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -14,23 +15,23 @@ import KilnCore
 /// replaced atomically by `save()`; a damaged or missing file only means files are read again.
 /// A file changed within the last two seconds is not remembered: its mtime could repeat for a
 /// second change made in the same clock tick.
-public final class StatCache: @unchecked Sendable {
-    public struct Identity: Hashable, Sendable {
-        public var size: Int64
-        public var mtime: Int64
-        public var ctime: Int64
-        public var inode: UInt64
+package final class StatCache: Sendable {
+    package struct Identity: Hashable, Sendable {
+        package var size: Int64
+        package var mtime: Int64
+        package var ctime: Int64
+        package var inode: UInt64
     }
 
-    public let path: String
+    package let path: String
     private struct State {
         var entries: [String: (identity: Identity, digest: Digest)] = [:]
         var dirty = false
     }
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     /// Opens the cache of the tree at `tree` (an absolute path) in `store`.
-    public init(store: ContentStore, tree: String) {
+    package init(store: ContentStore, tree: String) {
         path = FilePaths.join(store.root, "stat/\(Digest.sha256(of: Array(tree.utf8)).hex).tsv")
         guard let bytes = try? ReadableFile.readAll(path: path, limit: 256 << 20) else { return }
         var entries = [String: (identity: Identity, digest: Digest)]()
@@ -50,7 +51,7 @@ public final class StatCache: @unchecked Sendable {
     }
 
     /// What `lstat` says about a file now, nil when it cannot be read.
-    public static func identity(of path: String) -> Identity? {
+    package static func identity(of path: String) -> Identity? {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
         return Identity(
@@ -59,7 +60,7 @@ public final class StatCache: @unchecked Sendable {
     }
 
     /// The remembered digest of `relative` when the file still looks the same.
-    public func digest(_ relative: String, identity: Identity) -> Digest? {
+    package func digest(_ relative: String, identity: Identity) -> Digest? {
         state.withLock { state in
             guard let entry = state.entries[relative], entry.identity == identity else { return nil }
             return entry.digest
@@ -67,7 +68,7 @@ public final class StatCache: @unchecked Sendable {
     }
 
     /// Remembers a digest just computed (unless the file changed too recently to trust its mtime).
-    public func remember(_ relative: String, identity: Identity, digest: Digest) {
+    package func remember(_ relative: String, identity: Identity, digest: Digest) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
@@ -82,7 +83,7 @@ public final class StatCache: @unchecked Sendable {
     }
 
     /// Writes the cache back when something new was remembered.
-    public func save() throws(FileError) {
+    package func save() throws(FileError) {
         let text: String? = state.withLock { state in
             guard state.dirty else { return nil }
             state.dirty = false

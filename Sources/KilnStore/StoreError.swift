@@ -1,7 +1,7 @@
 import KilnCore
 
 /// Why the store could not do what was asked.
-public enum StoreError: KilnError, Equatable {
+package enum StoreError: KilnError, Equatable {
     case unusable(root: String, FileError)
     case unreadable(path: String, FileError)
     case missingBlob(Digest)
@@ -15,7 +15,7 @@ public enum StoreError: KilnError, Equatable {
     /// A layout blob's bytes do not match its name.
     case layoutCorrupt(path: String, digest: Digest, actual: Digest)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unusable(let root, let error): "the store at '\(root)' cannot be used: \(error)"
         case .unreadable(_, let error): error.description
@@ -32,7 +32,7 @@ public enum StoreError: KilnError, Equatable {
         }
     }
 
-    public var category: ErrorCategory {
+    package var category: ErrorCategory {
         switch self {
         case .unusable, .unreadable, .layoutFile: .io
         case .corruptBlob, .digestMismatch, .layoutCorrupt: .integrity

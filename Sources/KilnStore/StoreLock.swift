@@ -12,13 +12,13 @@ import KilnCore
 /// clean-up of stale temporary files) takes it exclusive, so it never removes a file another
 /// process is still writing. `flock` locks go away with the process, so a killed kiln never
 /// leaves the store locked.
-public final class StoreLock {
-    public enum Mode { case shared, exclusive }
+package final class StoreLock {
+    package enum Mode { case shared, exclusive }
 
     private var descriptor: Int32
 
     /// Blocks until the lock is granted.
-    public init(root: String, mode: Mode) throws(FileError) {
+    package init(root: String, mode: Mode) throws(FileError) {
         let path = FilePaths.join(root, "lock")
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError("open the store lock", path: path) }
@@ -35,7 +35,7 @@ public final class StoreLock {
     deinit { release() }
 
     /// Gives the lock up; later calls do nothing.
-    public func release() {
+    package func release() {
         guard descriptor >= 0 else { return }
         close(descriptor)
         descriptor = -1

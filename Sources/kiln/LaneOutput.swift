@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnCore
 import KilnLane
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +16,7 @@ final class LaneProgress: Sendable {
         var lines: [String: String] = [:]
         var drawn = 0
     }
-    private let state = Locked(State())
+    private let state = Mutex(State())
     private let live: Bool
     /// `--json`: every step as a JSON event object on stderr (stdout keeps the reports).
     private let json: Bool
