@@ -74,24 +74,15 @@ extension RegistryClient {
         for scope in scopes { query.append(("scope", scope)) }
         realmURL = QueryEncoding.append(query, to: realmURL)
 
-        var request = HTTPClientRequest(url: realmURL)
-        request.headers.add(name: "User-Agent", value: configuration.userAgent)
-        if let credential { request.headers.add(name: "Authorization", value: credential.basicAuthorization) }
-        let client = endpoint.unverifiedTLS ? (insecureHTTP ?? http) : http
-        let status: Int
-        let body: [UInt8]
-        do {
-            let response = try await client.execute(request, deadline: NIODeadline.now() + .seconds(60))
-            status = Int(response.status.code)
-            body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
-        } catch {
-            throw Self.classify(error, registry: registry, operation: operation)
-        }
-        let url = QueryEncoding.withoutQuery(realmURL)
-        guard status == 200 else {
-            let response = RegistryResponse(status: status, headers: [:], body: body, url: url, method: "GET")
-            throw response.failure(operation)
-        }
+        // Through the one request path: retried on network errors and 408/429/5xx like any GET,
+        // with the Basic credential (if any) as the only authentication.
+        var request = RegistryRequest(
+            method: .GET, target: .absolute(realmURL), operation: operation, scopes: [], idempotent: true)
+        request.maxResponseBody = 1 << 20
+        request.authentication = .given(credential?.basicAuthorization)
+        let response = try await send(request, endpoint: endpoint, registry: registry)
+        guard response.status == 200 else { throw response.failure(operation) }
+        let body = response.body
         struct Answer: Decodable {
             var token: String?
             var accessToken: String?

@@ -70,8 +70,14 @@ extension RegistryClient {
         var random = SystemRandomNumberGenerator()
         while true {
             attempt += 1
-            let authorization = try await authorization(
-                endpoint: endpoint, registry: registry, scopes: scopes, fresh: reauthenticated)
+            let authorization: String?
+            switch request.authentication {
+            case .registry:
+                authorization = try await self.authorization(
+                    endpoint: endpoint, registry: registry, scopes: scopes, fresh: reauthenticated)
+            case .given(let header):
+                authorization = header
+            }
             let response: RegistryResponse
             do {
                 response = try await execute(
@@ -85,7 +91,9 @@ extension RegistryClient {
                 try await Self.sleep(seconds: delay)
                 continue
             }
-            if response.status == 401, !reauthenticated, endpoint.challenge != nil {
+            if response.status == 401, !reauthenticated, endpoint.challenge != nil,
+                case .registry = request.authentication
+            {
                 // The token may have expired or lack a scope the registry now names: fetch a new
                 // one with the union of scopes, once.
                 reauthenticated = true
@@ -209,6 +217,8 @@ extension RegistryClient {
                 absolute = endpoint.baseURL + "/v2/" + location
             }
             return QueryEncoding.append(query, to: absolute)
+        case .absolute(let url):
+            return url
         }
     }
 
@@ -224,9 +234,15 @@ extension RegistryClient {
         http.method = request.method
         http.headers.add(name: "User-Agent", value: configuration.userAgent)
         for (name, value) in request.headers { http.headers.add(name: name, value: value) }
-        // Credentials go only to the registry's own host, never to a host a Location points at.
-        if let authorization, url.hasPrefix(endpoint.baseURL + "/") {
-            http.headers.add(name: "Authorization", value: authorization)
+        // Credentials go only to the registry's own host, never to a host a Location points at;
+        // a given header (a token request's) goes where the request was addressed.
+        if let authorization {
+            switch request.authentication {
+            case .registry where url.hasPrefix(endpoint.baseURL + "/"), .given:
+                http.headers.add(name: "Authorization", value: authorization)
+            case .registry:
+                break
+            }
         }
         let client = endpoint.unverifiedTLS ? (insecureHTTP ?? self.http) : self.http
         let deadline = NIODeadline.now() + .seconds(configuration.requestTimeout)

@@ -10,6 +10,18 @@ struct RegistryRequest: Sendable {
         case path(String, query: [(String, String)] = [])
         /// A URL the registry gave (an upload `Location`), with extra query items appended.
         case location(String, query: [(String, String)] = [])
+        /// A URL outside the registry's API, used as given: a token server's realm.
+        case absolute(String)
+    }
+
+    /// Where the `Authorization` header comes from.
+    enum Authentication: Sendable {
+        /// The registry's own scheme (Basic, or a Bearer token for `scopes`), re-authenticated
+        /// once on 401, and sent only to the registry's own host.
+        case registry
+        /// This header (or none) exactly: a token request carries the Basic credential to the
+        /// token server, which may be another host. Never re-authenticated.
+        case given(String?)
     }
 
     enum Body: Sendable {
@@ -41,6 +53,7 @@ struct RegistryRequest: Sendable {
     var maxResponseBody = 64 << 10
     /// Follow 3xx redirects (blob downloads go to storage URLs); credentials stay behind.
     var followsRedirects = false
+    var authentication = Authentication.registry
 }
 
 /// What the registry answered.

@@ -7,11 +7,16 @@ returns an ES256 JWT whose header carries the signing certificate (x5c), which t
 trusts through its rootcertbundle. Signing uses the openssl command; only the standard library
 is imported. Every request is logged as one JSON line, so tests can see which scopes were asked.
 
-usage: token-server.py PORT CERT KEY ISSUER USER PASSWORD LOGFILE
+usage: token-server.py PORT CERT KEY ISSUER USER PASSWORD LOGFILE [FAIL_FIRST]
+
+With FAIL_FIRST, the first that many requests are answered 503 with Retry-After: 0 (a token
+server having a bad moment), so tests can check that clients retry a token request.
 """
-import base64, http.server, json, subprocess, sys, time, urllib.parse, uuid
+import base64, http.server, json, subprocess, sys, threading, time, urllib.parse, uuid
 
 port, cert_path, key_path, issuer, user, password, log_path = sys.argv[1:8]
+fail_first = [int(sys.argv[8]) if len(sys.argv) > 8 else 0]
+fail_lock = threading.Lock()
 
 
 def b64url(data: bytes) -> str:
@@ -53,6 +58,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
+        with fail_lock:
+            failing = fail_first[0] > 0
+            fail_first[0] -= 1 if failing else 0
+        if failing:
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.log({"status": 503, "scopes": query.get("scope", [])})
+            return
         header = self.headers.get("Authorization", "")
         who = None
         if header.startswith("Basic "):

@@ -11,7 +11,8 @@ final class TokenServer {
     static let issuer = "kiln-test-issuer"
     static let service = "kiln-test-registry"
 
-    init(scratch: Scratch, user: String, password: String) throws {
+    /// - Parameter failFirst: how many requests to answer 503 before serving tokens.
+    init(scratch: Scratch, user: String, password: String, failFirst: Int = 0) throws {
         try Tools.require("python3", package: "python3")
         certificate = try TestSecrets.selfSignedCertificate(in: scratch.path, name: "token")
         port = try RegistryServer.freePort()
@@ -20,7 +21,7 @@ final class TokenServer {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", Tools.packageRoot + "/Tests/Fixtures/token-server.py", String(port), certificate.certificate,
-            certificate.key, Self.issuer, user, password, logPath,
+            certificate.key, Self.issuer, user, password, logPath, String(failFirst),
         ]
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
@@ -99,5 +100,23 @@ struct RegistryTokenTests {
         #expect(
             anonymous.status == 5 && anonymous.stderr.contains("401"),
             "an anonymous token has no pull right: \(anonymous.stderr)")
+    }
+
+    @Test("a token server answering 503 is retried like any registry request, not a failed push")
+    func tokenServerHiccup() throws {
+        let (scratch, tree) = try Scratch.withSampleTree("token-503")
+        let tokens = try TokenServer(scratch: scratch, user: "robot", password: "token-pass", failFirst: 2)
+        let registry = try RegistryServer(.init(authYAML: tokens.registryAuthYAML))
+        let config = try TestSecrets.dockerConfig(
+            in: scratch.path, host: registry.host, user: "robot", password: "token-pass")
+        let layout = try RegistryPushTests.builtImage(scratch, tree: tree)
+
+        let pushed = try Tools.kiln(
+            ["push", "\(layout):v1", "\(registry.host)/acme/flaky:v1", "--json"], environment: ["DOCKER_CONFIG": config]
+        )
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        let statuses = tokens.requests.map(\.status)
+        #expect(Array(statuses.prefix(2)) == [503, 503], "\(statuses)")
+        #expect(statuses.contains(200), "\(statuses)")
     }
 }
