@@ -74,7 +74,8 @@ let package = Package(
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
         .testTarget(
             name: "KilnBuildTests",
-            dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"]),
+            dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"],
+            exclude: ["Traces"]),
         .testTarget(
             name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(

@@ -4,8 +4,9 @@
 # output (tar, gzip, umoci, skopeo, GNU time, setpriv), the registry they push to, and what the
 # registry tests put around it (nginx as a capped TLS front, htpasswd, openssl for certificates,
 # python3 for the test token server), buildah for the Dockerfile differential tests and RUN steps,
-# qemu-user-static for arm64 RUN steps (the tests register it with binfmt_misc), and arm64
-# package lists so those tests can fetch busybox-static:arm64 with apt-get download.
+# strace to record what each RUN step touches, qemu-user-static for arm64 RUN steps (the tests
+# register it with binfmt_misc), and arm64 package lists so those tests can fetch
+# busybox-static:arm64 with apt-get download.
 set -euo pipefail
 
 packages=()
@@ -32,6 +33,7 @@ need_tool openssl openssl
 need_tool python3 python3
 python3 -c 'import yaml' 2>/dev/null || packages+=(python3-yaml)
 need_tool curl curl
+need_tool strace strace
 need_tool buildah buildah
 need_tool qemu-aarch64-static qemu-user-static
 [ -x /usr/bin/time ] || packages+=(time)

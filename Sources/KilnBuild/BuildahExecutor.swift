@@ -25,6 +25,9 @@ package struct BuildahExecutor: Sendable {
     /// Secrets for `RUN --mount=type=secret,id=…`; their values never reach a layer, the log,
     /// an error or the step key.
     package var secrets: [Secret] = []
+    /// Runs buildah under `strace` and records what each step touched (`RunTrace`), kept with
+    /// its checkpoint. Without `strace` installed, steps run untraced (and say so once).
+    package var tracesReads = true
 
     /// A build secret: its id and where its value comes from.
     package struct Secret: Sendable, Hashable {
@@ -161,7 +164,19 @@ package struct BuildahExecutor: Sendable {
         }
         let log = self.log
         let prefix = "[\(platform)] "
-        var built = try await Self.run(buildah, arguments, log: { log(prefix + mask($0)) })
+        // Traced: strace follows buildah and everything it starts, writing the log to a file of
+        // the segment's folder; only the file system and process calls are stopped for.
+        let traceFile = scratch.path + "/trace"
+        var tool = buildah
+        if tracesReads {
+            if let strace = ChildProcess.find("strace", path: environment["PATH"]) {
+                tool = strace
+                arguments = Self.straceArguments(output: traceFile) + [buildah] + arguments
+            } else {
+                Self.warnUntraced(log)
+            }
+        }
+        var built = try await Self.run(tool, arguments, log: { log(prefix + mask($0)) })
         built.output = mask(built.output)
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)
@@ -191,8 +206,40 @@ package struct BuildahExecutor: Sendable {
             _ = try store.putFile(at: output + "/" + blob.digest.hex, expected: blob.digest)
         }
         let stored = try store.put(manifestBytes, mediaType: .dockerManifest)
-        try store.setRecord(Checkpoint(manifest: stored), kind: "checkpoint", key: key)
+        var reads: Descriptor?
+        if tool != buildah {
+            let trace = try await BlockingWork.run {
+                RunTrace(
+                    parsing: String(decoding: try ReadableFile.readAll(path: traceFile, limit: 4 << 30), as: UTF8.self))
+            }
+            if trace.processes > 0 {
+                reads = try store.put(try CanonicalJSON.encode(trace.stored), mediaType: RunTrace.mediaType)
+            }
+        }
+        try store.setRecord(Checkpoint(manifest: stored, reads: reads), kind: "checkpoint", key: key)
         return try Checkpoint.load(stored, key: key, store: store)
+    }
+
+    /// `strace` watching a buildah run: every process (`-f`), descriptors with their paths
+    /// (`-y`), whole strings, and only the calls `RunTrace` reads, filtered in the kernel
+    /// (`--seccomp-bpf`) so the others never stop the step.
+    static func straceArguments(output: String) -> [String] {
+        [
+            "-f", "-qq", "-y", "-s", "65535", "--seccomp-bpf", "-e", "trace=%file,%process,getdents64,fchdir", "-o",
+            output,
+        ]
+    }
+
+    private static let untracedWarning = Mutex(false)
+
+    static func warnUntraced(_ log: @Sendable (String) -> Void) {
+        let first = untracedWarning.withLock { warned in
+            defer { warned = true }
+            return !warned
+        }
+        if first {
+            log("kiln: strace is not installed (apt-get install strace): RUN steps are reused by position only")
+        }
     }
 
     /// The Dockerfile buildah builds for a segment: `FROM` the start image, the `ARG`s in scope
@@ -220,6 +267,15 @@ package struct BuildahExecutor: Sendable {
     /// A `RUN` checkpoint: the image after a step, recorded under the step's key.
     package struct Checkpoint: Codable {
         var manifest: Descriptor
+        /// What the step touched (`RunTrace.stored`), when it ran traced.
+        var reads: Descriptor?
+
+        /// The record of `key`, when there is one.
+        package static func recorded(_ key: Digest, store: ContentStore) -> (manifest: Descriptor, reads: Descriptor?)?
+        {
+            guard let record = try? store.record(Checkpoint.self, kind: "checkpoint", key: key) else { return nil }
+            return (record.manifest, record.reads)
+        }
 
         /// The checkpoint recorded under `key`, when its blobs are all in the store.
         package static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
@@ -229,8 +285,10 @@ package struct BuildahExecutor: Sendable {
 
         /// Records the manifest `descriptor` (in the store with its config and layers) as the
         /// checkpoint of `key`, and returns it as an image to build on.
-        package static func record(_ descriptor: Descriptor, key: Digest, store: ContentStore) throws -> BaseImage {
-            try store.setRecord(Checkpoint(manifest: descriptor), kind: "checkpoint", key: key)
+        package static func record(_ descriptor: Descriptor, reads: Descriptor? = nil, key: Digest, store: ContentStore)
+            throws -> BaseImage
+        {
+            try store.setRecord(Checkpoint(manifest: descriptor, reads: reads), kind: "checkpoint", key: key)
             return try load(descriptor, key: key, store: store)
         }
 

@@ -453,7 +453,8 @@ extension Builder {
                     counters: counters)
             }
             state = ImageState(base: image, store: store)
-            counters.recorded(NewCheckpoint(key: keys[index], manifest: image.manifestDescriptor!))
+            let reads = BuildahExecutor.Checkpoint.recorded(keys[index], store: store)?.reads
+            counters.recorded(NewCheckpoint(key: keys[index], manifest: image.manifestDescriptor!, reads: reads))
             done = index
         }
         // The native builder takes over from the last checkpoint, knowing the stage's ARGs and

@@ -29,4 +29,6 @@ package actor StepRuns {
 package struct NewCheckpoint: Sendable {
     package var key: Digest
     package var manifest: Descriptor
+    /// What the step touched, when it ran traced (a `RunTrace.Stored` blob).
+    package var reads: Descriptor?
 }

@@ -23,6 +23,10 @@ package struct RegistryCheckpoints: CheckpointSource {
 
     static func tag(_ key: Digest) -> String { "kiln-step-" + key.hex }
 
+    /// The tag of what the step of `key` touched: an OCI artifact (`RunTrace.mediaType`) next
+    /// to the checkpoint, holding the `RunTrace.Stored` blob.
+    static func readsTag(_ key: Digest) -> String { "kiln-reads-" + key.hex }
+
     /// Where the checkpoint of `key` lives.
     package func home(of key: Digest) -> Repository { homes[key] ?? repository }
 
@@ -40,7 +44,27 @@ package struct RegistryCheckpoints: CheckpointSource {
             _ = try ingest.commit(expected: blob.digest)
         }
         let stored = try store.put(fetched.bytes, mediaType: fetched.mediaType)
-        return try BuildahExecutor.Checkpoint.record(stored, key: key, store: store)
+        let reads = try await fetchReads(key, from: repository, into: store)
+        return try BuildahExecutor.Checkpoint.record(stored, reads: reads, key: key, store: store)
+    }
+
+    /// The read set recorded next to the checkpoint of `key`, into the store; nil when the step
+    /// ran untraced (or before kiln traced steps).
+    private func fetchReads(_ key: Digest, from repository: Repository, into store: ContentStore) async throws
+        -> Descriptor?
+    {
+        let reference = ImageReference(repository: repository, tag: Self.readsTag(key))
+        guard try await client.headManifest(reference) != nil else { return nil }
+        let fetched = try await client.fetchManifest(reference)
+        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "read set \(key.short)")
+        guard manifest.artifactType == RunTrace.mediaType, let blob = manifest.layers.first,
+            blob.mediaType == RunTrace.mediaType
+        else { return nil }
+        if !store.contains(blob.digest) {
+            let ingest = try await client.downloadBlob(blob, from: repository) { try store.beginIngest() }
+            _ = try ingest.commit(expected: blob.digest)
+        }
+        return blob
     }
 
     /// Whether the registry has a checkpoint under `key` (one `HEAD`).
@@ -53,11 +77,25 @@ package struct RegistryCheckpoints: CheckpointSource {
         var bytes: Int64 = 0
         let pusher = ImagePusher(client: client)
         for checkpoint in checkpoints {
+            let home = home(of: checkpoint.key)
             let report = try await pusher.push(
-                checkpoint.manifest, from: store,
-                to: ImageReference(repository: home(of: checkpoint.key), tag: Self.tag(checkpoint.key)))
+                checkpoint.manifest, from: store, to: ImageReference(repository: home, tag: Self.tag(checkpoint.key)))
             bytes += report.bytesUploaded
+            if let reads = checkpoint.reads {
+                let artifact = try Self.readsArtifact(reads, store: store)
+                let pushed = try await pusher.push(
+                    artifact, from: store, to: ImageReference(repository: home, tag: Self.readsTag(checkpoint.key)))
+                bytes += pushed.bytesUploaded
+            }
         }
         return bytes
+    }
+
+    /// The artifact manifest holding a read set (config: the empty descriptor), in the store.
+    static func readsArtifact(_ reads: Descriptor, store: ContentStore) throws -> Descriptor {
+        let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
+        var manifest = ImageManifest(config: empty, layers: [reads])
+        manifest.artifactType = RunTrace.mediaType
+        return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
     }
 }

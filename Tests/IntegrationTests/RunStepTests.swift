@@ -183,6 +183,66 @@ struct RunStepTests {
         #expect(again["executorRuns"] as? Int == 0 && again["digest"] as? String == report["digest"] as? String)
     }
 
+    @Test(
+        "each RUN's reads are traced and published next to its kiln-step tag, on amd64 and on arm64 under qemu; a fresh cache fetches them"
+    )
+    func readsRecorded() throws {
+        try ARM64Emulation.register()
+        try Tools.require("strace", package: "strace")
+        let dockerfile = """
+                FROM BASE
+                WORKDIR /tool
+                COPY lib/ /tool/libs/
+                COPY protocol.txt /tool/protocol/
+                RUN cat libs/*.txt /tool/protocol/protocol.txt > /tool/installed; [ -e /tool/absent ] || true
+                CMD ["sh"]
+            """
+        let setup = try Setup("run-reads", dockerfile: dockerfile)
+        let report = try setup.build(platform: "linux/amd64,linux/arm64").report
+        #expect(report["stepsRun"] as? Int == 2, "\(report)")
+        let repository = "\(setup.registry.host)/acme/run-steps"
+        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(repository)"])
+        let steps = tags.stdout.components(separatedBy: "\"kiln-step-").dropFirst().map { String($0.prefix(64)) }
+        let reads = tags.stdout.components(separatedBy: "\"kiln-reads-").dropFirst().map { String($0.prefix(64)) }
+        #expect(steps.count == 2 && Set(reads) == Set(steps), "one read set per checkpoint: \(tags.stdout)")
+
+        for key in reads {
+            let manifest = try Tools.run([
+                "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(repository):kiln-reads-\(key)",
+            ])
+            try #require(manifest.status == 0, "\(manifest.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(manifest.stdout.utf8)) as? [String: Any] ?? [:]
+            #expect(object["artifactType"] as? String == "application/vnd.kiln.run-reads.v1+json")
+            let layer = (object["layers"] as? [[String: Any]])?.first ?? [:]
+            let digest = try #require(layer["digest"] as? String)
+            let blob = try Tools.run([
+                "curl", "-sf", "http://\(setup.registry.host)/v2/acme/run-steps/blobs/\(digest)",
+            ])
+            try #require(blob.status == 0, "\(blob.stderr)")
+            let stored = try JSONSerialization.jsonObject(with: Data(blob.stdout.utf8)) as? [String: Any] ?? [:]
+            #expect(stored["format"] as? String == "kiln-run-reads/1")
+            let touches = Set(
+                (stored["touches"] as? [[String: String]] ?? []).map { "\($0["access"] ?? "") \($0["path"] ?? "")" })
+            for expected in [
+                "listing /tool/libs", "entry /tool/libs/common.txt", "entry /tool/protocol/protocol.txt",
+                "entry /tool/absent", "entry /tool/installed", "entry /bin/sh",
+            ] {
+                #expect(touches.contains(expected), "\(expected) in \(touches.sorted())")
+            }
+            #expect(!touches.contains { $0.contains("/var/tmp") || $0.contains("containers") }, "\(touches.sorted())")
+        }
+
+        // Another machine: the checkpoints come from the registry with their read sets.
+        let fresh = try setup.scratch.sub("fresh-cache")
+        let again = try setup.build(platform: "linux/amd64,linux/arm64", cache: fresh).report
+        #expect(again["executorRuns"] as? Int == 0, "\(again)")
+        let records = try FileManager.default.subpathsOfDirectory(atPath: fresh + "/keys/checkpoint")
+            .filter { $0.hasSuffix(".json") }
+            .compactMap { FileManager.default.contents(atPath: fresh + "/keys/checkpoint/" + $0) }
+            .map { String(decoding: $0, as: UTF8.self) }
+        #expect(records.count == 2 && records.allSatisfy { $0.contains("\"reads\"") }, "\(records)")
+    }
+
     @Test("a secret mounted into a RUN is used, and is in no layer, log line or JSON")
     func secret() throws {
         let value = "kiln-secret-" + UUID().uuidString.prefix(12).lowercased()
