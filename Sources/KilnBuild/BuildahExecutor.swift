@@ -6,9 +6,9 @@ import KilnStore
 import Synchronization
 
 /// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
-/// segment at a time — the instructions after a checkpoint up to and including the next `RUN` —
-/// as a Dockerfile `FROM` the checkpoint image, and takes the result back into its store as the
-/// next checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
+/// `RUN` at a time, as a Dockerfile `FROM` the image kiln built so far (with the `ARG`s in
+/// scope), and takes the result — that image plus the step's one layer — back into its store as
+/// the step's checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
 /// layers it can make itself.
 ///
 /// Each segment gets buildah storage of its own, in a private folder outside the store
@@ -208,12 +208,21 @@ package struct BuildahExecutor: Sendable {
         let stored = try store.put(manifestBytes, mediaType: .dockerManifest)
         var reads: Descriptor?
         if tool != buildah {
+            if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
+                // A debugging aid: the raw strace log of each traced step, named by its key.
+                try? FilePaths.makeDirectories(keep)
+                _ = rename(traceFile, FilePaths.join(keep, "\(key.hex).strace"))
+                try? FileManager.default.copyItem(
+                    atPath: FilePaths.join(keep, "\(key.hex).strace"), toPath: traceFile)
+            }
             let trace = try await BlockingWork.run {
                 RunTrace(
                     parsing: String(decoding: try ReadableFile.readAll(path: traceFile, limit: 4 << 30), as: UTF8.self))
             }
             if trace.processes > 0 {
                 reads = try store.put(try CanonicalJSON.encode(trace.stored), mediaType: RunTrace.mediaType)
+            } else {
+                log(prefix + "kiln: the trace of this RUN shows none of its processes; it is reused by position only")
             }
         }
         try store.setRecord(Checkpoint(manifest: stored, reads: reads), kind: "checkpoint", key: key)
@@ -249,11 +258,6 @@ package struct BuildahExecutor: Sendable {
         text += "FROM \(imageID)\n"
         for name in segment.args.keys.sorted() { text += "ARG \(name)\n" }
         for instruction in segment.instructions {
-            if case .copy(let copy) = instruction.command, copy.from != nil {
-                throw BuildError.input(
-                    "COPY --from before a RUN is not supported yet; move it after the stage's last RUN",
-                    location: instruction.location)
-            }
             text += instruction.source + "\n"
             if case .run(let run) = instruction.command {
                 for heredoc in run.heredocs {

@@ -389,10 +389,11 @@ package struct Builder: Sendable {
 }
 
 extension Builder {
-    /// A stage with `RUN`: the steps up to its last `RUN` come from the deepest checkpoint already
-    /// recorded, and buildah runs the rest one segment (up to and including a `RUN`) at a time,
-    /// each recorded as a checkpoint under its step key. The steps after the last `RUN` are built
-    /// natively, as for any stage.
+    /// A stage with `RUN`: the steps up to the deepest `RUN` whose checkpoint is already recorded
+    /// come from that checkpoint; after it, kiln builds every other instruction natively and
+    /// hands buildah one `RUN` at a time, on top of the image so far, recording each result as a
+    /// checkpoint under the step's key. So every `RUN` adds exactly its own layer, on lower
+    /// layers kiln wrote.
     func runWithExecutor(
         _ executor: BuildahExecutor, stage: Stage, builder: inout StageBuilder, platform: Platform,
         counters: BuildahExecutor.Counters
@@ -400,7 +401,8 @@ extension Builder {
         let instructions = stage.instructions
         let runs = instructions.indices.filter { if case .run = instructions[$0].command { true } else { false } }
         let last = runs.last!
-        // Step keys, and the ARGs in scope before each instruction, from a dry run of the stage.
+        // Step keys, the ARGs in scope before each instruction, and the builder after each RUN,
+        // from a dry run of the stage.
         let hasher = ContextHasher(root: context.root, store: store)
         // The stat cache is saved even when a step fails, so the next run re-reads no file.
         defer { hasher.save() }
@@ -408,22 +410,20 @@ extension Builder {
         keyer.pass = .stepKeys(hasher)
         // The dry run hashes the files each COPY reads: on the blocking queue.
         let dryRun = keyer
-        let (keyedRun, argsBefore, atLastRun) = try await BlockingWork.run {
+        let (keyedRun, argsBefore, afterRun) = try await BlockingWork.run {
             var keyer = dryRun
             var argsBefore = [[String: String]]()
-            var atLastRun = keyer
+            var afterRun = [Int: StageBuilder]()
             for (index, instruction) in instructions.enumerated() {
                 argsBefore.append(keyer.args)
                 try keyer.run(instruction)
-                if index == last { atLastRun = keyer }
+                if case .run = instruction.command { afterRun[index] = keyer }
             }
-            return (keyer, argsBefore, atLastRun)
+            return (keyer, argsBefore, afterRun)
         }
-        keyer = keyedRun
-        let keys = keyer.steps.suffix(instructions.count).map(\.key)
+        let keys = keyedRun.steps.suffix(instructions.count).map(\.key)
 
         var done = -1
-        var state = builder.state
         for index in runs.reversed() {
             var checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store)
             if checkpoint == nil, let remote = options.checkpoints {
@@ -433,17 +433,22 @@ extension Builder {
                     throw BuildError.wrapping(error, at: instructions[index].location)
                 }
             }
-            if let checkpoint {
+            if let checkpoint, let after = afterRun[index] {
                 done = index
-                state = ImageState(base: checkpoint, store: store)
+                // The native builder resumes after that RUN, knowing the stage's ARGs and
+                // whether it set CMD there.
+                builder.args = after.args
+                builder.cmdSet = after.cmdSet
+                builder.usedBuildArgs = after.usedBuildArgs
+                builder.state = ImageState(base: checkpoint, store: store)
                 break
             }
         }
         for index in runs where index > done {
+            try await builder.run(Array(instructions[(done + 1)..<index]))
             let segment = BuildahExecutor.Segment(
-                instructions: Array(instructions[(done + 1)...index]), args: argsBefore[done + 1],
-                escape: dockerfile.escape)
-            let start = state
+                instructions: [instructions[index]], args: argsBefore[index], escape: dockerfile.escape)
+            let start = builder.state
             let (store, root, epoch) = (self.store, context.root, options.layerOptions.epoch)
             let key = keys[index]
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
@@ -452,18 +457,13 @@ extension Builder {
                     segment, from: start, platform: platform, contextRoot: root, key: key, store: store, epoch: epoch,
                     counters: counters)
             }
-            state = ImageState(base: image, store: store)
-            let reads = BuildahExecutor.Checkpoint.recorded(keys[index], store: store)?.reads
-            counters.recorded(NewCheckpoint(key: keys[index], manifest: image.manifestDescriptor!, reads: reads))
+            builder.state = ImageState(base: image, store: store)
+            if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
+            let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads
+            counters.recorded(NewCheckpoint(key: key, manifest: image.manifestDescriptor!, reads: reads))
             done = index
         }
-        // The native builder takes over from the last checkpoint, knowing the stage's ARGs and
-        // whether it set CMD.
-        builder.args = atLastRun.args
-        builder.cmdSet = atLastRun.cmdSet
-        builder.usedBuildArgs = atLastRun.usedBuildArgs
-        state.stepKey = keys[last]
-        builder.state = state
+        builder.state.stepKey = keys[last]
         try await builder.run(Array(instructions[(last + 1)...]))
     }
 }

@@ -251,7 +251,8 @@ struct StraceLine {
         var lines = [StraceLine]()
         for raw in text.split(separator: "\n") {
             guard let space = raw.firstIndex(of: " "), let pid = Int(raw[..<space]) else { continue }
-            var body = String(raw[raw.index(after: space)...])
+            // strace pads the pid column ("812  openat(…"), so the call starts after any spaces.
+            var body = String(raw[raw.index(after: space)...].drop { $0 == " " })
             if body.hasPrefix("<... ") {
                 guard let head = pending.removeValue(forKey: pid),
                     let resumed = body.range(of: " resumed>")

@@ -65,7 +65,9 @@ struct RunTraceTests {
         #expect(!trace.touches.contains { $0.path == "/etc/group" }, "\(trace.touches.map(\.path))")
     }
 
-    @Test("unfinished and resumed halves join; quoted paths decode; threads of the chroot-exec are not the step")
+    @Test(
+        "unfinished and resumed halves join; padded pids and quoted paths parse; threads of the chroot-exec are not the step"
+    )
     func syntheticLog() {
         let log = """
             10 execve("/proc/self/exe", ["buildah-chroot-exec", "/bin/sh"], 0x1 /* 4 vars */) = 0
@@ -83,16 +85,19 @@ struct RunTraceTests {
             12 unlinkat(AT_FDCWD</r/root/w>, "gone", AT_REMOVEDIR) = 0
             12 openat(AT_FDCWD</r/root/w>, "/proc/self/status", O_RDONLY) = 4</r/root/proc/12/status>
             13 openat(AT_FDCWD</r/root/w>, "/not-a-step", O_RDONLY) = 4</r/root/not-a-step>
+            12 clone(child_stack=NULL, flags=SIGCHLD) = 999
+            999  openat(AT_FDCWD</r/root/w>, "padded", O_RDONLY) = 4</r/root/w/padded>
             """
         let trace = RunTrace(parsing: log)
         #expect(
             trace.touches == [
                 .init(path: "/bin/sh", access: .entry),
                 .init(path: "/w/gone", access: .tree),
+                .init(path: "/w/padded", access: .entry),
                 .init(path: "/w/rel/fé \"q\"", access: .entry),
                 .init(path: "/w/sub", access: .listing),
                 .init(path: "/w/sub/x", access: .entry),
             ])
-        #expect(trace.processes == 1)
+        #expect(trace.processes == 2)
     }
 }
