@@ -57,4 +57,11 @@ package protocol CheckpointSource: Sendable {
     /// The checkpoint recorded under `key`, fetched into `store` (with its config and layers);
     /// nil when there is none.
     func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage?
+    /// The step key a traced execution of the step `identity` was recorded under (`RunReuse`);
+    /// nil when there is none.
+    func execution(_ identity: Digest) async throws -> Digest?
+}
+
+extension CheckpointSource {
+    package func execution(_ identity: Digest) async throws -> Digest? { nil }
 }

@@ -25,9 +25,11 @@ package struct BuildahExecutor: Sendable {
     /// Secrets for `RUN --mount=type=secret,id=…`; their values never reach a layer, the log,
     /// an error or the step key.
     package var secrets: [Secret] = []
-    /// Runs buildah under `strace` and records what each step touched (`RunTrace`), kept with
-    /// its checkpoint. Without `strace` installed, steps run untraced (and say so once).
-    package var tracesReads = true
+    /// Reuse by read set (`RunReuse`): buildah runs under `strace`, what each step touched is
+    /// kept with its checkpoint, and a step whose key missed is rebased when nothing it touched
+    /// changed. Off (`--no-reuse-by-reads`, kiln.yaml `reuse-by-reads: false`), steps are
+    /// reused by position only. Without `strace` installed, steps run untraced (and say so once).
+    package var reusesByReads = true
 
     /// A build secret: its id and where its value comes from.
     package struct Secret: Sendable, Hashable {
@@ -80,8 +82,19 @@ package struct BuildahExecutor: Sendable {
 
     /// How many buildah builds ran, and how many `RUN` steps they ran (for reports and tests).
     package final class Counters: Sendable {
-        private let counts = Mutex((runs: 0, steps: 0, checkpoints: [NewCheckpoint]()))
+        private let counts = Mutex(
+            (
+                runs: 0, steps: 0, reused: Set<Digest>(), checkpoints: [NewCheckpoint](),
+                decisions: [RunDecision]()
+            ))
         package init() {}
+        func addReused(_ key: Digest) { counts.withLock { _ = $0.reused.insert(key) } }
+        func wasReused(_ key: Digest) -> Bool { counts.withLock { $0.reused.contains(key) } }
+        func decided(_ decision: RunDecision) { counts.withLock { $0.decisions.append(decision) } }
+        /// `RUN` steps reused by their read set (no container ran).
+        package var reused: Int { counts.withLock { $0.reused.count } }
+        /// Why each `RUN` that had no checkpoint ran or was reused.
+        package var decisions: [RunDecision] { counts.withLock { $0.decisions } }
         func add(steps: Int) {
             counts.withLock {
                 $0.runs += 1
@@ -102,11 +115,20 @@ package struct BuildahExecutor: Sendable {
     }
 
     /// Runs a segment on top of `start` for `platform`, and records the result under `key`.
+    /// What a `RUN` is, beyond its segment: its positional key, and for reuse by read set its
+    /// identity and the layers earlier `RUN`s of the stage made (nil when unknown).
+    struct Step: Sendable {
+        var key: Digest
+        var identity: Digest?
+        var earlierRuns: [Digest]?
+    }
+
     func run(
-        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest,
+        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, step: Step,
         store: ContentStore,
         epoch: Int64, counters: Counters
     ) async throws -> BaseImage {
+        let key = step.key
         let environment = ProcessInfo.processInfo.environment
         guard let buildah = ChildProcess.find("buildah", path: environment["PATH"]) else {
             throw BuildError.input(
@@ -168,7 +190,7 @@ package struct BuildahExecutor: Sendable {
         // the segment's folder; only the file system and process calls are stopped for.
         let traceFile = scratch.path + "/trace"
         var tool = buildah
-        if tracesReads {
+        if reusesByReads {
             if let strace = ChildProcess.find("strace", path: environment["PATH"]) {
                 tool = strace
                 arguments = Self.straceArguments(output: traceFile) + [buildah] + arguments
@@ -215,12 +237,20 @@ package struct BuildahExecutor: Sendable {
                 try? FileManager.default.copyItem(
                     atPath: FilePaths.join(keep, "\(key.hex).strace"), toPath: traceFile)
             }
-            let trace = try await BlockingWork.run {
-                RunTrace(
-                    parsing: String(decoding: try ReadableFile.readAll(path: traceFile, limit: 4 << 30), as: UTF8.self))
+            let lower = start.layers
+            let recorded = try await BlockingWork.run { () -> RunReads? in
+                let text = String(decoding: try ReadableFile.readAll(path: traceFile, limit: 4 << 30), as: UTF8.self)
+                let trace = RunTrace(parsing: text)
+                // The step's own layer is the one buildah added on top of the image it was given.
+                guard trace.processes > 0, manifest.layers.count == lower.count + 1, let layer = manifest.layers.last
+                else { return nil }
+                return try RunReads.record(
+                    trace, layer: layer, lower: lower, identity: step.earlierRuns == nil ? nil : step.identity,
+                    earlierRuns: step.earlierRuns ?? [], store: store)
             }
-            if trace.processes > 0 {
-                reads = try store.put(try CanonicalJSON.encode(trace.stored), mediaType: RunTrace.mediaType)
+            if let recorded {
+                reads = try store.put(try CanonicalJSON.encode(recorded), mediaType: RunTrace.mediaType)
+                if let identity = recorded.identity { try RunExecution.record(identity, key: key, store: store) }
             } else {
                 log(prefix + "kiln: the trace of this RUN shows none of its processes; it is reused by position only")
             }

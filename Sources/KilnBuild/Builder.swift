@@ -69,6 +69,10 @@ package struct BuildResult: Sendable {
     /// buildah builds run, and `RUN` steps they ran (0 when every step came from a checkpoint).
     package var executorRuns = 0
     package var stepsRun = 0
+    /// `RUN` steps reused by their read set: no container ran for them.
+    package var stepsReused = 0
+    /// Why each `RUN` without a checkpoint ran or was reused.
+    package var runDecisions: [RunDecision] = []
     /// Checkpoints this build recorded, for the caller to publish once everything succeeded.
     package var newCheckpoints: [NewCheckpoint] = []
 }
@@ -193,6 +197,8 @@ package struct Builder: Sendable {
             unusedBuildArgs: unused)
         result.executorRuns = counters.runs
         result.stepsRun = counters.steps
+        result.stepsReused = counters.reused
+        result.runDecisions = counters.decisions
         result.newCheckpoints = counters.checkpoints
         return result
     }
@@ -422,6 +428,9 @@ extension Builder {
             return (keyer, argsBefore, afterRun)
         }
         let keys = keyedRun.steps.suffix(instructions.count).map(\.key)
+        let stageStart = builder.state.stepKey
+        // The layers RUNs of this stage made so far (nil when unknown: no reuse by read set).
+        var runLayers: [Digest]? = []
 
         var done = -1
         for index in runs.reversed() {
@@ -441,6 +450,8 @@ extension Builder {
                 builder.cmdSet = after.cmdSet
                 builder.usedBuildArgs = after.usedBuildArgs
                 builder.state = ImageState(base: checkpoint, store: store)
+                runLayers = BuildahExecutor.Checkpoint.recorded(keys[index], store: store)?.reads
+                    .flatMap { RunReads.load($0, store: store)?.runLayers }
                 break
             }
         }
@@ -451,20 +462,90 @@ extension Builder {
             let start = builder.state
             let (store, root, epoch) = (self.store, context.root, options.layerOptions.epoch)
             let key = keys[index]
-            let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
-            let (image, _) = try await options.stepRuns.run(key, recorded: recorded) {
-                try await executor.run(
-                    segment, from: start, platform: platform, contextRoot: root, key: key, store: store, epoch: epoch,
-                    counters: counters)
+            let identity = runLayers.map { earlier in
+                RunReuse.identity(
+                    of: instructions[index], args: argsBefore[index], state: start, stageStart: stageStart,
+                    earlierRuns: earlier, platform: platform)
             }
+            let step = BuildahExecutor.Step(key: key, identity: identity, earlierRuns: runLayers)
+            let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
+            var reused = false
+            let (image, ran) = try await options.stepRuns.run(key, recorded: recorded) {
+                if let identity,
+                    let image = try await reuse(
+                        identity, on: start, key: key, at: instructions[index], platform: platform, log: executor.log,
+                        counters: counters)
+                {
+                    return image
+                }
+                return try await executor.run(
+                    segment, from: start, platform: platform, contextRoot: root, step: step, store: store,
+                    epoch: epoch, counters: counters)
+            }
+            if ran, counters.wasReused(key) { reused = true }
             builder.state = ImageState(base: image, store: store)
             if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
             let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads
-            counters.recorded(NewCheckpoint(key: key, manifest: image.manifestDescriptor!, reads: reads))
+            counters.recorded(
+                NewCheckpoint(
+                    key: key, manifest: image.manifestDescriptor!, reads: reads,
+                    identity: ran && !reused ? identity : nil))
+            if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
             done = index
         }
         builder.state.stepKey = keys[last]
         try await builder.run(Array(instructions[(last + 1)...]))
+    }
+}
+
+extension Builder {
+    /// The image after the `RUN` `instruction` when a recorded execution of the same step
+    /// (`identity`) read nothing that differs on `state`'s file system: `state` plus that
+    /// execution's layer, recorded under `key`. Nil when there is none, or something it read
+    /// changed (said in the log, with the first such path).
+    func reuse(
+        _ identity: Digest, on state: ImageState, key: Digest, at instruction: Instruction, platform: Platform,
+        log: @Sendable (String) -> Void, counters: BuildahExecutor.Counters
+    ) async throws -> BaseImage? {
+        guard options.executor?.reusesByReads == true else { return nil }
+        let store = self.store
+        var executionKey = RunExecution.find(identity, store: store)?.key
+        var recorded = executionKey.flatMap { BuildahExecutor.Checkpoint.find($0, store: store) }
+        do {
+            if executionKey == nil, let remote = options.checkpoints {
+                executionKey = try await remote.execution(identity)
+            }
+            if recorded == nil, let executionKey, let remote = options.checkpoints {
+                recorded = try await remote.fetch(executionKey, into: store)
+            }
+        } catch {
+            throw BuildError.wrapping(error, at: instruction.location)
+        }
+        guard let executionKey, let recorded,
+            let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
+            let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
+        else { return nil }
+        let layers = state.layers
+        let verdict = try await BlockingWork.run { try RunReuse.check(reads, layers: layers, store: store) }
+        let line = "[\(platform)] line \(instruction.location.line): "
+        switch verdict {
+        case .changed(let path, let paths):
+            log(line + "runs: it read \(paths) paths and \(path) changed")
+            counters.decided(
+                RunDecision(
+                    line: instruction.location.line, platform: platform, outcome: .ran(changed: path, paths: paths)))
+            return nil
+        case .unchanged(let paths):
+            let image = try await BlockingWork.run {
+                try RunReuse.rebase(
+                    state, recorded: recorded, reads: reads, readsDescriptor: readsDescriptor, key: key, store: store)
+            }
+            log(line + "reused by what it read: \(paths) paths, none changed")
+            counters.addReused(key)
+            counters.decided(
+                RunDecision(line: instruction.location.line, platform: platform, outcome: .reused(paths: paths)))
+            return image
+        }
     }
 }
 

@@ -33,6 +33,9 @@ struct ImageFilesystem {
 
     init() {}
 
+    /// Every path the image holds (the root excepted).
+    var nodePaths: Dictionary<String, Node>.Keys { nodes.keys }
+
     func node(_ path: String) -> Node? {
         path.isEmpty ? Node(kind: .directory, mode: 0o755, uid: 0, gid: 0) : nodes[path]
     }

@@ -49,15 +49,6 @@ package struct RunTrace: Sendable, Equatable {
     package static let mediaType = MediaType("application/vnd.kiln.run-reads.v1+json")
     package static let format = "kiln-run-reads/1"
 
-    /// What is kept of a trace: the format, the touches, the process count.
-    package struct Stored: Codable, Sendable, Equatable {
-        package var format: String
-        package var processes: Int
-        package var touches: [Touch]
-    }
-
-    package var stored: Stored { Stored(format: Self.format, processes: processes, touches: touches) }
-
     /// Paths that are not the image's while a step runs: pseudo file systems and what buildah
     /// mounts over the image.
     package static let notTheImage = [

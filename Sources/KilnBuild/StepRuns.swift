@@ -29,6 +29,9 @@ package actor StepRuns {
 package struct NewCheckpoint: Sendable {
     package var key: Digest
     package var manifest: Descriptor
-    /// What the step touched, when it ran traced (a `RunTrace.Stored` blob).
+    /// What the step touched, when it ran traced (a `RunReads` blob).
     package var reads: Descriptor?
+    /// The step's identity, when this build ran it (not when it reused it): published so other
+    /// runners find the execution by identity.
+    package var identity: Digest?
 }

@@ -24,8 +24,26 @@ package struct RegistryCheckpoints: CheckpointSource {
     static func tag(_ key: Digest) -> String { "kiln-step-" + key.hex }
 
     /// The tag of what the step of `key` touched: an OCI artifact (`RunTrace.mediaType`) next
-    /// to the checkpoint, holding the `RunTrace.Stored` blob.
+    /// to the checkpoint, holding the `RunReads` blob.
     static func readsTag(_ key: Digest) -> String { "kiln-reads-" + key.hex }
+
+    /// The tag naming a traced execution by the step's identity (`RunReuse`): the same read-set
+    /// artifact, whose `dev.kiln.step-key` annotation names the checkpoint.
+    static func executionTag(_ identity: Digest) -> String { "kiln-run-" + identity.hex }
+
+    static let stepKeyAnnotation = "dev.kiln.step-key"
+
+    /// The step key of the execution recorded for `identity`, looked for in the default
+    /// repository (one `HEAD` when there is none).
+    package func execution(_ identity: Digest) async throws -> Digest? {
+        let reference = ImageReference(repository: repository, tag: Self.executionTag(identity))
+        guard try await client.headManifest(reference) != nil else { return nil }
+        let fetched = try await client.fetchManifest(reference)
+        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "execution record")
+        guard manifest.artifactType == RunTrace.mediaType, let hex = manifest.annotations?[Self.stepKeyAnnotation]
+        else { return nil }
+        return try? Digest(sha256Hex: hex)
+    }
 
     /// Where the checkpoint of `key` lives.
     package func home(of key: Digest) -> Repository { homes[key] ?? repository }
@@ -82,19 +100,34 @@ package struct RegistryCheckpoints: CheckpointSource {
                 checkpoint.manifest, from: store, to: ImageReference(repository: home, tag: Self.tag(checkpoint.key)))
             bytes += report.bytesUploaded
             if let reads = checkpoint.reads {
-                let artifact = try Self.readsArtifact(reads, store: store)
+                let artifact = try Self.readsArtifact(reads, key: checkpoint.key, store: store)
                 let pushed = try await pusher.push(
                     artifact, from: store, to: ImageReference(repository: home, tag: Self.readsTag(checkpoint.key)))
                 bytes += pushed.bytesUploaded
+                if let identity = checkpoint.identity {
+                    // The execution, by identity, in the default repository: where a runner whose
+                    // key missed looks. Its checkpoint stays in its home.
+                    if home != repository {
+                        _ = try await pusher.push(
+                            checkpoint.manifest, from: store,
+                            to: ImageReference(repository: repository, tag: Self.tag(checkpoint.key)))
+                        _ = try await pusher.push(
+                            artifact, from: store,
+                            to: ImageReference(repository: repository, tag: Self.readsTag(checkpoint.key)))
+                    }
+                    _ = try await pusher.push(
+                        artifact, from: store,
+                        to: ImageReference(repository: repository, tag: Self.executionTag(identity)))
+                }
             }
         }
         return bytes
     }
 
     /// The artifact manifest holding a read set (config: the empty descriptor), in the store.
-    static func readsArtifact(_ reads: Descriptor, store: ContentStore) throws -> Descriptor {
+    static func readsArtifact(_ reads: Descriptor, key: Digest, store: ContentStore) throws -> Descriptor {
         let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
-        var manifest = ImageManifest(config: empty, layers: [reads])
+        var manifest = ImageManifest(config: empty, layers: [reads], annotations: [stepKeyAnnotation: key.hex])
         manifest.artifactType = RunTrace.mediaType
         return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
     }

@@ -49,6 +49,8 @@ package struct LaneConfig: Sendable {
     package var platforms: [Platform] = [.linuxAMD64, .linuxARM64]
     package var pin = PinMode.auto
     package var jobs: Int?
+    /// `reuse-by-reads`: reuse RUN steps by what they read (nil: the default, on).
+    package var reuseByReads: Bool?
     /// A repository for the key tags instead of each target repository.
     package var cacheRepository: String?
     /// Build args for every processor (a processor's own `build.args` win).
@@ -91,7 +93,7 @@ package struct LaneConfig: Sendable {
         config.file = path
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
-            "context-relative-to", "mirrors", "bases",
+            "context-relative-to", "mirrors", "bases", "reuse-by-reads",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -151,6 +153,7 @@ package struct LaneConfig: Sendable {
             config.jobs = jobs
         }
         config.cacheRepository = try document.string("cache-repo")
+        config.reuseByReads = try document.bool("reuse-by-reads")
         if let node = document.node("mirrors") {
             guard case .mapping(let mapping) = node else {
                 throw YAMLFileError(

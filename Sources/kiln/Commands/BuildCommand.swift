@@ -173,6 +173,7 @@ struct BuildCommand: AsyncParsableCommand {
                 var unusedBuildArgs: [String]
                 var executorRuns: Int
                 var stepsRun: Int
+                var stepsReused: Int
             }
             var platforms = [String: String]()
             for image in result.bundle.images {
@@ -184,7 +185,7 @@ struct BuildCommand: AsyncParsableCommand {
                     mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms,
                     bases: result.bases.map(\.reference.description),
                     unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns,
-                    stepsRun: result.stepsRun))
+                    stepsRun: result.stepsRun, stepsReused: result.stepsReused))
         } else {
             Output.line("\(destination)@\(result.bundle.root.digest)")
             for image in result.bundle.images {

@@ -70,6 +70,13 @@ struct LaneOptions: ParsableArguments {
             valueName: "n"))
     var jobs: Int?
 
+    @Flag(
+        name: .customLong("no-reuse-by-reads"),
+        help:
+            "Reuse RUN steps by their position only: no tracing, and a step after a changed COPY always runs (kiln.yaml: reuse-by-reads: false)."
+    )
+    var noReuseByReads = false
+
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
@@ -122,6 +129,10 @@ struct LaneOptions: ParsableArguments {
     func executor() -> BuildahExecutor {
         var executor = BuildahExecutor(runtimeRoot: RuntimeDirectory.path(environment: Environment.current))
         executor.secrets = secrets.compactMap(BuildahExecutor.Secret.init(parsing:))
+        // A kiln.yaml that does not load is reported by the lane's settings; here it only means
+        // the default.
+        let config = try? LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: "."))
+        executor.reusesByReads = !noReuseByReads && (config?.reuseByReads ?? true)
         return executor
     }
 

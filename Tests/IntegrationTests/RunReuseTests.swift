@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+
+/// `RUN` steps reused by what they read (issue 14): a step whose positional key missed because
+/// something before it changed is rebased, not run, when nothing it touched changed; and it runs
+/// when something it read, listed, probed or overwrote did. Real buildah and strace, a real
+/// registry, the busybox base on amd64 and arm64 (QEMU); a shell script stands in for a
+/// dependency install (reads its requirements, writes a site directory, draws random bytes so a
+/// rerun shows).
+@Suite("RUN steps reused by what they read", .serialized)
+struct RunReuseTests {
+    typealias Setup = RunStepTests.Setup
+
+    /// The layer digests of the pushed image for `arch`.
+    static func layers(_ setup: Setup, arch: String) throws -> [String] {
+        let inspected = try Tools.run([
+            "skopeo", "inspect", "--tls-verify=false", "--override-arch", arch, "--override-os", "linux",
+            "docker://\(setup.target)",
+        ])
+        try #require(inspected.status == 0, "\(inspected.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any] ?? [:]
+        return object["Layers"] as? [String] ?? []
+    }
+
+    static let install = """
+        mkdir -p /usr/local/lib/site && while read p; do echo "installed $p" > /usr/local/lib/site/$p.txt; done < /tool/requirements.txt && head -c 16 /dev/urandom | sha256sum | cut -c1-16 > /usr/local/lib/site/random
+        """
+
+    @Test(
+        "a dependency install and mkdir/chmod after a code edit: no container runs on either platform, the layers are the recorded ones, the image runs"
+    )
+    func reusedAfterCodeEdit() throws {
+        try ARM64Emulation.register()
+        try Tools.require("strace", package: "strace")
+        let dockerfile = """
+                FROM BASE
+                WORKDIR /tool
+                COPY requirements.txt /tool/
+                COPY lib/ /tool/libs/
+                COPY protocol.txt /tool/protocol/
+                RUN \(Self.install)
+                RUN mkdir -p /home/app && chmod -R 0777 /home/app
+                CMD ["sh"]
+            """
+        let setup = try Setup("reuse-edit", dockerfile: dockerfile)
+        try setup.write("requirements.txt", "fastapi\nuvicorn\n")
+        let both = "linux/amd64,linux/arm64"
+        let first = try setup.build(platform: both).report
+        #expect(first["stepsRun"] as? Int == 4, "\(first)")
+        let random = try setup.inImage("cat /usr/local/lib/site/random", arch: "amd64")
+        let before = try ["amd64", "arm64"].map { try Self.layers(setup, arch: $0) }
+
+        try setup.write("protocol.txt", "protocol v2 — one line changed\n")
+        let edited = try setup.build(platform: both).report
+        #expect(edited["executorRuns"] as? Int == 0, "no container ran: \(edited)")
+        #expect(edited["stepsReused"] as? Int == 4, "both RUNs on both platforms reused: \(edited)")
+        for (index, arch) in ["amd64", "arm64"].enumerated() {
+            #expect(
+                try setup.inImage(
+                    "cat /tool/protocol/protocol.txt /usr/local/lib/site/fastapi.txt; stat -c %a /home/app", arch: arch)
+                    == "protocol v2 — one line changed\ninstalled fastapi\n777\n", "\(arch)")
+            let after = try Self.layers(setup, arch: arch)
+            #expect(after.count == before[index].count)
+            // The RUN layers (the last two) are the recorded bytes; the COPY of protocol.txt changed.
+            #expect(Array(after.suffix(2)) == Array(before[index].suffix(2)), "\(arch): \(before[index]) → \(after)")
+            #expect(after[after.count - 3] != before[index][after.count - 3])
+        }
+        #expect(try setup.inImage("cat /usr/local/lib/site/random", arch: "amd64") == random, "not run again")
+
+        // The same edit on a fresh runner: the executions come from the registry.
+        try setup.write("protocol.txt", "protocol v3\n")
+        let fresh = try setup.build(platform: both, cache: try setup.scratch.sub("fresh")).report
+        #expect(fresh["executorRuns"] as? Int == 0 && fresh["stepsReused"] as? Int == 4, "\(fresh)")
+
+        // What the install reads changed: it runs (and so does what follows, on a new layer).
+        try setup.write("requirements.txt", "fastapi\nuvicorn\nhttpx\n")
+        let requirements = try setup.build(platform: "linux/amd64").report
+        #expect((requirements["stepsRun"] as? Int ?? 0) >= 1, "\(requirements)")
+        #expect(try setup.inImage("cat /usr/local/lib/site/httpx.txt", arch: "amd64") == "installed httpx\n")
+        #expect(try setup.inImage("cat /usr/local/lib/site/random", arch: "amd64") != random)
+    }
+
+    /// Builds `dockerfile`, applies `change`, builds again: the report of the second build.
+    static func rebuild(_ label: String, _ dockerfile: String, change: (Setup) throws -> Void) throws -> (
+        Setup, [String: Any]
+    ) {
+        try Tools.require("strace", package: "strace")
+        let setup = try Setup(label, dockerfile: dockerfile)
+        let first = try setup.build().report
+        try #require(first["stepsRun"] as? Int == 1, "\(first)")
+        try change(setup)
+        return (setup, try setup.build().report)
+    }
+
+    @Test("a step that read a copied file runs again when that file changed")
+    func readFileChanged() throws {
+        let (setup, report) = try Self.rebuild(
+            "rerun-read",
+            """
+                FROM BASE
+                COPY protocol.txt /tool/protocol/
+                RUN cat /tool/protocol/*.txt > /opt-all
+                CMD ["sh"]
+            """
+        ) { try $0.write("protocol.txt", "protocol v2\n") }
+        #expect(report["stepsRun"] as? Int == 1 && report["stepsReused"] as? Int == 0, "\(report)")
+        #expect(try setup.inImage("cat /opt-all") == "protocol v2\n")
+    }
+
+    @Test("a step that listed a directory runs again when a COPY added a file there")
+    func listedDirectoryGrew() throws {
+        let (setup, report) = try Self.rebuild(
+            "rerun-list",
+            """
+                FROM BASE
+                COPY lib/ /tool/libs/
+                RUN ls /tool/libs > /opt-list
+                CMD ["sh"]
+            """
+        ) { try $0.write("lib/extra.txt", "extra\n") }
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        #expect(try setup.inImage("cat /opt-list") == "common.txt\nextra.txt\n")
+    }
+
+    @Test("mkdir -p and chmod -R over a directory run again when a COPY added a file into it")
+    func chmodOverGrownDirectory() throws {
+        let (setup, report) = try Self.rebuild(
+            "rerun-chmod",
+            """
+                FROM BASE
+                COPY lib/ /work/
+                RUN mkdir -p /work && chmod -R 0777 /work
+                CMD ["sh"]
+            """
+        ) { try $0.write("lib/added.txt", "added\n") }
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        #expect(try setup.inImage("stat -c %a /work/added.txt") == "777\n")
+    }
+
+    @Test("a step that probed a missing path runs again once the path exists")
+    func probedPathAppeared() throws {
+        let (setup, report) = try Self.rebuild(
+            "rerun-probe",
+            """
+                FROM BASE
+                COPY lib/ /tool/libs/
+                RUN if [ -e /tool/libs/flag.txt ]; then echo on; else echo off; fi > /opt-flag
+                CMD ["sh"]
+            """
+        ) { try $0.write("lib/flag.txt", "x\n") }
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        #expect(try setup.inImage("cat /opt-flag") == "on\n")
+    }
+
+    @Test("a step whose layer overwrites a path that changed below it runs again")
+    func overwrittenPathChanged() throws {
+        let (_, report) = try Self.rebuild(
+            "rerun-overwrite",
+            """
+                FROM BASE
+                COPY protocol.txt /etc/app/conf.txt
+                RUN echo override > /etc/app/conf.txt
+                CMD ["sh"]
+            """
+        ) { try $0.write("protocol.txt", "protocol v2\n") }
+        #expect(report["stepsRun"] as? Int == 1 && report["stepsReused"] as? Int == 0, "\(report)")
+    }
+
+    @Test("a step that read none of the changed files is reused, once per change")
+    func unrelatedEditReused() throws {
+        let (setup, report) = try Self.rebuild(
+            "reuse-unrelated",
+            """
+                FROM BASE
+                COPY protocol.txt /tool/protocol/
+                RUN mkdir -p /home/app && chmod -R 0777 /home/app && echo ok > /home/app/marker
+                CMD ["sh"]
+            """
+        ) { try $0.write("protocol.txt", "protocol v2\n") }
+        #expect(report["executorRuns"] as? Int == 0 && report["stepsReused"] as? Int == 1, "\(report)")
+        #expect(try setup.inImage("cat /home/app/marker /tool/protocol/protocol.txt") == "ok\nprotocol v2\n")
+        let again = try setup.build().report
+        #expect(again["executorRuns"] as? Int == 0 && again["stepsReused"] as? Int == 0, "a key hit now: \(again)")
+
+        // Switched off, the same kind of edit runs the step again.
+        try setup.write("protocol.txt", "protocol v3\n")
+        let positional = try setup.build(extra: ["--no-reuse-by-reads"]).report
+        #expect(positional["stepsRun"] as? Int == 1 && positional["stepsReused"] as? Int == 0, "\(positional)")
+    }
+}
