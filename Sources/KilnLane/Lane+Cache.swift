@@ -137,6 +137,7 @@ extension Lane {
         let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints)
             .build()
         report.stepsRun += result.stepsRun
+        report.stepsReused += result.stepsReused
         let publisher = BuildPublisher(client: client, store: store)
         report.pushedBytes += try await publisher.prepare(result, checkpoints: settings.push ? checkpoints : nil)
         var built = [(Platform, Descriptor)]()

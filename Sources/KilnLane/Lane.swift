@@ -238,6 +238,7 @@ package struct Lane: Sendable {
                     platforms: missing, downloadingLayers: true, checkpoints: checkpoints
                 ).build()
                 report.stepsRun = result.stepsRun
+                report.stepsReused = result.stepsReused
             }
             if mode == .plan {
                 report.advice = Advice.advise(job.dockerfile).map(\.description)

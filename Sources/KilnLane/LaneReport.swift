@@ -57,6 +57,8 @@ package struct ProcessorReport: Encodable, Sendable {
     package var pushedBytes: Int64 = 0
     /// `RUN` steps buildah ran (0 when every step came from a checkpoint).
     package var stepsRun = 0
+    /// `RUN` steps reused by what they read (rebased; no container ran).
+    package var stepsReused = 0
     /// `kiln plan`: the first `RUN` that must run (for processors with `RUN`), and why.
     package var firstStep: String?
     /// `kiln plan`: step-order suggestions (never applied by kiln).
