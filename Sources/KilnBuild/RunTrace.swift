@@ -262,36 +262,12 @@ struct StraceLine {
         guard let open = body.firstIndex(of: "("), body.first?.isLetter == true else { return nil }
         let call = String(body[..<open])
         guard call.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
-        // The arguments end at the ")" before the last " = " outside quotes.
-        var inQuote = false
-        var escaped = false
-        var depth = 0
+        // The arguments end at the first ")" outside quotes and brackets.
         var close: String.Index?
-        var index = body.index(after: open)
-        while index < body.endIndex {
-            let character = body[index]
-            if inQuote {
-                if escaped {
-                    escaped = false
-                } else if character == "\\" {
-                    escaped = true
-                } else if character == "\"" {
-                    inQuote = false
-                }
-            } else if character == "\"" {
-                inQuote = true
-            } else if character == "(" || character == "[" || character == "{" {
-                depth += 1
-            } else if character == "]" || character == "}" {
-                depth -= 1
-            } else if character == ")" {
-                if depth == 0 {
-                    close = index
-                    break
-                }
-                depth -= 1
-            }
-            index = body.index(after: index)
+        scanUnquoted(body[body.index(after: open)...], brackets: ("([{", ")]}")) { index, character, depth in
+            guard character == ")", depth == 0 else { return true }
+            close = index
+            return false
         }
         guard let close else { return nil }
         let rest = body[body.index(after: close)...]
@@ -304,6 +280,22 @@ struct StraceLine {
     static func arguments(_ text: Substring) -> [Substring] {
         var parts = [Substring]()
         var start = text.startIndex
+        scanUnquoted(text, brackets: ("([{<", ")]}>")) { index, character, depth in
+            if character == ",", depth == 0 {
+                parts.append(text[start..<index].drop { $0 == " " })
+                start = text.index(after: index)
+            }
+            return true
+        }
+        if start < text.endIndex { parts.append(text[start...].drop { $0 == " " }) }
+        return parts
+    }
+
+    /// Calls `visit` with each character of `text` outside double quotes (escapes honoured) and
+    /// the bracket depth before it, until `visit` returns false.
+    static func scanUnquoted(
+        _ text: Substring, brackets: (open: String, close: String), _ visit: (String.Index, Character, Int) -> Bool
+    ) {
         var inQuote = false
         var escaped = false
         var depth = 0
@@ -320,18 +312,16 @@ struct StraceLine {
                 }
             } else if character == "\"" {
                 inQuote = true
-            } else if "([{<".contains(character) {
-                depth += 1
-            } else if ")]}>".contains(character) {
-                depth -= 1
-            } else if character == ",", depth == 0 {
-                parts.append(text[start..<index].drop { $0 == " " })
-                start = text.index(after: index)
+            } else {
+                guard visit(index, character, depth) else { return }
+                if brackets.open.contains(character) {
+                    depth += 1
+                } else if brackets.close.contains(character) {
+                    depth -= 1
+                }
             }
             index = text.index(after: index)
         }
-        if start < text.endIndex { parts.append(text[start...].drop { $0 == " " }) }
-        return parts
     }
 
     /// The decoded value of a quoted argument (`"a\"b\342\200\224"`), nil when it is not a
