@@ -104,6 +104,11 @@ struct RunReuseTests {
             """
         ) { try $0.write("protocol.txt", "protocol v2\n") }
         #expect(report["stepsRun"] as? Int == 1 && report["stepsReused"] as? Int == 0, "\(report)")
+        let decision = (report["runSteps"] as? [[String: Any]])?.first ?? [:]
+        #expect(
+            decision["outcome"] as? String == "ran" && decision["changed"] as? String == "/tool/protocol/protocol.txt"
+                && decision["line"] as? Int == 3,
+            "the report names the changed path it read: \(report)")
         #expect(try setup.inImage("cat /opt-all") == "protocol v2\n")
     }
 

@@ -174,6 +174,26 @@ struct BuildCommand: AsyncParsableCommand {
                 var executorRuns: Int
                 var stepsRun: Int
                 var stepsReused: Int
+                /// Each RUN whose key missed: reused by what it read, or run (and the first
+                /// changed path it had read).
+                var runSteps: [RunStep]
+            }
+            struct RunStep: Encodable {
+                var line: Int
+                var platform: String
+                var outcome: String
+                var paths: Int
+                var changed: String?
+            }
+            let runSteps = result.runDecisions.map { decision -> RunStep in
+                switch decision.outcome {
+                case .reused(let paths):
+                    RunStep(line: decision.line, platform: "\(decision.platform)", outcome: "reused", paths: paths)
+                case .ran(let changed, let paths):
+                    RunStep(
+                        line: decision.line, platform: "\(decision.platform)", outcome: "ran", paths: paths,
+                        changed: changed)
+                }
             }
             var platforms = [String: String]()
             for image in result.bundle.images {
@@ -185,7 +205,7 @@ struct BuildCommand: AsyncParsableCommand {
                     mediaType: result.bundle.root.mediaType.rawValue, platforms: platforms,
                     bases: result.bases.map(\.reference.description),
                     unusedBuildArgs: result.unusedBuildArgs, executorRuns: result.executorRuns,
-                    stepsRun: result.stepsRun, stepsReused: result.stepsReused))
+                    stepsRun: result.stepsRun, stepsReused: result.stepsReused, runSteps: runSteps))
         } else {
             Output.line("\(destination)@\(result.bundle.root.digest)")
             for image in result.bundle.images {
