@@ -239,8 +239,7 @@ package struct BuildahExecutor: Sendable {
             }
             let lower = start.layers
             let recorded = try await BlockingWork.run { () -> RunReads? in
-                let text = String(decoding: try ReadableFile.readAll(path: traceFile, limit: 4 << 30), as: UTF8.self)
-                let trace = RunTrace(parsing: text)
+                let trace = RunTrace(log: try ReadableFile.readAll(path: traceFile, limit: 8 << 30))
                 // The step's own layer is the one buildah added on top of the image it was given.
                 guard trace.processes > 0, manifest.layers.count == lower.count + 1, let layer = manifest.layers.last
                 else { return nil }

@@ -101,3 +101,13 @@ struct RunTraceTests {
         #expect(trace.processes == 2)
     }
 }
+
+@Test(
+    "normalize keeps `..` and drops empty and `.` components",
+    arguments: [
+        ("/", "/"), ("/a/b", "/a/b"), ("/a//b/", "/a/b"), ("/a/./b", "/a/b"), ("a/b", "/a/b"), ("/./", "/"),
+        ("/a/..", "/a/.."), ("/.a/b.", "/.a/b."), ("/a/.", "/a"), ("//", "/"),
+    ])
+func normalizePaths(path: String, expected: String) {
+    #expect(RunTrace.normalize(path) == expected)
+}
