@@ -508,6 +508,14 @@ extension Builder {
         log: @Sendable (String) -> Void, counters: BuildahExecutor.Counters
     ) async throws -> BaseImage? {
         guard options.executor?.reusesByReads == true else { return nil }
+        // Bind and cache mounts show the step files that are not in its lower layers, so its
+        // reads cannot be checked there: such a step is reused by position only. Secrets are
+        // never part of a key.
+        if case .run(let run) = instruction.command,
+            run.mounts.contains(where: { RunCommand.mountFields($0)["type"] ?? "bind" != "secret" })
+        {
+            return nil
+        }
         let store = self.store
         var executionKey = RunExecution.find(identity, store: store)?.key
         var recorded = executionKey.flatMap { BuildahExecutor.Checkpoint.find($0, store: store) }

@@ -221,6 +221,19 @@ extension StageBuilder {
     }
 
     /// The context items a `COPY`/`ADD` reads (none with `--from`).
+    /// The context items a `RUN --mount=type=bind` (the default type) without `from=` makes
+    /// visible to the step: its `source` (default the whole context), as a COPY of it would read.
+    func bindMountReads(_ run: RunCommand, _ instruction: Instruction) throws -> [BuildContext.Item] {
+        var items = [BuildContext.Item]()
+        for mount in run.mounts {
+            let fields = RunCommand.mountFields(mount)
+            guard (fields["type"] ?? "bind") == "bind", fields["from"] == nil else { continue }
+            let source = fields["source"] ?? fields["src"] ?? "."
+            items += try contextReads(CopyCommand(sources: [source], destination: "/"), instruction)
+        }
+        return items
+    }
+
     func contextReads(_ copy: CopyCommand, _ instruction: Instruction) throws -> [BuildContext.Item] {
         guard copy.from == nil else { return [] }
         let excludes =

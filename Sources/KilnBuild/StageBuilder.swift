@@ -186,7 +186,9 @@ struct StageBuilder {
                 state.runtime.healthcheck = health
             case .onBuild(let trigger): state.runtime.onBuild = (state.runtime.onBuild ?? []) + [trigger]
             case .maintainer(let name): state.config.author = name
-            case .run where inputsOnly: break
+            case .run(let run) where inputsOnly:
+                // What a bind mount shows the step is read like a COPY's sources.
+                reads += try bindMountReads(run, instruction)
             case .run:
                 throw BuildError.input(
                     "RUN needs a container runtime, and this build has no RUN executor; only the steps after a stage's last RUN are built natively",

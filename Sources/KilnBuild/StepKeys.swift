@@ -58,6 +58,16 @@ package enum StepKeys {
             }
         case .run(let run):
             for heredoc in run.heredocs { text += "heredoc \(heredoc.name)\n\(heredoc.content)\n" }
+            // Context files a bind mount shows the step.
+            let items = try builder.bindMountReads(run, instruction)
+            let digests = try hasher.digests(of: items)
+            for item in items {
+                switch item.kind {
+                case .file: text += "mount file \(item.path) \(digests[item.path]?.hex ?? "?")\n"
+                case .directory: text += "mount dir \(item.path)\n"
+                case .symlink(let target): text += "mount symlink \(item.path) \(target)\n"
+                }
+            }
         default: break
         }
         for (name, value) in builder.args.sorted(by: { $0.key < $1.key }) { text += "arg \(name)=\(value)\n" }

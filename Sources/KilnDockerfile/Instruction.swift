@@ -97,6 +97,17 @@ package struct RunCommand: Hashable, Sendable {
     package var command: CommandForm
     package var heredocs: [Heredoc] = []
     package var mounts: [String] = []
+
+    /// A `--mount` value's `key=value` fields (`type=bind,source=x,target=/y`); a bare key
+    /// (`readonly`) maps to "true".
+    package static func mountFields(_ mount: String) -> [String: String] {
+        var fields = [String: String]()
+        for part in mount.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            fields[pair[0]] = pair.count == 2 ? pair[1] : "true"
+        }
+        return fields
+    }
     package var network: String?
     package var security: String?
 }

@@ -98,6 +98,24 @@ struct StepKeyTests {
     }
 }
 
+extension StepKeyTests {
+    @Test("a RUN's key covers the context files its bind mounts show it, and only those")
+    func bindMount() async throws {
+        let fixture = try StepFixture()
+        let text = """
+            FROM scratch
+            RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt cat /tmp/requirements.txt
+            RUN --mount=type=secret,id=token true
+            """
+        let before = try await fixture.keys(text)
+        try fixture.write("notes.txt", "not mounted\n")
+        #expect(try await fixture.keys(text) == before)
+        try fixture.write("requirements.txt", "fastapi\nhttpx\n")
+        let after = try await fixture.keys(text)
+        #expect(after[0] != before[0] && after[1] != before[1], "the mounted file changed: the RUN and what follows")
+    }
+}
+
 struct EmulationTests {
     @Test("the host's own architecture needs no emulation")
     func native() throws {
