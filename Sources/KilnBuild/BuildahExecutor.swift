@@ -114,7 +114,6 @@ package struct BuildahExecutor: Sendable {
         var escape: Character
     }
 
-    /// Runs a segment on top of `start` for `platform`, and records the result under `key`.
     /// What a `RUN` is, beyond its segment: its positional key, and for reuse by read set its
     /// identity and the layers earlier `RUN`s of the stage made (nil when unknown).
     struct Step: Sendable {
@@ -123,10 +122,38 @@ package struct BuildahExecutor: Sendable {
         var earlierRuns: [Digest]?
     }
 
+    /// buildah storage that one stage's `RUN` steps share on one platform: the layers loaded for
+    /// one step are there for the next, so each step loads only the layers kiln added since (vfs
+    /// copies the whole tree for every layer it loads). A private folder outside the store,
+    /// removed when the stage is done, when kiln is interrupted, or by the next run's sweep.
+    package final class Session: Sendable {
+        let folder: ScratchDirectory
+
+        init(runtimeRoot: String) throws(BuildError) {
+            do {
+                try RuntimeDirectory.prepare(runtimeRoot)
+                ScratchDirectory.sweep(runtimeRoot)
+                folder = try ScratchDirectory(in: runtimeRoot, prefix: "run")
+            } catch {
+                throw BuildError.io(error)
+            }
+        }
+
+        var storageArguments: [String] {
+            ["--storage-driver", "vfs", "--root", folder.path + "/storage", "--runroot", folder.path + "/run"]
+        }
+
+        func remove() { folder.remove() }
+    }
+
+    /// A new session for a stage's steps.
+    func session() throws(BuildError) -> Session { try Session(runtimeRoot: runtimeRoot) }
+
+    /// Runs the segment's `RUN` on top of `start` for `platform` in `session`'s storage, and
+    /// records the result under the step's key.
     func run(
         _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, step: Step,
-        store: ContentStore,
-        epoch: Int64, counters: Counters
+        session: Session, store: ContentStore, epoch: Int64, counters: Counters
     ) async throws -> BaseImage {
         let key = step.key
         let environment = ProcessInfo.processInfo.environment
@@ -135,16 +162,15 @@ package struct BuildahExecutor: Sendable {
                 "RUN steps go to buildah, which is not installed (apt-get install buildah)",
                 location: segment.instructions.last?.location)
         }
+        // This step's own files (Dockerfile, secrets, trace, export), gone when it ends.
         let scratch: ScratchDirectory
         do {
-            try RuntimeDirectory.prepare(runtimeRoot)
-            ScratchDirectory.sweep(runtimeRoot)
-            scratch = try ScratchDirectory(in: runtimeRoot, prefix: "run")
+            scratch = try ScratchDirectory(in: session.folder.path, prefix: "step")
         } catch {
             throw BuildError.io(error)
         }
         defer { scratch.remove() }
-        let base = ["--storage-driver", "vfs", "--root", scratch.path + "/storage", "--runroot", scratch.path + "/run"]
+        let base = session.storageArguments
 
         // The start image, from kiln's store, into this segment's buildah storage. buildah names
         // an image it pulls from a layout after the layout's path, which is lower case here.

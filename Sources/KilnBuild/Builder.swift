@@ -432,6 +432,9 @@ extension Builder {
         // The layers RUNs of this stage made so far (nil when unknown: no reuse by read set).
         var runLayers: [Digest]? = []
 
+        // One buildah storage for the stage's steps on this platform.
+        let session = try executor.session()
+        defer { session.remove() }
         var done = -1
         for index in runs.reversed() {
             var checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store)
@@ -479,8 +482,8 @@ extension Builder {
                     return image
                 }
                 return try await executor.run(
-                    segment, from: start, platform: platform, contextRoot: root, step: step, store: store,
-                    epoch: epoch, counters: counters)
+                    segment, from: start, platform: platform, contextRoot: root, step: step, session: session,
+                    store: store, epoch: epoch, counters: counters)
             }
             if ran, counters.wasReused(key) { reused = true }
             builder.state = ImageState(base: image, store: store)
