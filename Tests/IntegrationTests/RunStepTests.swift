@@ -63,10 +63,10 @@ struct RunStepTests {
         }
 
         /// Runs `command` in the pushed image under `buildah run`.
-        func inImage(_ command: String, arch: String? = nil) throws -> String {
+        func inImage(_ command: String, arch: String? = nil, image: String? = nil) throws -> String {
             let buildah = try Buildah(scratch: scratch)
             let from = try buildah.run(
-                ["from", "--tls-verify=false"] + (arch.map { ["--arch", $0] } ?? []) + [target])
+                ["from", "--tls-verify=false"] + (arch.map { ["--arch", $0] } ?? []) + [image ?? target])
             try #require(from.status == 0, "buildah from: \(from.stderr)")
             let container = from.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let run = try buildah.run(["run", "--isolation", "chroot", container, "--", "sh", "-c", command])
