@@ -218,10 +218,14 @@ package struct BuildahExecutor: Sendable {
         var tool = buildah
         if reusesByReads {
             if let strace = ChildProcess.find("strace", path: environment["PATH"]) {
-                tool = strace
-                arguments = Self.straceArguments(output: traceFile) + [buildah] + arguments
+                if let problem = await Self.tracingProblem(strace, scratch: scratch.path) {
+                    Self.warnUntraced(log, "strace cannot trace here (\(problem))")
+                } else {
+                    tool = strace
+                    arguments = Self.straceArguments(output: traceFile) + [buildah] + arguments
+                }
             } else {
-                Self.warnUntraced(log)
+                Self.warnUntraced(log, "strace is not installed (apt-get install strace)")
             }
         }
         var built = try await Self.run(tool, arguments, log: { log(prefix + mask($0)) })
@@ -296,15 +300,33 @@ package struct BuildahExecutor: Sendable {
 
     private static let untracedWarning = Mutex(false)
 
-    static func warnUntraced(_ log: @Sendable (String) -> Void) {
+    static func warnUntraced(_ log: @Sendable (String) -> Void, _ reason: String) {
         let first = untracedWarning.withLock { warned in
             defer { warned = true }
             return !warned
         }
-        if first {
-            log("kiln: strace is not installed (apt-get install strace): RUN steps are reused by position only")
-        }
+        if first { log("kiln: \(reason): RUN steps are reused by position only") }
     }
+
+    /// Whether strace works on this machine, found once per process by tracing `true` with the
+    /// step's options: where ptrace is not allowed (a container without CAP_SYS_PTRACE) a traced
+    /// step would fail, so steps run untraced instead. Nil when it works, else why not.
+    static func tracingProblem(_ strace: String, scratch: String) async -> String? {
+        if let known = tracingProbe.withLock({ $0 }) { return known.isEmpty ? nil : known }
+        let output = scratch + "/probe.strace"
+        let probe = try? await ChildProcess.run(strace, straceArguments(output: output) + ["true"], line: { _ in })
+        var problem = ""
+        if let probe, probe.status != 0 {
+            problem = tail(probe.output, lines: 1)
+        } else if probe == nil {
+            problem = "it did not start"
+        }
+        unlink(output)
+        tracingProbe.withLock { $0 = problem }
+        return problem.isEmpty ? nil : problem
+    }
+
+    private static let tracingProbe = Mutex<String?>(nil)
 
     /// The Dockerfile buildah builds for a segment: `FROM` the start image, the `ARG`s in scope
     /// declared again, then the segment's instructions as written (heredoc bodies included).

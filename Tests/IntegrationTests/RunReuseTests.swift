@@ -212,4 +212,26 @@ struct RunReuseTests {
         let positional = try setup.build(extra: ["--no-reuse-by-reads"]).report
         #expect(positional["stepsRun"] as? Int == 1 && positional["stepsReused"] as? Int == 0, "\(positional)")
     }
+
+    @Test(
+        "where strace cannot trace (no ptrace, as in a container without CAP_SYS_PTRACE), RUN steps run untraced and say so"
+    )
+    func straceRefused() throws {
+        let setup = try Setup(
+            "strace-refused",
+            dockerfile: """
+                    FROM BASE
+                    RUN echo ran > /ran
+                    CMD ["sh"]
+                """)
+        let bin = try setup.scratch.sub("bin")
+        try "#!/bin/sh\necho 'strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted' >&2\nexit 1\n".write(
+            toFile: bin + "/strace", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/strace")
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let (report, result) = try setup.build(environment: ["PATH": path])
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        #expect(result.stderr.contains("strace cannot trace here"), "\(result.stderr)")
+        #expect(try setup.inImage("cat /ran") == "ran\n")
+    }
 }
