@@ -262,10 +262,10 @@ package struct BuildahExecutor: Sendable {
         if tool != buildah {
             if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
                 // A debugging aid: the raw strace log of each traced step, named by its key.
+                let kept = FilePaths.join(keep, "\(key.hex).strace")
                 try? FilePaths.makeDirectories(keep)
-                _ = rename(traceFile, FilePaths.join(keep, "\(key.hex).strace"))
-                try? FileManager.default.copyItem(
-                    atPath: FilePaths.join(keep, "\(key.hex).strace"), toPath: traceFile)
+                try? FileManager.default.removeItem(atPath: kept)
+                try? FileManager.default.copyItem(atPath: traceFile, toPath: kept)
             }
             let lower = start.layers
             let recorded = try await BlockingWork.run { () -> RunReads? in

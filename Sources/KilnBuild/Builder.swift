@@ -549,7 +549,7 @@ extension Builder {
         case .unchanged(let paths):
             let image = try await BlockingWork.run {
                 try RunReuse.rebase(
-                    state, recorded: recorded, reads: reads, readsDescriptor: readsDescriptor, key: key, store: store)
+                    state, recorded: recorded, reads: reads, key: key, store: store)
             }
             log(line + "reused by what it read: \(paths) paths, none changed")
             counters.addReused(key)

@@ -10,7 +10,7 @@ import KilnStore
 /// changed symlink anywhere on the way shows) and that node's kind, mode, owner and content
 /// digest or link target, or `missing`; for a listing, the names in the directory; for a tree,
 /// every path below the directory with its state.
-struct LowerFilesystem {
+package struct LowerFilesystem {
     private var filesystem = ImageFilesystem()
     private let store: ContentStore
     /// Content digests of the regular files of each blob, by member path, read on first need.
@@ -18,7 +18,7 @@ struct LowerFilesystem {
     /// Names in each directory, built on first need.
     private var children: [String: [String]]?
 
-    init(layers: [Descriptor], store: ContentStore) throws(LayerError) {
+    package init(layers: [Descriptor], store: ContentStore) throws(LayerError) {
         self.store = store
         for layer in layers {
             try filesystem.apply(
@@ -27,7 +27,7 @@ struct LowerFilesystem {
     }
 
     /// The state of `touch` in this file system.
-    mutating func state(of touch: RunTrace.Touch) throws(LayerError) -> String {
+    package mutating func state(of touch: RunTrace.Touch) throws(LayerError) -> String {
         switch touch.access {
         case .entry:
             return try entryState(touch.path)
@@ -42,9 +42,16 @@ struct LowerFilesystem {
             guard node.kind == .directory else { return try entryState(touch.path) }
             let hasher = SHA256Hasher()
             hasher.update(Array(try nodeState(node, at: resolved).utf8))
-            for path in filesystem.descendants(of: resolved) {
+            // Everything below, depth first in name order, through the directory index (a walk
+            // of the subtree, not of the whole image per removed directory).
+            let children = directoryChildren()
+            var pending = (children[resolved] ?? []).reversed().map { ImageFilesystem.join(resolved, $0) }
+            while let path = pending.popLast() {
                 guard let below = filesystem.node(path) else { continue }
                 hasher.update(Array("\n\(path) \(try nodeState(below, at: path))".utf8))
+                if below.kind == .directory {
+                    pending += (children[path] ?? []).reversed().map { ImageFilesystem.join(path, $0) }
+                }
             }
             return "tree " + hasher.finalize().hex
         }

@@ -61,8 +61,7 @@ package enum RunReuse {
     /// The image after a reused step: `state` plus the recorded step's layer, with that step's
     /// history entry, recorded in the store as the checkpoint of `key`.
     static func rebase(
-        _ state: ImageState, recorded: BaseImage, reads: RunReads, readsDescriptor: Descriptor, key: Digest,
-        store: ContentStore
+        _ state: ImageState, recorded: BaseImage, reads: RunReads, key: Digest, store: ContentStore
     ) throws -> BaseImage {
         guard let layer = recorded.layers.last, let diffID = recorded.config.rootfs.diffIDs.last else {
             throw BuildError(.executor("the recorded step has no layer"))
@@ -76,7 +75,6 @@ package enum RunReuse {
         var rebased = reads
         rebased.lowerLayers = state.layers.map(\.digest)
         let stored = try store.put(try CanonicalJSON.encode(rebased), mediaType: RunTrace.mediaType)
-        _ = readsDescriptor
         return try BuildahExecutor.Checkpoint.record(manifest, reads: stored, key: key, store: store)
     }
 }

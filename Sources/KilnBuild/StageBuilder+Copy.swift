@@ -81,12 +81,7 @@ extension StageBuilder {
             }
             return mode
         }
-        let excludes =
-            copy.excludes.isEmpty
-            ? nil
-            : DockerIgnore(
-                parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
-                    .joined(separator: "\n"))
+        let excludes = try excludePatterns(copy, instruction)
         return CopyFlags(owner: owner, chmod: chmod, excludes: excludes)
     }
 
@@ -234,14 +229,17 @@ extension StageBuilder {
         return items
     }
 
+    /// `COPY --exclude` patterns, expanded, as one matcher; nil without any.
+    func excludePatterns(_ copy: CopyCommand, _ instruction: Instruction) throws(BuildError) -> DockerIgnore? {
+        guard !copy.excludes.isEmpty else { return nil }
+        return DockerIgnore(
+            parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
+                .joined(separator: "\n"))
+    }
+
     func contextReads(_ copy: CopyCommand, _ instruction: Instruction) throws -> [BuildContext.Item] {
         guard copy.from == nil else { return [] }
-        let excludes =
-            copy.excludes.isEmpty
-            ? nil
-            : DockerIgnore(
-                parsing: try copy.excludes.map { (pattern) throws(BuildError) in try expand(pattern, instruction) }
-                    .joined(separator: "\n"))
+        let excludes = try excludePatterns(copy, instruction)
         var result = [BuildContext.Item]()
         for source in copy.sources {
             let expanded = try expand(source, instruction)

@@ -19,7 +19,7 @@ func runLaneCommand(
         settings.push = push
         settings.pin = pin
         let store = try store.open()
-        settings.executor = lane.executor()
+        settings.executor = lane.executor(config: settings.config)
         let progress = LaneProgress(json: output.json)
         progress.begin(root: settings.config.root, jobs: settings.jobs)
         let reports = try await registry.withClient { client in

@@ -126,12 +126,13 @@ struct LaneOptions: ParsableArguments {
 
     /// The executor for RUN steps, with the `--secret`s; its working folders are private and
     /// outside the store (`RuntimeDirectory`).
-    func executor() -> BuildahExecutor {
+    /// - Parameter config: the repository's kiln.yaml, when the caller has loaded it already.
+    func executor(config: LaneConfig? = nil) -> BuildahExecutor {
         var executor = BuildahExecutor(runtimeRoot: RuntimeDirectory.path(environment: Environment.current))
         executor.secrets = secrets.compactMap(BuildahExecutor.Secret.init(parsing:))
         // A kiln.yaml that does not load is reported by the lane's settings; here it only means
         // the default.
-        let config = try? LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: "."))
+        let config = config ?? (try? LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: ".")))
         executor.reusesByReads = !noReuseByReads && (config?.reuseByReads ?? true)
         return executor
     }
