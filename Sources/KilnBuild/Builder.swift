@@ -535,7 +535,11 @@ extension Builder {
         guard let executionKey, let recorded,
             let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
             let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
-        else { return nil }
+        else {
+            counters.decided(
+                RunDecision(line: instruction.location.line, platform: platform, outcome: .ran(changed: nil, paths: 0)))
+            return nil
+        }
         let layers = state.layers
         let verdict = try await BlockingWork.run { try RunReuse.check(reads, layers: layers, store: store) }
         let line = "[\(platform)] line \(instruction.location.line): "

@@ -108,6 +108,8 @@ struct RunReuseTests {
         let setup = try Setup(label, dockerfile: dockerfile)
         let first = try setup.build().report
         try #require(first["stepsRun"] as? Int == 1, "\(first)")
+        let cold = (first["runSteps"] as? [[String: Any]])?.first ?? [:]
+        #expect(cold["outcome"] as? String == "ran" && cold["changed"] == nil, "no execution recorded yet: \(first)")
         try change(setup)
         return (setup, try setup.build().report)
     }
