@@ -292,10 +292,7 @@ package struct BuildahExecutor: Sendable {
     /// (`-y`), whole strings, and only the calls `RunTrace` reads, filtered in the kernel
     /// (`--seccomp-bpf`) so the others never stop the step.
     static func straceArguments(output: String) -> [String] {
-        [
-            "-f", "-qq", "-y", "-s", "65535", "--seccomp-bpf", "-e", "trace=%file,%process,getdents64,fchdir", "-o",
-            output,
-        ]
+        ["-f", "-qq", "-y", "-s", "65535", "--seccomp-bpf", "-e", "trace=" + RunTrace.tracedCalls, "-o", output]
     }
 
     private static let untracedWarning = Mutex(false)
