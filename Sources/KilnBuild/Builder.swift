@@ -23,6 +23,8 @@ package struct BuildOptions: Sendable {
     /// `RUN` segments under way in this run, shared by every build of it, so two builds that
     /// need the same step at once run it once.
     package var stepRuns = StepRuns()
+    /// Plan only (`planRuns`): no `RUN` runs and no checkpoint is recorded.
+    package var planning = false
 
     package init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -71,7 +73,7 @@ package struct BuildResult: Sendable {
     package var stepsRun = 0
     /// `RUN` steps reused by their read set: no container ran for them.
     package var stepsReused = 0
-    /// Why each `RUN` without a checkpoint ran or was reused.
+    /// What became of each `RUN`: from its checkpoint, reused by its read set, or run (and why).
     package var runDecisions: [RunDecision] = []
     /// Checkpoints this build recorded, for the caller to publish once everything succeeded.
     package var newCheckpoints: [NewCheckpoint] = []
@@ -169,7 +171,7 @@ package struct Builder: Sendable {
 
     package func build() async throws -> BuildResult {
         let stages = try preflight()
-        if options.executor != nil, let run = stages.lazy.compactMap(\.lastRun).first {
+        if options.executor != nil, !options.planning, let run = stages.lazy.compactMap(\.lastRun).first {
             for platform in options.platforms {
                 try Emulation.check(
                     platform, host: options.buildPlatform, directory: options.binfmtDirectory, location: run.location)
@@ -201,6 +203,28 @@ package struct Builder: Sendable {
         result.runDecisions = counters.decisions
         result.newCheckpoints = counters.checkpoints
         return result
+    }
+
+    /// What would become of each `RUN` (`kiln plan`), per platform in order, without running
+    /// any: from its checkpoint, reused by its read set (the reuse check runs, on layers kiln
+    /// builds natively and fetches as a build would), or to run, with the first changed path it
+    /// read. A platform's plan ends at its first `RUN` that runs; those after it are undecided.
+    /// Needs `options.planning`.
+    package func planRuns() async throws -> [RunDecision] {
+        precondition(options.planning, "planRuns needs options.planning")
+        let stages = try preflight()
+        let counters = BuildahExecutor.Counters()
+        let scratchDirectory = try store.makeScratchDirectory(prefix: "plan")
+        defer { scratchDirectory.remove() }
+        for platform in options.platforms {
+            do {
+                _ = try await build(
+                    stages, for: platform, pass: .build(scratch: scratchDirectory.path, counters: counters))
+            } catch is PlanStopped {
+                continue
+            }
+        }
+        return counters.decisions
     }
 
     /// What a build for each platform would read, without building: the context items its
@@ -458,6 +482,11 @@ extension Builder {
                 break
             }
         }
+        for index in runs where index <= done {
+            let decision = RunDecision(location: instructions[index].location, platform: platform, outcome: .key)
+            counters.decided(decision)
+            executor.log(decision.description)
+        }
         for index in runs where index > done {
             try await builder.run(Array(instructions[(done + 1)..<index]))
             let segment = BuildahExecutor.Segment(
@@ -470,20 +499,48 @@ extension Builder {
                     of: instructions[index], args: argsBefore[index], state: start, stageStart: stageStart,
                     earlierRuns: earlier, platform: platform)
             }
+            let location = instructions[index].location
+            if options.planning {
+                // Nothing runs: the step is reused by its read set, or the plan stops here (what
+                // follows depends on the layer it would make).
+                let decision = try await reuse(
+                    identity, on: start, key: key, at: instructions[index], platform: platform)
+                counters.decided(decision.decision)
+                guard let image = decision.image else {
+                    for later in runs where later > index {
+                        counters.decided(
+                            RunDecision(
+                                location: instructions[later].location, platform: platform,
+                                outcome: .undecided(after: location.line)))
+                    }
+                    throw PlanStopped()
+                }
+                builder.state = ImageState(base: image, store: store)
+                if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
+                if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
+                done = index
+                continue
+            }
             let step = BuildahExecutor.Step(key: key, identity: identity, earlierRuns: runLayers)
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
             var reused = false
+            let log = executor.log
             let (image, ran) = try await options.stepRuns.run(key, recorded: recorded) {
-                if let identity,
-                    let image = try await reuse(
-                        identity, on: start, key: key, at: instructions[index], platform: platform, log: executor.log,
-                        counters: counters)
-                {
+                let decision = try await reuse(
+                    identity, on: start, key: key, at: instructions[index], platform: platform)
+                counters.decided(decision.decision)
+                log(decision.decision.description)
+                if let image = decision.image {
+                    counters.addReused(key)
                     return image
                 }
                 return try await executor.run(
                     segment, from: start, platform: platform, contextRoot: root, step: step, session: session,
                     store: store, epoch: epoch, counters: counters)
+            }
+            if !ran {
+                // Another build of this run ran the same step at the same moment.
+                counters.decided(RunDecision(location: location, platform: platform, outcome: .key))
             }
             if ran, counters.wasReused(key) { reused = true }
             builder.state = ImageState(base: image, store: store)
@@ -501,23 +558,35 @@ extension Builder {
     }
 }
 
+/// `kiln plan` reached a `RUN` that would run: the platform's plan ends there.
+struct PlanStopped: Error {}
+
 extension Builder {
-    /// The image after the `RUN` `instruction` when a recorded execution of the same step
-    /// (`identity`) read nothing that differs on `state`'s file system: `state` plus that
-    /// execution's layer, recorded under `key`. Nil when there is none, or something it read
-    /// changed (said in the log, with the first such path).
+    /// What becomes of the `RUN` `instruction` about to run on `state` when its key missed: the
+    /// image after it when a recorded execution of the same step (`identity`) read nothing that
+    /// differs on `state`'s file system (`state` plus that execution's layer, recorded under
+    /// `key` unless planning), else nil; and the decision, with the first changed path it read.
     func reuse(
-        _ identity: Digest, on state: ImageState, key: Digest, at instruction: Instruction, platform: Platform,
-        log: @Sendable (String) -> Void, counters: BuildahExecutor.Counters
-    ) async throws -> BaseImage? {
-        guard options.executor?.reusesByReads == true else { return nil }
+        _ identity: Digest?, on state: ImageState, key: Digest, at instruction: Instruction, platform: Platform
+    ) async throws -> (image: BaseImage?, decision: RunDecision) {
+        func decided(_ outcome: RunDecision.Outcome) -> RunDecision {
+            RunDecision(location: instruction.location, platform: platform, outcome: outcome)
+        }
+        guard options.executor?.reusesByReads == true else {
+            return (nil, decided(.positional(reason: "reuse by read set is off")))
+        }
         // Bind and cache mounts show the step files that are not in its lower layers, so its
         // reads cannot be checked there: such a step is reused by position only. Secrets are
         // never part of a key.
         if case .run(let run) = instruction.command,
-            run.mounts.contains(where: { RunCommand.mountFields($0)["type"] ?? "bind" != "secret" })
+            let mount = run.mounts.lazy.map({ RunCommand.mountFields($0)["type"] ?? "bind" }).first(where: {
+                $0 != "secret"
+            })
         {
-            return nil
+            return (nil, decided(.positional(reason: "it has a \(mount) mount")))
+        }
+        guard let identity else {
+            return (nil, decided(.positional(reason: "an earlier RUN of the stage has a checkpoint with no read set")))
         }
         let store = self.store
         var executionKey = RunExecution.find(identity, store: store)?.key
@@ -536,30 +605,20 @@ extension Builder {
             let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
             let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
         else {
-            counters.decided(
-                RunDecision(line: instruction.location.line, platform: platform, outcome: .ran(changed: nil, paths: 0)))
-            return nil
+            return (nil, decided(.runs(changed: nil, paths: 0)))
         }
         let layers = state.layers
-        let verdict = try await BlockingWork.run { try RunReuse.check(reads, layers: layers, store: store) }
-        let line = "[\(platform)] line \(instruction.location.line): "
-        switch verdict {
-        case .changed(let path, let paths):
-            log(line + "runs: it read \(paths) paths and \(path) changed")
-            counters.decided(
-                RunDecision(
-                    line: instruction.location.line, platform: platform, outcome: .ran(changed: path, paths: paths)))
-            return nil
-        case .unchanged(let paths):
-            let image = try await BlockingWork.run {
-                try RunReuse.rebase(
-                    state, recorded: recorded, reads: reads, key: key, store: store)
+        let planning = options.planning
+        return try await BlockingWork.run {
+            switch try RunReuse.check(reads, layers: layers, store: store) {
+            case .changed(let path, let paths):
+                return (nil, decided(.runs(changed: path, paths: paths)))
+            case .unchanged(let paths):
+                let below = try RunReuse.changedBelow(from: reads.lowerLayers, to: layers, store: store)
+                let image = try RunReuse.rebase(
+                    state, recorded: recorded, reads: reads, key: key, store: store, planning: planning)
+                return (image, decided(.reused(paths: paths, changedBelow: below)))
             }
-            log(line + "reused by what it read: \(paths) paths, none changed")
-            counters.addReused(key)
-            counters.decided(
-                RunDecision(line: instruction.location.line, platform: platform, outcome: .reused(paths: paths)))
-            return image
         }
     }
 }

@@ -19,10 +19,13 @@ package struct LowerFilesystem {
     private var children: [String: [String]]?
 
     package init(layers: [Descriptor], store: ContentStore) throws(LayerError) {
+        try self.init(layerDigests: layers.map(\.digest), store: store)
+    }
+
+    package init(layerDigests: [Digest], store: ContentStore) throws(LayerError) {
         self.store = store
-        for layer in layers {
-            try filesystem.apply(
-                layerBlob: store.blobPath(layer.digest), index: store.memberIndexPath(layer.digest))
+        for layer in layerDigests {
+            try filesystem.apply(layerBlob: store.blobPath(layer), index: store.memberIndexPath(layer))
         }
     }
 

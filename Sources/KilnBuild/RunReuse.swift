@@ -58,10 +58,34 @@ package enum RunReuse {
         return .unchanged(paths: reads.touches.count)
     }
 
+    /// How many paths differ between the file system a recorded execution ran on (`recorded`)
+    /// and the one `layers` make: each path of a layer the two do not share, compared by its
+    /// state. Nil when a recorded layer is no longer in the store.
+    package static func changedBelow(from recorded: [Digest], to layers: [Descriptor], store: ContentStore) throws
+        -> Int?
+    {
+        let now = layers.map(\.digest)
+        guard recorded.allSatisfy({ store.contains($0) }) else { return nil }
+        let differing = Set(now).symmetricDifference(recorded)
+        var paths = Set<String>()
+        for layer in differing {
+            for path in try RunReads.paths(ofLayer: layer, store: store) { paths.insert(path.path) }
+        }
+        var before = try LowerFilesystem(layerDigests: recorded, store: store)
+        var after = try LowerFilesystem(layerDigests: now, store: store)
+        var changed = 0
+        for path in paths {
+            let touch = RunTrace.Touch(path: path, access: .entry)
+            if try before.state(of: touch) != after.state(of: touch) { changed += 1 }
+        }
+        return changed
+    }
+
     /// The image after a reused step: `state` plus the recorded step's layer, with that step's
-    /// history entry, recorded in the store as the checkpoint of `key`.
+    /// history entry, recorded in the store as the checkpoint of `key` (unless only `planning`).
     static func rebase(
-        _ state: ImageState, recorded: BaseImage, reads: RunReads, key: Digest, store: ContentStore
+        _ state: ImageState, recorded: BaseImage, reads: RunReads, key: Digest, store: ContentStore,
+        planning: Bool = false
     ) throws -> BaseImage {
         guard let layer = recorded.layers.last, let diffID = recorded.config.rootfs.diffIDs.last else {
             throw BuildError(.executor("the recorded step has no layer"))
@@ -75,6 +99,7 @@ package enum RunReuse {
         var rebased = reads
         rebased.lowerLayers = state.layers.map(\.digest)
         let stored = try store.put(try CanonicalJSON.encode(rebased), mediaType: RunTrace.mediaType)
+        if planning { return try BuildahExecutor.Checkpoint.load(manifest, key: key, store: store) }
         return try BuildahExecutor.Checkpoint.record(manifest, reads: stored, key: key, store: store)
     }
 }
@@ -107,23 +132,7 @@ package struct RunReads: Codable, Sendable, Equatable {
     ) throws -> RunReads {
         var touches = Set(trace.touches)
         // The step's own layer: whatever it wrote or deleted depends on what was there before.
-        let members = try MemberIndex.members(
-            ofBlobAt: store.blobPath(layer.digest), index: store.memberIndexPath(layer.digest))
-        for member in members where !member.path.isEmpty {
-            var path = "/" + member.path
-            let name = FilePaths.lastComponent(of: path)
-            if name == ".wh..wh..opq" {
-                path = FilePaths.directory(of: path)
-                touches.insert(RunTrace.Touch(path: path, access: .tree))
-                continue
-            }
-            if name.hasPrefix(".wh.") {
-                path = FilePaths.join(FilePaths.directory(of: path), String(name.dropFirst(4)))
-                touches.insert(RunTrace.Touch(path: path, access: .tree))
-                continue
-            }
-            touches.insert(RunTrace.Touch(path: path, access: .entry))
-        }
+        touches.formUnion(try paths(ofLayer: layer.digest, store: store))
         var filesystem = try LowerFilesystem(layers: lower, store: store)
         var recorded = [Touch]()
         for touch in touches.sorted() {
@@ -132,6 +141,26 @@ package struct RunReads: Codable, Sendable, Equatable {
         return RunReads(
             format: RunTrace.format, identity: identity, processes: trace.processes, touches: recorded,
             lowerLayers: lower.map(\.digest), runLayers: earlierRuns + [layer.digest])
+    }
+
+    /// Every path a layer blob writes or deletes: its members as entries, a whiteout as the
+    /// deleted path's tree, an opaque directory as that directory's tree.
+    static func paths(ofLayer layer: Digest, store: ContentStore) throws -> [RunTrace.Touch] {
+        let members = try MemberIndex.members(ofBlobAt: store.blobPath(layer), index: store.memberIndexPath(layer))
+        var touches = [RunTrace.Touch]()
+        for member in members where !member.path.isEmpty {
+            let path = "/" + member.path
+            let name = FilePaths.lastComponent(of: path)
+            if name == ".wh..wh..opq" {
+                touches.append(RunTrace.Touch(path: FilePaths.directory(of: path), access: .tree))
+            } else if name.hasPrefix(".wh.") {
+                let deleted = FilePaths.join(FilePaths.directory(of: path), String(name.dropFirst(4)))
+                touches.append(RunTrace.Touch(path: deleted, access: .tree))
+            } else {
+                touches.append(RunTrace.Touch(path: path, access: .entry))
+            }
+        }
+        return touches
     }
 
     /// The read set stored at `descriptor`, when it is one kiln can use.
@@ -144,18 +173,67 @@ package struct RunReads: Codable, Sendable, Equatable {
     }
 }
 
-/// What became of a `RUN` whose positional key missed, for reports.
-package struct RunDecision: Sendable, Equatable {
+/// What became of a `RUN`, for the progress log, `kiln plan` and `--json`.
+package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
     package enum Outcome: Sendable, Equatable {
-        /// Reused by its read set: it read `paths` paths, none changed.
-        case reused(paths: Int)
-        /// Ran: a recorded execution read `changed` (of `paths`), which differs now; nil
+        /// Its positional key was recorded: it comes from that checkpoint.
+        case key
+        /// Reused by its read set: it read `paths` paths, none of which differs now; `changedBelow`
+        /// paths of the file system below it did change (nil when the layers it ran on are no
+        /// longer in the store to compare).
+        case reused(paths: Int, changedBelow: Int?)
+        /// Runs: a recorded execution read `changed` (of `paths`), which differs now; nil
         /// `changed` when no execution of the step was recorded.
-        case ran(changed: String?, paths: Int)
+        case runs(changed: String?, paths: Int)
+        /// Runs, reused by position only, for `reason` (a bind or cache mount, reuse by reads off).
+        case positional(reason: String)
+        /// `kiln plan` stopped at an earlier `RUN` that runs: this one is decided once it has.
+        case undecided(after: Int)
     }
-    package var line: Int
+    package var location: SourceLocation
     package var platform: Platform
     package var outcome: Outcome
+
+    package var line: Int { location.line }
+
+    /// The words for `outcome`, e.g. "reused by its read set: read 3,883 paths, none of the 2
+    /// that changed below it".
+    package var reason: String {
+        switch outcome {
+        case .key:
+            return "from its checkpoint (the step key was recorded)"
+        case .reused(let paths, let changedBelow):
+            let below =
+                switch changedBelow {
+                case nil: "none changed"
+                case 0: "nothing below it changed"
+                case 1: "not the 1 path that changed below it"
+                case let count?: "none of the \(Self.grouped(count)) that changed below it"
+                }
+            return "reused by its read set: read \(Self.grouped(paths)) paths, \(below)"
+        case .runs(let changed?, let paths):
+            return "runs: it read \(Self.grouped(paths)) paths and \(changed) changed"
+        case .runs(nil, _):
+            return "runs: no recorded execution of this step to reuse"
+        case .positional(let reason):
+            return "runs (reused by position only: \(reason))"
+        case .undecided(let line):
+            return "decided once line \(line) has run"
+        }
+    }
+
+    package var description: String { "[\(platform)] line \(line): \(reason)" }
+
+    /// `count` with thousands separated by commas.
+    package static func grouped(_ count: Int) -> String {
+        var digits = Array(String(count))
+        var index = digits.count - 3
+        while index > 0 {
+            digits.insert(",", at: index)
+            index -= 3
+        }
+        return String(digits)
+    }
 }
 
 /// A recorded execution found for an identity: the step key it was recorded under.

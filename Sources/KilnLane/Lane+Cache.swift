@@ -138,6 +138,7 @@ extension Lane {
             .build()
         report.stepsRun += result.stepsRun
         report.stepsReused += result.stepsReused
+        report.runSteps += result.runDecisions.map(RunStepReport.init)
         let publisher = BuildPublisher(client: client, store: store)
         report.pushedBytes += try await publisher.prepare(result, checkpoints: settings.push ? checkpoints : nil)
         var built = [(Platform, Descriptor)]()

@@ -239,15 +239,14 @@ package struct Lane: Sendable {
                 ).build()
                 report.stepsRun = result.stepsRun
                 report.stepsReused = result.stepsReused
+                report.runSteps = result.runDecisions.map(RunStepReport.init)
             }
             if mode == .plan {
                 report.advice = Advice.advise(job.dockerfile).map(\.description)
-                if let platform = missing.first, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
-                    let reason = report.platforms.first { $0.platform == platform.description }?.reason
-                    report.firstStep = try await firstStep(job, platform: platform, repository: repository).map {
-                        step in
-                        reason.map { "\(step) (\(platform): \($0))" } ?? step
-                    }
+                if !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
+                    let decisions = try await planRuns(job, platforms: missing, repository: repository)
+                    report.runSteps = decisions.map(RunStepReport.init)
+                    report.firstStep = firstStep(job, decisions: decisions, report: report)
                 }
             }
             if report.status != .notBuildable, missing.isEmpty {
@@ -310,26 +309,35 @@ package struct Lane: Sendable {
 
     /// The first `RUN` of the target stage that must run for `platform`: the one after the deepest
     /// checkpoint this store or the registry has.
-    func firstStep(_ job: ProcessorJob, platform: Platform, repository: Repository) async throws -> String? {
-        let steps = try await job.builder(platforms: [platform], downloadingLayers: false)
-            .stepKeys(hasher: hashers.hasher(for: job.context.root))
-        guard let stage = job.dockerfile.stages.last, let keyed = steps[platform]?[stage.index] else { return nil }
-        let runs = keyed.filter { if case .run = $0.instruction.command { true } else { false } }
-        let remote = try await checkpoints(for: repository)
-        var firstMissing = runs.startIndex
-        for index in runs.indices.reversed() {
-            let key = runs[index].key
-            var found = BuildahExecutor.Checkpoint.find(key, store: store) != nil
-            if !found { found = try await remote.exists(key) }
-            if found {
-                firstMissing = index + 1
-                break
-            }
+    /// What would become of each `RUN` of the missing `platforms` (`Builder.planRuns`): the
+    /// reuse checks run against the store and the registry's checkpoints; nothing runs.
+    func planRuns(_ job: ProcessorJob, platforms: [Platform], repository: Repository) async throws -> [RunDecision] {
+        let checkpoints = try await checkpoints(for: repository)
+        return try await job.builder(
+            platforms: platforms, downloadingLayers: true, checkpoints: checkpoints, planning: true
+        ).planRuns()
+    }
+
+    /// The plan's one line: the first `RUN` that runs, where and why (the key's reason and the read
+    /// set's), or that none does.
+    func firstStep(_ job: ProcessorJob, decisions: [RunDecision], report: ProcessorReport) -> String {
+        let runs = decisions.first { decision in
+            if case .runs = decision.outcome { return true }
+            if case .positional = decision.outcome { return true }
+            return false
         }
-        guard firstMissing < runs.endIndex else { return "no RUN runs: every RUN step has a checkpoint" }
-        let step = runs[firstMissing].instruction
-        return
-            "first RUN to run: \(step.location) \(String(step.source.prefix(60)))\(step.source.count > 60 ? "…" : "")"
+        guard let first = runs,
+            let step = job.dockerfile.stages.lazy.flatMap(\.instructions).first(where: { $0.location == first.location }
+            )
+        else {
+            let reused = decisions.filter { if case .reused = $0.outcome { true } else { false } }.count
+            let keyed = decisions.filter { $0.outcome == .key }.count
+            return "no RUN runs: \(keyed) from checkpoints, \(reused) reused by what they read"
+        }
+        let why = report.platforms.first { $0.platform == first.platform.description }?.reason
+        let source = String(step.source.prefix(60)) + (step.source.count > 60 ? "…" : "")
+        return "first RUN to run: \(step.location) \(source) (\(first.platform): "
+            + (why.map { "\($0); " } ?? "") + "\(first.reason))"
     }
 
     /// The index over the platform manifests, in the lane's platform order.

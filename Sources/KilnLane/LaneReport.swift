@@ -1,3 +1,4 @@
+import KilnBuild
 import KilnCore
 import KilnOCI
 import KilnProcessors
@@ -61,6 +62,8 @@ package struct ProcessorReport: Encodable, Sendable {
     package var stepsReused = 0
     /// `kiln plan`: the first `RUN` that must run (for processors with `RUN`), and why.
     package var firstStep: String?
+    /// `kiln plan` and builds: what became of each `RUN` on each platform built.
+    package var runSteps: [RunStepReport] = []
     /// `kiln plan`: step-order suggestions (never applied by kiln).
     package var advice: [String] = []
     package var seconds: Double = 0
@@ -72,6 +75,45 @@ package struct ProcessorReport: Encodable, Sendable {
         ref = processor.ref.description
         file = processor.displayPath
         self.status = status
+    }
+}
+
+/// What became of one `RUN` on one platform (`RunDecision`), as `--json` gives it.
+package struct RunStepReport: Encodable, Sendable {
+    package var line: Int
+    package var platform: String
+    /// `key` (from its checkpoint), `reused` (by its read set), `run`, or `undecided` (`kiln
+    /// plan` stopped at an earlier `RUN` that runs).
+    package var outcome: String
+    /// Paths the recorded execution read (`reused`, and `run` when one was recorded).
+    package var paths: Int?
+    /// The first of them that changed (`run`).
+    package var changed: String?
+    /// Paths below the step that changed, none of which it read (`reused`).
+    package var changedBelow: Int?
+    /// The same in words.
+    package var reason: String
+
+    package init(_ decision: RunDecision) {
+        line = decision.line
+        platform = decision.platform.description
+        reason = decision.reason
+        switch decision.outcome {
+        case .key:
+            outcome = "key"
+        case .reused(let paths, let below):
+            outcome = "reused"
+            self.paths = paths
+            changedBelow = below
+        case .runs(let changed, let paths):
+            outcome = "run"
+            self.changed = changed
+            self.paths = changed == nil ? nil : paths
+        case .positional:
+            outcome = "run"
+        case .undecided:
+            outcome = "undecided"
+        }
     }
 }
 

@@ -71,17 +71,22 @@ struct ProcessorJob {
         }
     }
 
-    func builder(platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil) -> Builder {
+    func builder(
+        platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil, planning: Bool = false
+    ) -> Builder {
         Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
-            downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints)
+            downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints,
+            planning: planning)
     }
 
     static func makeBuilder(
         dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
-        downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil
+        downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil,
+        planning: Bool = false
     ) -> Builder {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
+        options.planning = planning
         options.buildArgs = buildArgs
         options.binfmtDirectory = lane.settings.binfmtDirectory
         options.stepRuns = lane.stepRuns

@@ -148,6 +148,11 @@ enum LaneOutput {
             }
             if let index = report.index { Output.line("  index  \(index)") }
             if let step = report.firstStep { Output.line("  \(step)") }
+            if verbose {
+                for step in report.runSteps {
+                    Output.line("  RUN line \(step.line) [\(step.platform)]: \(step.reason)")
+                }
+            }
             for advice in report.advice { Output.line("  advice: \(advice)") }
             for pin in report.pins { Output.line("  pin  \(pin)") }
             if let message = report.message { Output.line("  \(message)") }

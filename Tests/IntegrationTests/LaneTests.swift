@@ -319,10 +319,88 @@ struct LaneTests {
         #expect(
             firstStep.contains("Dockerfile:6:") && firstStep.contains("code/libs/textkit/normalize.py changed"),
             "\(firstStep)")
+        let steps = plan["runSteps"] as? [[String: Any]] ?? []
+        for platform in ["linux/amd64", "linux/arm64"] {
+            let mine = steps.filter { ($0["platform"] as? String ?? "").hasPrefix(platform) }
+            #expect(
+                mine.map { $0["line"] as? Int } == [3, 6] && mine.first?["outcome"] as? String == "key"
+                    && mine.last?["outcome"] as? String == "run"
+                    && mine.last?["changed"] as? String == "/tool/libs/textkit/normalize.py",
+                "plan: the first RUN from its key, the second runs for the file it read: \(steps)")
+        }
         let shared = try run()
         #expect(
             shared["status"] as? String == "built" && shared["stepsRun"] as? Int == 2,
             "only the second RUN, on each platform: \(shared)")
+    }
+
+    @Test(
+        "kiln plan says, for each RUN, whether it comes from its key, is reused by what it read, or runs, and the build does as it said"
+    )
+    func planSaysWhyEachRun() throws {
+        try ARM64Emulation.register()
+        try Tools.require("strace", package: "strace")
+        let setup = try Setup("lane-plan-run")
+        let folder = setup.repo + "/tools/run/plan/1"
+        try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
+        try
+            "ref: run/plan@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
+            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        // The processor's shape: code copied before the install, which reads only its requirements.
+        try """
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            WORKDIR /tool
+            COPY tools/run/plan/1/requirements.txt /tool/
+            COPY tools/run/plan/1/protocol/ /tool/protocol/
+            RUN mkdir -p /opt/site && while read p; do echo "installed $p" > /opt/site/$p; done < /tool/requirements.txt
+            RUN cat /tool/protocol/*.txt > /opt/protocol.all
+            CMD ["sh"]
+        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        try "fastapi\nuvicorn\n".write(toFile: folder + "/requirements.txt", atomically: true, encoding: .utf8)
+        try "v1\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+        try "v1\n".write(toFile: folder + "/protocol/other.txt", atomically: true, encoding: .utf8)
+        func report(_ command: [String]) throws -> [String: Any] {
+            try #require(try setup.run(command + ["--ref", "run/plan@1"])["run/plan@1"])
+        }
+        // Each platform decides on its own; both must say the same here.
+        func amd64(_ report: [String: Any]) -> [[String: Any]] {
+            let all = report["runSteps"] as? [[String: Any]] ?? []
+            let arm64 = all.filter { ($0["platform"] as? String ?? "").hasPrefix("linux/arm64") }
+            let amd64 = all.filter { $0["platform"] as? String == "linux/amd64" }
+            #expect(
+                arm64.map { "\($0["line"] ?? "") \($0["outcome"] ?? "")" }
+                    == amd64.map { "\($0["line"] ?? "") \($0["outcome"] ?? "")" }, "\(all)")
+            return amd64
+        }
+        func outcomes(_ report: [String: Any]) -> [String] {
+            amd64(report).map { "\($0["line"] ?? "?") \($0["outcome"] ?? "?")" }
+        }
+        let cold = try report(["plan"])
+        #expect(outcomes(cold) == ["6 run", "7 undecided"], "nothing recorded yet: \(cold)")
+        #expect((cold["firstStep"] as? String ?? "").contains("Dockerfile:6:"), "\(cold)")
+        let built = try report(["build", "--push", "--pin"])
+        #expect(built["stepsRun"] as? Int == 4 && outcomes(built) == ["6 run", "7 run"], "\(built)")
+
+        // A code edit the install does not read, the second RUN does: the plan says so, with the
+        // counts, and the build does the same.
+        try "v2\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+        let edited = try report(["plan"])
+        let steps = amd64(edited)
+        #expect(outcomes(edited) == ["6 reused", "7 run"], "\(edited)")
+        #expect(
+            (steps.first?["paths"] as? Int ?? 0) > 0 && steps.first?["changedBelow"] as? Int == 1
+                && (steps.first?["reason"] as? String ?? "").contains("not the 1 path that changed below it"),
+            "the install read paths, none of them the one that changed: \(steps)")
+        #expect(steps.last?["changed"] as? String == "/tool/protocol/app.txt", "\(steps)")
+        #expect((edited["firstStep"] as? String ?? "").contains("Dockerfile:7:"), "\(edited)")
+        let rebuilt = try report(["build", "--push", "--pin"])
+        #expect(
+            rebuilt["stepsRun"] as? Int == 2 && rebuilt["stepsReused"] as? Int == 2
+                && outcomes(rebuilt) == ["6 reused", "7 run"], "\(rebuilt)")
+        #expect(
+            try setup.run(["plan", "--ref", "run/plan@1"])["run/plan@1"]?["status"] as? String == "hit",
+            "built and pinned: nothing left to plan")
     }
 
     @Test("--jobs beats kiln.yaml's jobs, and means processors at once")

@@ -109,7 +109,7 @@ struct RunReuseTests {
         let first = try setup.build().report
         try #require(first["stepsRun"] as? Int == 1, "\(first)")
         let cold = (first["runSteps"] as? [[String: Any]])?.first ?? [:]
-        #expect(cold["outcome"] as? String == "ran" && cold["changed"] == nil, "no execution recorded yet: \(first)")
+        #expect(cold["outcome"] as? String == "run" && cold["changed"] == nil, "no execution recorded yet: \(first)")
         try change(setup)
         return (setup, try setup.build().report)
     }
@@ -128,7 +128,7 @@ struct RunReuseTests {
         #expect(report["stepsRun"] as? Int == 1 && report["stepsReused"] as? Int == 0, "\(report)")
         let decision = (report["runSteps"] as? [[String: Any]])?.first ?? [:]
         #expect(
-            decision["outcome"] as? String == "ran" && decision["changed"] as? String == "/tool/protocol/protocol.txt"
+            decision["outcome"] as? String == "run" && decision["changed"] as? String == "/tool/protocol/protocol.txt"
                 && decision["line"] as? Int == 3,
             "the report names the changed path it read: \(report)")
         #expect(try setup.inImage("cat /opt-all") == "protocol v2\n")

@@ -70,4 +70,35 @@ struct LowerFilesystemTests {
         let afterAdd = try layers.states([base, added], Self.touches)
         #expect(afterAdd[1] != before[1] && afterAdd[0] == before[0])
     }
+
+    @Test("the paths that changed below a step: each path of the layers two file systems do not share, by state")
+    func changedBelow() throws {
+        let layers = try Layers()
+        let base = try layers.layer(["usr/lib/site/pkg.py": "pkg\n"])
+        let v1 = try layers.layer(["tool/protocol/x.py": "v1\n", "tool/libs/a.py": "a\n"])
+        let edited = try layers.layer(["tool/protocol/x.py": "v2\n", "tool/libs/a.py": "a\n"])
+        let added = try layers.layer([
+            "tool/protocol/x.py": "v1\n", "tool/protocol/y.py": "y\n", "tool/libs/a.py": "a\n",
+        ])
+        let both = try layers.layer(["tool/protocol/x.py": "v2\n", "tool/libs/a.py": "b\n"])
+        func count(_ now: [Descriptor]) throws -> Int? {
+            try RunReuse.changedBelow(from: [base.digest, v1.digest], to: now, store: layers.store)
+        }
+        #expect(try count([base, v1]) == 0)
+        #expect(try count([base, edited]) == 1, "one file's content")
+        #expect(try count([base, added]) == 1, "one new file; the same bytes elsewhere are no change")
+        #expect(try count([base, both]) == 2)
+        let withoutBase = try count([v1])
+        #expect(withoutBase == 4, "the base's file and its three directories: \(String(describing: withoutBase))")
+        let gone = Digest.sha256(of: Array("not in the store".utf8))
+        #expect(try RunReuse.changedBelow(from: [gone], to: [base], store: layers.store) == nil)
+    }
+
+    @Test("counts in the words read with thousands grouped")
+    func grouped() {
+        #expect(RunDecision.grouped(0) == "0")
+        #expect(RunDecision.grouped(999) == "999")
+        #expect(RunDecision.grouped(3883) == "3,883")
+        #expect(RunDecision.grouped(1_000_000) == "1,000,000")
+    }
 }

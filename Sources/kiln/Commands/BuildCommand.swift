@@ -174,27 +174,11 @@ struct BuildCommand: AsyncParsableCommand {
                 var executorRuns: Int
                 var stepsRun: Int
                 var stepsReused: Int
-                /// Each RUN whose key missed: reused by what it read, or run (and the first
+                /// Each RUN: from its checkpoint, reused by what it read, or run (and the first
                 /// changed path it had read).
-                var runSteps: [RunStep]
+                var runSteps: [RunStepReport]
             }
-            struct RunStep: Encodable {
-                var line: Int
-                var platform: String
-                var outcome: String
-                var paths: Int
-                var changed: String?
-            }
-            let runSteps = result.runDecisions.map { decision -> RunStep in
-                switch decision.outcome {
-                case .reused(let paths):
-                    RunStep(line: decision.line, platform: "\(decision.platform)", outcome: "reused", paths: paths)
-                case .ran(let changed, let paths):
-                    RunStep(
-                        line: decision.line, platform: "\(decision.platform)", outcome: "ran", paths: paths,
-                        changed: changed)
-                }
-            }
+            let runSteps = result.runDecisions.map(RunStepReport.init)
             var platforms = [String: String]()
             for image in result.bundle.images {
                 platforms[image.platform.description] = image.manifest.descriptor.digest.description
