@@ -4,6 +4,8 @@
 //   kiln-bench push     push to a loopback registry vs `skopeo copy`, and no-op re-pushes
 //   kiln-bench lane     the build-and-pin lane on 24 processors vs `buildah bud --layers` + push
 //   kiln-bench run      RUN steps from checkpoints vs `buildah bud --layers` + push
+//   kiln-bench reads    a real pip install reused by what it read after a code edit, and the
+//                       cold build's tracing cost, vs `buildah bud --layers` + push (both platforms)
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -29,5 +31,6 @@ switch arguments.dropFirst().first {
 case "push": try PushBenchmark.run()
 case "lane": try LaneBenchmark.run()
 case "run": try RunBenchmark.run()
+case "reads": try ReadsBenchmark.run()
 default: try LayerBenchmark.run()
 }
