@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnDockerfile
+import KilnLayers
 import KilnOCI
 import KilnStore
 import Synchronization
@@ -153,8 +154,9 @@ package struct BuildahExecutor: Sendable {
     /// records the result under the step's key.
     func run(
         _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, step: Step,
-        session: Session, store: ContentStore, epoch: Int64, counters: Counters
+        session: Session, store: ContentStore, layerOptions: LayerOptions, counters: Counters
     ) async throws -> BaseImage {
+        let epoch = layerOptions.epoch
         let key = step.key
         let environment = ProcessInfo.processInfo.environment
         guard let buildah = ChildProcess.find("buildah", path: environment["PATH"]) else {
@@ -246,18 +248,19 @@ package struct BuildahExecutor: Sendable {
             throw BuildError(.runFailed(exit: code, output: Self.tail(built.output)), location: failing?.location)
         }
 
-        // The result, back into kiln's store: manifest, config and layers, each verified.
+        // The result, back into kiln's store. buildah exports the image uncompressed (no time
+        // spent re-compressing the lower layers, which kiln has as they were); kiln keeps only
+        // the step's own layer, compressed itself, on its own lower layers, so a RUN image shares
+        // its base's blobs and the same tar gives the same blob everywhere.
         let output = scratch.path + "/out"
-        let pushed = try await Self.run(buildah, base + ["push", "--quiet", "--format", "v2s2", tag, "dir:\(output)"])
+        let pushed = try await Self.run(
+            buildah, base + ["push", "--quiet", "--disable-compression", "--format", "v2s2", tag, "dir:\(output)"])
         guard pushed.status == 0 else {
             throw BuildError(.executor("buildah could not export the step's image: \(Self.tail(pushed.output))"))
         }
-        let manifestBytes = try ReadableFile.readAll(path: output + "/manifest.json", limit: 4 << 20)
-        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestBytes, what: "buildah's manifest")
-        for blob in [manifest.config] + manifest.layers {
-            _ = try store.putFile(at: output + "/" + blob.digest.hex, expected: blob.digest)
-        }
-        let stored = try store.put(manifestBytes, mediaType: .dockerManifest)
+        let image = try Self.checkpointImage(exportedAt: output, start: start, store: store, layerOptions: layerOptions)
+        let stored = try store.put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
+        let manifest = image.manifest.value
         var reads: Descriptor?
         if tool != buildah {
             if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
@@ -286,6 +289,47 @@ package struct BuildahExecutor: Sendable {
         }
         try store.setRecord(Checkpoint(manifest: stored, reads: reads), kind: "checkpoint", key: key)
         return try Checkpoint.load(stored, key: key, store: store)
+    }
+
+    /// The checkpoint image from buildah's uncompressed export at `folder` of the image after a
+    /// step on `start`: `start`'s layers plus the step's layer (compressed by kiln), `start`'s
+    /// config with buildah's runtime config and its history entry for the step (without the
+    /// comment naming the scratch image it ran on, which differs on every run).
+    static func checkpointImage(
+        exportedAt folder: String, start: ImageState, store: ContentStore, layerOptions: LayerOptions
+    ) throws -> PlatformImage {
+        let manifest = try CanonicalJSON.decode(
+            ImageManifest.self, from: try ReadableFile.readAll(path: folder + "/manifest.json", limit: 4 << 20),
+            what: "buildah's manifest")
+        let exported = try CanonicalJSON.decode(
+            ImageConfig.self,
+            from: try ReadableFile.readAll(path: folder + "/" + manifest.config.digest.hex, limit: 16 << 20),
+            what: "buildah's image config")
+        guard manifest.layers.count == start.layers.count + 1, let tar = manifest.layers.last,
+            exported.rootfs.diffIDs.count == manifest.layers.count
+        else {
+            throw BuildError(
+                .executor(
+                    "buildah's image has \(manifest.layers.count) layers on \(start.layers.count): a RUN step adds exactly one"
+                ))
+        }
+        let ingest = try store.beginIngest()
+        let layer = try LayerWriter.compress(tarAt: folder + "/" + tar.digest.hex, options: layerOptions, to: ingest)
+        guard layer.diffID == exported.rootfs.diffIDs.last else {
+            throw BuildError(.executor("buildah's exported layer does not match its image config's diff ID"))
+        }
+        _ = try ingest.commit(expected: layer.digest)
+        var config = start.config
+        config.config = exported.config
+        config.rootfs.diffIDs.append(layer.diffID)
+        if var entry = exported.history?.last {
+            entry.comment = nil
+            config.history = (config.history ?? []) + [entry]
+        }
+        let descriptor = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size)
+        let image = try PlatformImage(config: config, layers: start.layers + [descriptor])
+        _ = try store.put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
+        return image
     }
 
     /// `strace` watching a buildah run: every process (`-f`), descriptors with their paths

@@ -492,7 +492,7 @@ extension Builder {
             let segment = BuildahExecutor.Segment(
                 instructions: [instructions[index]], args: argsBefore[index], escape: dockerfile.escape)
             let start = builder.state
-            let (store, root, epoch) = (self.store, context.root, options.layerOptions.epoch)
+            let (store, root, layerOptions) = (self.store, context.root, options.layerOptions)
             let key = keys[index]
             let identity = runLayers.map { earlier in
                 RunReuse.identity(
@@ -536,7 +536,7 @@ extension Builder {
                 }
                 return try await executor.run(
                     segment, from: start, platform: platform, contextRoot: root, step: step, session: session,
-                    store: store, epoch: epoch, counters: counters)
+                    store: store, layerOptions: layerOptions, counters: counters)
             }
             if !ran {
                 // Another build of this run ran the same step at the same moment.

@@ -40,6 +40,26 @@ package enum LayerWriter {
         return pipeline.result(mediaType: options.mediaType)
     }
 
+    /// A layer tar someone else wrote (buildah's export of a `RUN` step's layer), compressed as
+    /// `options` say into `output`: the same tar gives the same blob on any machine.
+    package static func compress(tarAt path: String, options: LayerOptions, to output: some ByteSink)
+        throws(LayerError) -> LayerResult
+    {
+        let pipeline = try Pipeline(options: options, output: output)
+        do {
+            let file = try ReadableFile(path: path)
+            try file.forEachChunk { chunk in try pipeline.consumeTar(chunk) }
+            try pipeline.finish()
+        } catch let error as LayerError {
+            throw error
+        } catch let error as FileError {
+            throw .unreadable(path: path, error)
+        } catch {
+            throw .archive("\(error)", path: nil)
+        }
+        return pipeline.result(mediaType: options.mediaType)
+    }
+
     private static func write(_ entry: LayerEntry, to tar: TarWriter) throws {
         guard case .regularFile(let source) = entry.content else {
             try tar.writeHeader(for: entry, size: 0)

@@ -273,17 +273,24 @@ struct LaneTests {
         #expect(setup.uploads(since: mark).isEmpty, "\(setup.uploads(since: mark))")
     }
 
+    /// `tools/run/NAME/1` with a `protocol/` folder and a `registry.yaml` for `run/NAME@1`
+    /// (build context the repository root), for a Dockerfile the test writes.
+    static func runProcessorFolder(_ setup: Setup, name: String) throws -> String {
+        let folder = setup.repo + "/tools/run/\(name)/1"
+        try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
+        try
+            "ref: run/\(name)@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
+            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        return folder
+    }
+
     @Test(
         "a processor with RUN joins the lane: its steps run once per platform, and only what a change reaches runs again"
     )
     func runProcessor() throws {
         try ARM64Emulation.register()
         let setup = try Setup("lane-run")
-        let folder = setup.repo + "/tools/run/steps/1"
-        try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
-        try
-            "ref: run/steps@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
-            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        let folder = try Self.runProcessorFolder(setup, name: "steps")
         try """
             ARG BASE_IMAGE
             FROM ${BASE_IMAGE}
@@ -341,11 +348,7 @@ struct LaneTests {
         try ARM64Emulation.register()
         try Tools.require("strace", package: "strace")
         let setup = try Setup("lane-plan-run")
-        let folder = setup.repo + "/tools/run/plan/1"
-        try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
-        try
-            "ref: run/plan@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
-            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        let folder = try Self.runProcessorFolder(setup, name: "plan")
         // The processor's shape: code copied before the install, which reads only its requirements.
         try """
             ARG BASE_IMAGE

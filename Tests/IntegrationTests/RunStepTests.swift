@@ -77,6 +77,47 @@ struct RunStepTests {
     }
 
     @Test(
+        "a RUN image keeps its base's layer blobs, and the same step built from nothing elsewhere is the same image"
+    )
+    func runImageSharesBaseBlobs() throws {
+        let setup = try Setup(
+            "run-blobs",
+            dockerfile: """
+                    FROM BASE
+                    COPY lib/ /tool/libs/
+                    RUN mkdir -p /opt && ls /tool/libs > /opt/libs.txt
+                    CMD ["sh"]
+                """)
+        func layers(_ reference: String) throws -> [String] {
+            let inspected = try Tools.run(["skopeo", "inspect", "--tls-verify=false", "docker://\(reference)"])
+            try #require(inspected.status == 0, "\(inspected.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any] ?? [:]
+            return object["Layers"] as? [String] ?? []
+        }
+        let first = try setup.build().report
+        try #require(first["stepsRun"] as? Int == 1, "\(first)")
+        let base = try layers(setup.base.reference)
+        let built = try layers(setup.target)
+        #expect(built.count == base.count + 2)
+        #expect(Array(built.prefix(base.count)) == base, "the base's blobs, not buildah's recompression of them")
+
+        // Another runner, another repository (no shared checkpoints), an empty cache: the step
+        // runs again and gives the same image.
+        let elsewhere = "\(setup.registry.host)/acme/elsewhere:1"
+        let again = try Tools.kiln([
+            "build", "--json", "--platform", "linux/amd64", "-t", elsewhere, "--cache-dir",
+            try setup.scratch.sub("elsewhere-cache"), setup.context,
+        ])
+        try #require(again.status == 0, "\(again.stderr)")
+        let report = (try? JSONSerialization.jsonObject(with: again.stdoutBytes) as? [String: Any]) ?? [:]
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        let elsewhereLayers = try layers(elsewhere)
+        #expect(
+            report["digest"] as? String == first["digest"] as? String,
+            "the same step on the same inputs is the same image: \(elsewhereLayers) vs \(built)")
+    }
+
+    @Test(
         "RUN steps run once per platform; a later COPY's change reruns only the RUNs after it; no change runs buildah zero times"
     )
     func checkpoints() throws {
