@@ -19,7 +19,7 @@ import KilnStore
 /// What a trace cannot see — the network, the clock, randomness — is not compared: as with any
 /// cache, the first recorded result stands.
 package enum RunReuse {
-    package static let identityFormat = "kiln-run-identity/1"
+    package static let identityFormat = "kiln-run-identity/2"
 
     /// The identity of the `RUN` `instruction` about to run on `state`.
     static func identity(

@@ -14,7 +14,7 @@ import KilnOCI
 /// the instruction. `ENV`, `WORKDIR` and the like need nothing more: they are instructions
 /// before, so they are in the parent key.
 package enum StepKeys {
-    package static let format = "kiln-step-key/1"
+    package static let format = "kiln-step-key/2"
 
     /// One instruction and the key of the state after it.
     package struct Step: Sendable {
