@@ -185,52 +185,69 @@ package struct BuildahExecutor: Sendable {
         }
         FilePaths.removeTree(layout)
 
-        let dockerfile = scratch.path + "/Dockerfile"
-        try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
         let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
-        var arguments =
-            base + [
-                "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)", "--format",
-                "docker",
-                "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
-            ]
-        for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
-            arguments += ["--build-arg", "\(name)=\(value)"]
-        }
-        // Secrets go to buildah as files only it reads (0600, in the private folder).
+        // Secrets go to buildah as files only it reads (0600, in the private folder); their
+        // values are masked in everything buildah prints.
+        var secretArguments = [String]()
         var masks = [String]()
         for (number, secret) in secrets.enumerated() {
             let value = try secret.value(environment: environment)
             let file = scratch.path + "/secret-\(number)"
             try AtomicFileWriter.write(value, to: file, permissions: 0o600)
-            arguments += ["--secret", "id=\(secret.id),src=\(file)"]
+            secretArguments += ["--secret", "id=\(secret.id),src=\(file)"]
             let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty { masks.append(text) }
         }
-        arguments.append(contextRoot)
         let secretTexts = masks
         let mask = { @Sendable (line: String) -> String in
             secretTexts.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") }
         }
         let log = self.log
         let prefix = "[\(platform)] "
-        // Traced: strace follows buildah and everything it starts, writing the log to a file of
-        // the segment's folder; only the file system and process calls are stopped for.
+        let lineLog = { @Sendable (line: String) in log(prefix + mask(line)) }
+        // Traced: strace writes the log to a file of the step's folder, stopping only for the
+        // calls the parser reads.
         let traceFile = scratch.path + "/trace"
-        var tool = buildah
+        var strace: String?
         if reusesByReads {
-            if let strace = ChildProcess.find("strace", path: environment["PATH"]) {
-                if let problem = await Self.tracingProblem(strace, scratch: scratch.path) {
+            if let found = ChildProcess.find("strace", path: environment["PATH"]) {
+                if let problem = await Self.tracingProblem(found, scratch: scratch.path) {
                     Self.warnUntraced(log, "strace cannot trace here (\(problem))")
                 } else {
-                    tool = strace
-                    arguments = Self.straceArguments(output: traceFile) + [buildah] + arguments
+                    strace = found
                 }
             } else {
                 Self.warnUntraced(log, "strace is not installed (apt-get install strace)")
             }
         }
-        var built = try await Self.run(tool, arguments, log: { log(prefix + mask($0)) })
+        var built: (status: Int32, output: String)
+        let direct = strace == nil ? nil : Self.directCommand(segment, config: start.config)
+        if let strace, let command = direct {
+            // A plain RUN, traced: the working container is made and committed outside the
+            // trace, so strace stops only for the step (buildah's copy of the image into the
+            // container and its diff at commit are most of a traced bud's calls).
+            built = try await runDirectly(
+                command, on: imageID, args: segment.args, config: start.config, tag: tag, epoch: epoch,
+                buildah: buildah, strace: strace, traceFile: traceFile, storage: base, log: lineLog)
+        } else {
+            let dockerfile = scratch.path + "/Dockerfile"
+            try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
+            var arguments =
+                base + [
+                    "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)",
+                    "--format", "docker", "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
+                ]
+            for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
+                arguments += ["--build-arg", "\(name)=\(value)"]
+            }
+            arguments += secretArguments + [contextRoot]
+            if let strace {
+                built = try await Self.run(
+                    strace, Self.straceArguments(output: traceFile) + [buildah] + arguments, log: lineLog)
+            } else {
+                built = try await Self.run(buildah, arguments, log: lineLog)
+            }
+        }
         built.output = mask(built.output)
         let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
         counters.add(steps: steps)
@@ -244,7 +261,8 @@ package struct BuildahExecutor: Sendable {
                     }
                 } ?? segment.instructions.last
             let code =
-                Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
+                Self.exitCode(in: built.output).map { "exit code \($0)" }
+                ?? (direct != nil ? "exit code \(built.status)" : "buildah exit status \(built.status)")
             throw BuildError(.runFailed(exit: code, output: Self.tail(built.output)), location: failing?.location)
         }
 
@@ -258,11 +276,13 @@ package struct BuildahExecutor: Sendable {
         guard pushed.status == 0 else {
             throw BuildError(.executor("buildah could not export the step's image: \(Self.tail(pushed.output))"))
         }
-        let image = try Self.checkpointImage(exportedAt: output, start: start, store: store, layerOptions: layerOptions)
+        let image = try Self.checkpointImage(
+            exportedAt: output, start: start, instruction: segment.instructions.last, store: store,
+            layerOptions: layerOptions)
         let stored = try store.put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
         let manifest = image.manifest.value
         var reads: Descriptor?
-        if tool != buildah {
+        if strace != nil {
             if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
                 // A debugging aid: the raw strace log of each traced step, named by its key.
                 let kept = FilePaths.join(keep, "\(key.hex).strace")
@@ -292,11 +312,13 @@ package struct BuildahExecutor: Sendable {
     }
 
     /// The checkpoint image from buildah's uncompressed export at `folder` of the image after a
-    /// step on `start`: `start`'s layers plus the step's layer (compressed by kiln), `start`'s
-    /// config with buildah's runtime config and its history entry for the step (without the
-    /// comment naming the scratch image it ran on, which differs on every run).
+    /// step on `start`: `start`'s layers plus the step's layer (compressed by kiln), and `start`'s
+    /// config with the layer's diff ID and a history entry for the step as kiln writes one (a
+    /// `RUN` changes no runtime config; buildah's own entry named the scratch image it ran on,
+    /// which differs on every run, and buildah's version label is not kept).
     static func checkpointImage(
-        exportedAt folder: String, start: ImageState, store: ContentStore, layerOptions: LayerOptions
+        exportedAt folder: String, start: ImageState, instruction: Instruction?, store: ContentStore,
+        layerOptions: LayerOptions
     ) throws -> PlatformImage {
         let manifest = try CanonicalJSON.decode(
             ImageManifest.self, from: try ReadableFile.readAll(path: folder + "/manifest.json", limit: 4 << 20),
@@ -320,16 +342,58 @@ package struct BuildahExecutor: Sendable {
         }
         _ = try ingest.commit(expected: layer.digest)
         var config = start.config
-        config.config = exported.config
         config.rootfs.diffIDs.append(layer.diffID)
-        if var entry = exported.history?.last {
-            entry.comment = nil
-            config.history = (config.history ?? []) + [entry]
-        }
+        let entry = History(
+            created: SourceDateEpoch.rfc3339(layerOptions.epoch), createdBy: instruction?.source, comment: "kiln")
+        config.history = (config.history ?? []) + [entry]
         let descriptor = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size)
         let image = try PlatformImage(config: config, layers: start.layers + [descriptor])
         _ = try store.put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
         return image
+    }
+
+    /// The argument vector for a segment that is one plain `RUN` (no mounts, heredocs, network
+    /// or security options), as buildah's build would run it: the shell form through the image's
+    /// `SHELL` (`/bin/sh -c` by default). Nil when the step needs buildah's build.
+    static func directCommand(_ segment: Segment, config: ImageConfig) -> [String]? {
+        guard segment.instructions.count == 1, case .run(let run) = segment.instructions[0].command,
+            run.mounts.isEmpty, run.heredocs.isEmpty, run.network == nil, run.security == nil
+        else { return nil }
+        switch run.command {
+        case .exec(let arguments): return arguments.isEmpty ? nil : arguments
+        case .shell(let text): return (config.config?.shell ?? ["/bin/sh", "-c"]) + [text]
+        }
+    }
+
+    /// Runs `command` in a working container made from `imageID` (`buildah from`), under strace
+    /// (`buildah run`, the `ARG`s in scope in its environment unless an `ENV` of the image sets
+    /// the same name, as in a build), and commits it as `tag`; the container is removed.
+    private func runDirectly(
+        _ command: [String], on imageID: String, args: [String: String], config: ImageConfig, tag: String,
+        epoch: Int64, buildah: String, strace: String, traceFile: String, storage: [String],
+        log: @escaping @Sendable (String) -> Void
+    ) async throws -> (status: Int32, output: String) {
+        let made = try await Self.run(buildah, storage + ["from", "--pull=never", "--quiet", imageID])
+        guard made.status == 0, let container = made.output.split(separator: "\n").last.map(String.init) else {
+            throw BuildError(.executor("buildah could not make the step's container: \(Self.tail(made.output))"))
+        }
+        var arguments = storage + ["run", "--isolation", isolation]
+        let environmentNames = Set((config.config?.env ?? []).map { String($0.prefix { $0 != "=" }) })
+        for (name, value) in args.sorted(by: { $0.key < $1.key }) where !environmentNames.contains(name) {
+            arguments += ["--env", "\(name)=\(value)"]
+        }
+        arguments += [container, "--"] + command
+        let ran = try await Self.run(strace, Self.straceArguments(output: traceFile) + [buildah] + arguments, log: log)
+        if ran.status == 0 {
+            let committed = try await Self.run(
+                buildah,
+                storage + ["commit", "--quiet", "--timestamp", "\(epoch)", "--format", "docker", container, tag])
+            guard committed.status == 0 else {
+                throw BuildError(.executor("buildah could not commit the step: \(Self.tail(committed.output))"))
+            }
+        }
+        _ = try? await Self.run(buildah, storage + ["rm", container])
+        return ran
     }
 
     /// `strace` watching a buildah run: every process (`-f`), descriptors with their paths

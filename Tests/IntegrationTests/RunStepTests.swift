@@ -77,7 +77,7 @@ struct RunStepTests {
     }
 
     @Test(
-        "a RUN image keeps its base's layer blobs, and the same step built from nothing elsewhere is the same image"
+        "a RUN image keeps its base's layer blobs, and the same step built from nothing elsewhere, traced or not, is the same image"
     )
     func runImageSharesBaseBlobs() throws {
         let setup = try Setup(
@@ -115,6 +115,17 @@ struct RunStepTests {
         #expect(
             report["digest"] as? String == first["digest"] as? String,
             "the same step on the same inputs is the same image: \(elsewhereLayers) vs \(built)")
+
+        // Untraced, the step goes through buildah's build instead of a working container of
+        // kiln's: the same image still.
+        let untraced = try Tools.kiln([
+            "build", "--json", "--no-reuse-by-reads", "--platform", "linux/amd64", "-t",
+            "\(setup.registry.host)/acme/untraced:1", "--cache-dir", try setup.scratch.sub("untraced-cache"),
+            setup.context,
+        ])
+        try #require(untraced.status == 0, "\(untraced.stderr)")
+        let untracedReport = (try? JSONSerialization.jsonObject(with: untraced.stdoutBytes) as? [String: Any]) ?? [:]
+        #expect(untracedReport["digest"] as? String == first["digest"] as? String, "\(untracedReport)")
     }
 
     @Test(
