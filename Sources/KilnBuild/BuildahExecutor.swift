@@ -144,7 +144,9 @@ package struct BuildahExecutor: Sendable {
             ["--storage-driver", "vfs", "--root", folder.path + "/storage", "--runroot", folder.path + "/run"]
         }
 
-        func remove() { folder.remove() }
+        /// Removes the storage (several copies of the image's tree, with vfs) in the background:
+        /// the build goes on meanwhile, and kiln waits for it before it exits.
+        func remove() { folder.removeInBackground() }
     }
 
     /// A new session for a stage's steps.

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -43,6 +44,29 @@ package final class ScratchDirectory: Sendable {
         FilePaths.removeTree(path)
         registration.end()
     }
+
+    /// Removes the folder on a background thread, for a caller with work left that need not wait
+    /// for a large tree (buildah's storage) to go. `waitForRemovals()`, run when kiln exits,
+    /// waits for every such removal; an interrupt still removes the folder as for `remove()`.
+    package func removeInBackground() {
+        let first = removed.withLock { removed in
+            defer { removed = true }
+            return !removed
+        }
+        guard first else { return }
+        let (path, registration) = (self.path, self.registration)
+        Self.removals.enter()
+        DispatchQueue.global(qos: .utility).async {
+            FilePaths.removeTree(path)
+            registration.end()
+            Self.removals.leave()
+        }
+    }
+
+    private static let removals = DispatchGroup()
+
+    /// Waits for the folders `removeInBackground()` is removing.
+    package static func waitForRemovals() { removals.wait() }
 
     static func randomSuffix() -> String {
         var generator = SystemRandomNumberGenerator()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KilnCore
 
 @main
@@ -37,6 +38,9 @@ struct Kiln: AsyncParsableCommand {
     /// secrets) before any command runs.
     static func main() async {
         Interruption.install()
+        // Folders removed in the background (buildah's storage) are gone before kiln exits,
+        // whichever way it exits.
+        atexit { ScratchDirectory.waitForRemovals() }
         await main(nil)
     }
 }

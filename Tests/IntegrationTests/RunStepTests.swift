@@ -104,11 +104,16 @@ struct RunStepTests {
         // Another runner, another repository (no shared checkpoints), an empty cache: the step
         // runs again and gives the same image.
         let elsewhere = "\(setup.registry.host)/acme/elsewhere:1"
-        let again = try Tools.kiln([
-            "build", "--json", "--platform", "linux/amd64", "-t", elsewhere, "--cache-dir",
-            try setup.scratch.sub("elsewhere-cache"), setup.context,
-        ])
+        let runtime = try setup.scratch.sub("runtime")
+        let again = try Tools.kiln(
+            [
+                "build", "--json", "--platform", "linux/amd64", "-t", elsewhere, "--cache-dir",
+                try setup.scratch.sub("elsewhere-cache"), setup.context,
+            ], environment: ["KILN_RUNTIME_DIR": runtime])
         try #require(again.status == 0, "\(again.stderr)")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: runtime).isEmpty,
+            "buildah's storage, removed in the background, is gone when kiln has exited")
         let report = (try? JSONSerialization.jsonObject(with: again.stdoutBytes) as? [String: Any]) ?? [:]
         #expect(report["stepsRun"] as? Int == 1, "\(report)")
         let elsewhereLayers = try layers(elsewhere)
