@@ -223,6 +223,15 @@ package struct BuildahExecutor: Sendable {
             }
         }
         var built: (status: Int32, output: String)
+        // While the traced step runs, the indexes its read set needs of the layers below it are
+        // made (once per store), on the other core.
+        let lowerLayers = start.layers
+        let warming =
+            strace == nil
+            ? nil
+            : Task {
+                _ = try? await BlockingWork.run { try LowerFilesystem.prepare(layers: lowerLayers, store: store) }
+            }
         let direct = strace == nil ? nil : Self.directCommand(segment, config: start.config)
         if let strace, let command = direct {
             // A plain RUN, traced: the working container is made and committed outside the
@@ -285,6 +294,7 @@ package struct BuildahExecutor: Sendable {
         let manifest = image.manifest.value
         var reads: Descriptor?
         if strace != nil {
+            await warming?.value
             if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
                 // A debugging aid: the raw strace log of each traced step, named by its key.
                 let kept = FilePaths.join(keep, "\(key.hex).strace")

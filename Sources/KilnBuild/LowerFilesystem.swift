@@ -29,6 +29,14 @@ package struct LowerFilesystem {
         }
     }
 
+    /// Builds what reading `layers` needs and keeps in the store (each blob's member index and
+    /// content digests), so a read set recorded after a step finds it ready: run while the
+    /// step runs, it takes that work off the step's critical path.
+    package static func prepare(layers: [Descriptor], store: ContentStore) throws(LayerError) {
+        _ = try LowerFilesystem(layers: layers, store: store)
+        for layer in layers { _ = try digests(ofBlobAt: store.blobPath(layer.digest)) }
+    }
+
     /// The state of `touch` in this file system.
     package mutating func state(of touch: RunTrace.Touch) throws(LayerError) -> String {
         switch touch.access {
