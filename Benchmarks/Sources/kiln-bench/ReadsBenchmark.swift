@@ -26,6 +26,7 @@ enum ReadsBenchmark {
         let platforms = (option("--platforms") ?? "linux/amd64,linux/arm64").split(separator: ",").map(String.init)
         let edits = Int(option("--runs") ?? "3") ?? 3
         let buildahEdits = Int(option("--buildah-runs") ?? "2") ?? 2
+        let colds = Int(option("--cold-runs") ?? "3") ?? 3
         let mirror = option("--mirror") ?? "http://deb.debian.org/debian"
         let directory = work + "/reads"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -58,7 +59,8 @@ enum ReadsBenchmark {
 
                 Debian bookworm (debootstrap minbase, python3, pip), `pip install --no-cache-dir fastapi pydantic \
                 uvicorn httpx` from PyPI, then `mkdir -p /home/app && chmod -R 0777 /home/app`; a loopback \
-                docker-registry; \(edits) kiln and \(buildahEdits) buildah code edits per platform, medians.
+                docker-registry; per platform \(colds) cold builds of each (in turn), \(edits) kiln and \(buildahEdits) buildah code \
+                edits; medians.
 
                 | platform | kiln cold, traced | kiln cold, untraced | buildah cold | tracing overhead | cold vs buildah | kiln code edit | buildah code edit | edit speed-up |
                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -68,7 +70,7 @@ enum ReadsBenchmark {
             for (platform, arch) in zip(platforms, architectures) {
                 let run = try measure(
                     platform: platform, arch: arch, base: base, host: host, context: context, directory: directory,
-                    edits: edits, buildahEdits: buildahEdits)
+                    edits: edits, buildahEdits: buildahEdits, colds: colds)
                 func f(_ value: Double) -> String { String(format: "%.1f s", value) }
                 func ratio(_ value: Double) -> String { String(format: "%.2f×", value) }
                 let edit = median(run.kilnEdits)
@@ -94,8 +96,9 @@ enum ReadsBenchmark {
 
     static func measure(
         platform: String, arch: String, base: String, host: String, context: String, directory: String, edits: Int,
-        buildahEdits: Int
+        buildahEdits: Int, colds: Int
     ) throws -> Figures {
+        func f(_ value: Double) -> String { String(format: "%.1f", value) }
         let scratch = directory + "/run-\(arch)"
         try? FileManager.default.removeItem(atPath: scratch)
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -106,9 +109,30 @@ enum ReadsBenchmark {
             try "VERSION = \"\(value)\"\n".write(
                 toFile: context + "/protocol/main.py", atomically: true, encoding: .utf8)
         }
+        // Cold builds, the three side by side in turn (the machine is noisy): each from an empty
+        // cache or storage, into a repository of its own (no shared checkpoints).
+        let storage = "--storage-driver vfs --root '\(scratch)/buildah' --runroot '\(scratch)/buildah-run'"
+        func buildah(_ tag: String) -> String {
+            """
+            buildah \(storage) bud --layers --isolation chroot --tls-verify=false --platform \(platform) \
+            --build-arg BASE_IMAGE=\(base) -t localhost/bench-reads-\(arch) '\(context)' > '\(scratch)/buildah.log' 2>&1 && \
+            buildah \(storage) push --tls-verify=false localhost/bench-reads-\(arch) docker://\(host)/bench/\(tag):1 >> '\(scratch)/buildah.log' 2>&1
+            """
+        }
         try setVersion("cold")
-        let untraced = PushBenchmark.timed(kilnBuild("untraced", tag: "reads-untraced-\(arch)", "--no-reuse-by-reads"))
-        let traced = PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)"))
+        var tracedColds = [Double]()
+        var untracedColds = [Double]()
+        var buildahColds = [Double]()
+        for run in 0..<colds {
+            _ = shell("rm -rf '\(scratch)/traced' '\(scratch)/untraced' '\(scratch)/buildah' '\(scratch)/buildah-run'")
+            let suffix = run == colds - 1 ? "" : "-\(run)"
+            untracedColds.append(
+                PushBenchmark.timed(
+                    kilnBuild("untraced", tag: "reads-untraced-\(arch)\(suffix)", "--no-reuse-by-reads")))
+            tracedColds.append(PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)\(suffix)")))
+            buildahColds.append(PushBenchmark.timed(buildah("buildah-reads-\(arch)\(suffix)")))
+        }
+        let (traced, untraced, buildahCold) = (median(tracedColds), median(untracedColds), median(buildahColds))
         var kilnEdits = [Double]()
         var reused = [String]()
         for run in 0..<edits {
@@ -124,24 +148,16 @@ enum ReadsBenchmark {
         )
         precondition(check.status == 0, "the edited image does not run: \(check.output)")
 
-        let storage = "--storage-driver vfs --root '\(scratch)/buildah' --runroot '\(scratch)/buildah-run'"
-        let buildah = """
-            buildah \(storage) bud --layers --isolation chroot --tls-verify=false --platform \(platform) \
-            --build-arg BASE_IMAGE=\(base) -t localhost/bench-reads-\(arch) '\(context)' > '\(scratch)/buildah.log' 2>&1 && \
-            buildah \(storage) push --tls-verify=false localhost/bench-reads-\(arch) docker://\(host)/bench/buildah-reads-\(arch):1 >> '\(scratch)/buildah.log' 2>&1
-            """
-        try setVersion("cold")
-        let buildahCold = PushBenchmark.timed(buildah)
         var peerEdits = [Double]()
         for run in 0..<buildahEdits {
             try setVersion("buildah \(run)")
-            peerEdits.append(PushBenchmark.timed(buildah))
+            peerEdits.append(PushBenchmark.timed(buildah("buildah-reads-\(arch)")))
         }
         _ = shell("rm -rf '\(scratch)'")
         return Figures(
             traced: traced, untraced: untraced, buildahCold: buildahCold, kilnEdits: kilnEdits, buildahEdits: peerEdits,
             note:
-                "kiln edits: \(reused.joined(separator: "; ")); edited image runs: \(check.output.split(separator: "\n").last ?? "")"
+                "cold (s) — kiln traced \(tracedColds.map(f).joined(separator: " ")), untraced \(untracedColds.map(f).joined(separator: " ")), buildah \(buildahColds.map(f).joined(separator: " ")); kiln edits: \(reused.joined(separator: "; ")); edited image runs: \(check.output.split(separator: "\n").last ?? "")"
         )
     }
 
