@@ -7,18 +7,19 @@ import KilnStore
 import Synchronization
 
 /// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
-/// `RUN` at a time, as a Dockerfile `FROM` the image kiln built so far (with the `ARG`s in
-/// scope), and takes the result — that image plus the step's one layer — back into its store as
-/// the step's checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
+/// `RUN` at a time on the image kiln built so far — a plain traced `RUN` in a working container
+/// (`buildah from`, `run`, `commit`), any other as a Dockerfile `FROM` that image (with the
+/// `ARG`s in scope) — and takes back only the step's one layer, on its own lower layers, as the
+/// step's checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
 /// layers it can make itself.
 ///
-/// Each segment gets buildah storage of its own, in a private folder outside the store
-/// (`RuntimeDirectory`): segments of different processors run side by side without sharing
-/// buildah's image and layer tables, and what buildah keeps of a secret never reaches the store
-/// that CI caches. The folder goes when the segment ends, when kiln is interrupted, or at the next
-/// run's sweep after a `kill -9`.
+/// Each stage's steps on one platform share buildah storage of their own (`Session`), in a
+/// private folder outside the store (`RuntimeDirectory`): processors run side by side without
+/// sharing buildah's image and layer tables, and what buildah keeps of a secret never reaches
+/// the store that CI caches. The folder goes when the stage ends, when kiln is interrupted, or at
+/// the next run's sweep after a `kill -9`.
 package struct BuildahExecutor: Sendable {
-    /// Where each segment's private folder (buildah storage, secret files, export) is made.
+    /// Where each stage's private folder (buildah storage, secret files, export) is made.
     package let runtimeRoot: String
     package var isolation = "chroot"
     /// Each line buildah prints, for a prefixed live log (secret values already masked).
@@ -188,19 +189,11 @@ package struct BuildahExecutor: Sendable {
         FilePaths.removeTree(layout)
 
         let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
-        // Secrets go to buildah as files only it reads (0600, in the private folder); their
-        // values are masked in everything buildah prints.
-        var secretArguments = [String]()
-        var masks = [String]()
-        for (number, secret) in secrets.enumerated() {
-            let value = try secret.value(environment: environment)
-            let file = scratch.path + "/secret-\(number)"
-            try AtomicFileWriter.write(value, to: file, permissions: 0o600)
-            secretArguments += ["--secret", "id=\(secret.id),src=\(file)"]
-            let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if !text.isEmpty { masks.append(text) }
-        }
-        let secretTexts = masks
+        // Secret values are masked in everything buildah prints.
+        let secretValues = try secrets.map { try $0.value(environment: environment) }
+        let secretTexts = secretValues.map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }.filter { !$0.isEmpty }
         let mask = { @Sendable (line: String) -> String in
             secretTexts.reduce(line) { $0.replacingOccurrences(of: $1, with: "****") }
         }
@@ -251,7 +244,14 @@ package struct BuildahExecutor: Sendable {
             for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
                 arguments += ["--build-arg", "\(name)=\(value)"]
             }
-            arguments += secretArguments + [contextRoot]
+            // Secrets go to buildah as files only it reads (0600, in the step's folder); a plain
+            // RUN mounts none, so the working-container path writes none.
+            for (number, (secret, value)) in zip(secrets, secretValues).enumerated() {
+                let file = scratch.path + "/secret-\(number)"
+                try AtomicFileWriter.write(value, to: file, permissions: 0o600)
+                arguments += ["--secret", "id=\(secret.id),src=\(file)"]
+            }
+            arguments.append(contextRoot)
             if let strace {
                 built = try await Self.run(
                     strace, Self.straceArguments(output: traceFile) + [buildah] + arguments, log: lineLog)
@@ -305,9 +305,8 @@ package struct BuildahExecutor: Sendable {
             let lower = start.layers
             let recorded = try await BlockingWork.run { () -> RunReads? in
                 let trace = RunTrace(log: try ReadableFile.readAll(path: traceFile, limit: 8 << 30))
-                // The step's own layer is the one buildah added on top of the image it was given.
-                guard trace.processes > 0, manifest.layers.count == lower.count + 1, let layer = manifest.layers.last
-                else { return nil }
+                // The step's own layer: the last (checkpointImage made sure it is the only new one).
+                guard trace.processes > 0, let layer = manifest.layers.last else { return nil }
                 return try RunReads.record(
                     trace, layer: layer, lower: lower, identity: step.earlierRuns == nil ? nil : step.identity,
                     earlierRuns: step.earlierRuns ?? [], store: store)

@@ -487,6 +487,13 @@ extension Builder {
             counters.decided(decision)
             executor.log(decision.description)
         }
+        // After the RUN at `index`: the image it gave is the state the native builder goes on from.
+        func advance(to image: BaseImage, after index: Int) {
+            builder.state = ImageState(base: image, store: store)
+            if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
+            if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
+            done = index
+        }
         for index in runs where index > done {
             try await builder.run(Array(instructions[(done + 1)..<index]))
             let segment = BuildahExecutor.Segment(
@@ -515,15 +522,11 @@ extension Builder {
                     }
                     throw PlanStopped()
                 }
-                builder.state = ImageState(base: image, store: store)
-                if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
-                if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
-                done = index
+                advance(to: image, after: index)
                 continue
             }
             let step = BuildahExecutor.Step(key: key, identity: identity, earlierRuns: runLayers)
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
-            var reused = false
             let log = executor.log
             let (image, ran) = try await options.stepRuns.run(key, recorded: recorded) {
                 let decision = try await reuse(
@@ -542,16 +545,13 @@ extension Builder {
                 // Another build of this run ran the same step at the same moment.
                 counters.decided(RunDecision(location: location, platform: platform, outcome: .key))
             }
-            if ran, counters.wasReused(key) { reused = true }
-            builder.state = ImageState(base: image, store: store)
-            if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
+            let reused = ran && counters.wasReused(key)
             let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads
             counters.recorded(
                 NewCheckpoint(
                     key: key, manifest: image.manifestDescriptor!, reads: reads,
                     identity: ran && !reused ? identity : nil))
-            if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
-            done = index
+            advance(to: image, after: index)
         }
         builder.state.stepKey = keys[last]
         try await builder.run(Array(instructions[(last + 1)...]))
@@ -613,8 +613,7 @@ extension Builder {
             switch try RunReuse.check(reads, layers: layers, store: store) {
             case .changed(let path, let paths):
                 return (nil, decided(.runs(changed: path, paths: paths)))
-            case .unchanged(let paths):
-                let below = try RunReuse.changedBelow(from: reads.lowerLayers, to: layers, store: store)
+            case .unchanged(let paths, let below):
                 let image = try RunReuse.rebase(
                     state, recorded: recorded, reads: reads, key: key, store: store, planning: planning)
                 return (image, decided(.reused(paths: paths, changedBelow: below)))

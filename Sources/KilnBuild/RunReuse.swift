@@ -43,7 +43,8 @@ package enum RunReuse {
     /// What a reuse check found.
     package enum Verdict: Sendable, Equatable {
         /// Every path the step touched has the state it had: the recorded layer fits.
-        case unchanged(paths: Int)
+        /// `changedBelow` paths below it changed (`changedBelow(from:to:)`).
+        case unchanged(paths: Int, changedBelow: Int?)
         /// The first touched path whose state differs.
         case changed(path: String, paths: Int)
     }
@@ -55,7 +56,8 @@ package enum RunReuse {
             let now = try lower.state(of: RunTrace.Touch(path: touch.path, access: touch.access))
             if now != touch.state { return .changed(path: touch.path, paths: reads.touches.count) }
         }
-        return .unchanged(paths: reads.touches.count)
+        let below = try changedBelow(from: reads.lowerLayers, to: layers.map(\.digest), after: &lower, store: store)
+        return .unchanged(paths: reads.touches.count, changedBelow: below)
     }
 
     /// How many paths differ between the file system a recorded execution ran on (`recorded`)
@@ -64,7 +66,14 @@ package enum RunReuse {
     package static func changedBelow(from recorded: [Digest], to layers: [Descriptor], store: ContentStore) throws
         -> Int?
     {
-        let now = layers.map(\.digest)
+        var after = try LowerFilesystem(layers: layers, store: store)
+        return try changedBelow(from: recorded, to: layers.map(\.digest), after: &after, store: store)
+    }
+
+    /// `changedBelow(from:to:store:)` with the file system of `now` already read (`after`).
+    private static func changedBelow(
+        from recorded: [Digest], to now: [Digest], after: inout LowerFilesystem, store: ContentStore
+    ) throws -> Int? {
         guard recorded.allSatisfy({ store.contains($0) }) else { return nil }
         let differing = Set(now).symmetricDifference(recorded)
         var paths = Set<String>()
@@ -72,7 +81,6 @@ package enum RunReuse {
             for path in try RunReads.paths(ofLayer: layer, store: store) { paths.insert(path.path) }
         }
         var before = try LowerFilesystem(layerDigests: recorded, store: store)
-        var after = try LowerFilesystem(layerDigests: now, store: store)
         var changed = 0
         for path in paths {
             let touch = RunTrace.Touch(path: path, access: .entry)
@@ -96,10 +104,10 @@ package enum RunReuse {
         let image = try PlatformImage(config: config, layers: state.layers + [layer])
         _ = try store.put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
         let manifest = try store.put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
+        if planning { return try BuildahExecutor.Checkpoint.load(manifest, key: key, store: store) }
         var rebased = reads
         rebased.lowerLayers = state.layers.map(\.digest)
         let stored = try store.put(try CanonicalJSON.encode(rebased), mediaType: RunTrace.mediaType)
-        if planning { return try BuildahExecutor.Checkpoint.load(manifest, key: key, store: store) }
         return try BuildahExecutor.Checkpoint.record(manifest, reads: stored, key: key, store: store)
     }
 }
