@@ -93,6 +93,16 @@ package struct BuildahExecutor: Sendable {
         func addReused(_ key: Digest) { counts.withLock { _ = $0.reused.insert(key) } }
         func wasReused(_ key: Digest) -> Bool { counts.withLock { $0.reused.contains(key) } }
         func decided(_ decision: RunDecision) { counts.withLock { $0.decisions.append(decision) } }
+        /// The step at `location` on `platform` took `seconds` (reused or run).
+        func took(_ seconds: Double, at location: SourceLocation, platform: Platform) {
+            counts.withLock { counts in
+                guard
+                    let index = counts.decisions.lastIndex(where: { $0.location == location && $0.platform == platform }
+                    )
+                else { return }
+                counts.decisions[index].seconds = seconds
+            }
+        }
         /// `RUN` steps reused by their read set (no container ran).
         package var reused: Int { counts.withLock { $0.reused.count } }
         /// Why each `RUN` that had no checkpoint ran or was reused.

@@ -201,6 +201,9 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
     package var location: SourceLocation
     package var platform: Platform
     package var outcome: Outcome
+    /// How long the step took in this build: reusing it, or running it and recording its
+    /// checkpoint (nil when it came from its key, or in a plan).
+    package var seconds: Double?
 
     package var line: Int { location.line }
 

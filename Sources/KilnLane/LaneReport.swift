@@ -93,9 +93,12 @@ package struct RunStepReport: Encodable, Sendable {
     package var changedBelow: Int?
     /// The same in words.
     package var reason: String
+    /// How long it took in this build, reused or run (absent when it came from its key).
+    package var seconds: Double?
 
     package init(_ decision: RunDecision) {
         line = decision.line
+        seconds = decision.seconds
         platform = decision.platform.description
         reason = decision.reason
         switch decision.outcome {

@@ -150,7 +150,8 @@ enum LaneOutput {
             if let step = report.firstStep { Output.line("  \(step)") }
             if verbose {
                 for step in report.runSteps {
-                    Output.line("  RUN line \(step.line) [\(step.platform)]: \(step.reason)")
+                    let took = step.seconds.map { String(format: " (%.1f s)", $0) } ?? ""
+                    Output.line("  RUN line \(step.line) [\(step.platform)]: \(step.reason)\(took)")
                 }
             }
             for advice in report.advice { Output.line("  advice: \(advice)") }
