@@ -528,14 +528,9 @@ extension Builder {
             let step = BuildahExecutor.Step(key: key, identity: identity, earlierRuns: runLayers)
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
             let log = executor.log
-            let clock = ContinuousClock()
-            let began = clock.now
+            let began = Elapsed.now()
             let (image, ran) = try await options.stepRuns.run(key, recorded: recorded) {
-                defer {
-                    let took = began.duration(to: clock.now)
-                    let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
-                    counters.took((seconds * 1000).rounded() / 1000, at: location, platform: platform)
-                }
+                defer { counters.took(Elapsed.seconds(since: began), at: location, platform: platform) }
                 let decision = try await reuse(
                     identity, on: start, key: key, at: instructions[index], platform: platform)
                 counters.decided(decision.decision)

@@ -138,7 +138,7 @@ package struct Lane: Sendable {
 
     /// One processor, never throwing: a failure becomes its report.
     func process(_ processor: Processor, mode: Mode, pinFiles: [String]) async -> ProcessorReport {
-        let started = Self.now()
+        let started = Elapsed.now()
         observer(LaneEvent(ref: processor.ref, kind: .started))
         var report: ProcessorReport
         if !processor.enabled {
@@ -161,15 +161,9 @@ package struct Lane: Sendable {
                 report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name
             }
         }
-        report.seconds = ((Self.now() - started) * 1000).rounded() / 1000
+        report.seconds = Elapsed.seconds(since: started)
         observer(LaneEvent(ref: processor.ref, kind: .finished(report)))
         return report
-    }
-
-    static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// Which platforms a processor is worked on for in this run.
