@@ -384,6 +384,10 @@ struct LaneTests {
         #expect((cold["firstStep"] as? String ?? "").contains("Dockerfile:6:"), "\(cold)")
         let built = try report(["build", "--push", "--pin"])
         #expect(built["stepsRun"] as? Int == 4 && outcomes(built) == ["6 run", "7 run"], "\(built)")
+        #expect(
+            amd64(cold).allSatisfy { $0["seconds"] == nil }
+                && amd64(built).allSatisfy { ($0["seconds"] as? Double ?? 0) > 0 },
+            "a build says how long each RUN took, a plan (nothing ran) does not: \(cold) \(built)")
 
         // A code edit the install does not read, the second RUN does: the plan says so, with the
         // counts, and the build does the same.
