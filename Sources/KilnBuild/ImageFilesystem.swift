@@ -18,6 +18,8 @@ struct ImageFilesystem {
         var uid: Int
         var gid: Int
         var content: Content?
+        /// A regular file's size, when the layer's member index gave it.
+        var size: Int64?
     }
 
     /// Where a regular file's bytes are.
@@ -60,9 +62,10 @@ struct ImageFilesystem {
             var node = Node(kind: .other, mode: member.mode, uid: member.uid, gid: member.gid)
             switch member.kind {
             case .directory: node.kind = .directory
-            case .regularFile:
+            case .regularFile(let size):
                 node.kind = .file
                 node.content = .member(blob: blob, path: member.path)
+                node.size = size
             case .symlink(let target): node.kind = .symlink(target)
             case .hardLink(let target):
                 guard let linked = byPath[target] ?? nodes[target] else { continue }
@@ -92,6 +95,7 @@ struct ImageFilesystem {
             case .hardLink(let target):
                 guard let linked = byPath[target.description] ?? nodes[target.description] else { continue }
                 node = linked
+            case .special: node.kind = .other
             }
             if let existing = nodes[path], existing.kind == .directory, node.kind != .directory {
                 removeChildren(of: path)

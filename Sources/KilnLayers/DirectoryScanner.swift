@@ -107,7 +107,7 @@ package struct DirectoryScanner: Sendable {
     }
 
     /// Directory names as raw bytes, refusing names that are not UTF-8 (tar and OCI need text).
-    private static func names(in directory: String) throws(LayerError) -> [String] {
+    package static func names(in directory: String) throws(LayerError) -> [String] {
         guard let handle = opendir(directory) else {
             throw .unreadable(path: directory, FileError("list directory", path: directory))
         }
@@ -124,7 +124,7 @@ package struct DirectoryScanner: Sendable {
         return names
     }
 
-    private static func linkTarget(_ path: String) throws(LayerError) -> String {
+    package static func linkTarget(_ path: String) throws(LayerError) -> String {
         var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = buffer.withUnsafeMutableBufferPointer { pointer in
             pointer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: pointer.count) {
@@ -138,7 +138,7 @@ package struct DirectoryScanner: Sendable {
         return target
     }
 
-    private static func xattrs(of path: String) throws(LayerError) -> [String: [UInt8]] {
+    package static func xattrs(of path: String) throws(LayerError) -> [String: [UInt8]] {
         let size = llistxattr(path, nil, 0)
         guard size > 0 else { return [:] }
         var list = [CChar](repeating: 0, count: size)

@@ -1,3 +1,5 @@
+import CArchive
+
 /// One file-system object to put in a layer.
 ///
 /// The entry says what the image will contain, not where it came from on disk: a regular file's
@@ -12,6 +14,31 @@ package struct LayerEntry: Sendable, Hashable {
         case symlink(target: String)
         /// A hard link to a regular file entry of the same layer.
         case hardLink(target: LayerPath)
+        /// A FIFO or device node (what a `RUN` step made with `mkfifo` or `mknod`).
+        case special(SpecialFile)
+    }
+
+    /// A FIFO or a device node, with its device numbers.
+    package struct SpecialFile: Sendable, Hashable {
+        package enum Kind: Sendable, Hashable {
+            case fifo
+            case characterDevice
+            case blockDevice
+        }
+        package var kind: Kind
+        package var major: UInt32
+        package var minor: UInt32
+
+        package init(kind: Kind, major: UInt32 = 0, minor: UInt32 = 0) {
+            self.kind = kind
+            self.major = major
+            self.minor = minor
+        }
+
+        /// A device node with the device number `device` (`st_rdev`).
+        package init(kind: Kind, device: UInt64) {
+            self.init(kind: kind, major: kiln_major(dev_t(device)), minor: kiln_minor(dev_t(device)))
+        }
     }
 
     /// Where a regular file's bytes come from.
@@ -48,7 +75,7 @@ package struct LayerEntry: Sendable, Hashable {
         switch content {
         case .directory: 0o755
         case .symlink: 0o777
-        case .regularFile, .hardLink: 0o644
+        case .regularFile, .hardLink, .special: 0o644
         }
     }
 

@@ -13,6 +13,8 @@ package enum LayerError: KilnError, Equatable {
     case archive(String, path: LayerPath?)
     case compression(String)
     case output(FileError)
+    /// A layer member could not be written onto a root directory (`LayerApplier`).
+    case unpack(member: String, FileError)
 
     package var description: String {
         switch self {
@@ -34,12 +36,13 @@ package enum LayerError: KilnError, Equatable {
             }
         case .compression(let message): "gzip compression failed: \(message)"
         case .output(let error): error.description
+        case .unpack(let member, let error): "cannot unpack the layer member '\(member)': \(error)"
         }
     }
 
     package var category: ErrorCategory {
         switch self {
-        case .unreadable, .output, .changedWhileReading: .io
+        case .unreadable, .output, .changedWhileReading, .unpack: .io
         case .archive, .compression: .internal
         default: .input
         }

@@ -27,6 +27,16 @@ package struct TarMember: Sendable, Hashable {
     package var gid: Int
 }
 
+/// What a tar member holds beyond `TarMember`: its modification time, device numbers and
+/// extended attributes.
+package struct MemberDetails: Sendable {
+    package var modifiedSeconds: Int64 = 0
+    package var modifiedNanoseconds = 0
+    /// For a FIFO or device node.
+    package var special: LayerEntry.SpecialFile?
+    package var xattrs: [String: [UInt8]] = [:]
+}
+
 /// Reads tar streams (a base image's layers, or an archive `ADD` unpacks), compressed or not:
 /// libarchive detects gzip, bzip2, xz and zstd by their magic numbers.
 package final class LayerReader {
@@ -34,6 +44,8 @@ package final class LayerReader {
     private let path: String
     private let locale: locale_t?
     private let previousLocale: locale_t?
+    /// The header `next()` read last (libarchive's, valid until the next call).
+    private var current: OpaquePointer?
 
     /// Opens the file at `path` as a (possibly compressed) tar stream.
     /// - Throws: `LayerError.archive` when it is not one.
@@ -69,10 +81,12 @@ package final class LayerReader {
     package func next() throws(LayerError) -> TarMember? {
         var entry: OpaquePointer?
         let status = archive_read_next_header(archive, &entry)
+        current = nil
         if status == ARCHIVE_EOF { return nil }
         guard status >= ARCHIVE_WARN, let entry else {
             throw .archive("'\(path)' is not a readable tar archive: \(Self.message(archive))", path: nil)
         }
+        current = entry
         let name = Self.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
         let mode = UInt32(archive_entry_perm(entry)) & 0o7777
         let uid = Int(archive_entry_uid(entry))
@@ -89,6 +103,42 @@ package final class LayerReader {
             }
         }
         return TarMember(path: name, kind: kind, mode: mode, uid: uid, gid: gid)
+    }
+
+    /// What the member `next()` returned holds beyond `TarMember`: what unpacking it onto disk
+    /// needs (`LayerApplier`).
+    package func details() -> MemberDetails {
+        guard let entry = current else { return MemberDetails() }
+        var details = MemberDetails()
+        if archive_entry_mtime_is_set(entry) != 0 {
+            details.modifiedSeconds = Int64(archive_entry_mtime(entry))
+            details.modifiedNanoseconds = Int(archive_entry_mtime_nsec(entry))
+        }
+        if archive_entry_hardlink(entry) == nil {
+            let kind: LayerEntry.SpecialFile.Kind? =
+                switch archive_entry_filetype(entry) & 0o170000 {
+                case 0o010000: .fifo
+                case 0o020000: .characterDevice
+                case 0o060000: .blockDevice
+                default: nil
+                }
+            if let kind {
+                details.special = LayerEntry.SpecialFile(
+                    kind: kind, major: UInt32(archive_entry_rdevmajor(entry)),
+                    minor: UInt32(archive_entry_rdevminor(entry)))
+            }
+        }
+        if archive_entry_xattr_reset(entry) > 0 {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK {
+                guard let name else { continue }
+                let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                details.xattrs[String(cString: name)] = bytes
+            }
+        }
+        return details
     }
 
     /// Streams the current member's bytes into `sink`.

@@ -10,7 +10,7 @@ import KilnCore
 /// Writes entries as a PAX tar stream with libarchive, handing the bytes to a closure.
 ///
 /// Only the fields that make up an image reach the stream: path, type, permission bits, numeric
-/// owner, size, link target and (when given) extended attributes. User and group names, access,
+/// owner, size, link target, device numbers and (when given) extended attributes. User and group names, access,
 /// change and birth times are never set; the modification time is the fixed `epoch`. libarchive's
 /// "restricted pax" format writes plain ustar headers and adds a pax extended header only where
 /// ustar cannot hold a value (long or non-ASCII names, large ids or sizes).
@@ -89,6 +89,14 @@ final class TarWriter {
             archive_entry_set_filetype(header, UInt32(Glibc.S_IFREG))
             archive_entry_set_hardlink_utf8(header, target.description)
             archive_entry_set_size(header, 0)
+        case .special(let special):
+            switch special.kind {
+            case .fifo: archive_entry_set_filetype(header, UInt32(Glibc.S_IFIFO))
+            case .characterDevice: archive_entry_set_filetype(header, UInt32(Glibc.S_IFCHR))
+            case .blockDevice: archive_entry_set_filetype(header, UInt32(Glibc.S_IFBLK))
+            }
+            archive_entry_set_rdevmajor(header, dev_t(special.major))
+            archive_entry_set_rdevminor(header, dev_t(special.minor))
         }
         for name in entry.xattrs.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             let value = entry.xattrs[name]!
