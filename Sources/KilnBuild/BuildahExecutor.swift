@@ -7,14 +7,15 @@ import KilnStore
 import Synchronization
 
 /// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
-/// `RUN` at a time on the image kiln built so far — a plain traced `RUN` in a working container
-/// (`buildah from`, `run`, `commit`), any other as a Dockerfile `FROM` that image (with the
-/// `ARG`s in scope) — and takes back only the step's one layer, on its own lower layers, as the
-/// step's checkpoint. kiln never becomes a container runtime: it owns the keys, the cache and the
-/// layers it can make itself.
+/// `RUN` at a time on the image kiln built so far — a plain `RUN` in the stage's working
+/// container, whose root kiln unpacks and diffs itself (`WorkingContainer`), any other as a
+/// Dockerfile `FROM` that image (with the `ARG`s in scope) through `buildah build` — and keeps
+/// only the step's one layer, on its own lower layers, as the step's checkpoint. kiln never
+/// becomes a container runtime: buildah runs the step; kiln owns the keys, the cache and the
+/// layers.
 ///
-/// Each stage's steps on one platform share buildah storage of their own (`Session`), in a
-/// private folder outside the store (`RuntimeDirectory`): processors run side by side without
+/// Each stage's steps on one platform share buildah storage and a working container of their own
+/// (`Session`), in a private folder outside the store (`RuntimeDirectory`): processors run side by side without
 /// sharing buildah's image and layer tables, and what buildah keeps of a secret never reaches
 /// the store that CI caches. The folder goes when the stage ends, when kiln is interrupted, or at
 /// the next run's sweep after a `kill -9`.
@@ -140,6 +141,8 @@ package struct BuildahExecutor: Sendable {
     /// removed when the stage is done, when kiln is interrupted, or by the next run's sweep.
     package final class Session: Sendable {
         let folder: ScratchDirectory
+        /// The working container plain steps run in, between steps (`workingContainer`).
+        let container = Mutex<WorkingContainer?>(nil)
 
         init(runtimeRoot: String) throws(BuildError) {
             do {
@@ -163,13 +166,20 @@ package struct BuildahExecutor: Sendable {
     /// A new session for a stage's steps.
     func session() throws(BuildError) -> Session { try Session(runtimeRoot: runtimeRoot) }
 
-    /// Runs the segment's `RUN` on top of `start` for `platform` in `session`'s storage, and
-    /// records the result under the step's key.
+    /// The tools a step runs with: buildah, and strace when the step is traced (its log to
+    /// `traceFile`).
+    struct Tools: Sendable {
+        var buildah: String
+        var strace: String?
+        var traceFile: String
+    }
+
+    /// Runs the segment's `RUN` on top of `start` for `platform` in `session`, and records the
+    /// result under the step's key.
     func run(
         _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, step: Step,
         session: Session, store: ContentStore, layerOptions: LayerOptions, counters: Counters
     ) async throws -> BaseImage {
-        let epoch = layerOptions.epoch
         let key = step.key
         let environment = ProcessInfo.processInfo.environment
         guard let buildah = ChildProcess.find("buildah", path: environment["PATH"]) else {
@@ -185,20 +195,7 @@ package struct BuildahExecutor: Sendable {
             throw BuildError.io(error)
         }
         defer { scratch.remove() }
-        let base = session.storageArguments
 
-        // The start image, from kiln's store, into this segment's buildah storage. buildah names
-        // an image it pulls from a layout after the layout's path, which is lower case here.
-        let layout = scratch.path + "/start"
-        let startImage = try PlatformImage(config: start.config, layers: start.layers)
-        try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
-        let pulled = try await Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
-        guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
-            throw BuildError(.executor("buildah could not load the checkpoint image: \(Self.tail(pulled.output))"))
-        }
-        FilePaths.removeTree(layout)
-
-        let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
         // Secret values are masked in everything buildah prints.
         let secretValues = try secrets.map { try $0.value(environment: environment) }
         let secretTexts = secretValues.map {
@@ -212,110 +209,52 @@ package struct BuildahExecutor: Sendable {
         let lineLog = { @Sendable (line: String) in log(prefix + mask(line)) }
         // Traced: strace writes the log to a file of the step's folder, stopping only for the
         // calls the parser reads.
-        let traceFile = scratch.path + "/trace"
-        var strace: String?
+        var tools = Tools(buildah: buildah, strace: nil, traceFile: scratch.path + "/trace")
         if reusesByReads {
             if let found = ChildProcess.find("strace", path: environment["PATH"]) {
                 if let problem = await Self.tracingProblem(found, scratch: scratch.path) {
                     Self.warnUntraced(log, "strace cannot trace here (\(problem))")
                 } else {
-                    strace = found
+                    tools.strace = found
                 }
             } else {
                 Self.warnUntraced(log, "strace is not installed (apt-get install strace)")
             }
         }
-        var built: (status: Int32, output: String)
-        // While the traced step runs, the indexes its read set needs of the layers below it are
-        // made (once per store), on the other core.
-        let lowerLayers = start.layers
-        let warming =
-            strace == nil
-            ? nil
-            : Task {
-                _ = try? await BlockingWork.run { try LowerFilesystem.prepare(layers: lowerLayers, store: store) }
-            }
-        let direct = strace == nil ? nil : Self.directCommand(segment, config: start.config)
-        if let strace, let command = direct {
-            // A plain RUN, traced: the working container is made and committed outside the
-            // trace, so strace stops only for the step (buildah's copy of the image into the
-            // container and its diff at commit are most of a traced bud's calls).
-            built = try await runDirectly(
-                command, on: imageID, args: segment.args, config: start.config, tag: tag, epoch: epoch,
-                buildah: buildah, strace: strace, traceFile: traceFile, storage: base, log: lineLog)
-        } else {
-            let dockerfile = scratch.path + "/Dockerfile"
-            try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
-            var arguments =
-                base + [
-                    "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(epoch)",
-                    "--format", "docker", "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
-                ]
-            for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
-                arguments += ["--build-arg", "\(name)=\(value)"]
-            }
-            // Secrets go to buildah as files only it reads (0600, in the step's folder); a plain
-            // RUN mounts none, so the working-container path writes none.
-            for (number, (secret, value)) in zip(secrets, secretValues).enumerated() {
-                let file = scratch.path + "/secret-\(number)"
-                try AtomicFileWriter.write(value, to: file, permissions: 0o600)
-                arguments += ["--secret", "id=\(secret.id),src=\(file)"]
-            }
-            arguments.append(contextRoot)
-            if let strace {
-                built = try await Self.run(
-                    strace, Self.straceArguments(output: traceFile) + [buildah] + arguments, log: lineLog)
+        counters.add(steps: 1)
+        let image: PlatformImage
+        do {
+            if let command = Self.directCommand(segment, config: start.config), Self.canUseWorkingContainer {
+                // A plain RUN, in the stage's working container: the lower layers are unpacked once,
+                // and strace watches only the step.
+                image = try await runInWorkingContainer(
+                    command, segment: segment, start: start, session: session, tools: tools, store: store,
+                    layerOptions: layerOptions, log: lineLog)
             } else {
-                built = try await Self.run(buildah, arguments, log: lineLog)
+                image = try await runWithBuild(
+                    segment, from: start, platform: platform, contextRoot: contextRoot, key: key, scratch: scratch,
+                    session: session, tools: tools, secretValues: secretValues, store: store,
+                    layerOptions: layerOptions, log: lineLog)
             }
+        } catch let error as BuildError {
+            guard case .runFailed(let exit, let output) = error.problem else { throw error }
+            throw BuildError(.runFailed(exit: exit, output: mask(output)), location: error.location)
         }
-        built.output = mask(built.output)
-        let steps = segment.instructions.filter { if case .run = $0.command { true } else { false } }.count
-        counters.add(steps: steps)
-        guard built.status == 0 else {
-            let failing =
-                segment.instructions.last { instruction in
-                    if case .run = instruction.command {
-                        built.output.contains(String(instruction.source.prefix(40)))
-                    } else {
-                        false
-                    }
-                } ?? segment.instructions.last
-            let code =
-                Self.exitCode(in: built.output).map { "exit code \($0)" }
-                ?? (direct != nil ? "exit code \(built.status)" : "buildah exit status \(built.status)")
-            throw BuildError(.runFailed(exit: code, output: Self.tail(built.output)), location: failing?.location)
-        }
-
-        // The result, back into kiln's store. buildah exports the image uncompressed (no time
-        // spent re-compressing the lower layers, which kiln has as they were); kiln keeps only
-        // the step's own layer, compressed itself, on its own lower layers, so a RUN image shares
-        // its base's blobs and the same tar gives the same blob everywhere.
-        let output = scratch.path + "/out"
-        let pushed = try await Self.run(
-            buildah, base + ["push", "--quiet", "--disable-compression", "--format", "v2s2", tag, "dir:\(output)"])
-        guard pushed.status == 0 else {
-            throw BuildError(.executor("buildah could not export the step's image: \(Self.tail(pushed.output))"))
-        }
-        let image = try Self.checkpointImage(
-            exportedAt: output, start: start, instruction: segment.instructions.last, store: store,
-            layerOptions: layerOptions)
         let stored = try store.put(image.manifest.bytes, mediaType: image.manifest.descriptor.mediaType)
         let manifest = image.manifest.value
         var reads: Descriptor?
-        if strace != nil {
-            await warming?.value
+        if tools.strace != nil {
             if let keep = environment["KILN_KEEP_TRACES"], !keep.isEmpty {
                 // A debugging aid: the raw strace log of each traced step, named by its key.
                 let kept = FilePaths.join(keep, "\(key.hex).strace")
                 try? FilePaths.makeDirectories(keep)
                 try? FileManager.default.removeItem(atPath: kept)
-                try? FileManager.default.copyItem(atPath: traceFile, toPath: kept)
+                try? FileManager.default.copyItem(atPath: tools.traceFile, toPath: kept)
             }
-            let lower = start.layers
+            let (lower, traceFile) = (start.layers, tools.traceFile)
             let recorded = try await BlockingWork.run { () -> RunReads? in
                 let trace = RunTrace(log: try ReadableFile.readAll(path: traceFile, limit: 8 << 30))
-                // The step's own layer: the last (checkpointImage made sure it is the only new one).
+                // The step's own layer: the last (the image has exactly one new layer).
                 guard trace.processes > 0, let layer = manifest.layers.last else { return nil }
                 return try RunReads.record(
                     trace, layer: layer, lower: lower, identity: step.earlierRuns == nil ? nil : step.identity,
@@ -332,11 +271,101 @@ package struct BuildahExecutor: Sendable {
         return try Checkpoint.load(stored, key: key, store: store)
     }
 
+    /// Any other step (a `RUN` with mounts, heredocs, network or security options, or kiln not
+    /// running as root): the start image loaded into the session's storage (only the layers it
+    /// does not hold yet), a Dockerfile `FROM` it built by `buildah build`, and the result taken
+    /// back. buildah exports it uncompressed (no time spent re-compressing the lower layers,
+    /// which kiln has as they were); kiln keeps only the step's own layer, compressed itself, on
+    /// its own lower layers, so a RUN image shares its base's blobs and the same tar gives the
+    /// same blob everywhere.
+    private func runWithBuild(
+        _ segment: Segment, from start: ImageState, platform: Platform, contextRoot: String, key: Digest,
+        scratch: ScratchDirectory, session: Session, tools: Tools, secretValues: [[UInt8]], store: ContentStore,
+        layerOptions: LayerOptions, log: @escaping @Sendable (String) -> Void
+    ) async throws -> PlatformImage {
+        let base = session.storageArguments
+        let buildah = tools.buildah
+        // buildah names an image it pulls from a layout after the layout's path, which is lower
+        // case here.
+        let layout = scratch.path + "/start"
+        let startImage = try PlatformImage(config: start.config, layers: start.layers)
+        try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
+        let pulled = try await Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
+        guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
+            throw BuildError(.executor("buildah could not load the checkpoint image: \(Self.tail(pulled.output))"))
+        }
+        FilePaths.removeTree(layout)
+        // While a traced step runs, the indexes its read set needs of the layers below it are
+        // made (once per store), on the other core.
+        let lowerLayers = start.layers
+        let warming =
+            tools.strace == nil
+            ? nil
+            : Task {
+                _ = try? await BlockingWork.run { try LowerFilesystem.prepare(layers: lowerLayers, store: store) }
+            }
+        defer { warming?.cancel() }
+
+        let tag = "localhost/kiln-step:\(key.hex.prefix(32))"
+        let dockerfile = scratch.path + "/Dockerfile"
+        try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
+        var arguments =
+            base + [
+                "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(layerOptions.epoch)",
+                "--format", "docker", "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
+            ]
+        for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
+            arguments += ["--build-arg", "\(name)=\(value)"]
+        }
+        // Secrets go to buildah as files only it reads (0600, in the step's folder).
+        for (number, (secret, value)) in zip(secrets, secretValues).enumerated() {
+            let file = scratch.path + "/secret-\(number)"
+            try AtomicFileWriter.write(value, to: file, permissions: 0o600)
+            arguments += ["--secret", "id=\(secret.id),src=\(file)"]
+        }
+        arguments.append(contextRoot)
+        let built =
+            if let strace = tools.strace {
+                try await Self.run(
+                    strace, Self.straceArguments(output: tools.traceFile) + [buildah] + arguments, log: log)
+            } else {
+                try await Self.run(buildah, arguments, log: log)
+            }
+        guard built.status == 0 else {
+            let code =
+                Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
+            throw Self.runFailure(built, segment: segment, code: code)
+        }
+        let output = scratch.path + "/out"
+        let pushed = try await Self.run(
+            buildah, base + ["push", "--quiet", "--disable-compression", "--format", "v2s2", tag, "dir:\(output)"])
+        guard pushed.status == 0 else {
+            throw BuildError(.executor("buildah could not export the step's image: \(Self.tail(pushed.output))"))
+        }
+        let image = try Self.checkpointImage(
+            exportedAt: output, start: start, instruction: segment.instructions.last, store: store,
+            layerOptions: layerOptions)
+        await warming?.value
+        return image
+    }
+
+    /// The failure of a step that exited with an error, at the `RUN` its output names.
+    static func runFailure(_ built: (status: Int32, output: String), segment: Segment, code: String) -> BuildError {
+        let failing =
+            segment.instructions.last { instruction in
+                if case .run = instruction.command {
+                    built.output.contains(String(instruction.source.prefix(40)))
+                } else {
+                    false
+                }
+            } ?? segment.instructions.last
+        return BuildError(.runFailed(exit: code, output: tail(built.output)), location: failing?.location)
+    }
+
     /// The checkpoint image from buildah's uncompressed export at `folder` of the image after a
-    /// step on `start`: `start`'s layers plus the step's layer (compressed by kiln), and `start`'s
-    /// config with the layer's diff ID and a history entry for the step as kiln writes one (a
-    /// `RUN` changes no runtime config; buildah's own entry named the scratch image it ran on,
-    /// which differs on every run, and buildah's version label is not kept).
+    /// step on `start`: `start`'s layers plus the step's layer (compressed by kiln), with the
+    /// config and history entry `stepImage` gives (buildah's own entry named the scratch image
+    /// it ran on, which differs on every run, and buildah's version label is not kept).
     static func checkpointImage(
         exportedAt folder: String, start: ImageState, instruction: Instruction?, store: ContentStore,
         layerOptions: LayerOptions
@@ -362,15 +391,8 @@ package struct BuildahExecutor: Sendable {
             throw BuildError(.executor("buildah's exported layer does not match its image config's diff ID"))
         }
         _ = try ingest.commit(expected: layer.digest)
-        var config = start.config
-        config.rootfs.diffIDs.append(layer.diffID)
-        let entry = History(
-            created: SourceDateEpoch.rfc3339(layerOptions.epoch), createdBy: instruction?.source, comment: "kiln")
-        config.history = (config.history ?? []) + [entry]
-        let descriptor = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size)
-        let image = try PlatformImage(config: config, layers: start.layers + [descriptor])
-        _ = try store.put(image.config.bytes, mediaType: image.config.descriptor.mediaType)
-        return image
+        return try stepImage(
+            start: start, layer: layer, instruction: instruction, epoch: layerOptions.epoch, store: store)
     }
 
     /// The argument vector for a segment that is one plain `RUN` (no mounts, heredocs, network
@@ -384,37 +406,6 @@ package struct BuildahExecutor: Sendable {
         case .exec(let arguments): return arguments.isEmpty ? nil : arguments
         case .shell(let text): return (config.config?.shell ?? ["/bin/sh", "-c"]) + [text]
         }
-    }
-
-    /// Runs `command` in a working container made from `imageID` (`buildah from`), under strace
-    /// (`buildah run`, the `ARG`s in scope in its environment unless an `ENV` of the image sets
-    /// the same name, as in a build), and commits it as `tag`; the container is removed.
-    private func runDirectly(
-        _ command: [String], on imageID: String, args: [String: String], config: ImageConfig, tag: String,
-        epoch: Int64, buildah: String, strace: String, traceFile: String, storage: [String],
-        log: @escaping @Sendable (String) -> Void
-    ) async throws -> (status: Int32, output: String) {
-        let made = try await Self.run(buildah, storage + ["from", "--pull=never", "--quiet", imageID])
-        guard made.status == 0, let container = made.output.split(separator: "\n").last.map(String.init) else {
-            throw BuildError(.executor("buildah could not make the step's container: \(Self.tail(made.output))"))
-        }
-        var arguments = storage + ["run", "--isolation", isolation]
-        let environmentNames = Set((config.config?.env ?? []).map { String($0.prefix { $0 != "=" }) })
-        for (name, value) in args.sorted(by: { $0.key < $1.key }) where !environmentNames.contains(name) {
-            arguments += ["--env", "\(name)=\(value)"]
-        }
-        arguments += [container, "--"] + command
-        let ran = try await Self.run(strace, Self.straceArguments(output: traceFile) + [buildah] + arguments, log: log)
-        if ran.status == 0 {
-            let committed = try await Self.run(
-                buildah,
-                storage + ["commit", "--quiet", "--timestamp", "\(epoch)", "--format", "docker", container, tag])
-            guard committed.status == 0 else {
-                throw BuildError(.executor("buildah could not commit the step: \(Self.tail(committed.output))"))
-            }
-        }
-        _ = try? await Self.run(buildah, storage + ["rm", container])
-        return ran
     }
 
     /// `strace` watching a buildah run: every process (`-f`), descriptors with their paths

@@ -125,8 +125,9 @@ package struct LowerFilesystem {
     /// Every regular file's content digest in a layer blob, by member path: one pass over the
     /// blob, kept next to its member index so it is read once per store.
     static func digests(ofBlobAt blob: String) throws(LayerError) -> [String: Digest] {
-        let cache = blob.replacingOccurrences(of: "/blobs/", with: "/index/") + ".digests"
-        if let bytes = try? ReadableFile.readAll(path: cache, limit: 256 << 20), let parsed = parse(bytes) {
+        if let bytes = try? ReadableFile.readAll(path: digestsPath(ofBlobAt: blob), limit: 256 << 20),
+            let parsed = parse(bytes)
+        {
             return parsed
         }
         let reader = try LayerReader(path: blob)
@@ -137,13 +138,27 @@ package struct LowerFilesystem {
             try reader.readData(into: sink)
             digests[member.path] = sink.hasher.finalize()
         }
+        keep(digests, ofBlobAt: blob)
+        return digests
+    }
+
+    /// Whether the content digests of the blob at `blob` are kept already.
+    static func hasDigests(ofBlobAt blob: String) -> Bool { FilePaths.exists(digestsPath(ofBlobAt: blob)) }
+
+    /// Keeps the content digests of the blob at `blob`, taken by whoever read its bytes (the
+    /// working container's unpacking does), so no one reads them again for that.
+    static func keep(_ digests: [String: Digest], ofBlobAt blob: String) {
         var text = "kiln-content-index 1\n"
         for (path, digest) in digests.sorted(by: { $0.key < $1.key }) where !path.contains("\n") {
             text += digest.hex + " " + path + "\n"
         }
+        let cache = digestsPath(ofBlobAt: blob)
         try? FilePaths.makeDirectories(FilePaths.directory(of: cache))
         try? AtomicFileWriter.write(Array(text.utf8), to: cache)
-        return digests
+    }
+
+    private static func digestsPath(ofBlobAt blob: String) -> String {
+        blob.replacingOccurrences(of: "/blobs/", with: "/index/") + ".digests"
     }
 
     private static func parse(_ bytes: [UInt8]) -> [String: Digest]? {

@@ -112,6 +112,20 @@ struct BuildDifferentialTests {
                 COPY . /ctx/
                 """),
         DifferentialCase(
+            name: "RUN steps in kiln's working container: files made, changed, moved and removed; owners, modes, links",
+            dockerfile: """
+                FROM BASE
+                COPY app /app
+                RUN busybox mkdir -p /usr/bin /srv/a/b && busybox --install -s /usr/bin \\
+                    && echo one > /srv/a/b/f && ln /srv/a/b/f /srv/a/hard && ln -s b/f /srv/a/soft \\
+                    && chmod 4755 /srv/a/b/f && chown 1234:5678 /srv/a/b && mkfifo /srv/fifo && echo x > /tmp/gone
+                RUN rm -rf /app/lib /root && rm /app/main.py /tmp/gone && echo changed >> /app/run.sh \\
+                    && chmod 600 /app/run.sh && mv /srv/a/b /srv/moved && rm -rf /home/app && mkdir /home/app \\
+                    && touch /home/app/new && rm /srv/a/soft && mkdir /srv/a/soft && echo 'root:x:0:' > /etc/group
+                COPY notes.txt /srv/notes.txt
+                RUN cat /srv/notes.txt > /srv/copy && rm /srv/a/hard && ln -s /etc /srv/etc-link && chmod 0700 /srv
+                """),
+        DifferentialCase(
             name: "ADD of a local tar archive",
             dockerfile: """
                 FROM BASE
