@@ -7,7 +7,7 @@ export KILN_CACHE_DIR := $(CURDIR)/cache
 KILN := $(CURDIR)/.build/debug/kiln
 export KILN_BIN := $(KILN)
 
-.PHONY: all deps build test demo bench clean fmt lint
+.PHONY: all deps build release test demo bench clean fmt lint
 
 all: build
 
@@ -17,8 +17,14 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: build
+# The tests include the release archive's, on a bare Debian root: make release first.
+test: build release
 	$(SWIFT) test
+
+# dist/kiln-VERSION-linux-ARCH.tar.gz (+ .sha256): Swift's runtime linked in, so a machine needs
+# only `apt-get install -y libarchive13 zlib1g libssl3 ca-certificates` (see README.md).
+release: deps
+	@SWIFT=$(SWIFT) scripts/release.sh
 
 demo: build
 	@scripts/demo.sh
@@ -38,5 +44,5 @@ lint:
 	$(SWIFT) format lint --strict --recursive $(FORMATTED)
 
 clean:
-	rm -rf .build demo-out
+	rm -rf .build demo-out dist
 	find cache -mindepth 1 ! -name README.md -exec rm -rf {} +
