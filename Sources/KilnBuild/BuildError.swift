@@ -86,6 +86,15 @@ package struct BuildError: KilnError {
         return "\(location): \(message)"
     }
 
+    /// The Dockerfile line, else where a wrapped error places itself.
+    package var sourceLocation: SourceLocation? {
+        if let location { return location }
+        switch problem {
+        case .underlying(let error), .basePull(_, let error, _): return error.sourceLocation
+        default: return nil
+        }
+    }
+
     package var category: ErrorCategory {
         switch problem {
         case .invalid, .missingSource, .runNeedsExecutor, .runFailed: .input

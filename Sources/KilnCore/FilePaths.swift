@@ -145,6 +145,14 @@ package enum FilePaths {
         return String(cString: resolved)
     }
 
+    /// `path` relative to `root` when it is below it (as a repository shows its files), else
+    /// `path` unchanged.
+    package static func relative(_ path: String, to root: String) -> String {
+        let root = root.hasSuffix("/") && root != "/" ? String(root.dropLast()) : root
+        guard path.hasPrefix(root == "/" ? "/" : root + "/") else { return path }
+        return String(path.dropFirst(root == "/" ? 1 : root.count + 1))
+    }
+
     /// Whether `path` is `root` or below it (both absolute and clean).
     package static func isInside(_ path: String, root: String) -> Bool {
         path == root || path.hasPrefix(root == "/" ? "/" : root + "/")

@@ -3,6 +3,13 @@
 package protocol KilnError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is, for exit codes and `--json` output.
     var category: ErrorCategory { get }
+    /// Where in a file the user wrote the failure is (a Dockerfile or registry.yaml line), for
+    /// `--json` fields and CI annotations; nil when it is in no file.
+    var sourceLocation: SourceLocation? { get }
+}
+
+extension KilnError {
+    package var sourceLocation: SourceLocation? { nil }
 }
 
 /// Broad kinds of failure. The raw value is the process exit status the CLI uses.

@@ -13,4 +13,5 @@ package struct DockerfileError: KilnError, Equatable {
 
     package var description: String { "\(location): \(message)" }
     package var category: ErrorCategory { .input }
+    package var sourceLocation: SourceLocation? { location }
 }

@@ -18,13 +18,14 @@ extension Lane {
         String(decoding: try ReadableFile.readAll(path: path, limit: 4 << 20), as: UTF8.self)
     }
 
-    /// The pins a processor's file should hold for these digests, and those it does not hold yet.
+    /// The pins a processor's file should hold for these digests, and those it does not hold yet
+    /// (with what it holds instead).
     /// - Parameter index: the index digest, nil in a per-platform run (no index pin then).
     func pinEdits(
         _ processor: Processor, repository: Repository, platforms: [Platform], found: [Platform: Descriptor],
         index: Digest?
     ) throws
-        -> (all: [PinEdit], changed: [PinEdit])
+        -> (all: [PinEdit], changed: [ProcessorReport.PinChange])
     {
         let text = try Self.readText(processor.file)
         var byPlatform = false
@@ -48,8 +49,14 @@ extension Lane {
             }
         }
         if byIndex, let index { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
-        let changed = try edits.filter {
-            try YAMLPins.value(at: $0.path, in: text, file: processor.displayPath) != $0.value
+        var changed = [ProcessorReport.PinChange]()
+        for edit in edits {
+            let old = try YAMLPins.value(at: edit.path, in: text, file: processor.displayPath)
+            guard old != edit.value else { continue }
+            changed.append(
+                ProcessorReport.PinChange(
+                    key: edit.dottedPath, old: old, new: edit.value,
+                    line: try YAMLPins.line(of: edit.path, in: text, file: processor.displayPath)))
         }
         return (edits, changed)
     }
@@ -69,6 +76,18 @@ extension Lane {
         let missing = report.platforms.filter { $0.cache == "miss" }
         if !missing.isEmpty {
             report.status = .stale
+            let text = try Self.readText(processor.file)
+            // The stale pin's key: a missing platform's, else the index's, else `image`.
+            let keys =
+                missing.compactMap { entry in
+                    platforms.first { $0.description == entry.platform }.map {
+                        ["image", "platforms", Self.pinKey($0)]
+                    }
+                } + [["image", "oci"]]
+            let path =
+                keys.first { (try? YAMLPins.contains($0, in: text, file: processor.displayPath)) == true } ?? ["image"]
+            report.location = ProcessorReport.Location(
+                file: processor.displayPath, line: try YAMLPins.line(of: path, in: text, file: processor.displayPath))
             report.message =
                 "inputs changed since the pins were written: "
                 + missing.map { "\($0.platform) (\($0.reason ?? "changed"))" }.joined(separator: ", ")
@@ -77,13 +96,15 @@ extension Lane {
         let index = complete ? try self.index(platforms, found).descriptor.digest : nil
         report.index = index?.description
         let pins = try pinEdits(processor, repository: repository, platforms: platforms, found: found, index: index)
-        report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
+        report.pins = pins.changed.map { "\($0.key): \($0.new)" }
+        report.pinChanges = pins.changed
         if pins.changed.isEmpty {
             report.status = .ok
         } else {
             report.status = .stale
             report.message =
-                "pins differ from the current inputs' images: " + pins.changed.map(\.dottedPath).joined(separator: ", ")
+                "pins differ from the current inputs' images: " + pins.changed.map(\.key).joined(separator: ", ")
+            report.location = ProcessorReport.Location(file: processor.displayPath, line: pins.changed[0].line)
         }
         return report
     }

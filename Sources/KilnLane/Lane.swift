@@ -159,6 +159,10 @@ package struct Lane: Sendable {
                 report = ProcessorReport(processor: processor, status: .failed)
                 report.message = "\(error)"
                 report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name
+                if let location = (error as? any KilnError)?.sourceLocation {
+                    report.location = ProcessorReport.Location(
+                        file: FilePaths.relative(location.file, to: settings.config.root), line: location.line)
+                }
             }
         }
         report.seconds = Elapsed.seconds(since: started)
@@ -295,7 +299,8 @@ package struct Lane: Sendable {
             let pins = try pinEdits(
                 processor, repository: repository, platforms: keys.map(\.platform), found: found,
                 index: index.descriptor.digest)
-            report.pins = pins.changed.map { "\($0.dottedPath): \($0.value)" }
+            report.pins = pins.changed.map { "\($0.key): \($0.new)" }
+            report.pinChanges = pins.changed
             report.pinned = try writePins(processor, pins.all)
         }
         return report

@@ -51,6 +51,9 @@ package struct ProcessorReport: Encodable, Sendable {
     package var index: String?
     /// Pins written (or, with `--check` and `verify`, found stale), as `key.path: value`.
     package var pins: [String] = []
+    /// The same pins with what the file held before and the line of the key: what a pin pull
+    /// request and CI annotations show.
+    package var pinChanges: [PinChange] = []
     package var pinned = false
     /// A per-platform run: only some of the processor's platforms were built and pushed; the
     /// version tag and the pins wait for `kiln assemble`.
@@ -70,6 +73,29 @@ package struct ProcessorReport: Encodable, Sendable {
     /// Why the processor is not-buildable, stale or failed.
     package var message: String?
     package var category: String?
+    /// Where a failure is, when it is on a line of a file the user wrote (a Dockerfile
+    /// instruction, a registry.yaml key): the path relative to the repository root.
+    package var location: Location?
+
+    /// A line of a file in the repository.
+    package struct Location: Encodable, Sendable, Equatable {
+        package var file: String
+        package var line: Int
+
+        package init(file: String, line: Int) {
+            self.file = file
+            self.line = line
+        }
+    }
+
+    /// A pin that changed (or, with `--check`, that would): its key, the value the file held
+    /// (nil when the key was missing), the new value, and the key's line in the file.
+    package struct PinChange: Encodable, Sendable, Equatable {
+        package var key: String
+        package var old: String?
+        package var new: String
+        package var line: Int
+    }
 
     package init(processor: Processor, status: Status) {
         ref = processor.ref.description

@@ -17,4 +17,6 @@ package struct YAMLFileError: KilnError {
         guard let location else { return message }
         return "\(location): \(message)"
     }
+
+    package var sourceLocation: SourceLocation? { location }
 }

@@ -40,6 +40,19 @@ package enum YAMLPins {
         return scalar.string
     }
 
+    /// The line of the deepest key of `path` the file has (1 when it has none): where a stale or
+    /// missing pin is shown.
+    package static func line(of path: [String], in text: String, file: String) throws(YAMLFileError) -> Int {
+        var node = try parse(text, file: file)
+        var line = 1
+        for key in path {
+            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { break }
+            line = entry.key.mark?.line ?? line
+            node = entry.value
+        }
+        return line
+    }
+
     /// Whether `path` names something other than null (a value or a mapping).
     package static func contains(_ path: [String], in text: String, file: String) throws(YAMLFileError) -> Bool {
         var node = try parse(text, file: file)

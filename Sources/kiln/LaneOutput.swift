@@ -15,17 +15,24 @@ final class LaneProgress: Sendable {
         var order: [String] = []
         var lines: [String: String] = [:]
         var drawn = 0
+        /// In GitHub Actions: each processor's buildah output not shown yet, and when its first
+        /// line came.
+        var folded: [String: (lines: [String], since: Double)] = [:]
     }
     private let state = Mutex(State())
     private let live: Bool
     /// `--json`: every step as a JSON event object on stderr (stdout keeps the reports).
     private let json: Bool
+    /// In GitHub Actions, buildah's output is folded: each processor's lines go out together in
+    /// a `::group::` (every 200 lines or 20 s, and when it finishes), never interleaved.
+    private let folds: Bool
 
     init(json: Bool = false) {
         self.json = json
         live =
             !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb"
             && Environment.current["CI"] == nil
+        folds = !json && GitHubActions(environment: Environment.current).isActive
     }
 
     /// The run's first line: where, and how many processors at once.
@@ -57,9 +64,15 @@ final class LaneProgress: Sendable {
         case .pushing(let bytes): text = "pushed \(Self.bytes(bytes))"
         case .output(let line):
             // buildah's output, as plain prefixed lines; the live display keeps to states.
-            if !live { FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8)) }
+            if folds {
+                fold(line, of: ref)
+            } else if !live {
+                FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8))
+            }
             return
-        case .finished(let report): text = Self.summary(report)
+        case .finished(let report):
+            text = Self.summary(report)
+            if folds { state.withLock { Self.flush(ref, &$0) } }
         }
         state.withLock { state in
             if state.lines[ref] == nil { state.order.append(ref) }
@@ -73,6 +86,28 @@ final class LaneProgress: Sendable {
                 FileHandle.standardError.write(Data("\(ref): \(text)\n".utf8))
             }
         }
+    }
+
+    private func fold(_ line: String, of ref: String) {
+        let now = Elapsed.now()
+        state.withLock { state in
+            var pending = state.folded[ref] ?? ([], now)
+            pending.lines.append(line)
+            state.folded[ref] = pending
+            if pending.lines.count >= 200 || now - pending.since >= 20 { Self.flush(ref, &state) }
+        }
+    }
+
+    /// Writes a processor's folded output as one group (under the state's lock, so groups never
+    /// interleave).
+    private static func flush(_ ref: String, _ state: inout State) {
+        guard let pending = state.folded.removeValue(forKey: ref), !pending.lines.isEmpty else { return }
+        // What a step prints is not the workflow's to obey: commands stay off inside the group.
+        let token = "kiln-" + String(UInt64.random(in: .min ... .max), radix: 16)
+        let body = pending.lines.joined(separator: "\n")
+        FileHandle.standardError.write(
+            Data(
+                "::group::\(ref): RUN output\n::stop-commands::\(token)\n\(body)\n::\(token)::\n::endgroup::\n".utf8))
     }
 
     /// One JSON event line: `{"event": "started"|"hashing"|"building"|"pushed"|"output"|"finished", "ref": …, …}`.

@@ -61,26 +61,39 @@ enum Output {
 
     /// Reports `error` on stderr and gives the exit status its category maps to.
     private static func exit(for error: any KilnError, json: Bool) -> ExitCode {
-        report(message: error.description, category: error.category, json: json)
+        report(message: error.description, category: error.category, location: error.sourceLocation, json: json)
         return ExitCode(error.category.rawValue)
     }
 
-    static func report(message: String, category: ErrorCategory, json: Bool) {
+    /// An error on stderr: a line of text, or with `--json` an object whose `file` and `line`
+    /// say where it is when it is on a line of a file the user wrote.
+    static func report(message: String, category: ErrorCategory, location: SourceLocation? = nil, json: Bool) {
         if json {
             struct Failure: Encodable {
                 struct Body: Encodable {
                     var category: String
                     var message: String
+                    var file: String?
+                    var line: Int?
                 }
                 var error: Body
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let bytes =
-                (try? encoder.encode(Failure(error: .init(category: category.name, message: message)))) ?? Data()
+            let body = Failure.Body(
+                category: category.name, message: message, file: location?.file, line: location?.line)
+            let bytes = (try? encoder.encode(Failure(error: body))) ?? Data()
             errorLine(String(decoding: bytes, as: UTF8.self))
         } else {
             errorLine("kiln: error: \(message)")
+        }
+        if GitHubActions(environment: Environment.current).isActive {
+            var properties = [String]()
+            if let location {
+                properties = ["file=\(GitHubActions.property(location.file))", "line=\(location.line)"]
+            }
+            let head = properties.isEmpty ? "::error" : "::error " + properties.joined(separator: ",")
+            errorLine("\(head)::\(GitHubActions.data(message))")
         }
     }
 }

@@ -14,6 +14,7 @@ func runLaneCommand(
     push: Bool = false, pin: Bool = false, failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
+    let started = Elapsed.now()
     try await Output.reportingAsync(json: output.json) {
         var settings = try lane.settings(platforms: platforms)
         settings.push = push
@@ -29,6 +30,9 @@ func runLaneCommand(
         for report in reports where report.status == .notBuildable {
             Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
         }
+        try GitHubActions(environment: Environment.current).report(
+            reports, command: mode.commandName, seconds: Elapsed.seconds(since: started), budget: lane.budgetSeconds,
+            json: output.json)
         status = LaneOutput.exitCode(reports, failing: failing)
     }
     if status != .success { throw status }
@@ -213,6 +217,20 @@ struct PinCommand: ParsableCommand {
             } else {
                 Output.line("\(processor.displayPath): \(edit.dottedPath) \(changed ? "pinned to" : "already") \(oci)")
             }
+        }
+    }
+}
+
+extension Lane.Mode {
+    /// The command a user typed for this mode.
+    var commandName: String {
+        switch self {
+        case .plan: "plan"
+        case .build: "build"
+        case .check: "build --check"
+        case .warm: "warm"
+        case .verify: "verify"
+        case .assemble: "assemble"
         }
     }
 }

@@ -70,6 +70,12 @@ struct LaneOptions: ParsableArguments {
             valueName: "n"))
     var jobs: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "The lane's time budget, for the CI step summary (e.g. 10m, 90s; the runbooks' target is 10m).",
+            valueName: "duration"))
+    var budget: String = "10m"
+
     @Flag(
         name: .customLong("no-reuse-by-reads"),
         help:
@@ -77,8 +83,23 @@ struct LaneOptions: ParsableArguments {
     )
     var noReuseByReads = false
 
+    /// `--budget` in seconds.
+    var budgetSeconds: Double { Self.seconds(budget) ?? 600 }
+
+    /// `90s`, `10m`, `1h`, or plain seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        if let unit = text.last, let scale = units[unit], let value = Double(text.dropLast()), value > 0 {
+            return value * scale
+        }
+        return Double(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level takes 0 to 9, e.g. --level 6.") }
+        if Self.seconds(budget) == nil {
+            throw ValidationError("--budget takes a duration such as 10m, 90s or 1h, not '\(budget)'.")
+        }
         if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
         if let shard, Shard(parsing: shard) == nil {
             throw ValidationError(

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// The lane as a GitHub Actions step: run with the variables the runner sets, it writes the
+/// step's outputs and summary files, and annotates failures and stale pins on their lines.
+@Suite("kiln in a GitHub Actions step")
+struct GitHubActionsTests {
+    /// The runner's variables, pointing at files in the fixture's scratch folder.
+    static func runner(_ fixture: LaneFixture, _ name: String) -> (
+        environment: [String: String], output: String, summary: String
+    ) {
+        let output = fixture.scratch.path + "/\(name).output"
+        let summary = fixture.scratch.path + "/\(name).summary"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        FileManager.default.createFile(atPath: summary, contents: nil)
+        return (
+            ["GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_OUTPUT": output, "GITHUB_STEP_SUMMARY": summary],
+            output, summary
+        )
+    }
+
+    static func outputs(_ path: String) throws -> [String: String] {
+        var values = [String: String]()
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return values
+    }
+
+    @Test("outputs say what changed and the pins; the summary has a row per processor and the budget")
+    func outputsAndSummary() throws {
+        let fixture = try LaneFixture("actions")
+        let first = Self.runner(fixture, "first")
+        _ = try fixture.run(["build", "--push", "--pin"], environment: first.environment)
+        let outputs = try Self.outputs(first.output)
+        #expect(outputs["changed"] == "true")
+        let refs = try JSONSerialization.jsonObject(with: Data((outputs["refs"] ?? "").utf8)) as? [String]
+        #expect(refs?.contains("text/echo@1") == true, "\(outputs)")
+        let pins =
+            try JSONSerialization.jsonObject(with: Data((outputs["pins"] ?? "").utf8)) as? [String: [String: String]]
+        let echo = try #require(pins?["text/echo@1"], "\(outputs)")
+        #expect(echo["image.oci"]?.contains("@sha256:") == true, "\(echo)")
+        let pinned = try String(contentsOfFile: fixture.repo + "/tools/text/echo/1/registry.yaml", encoding: .utf8)
+        #expect(pinned.contains(echo["image.oci"] ?? "-"), "the output is the pin written")
+
+        let summary = try String(contentsOfFile: first.summary, encoding: .utf8)
+        #expect(summary.contains("| processor | status | platforms | digests | seconds | why |"))
+        for ref in ["text/echo@1", "llm/litellm@1"] { #expect(summary.contains("`\(ref)` | built"), "\(summary)") }
+        #expect(summary.contains("of its 10 min budget"), "\(summary)")
+
+        // Nothing changed: nothing built, no pin moved.
+        let second = Self.runner(fixture, "second")
+        _ = try fixture.run(["build", "--push", "--pin", "--budget", "90s"], environment: second.environment)
+        let again = try Self.outputs(second.output)
+        #expect(again["changed"] == "false" && again["refs"] == "[]" && again["pins"] == "{}", "\(again)")
+        #expect(try String(contentsOfFile: second.summary, encoding: .utf8).contains("of its 1 min 30 s budget"))
+    }
+
+    @Test("a failing Dockerfile line and a stale pin are annotated on their lines, and --json carries file and line")
+    func annotations() throws {
+        let fixture = try LaneFixture("actions-errors")
+        _ = try fixture.lane()
+        let dockerfile = "tools/text/echo/1/Dockerfile"
+        var lines = try String(contentsOfFile: fixture.repo + "/" + dockerfile, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.insert("COPY no/such/file /tool/missing", at: 3)
+        try fixture.write(dockerfile, lines.joined(separator: "\n"))
+        let runner = Self.runner(fixture, "failing")
+
+        let failed = try fixture.runWithResult(
+            ["build", "--push", "--pin", "--ref", "text/echo@1"], expect: nil, environment: runner.environment)
+        #expect(failed.result.status != 0)
+        let report = try #require(failed.reports["text/echo@1"])
+        let location = report["location"] as? [String: Any]
+        #expect(location?["file"] as? String == dockerfile && location?["line"] as? Int == 4, "\(report)")
+        #expect(
+            failed.result.stderr.contains("::error file=\(dockerfile),line=4,title=kiln%3A text/echo@1 failed::"),
+            "\(failed.result.stderr.suffix(1500))")
+
+        // The Dockerfile fixed but a library changed: the pin is stale, shown on its key's line.
+        lines.remove(at: 3)
+        try fixture.write(dockerfile, lines.joined(separator: "\n"))
+        try fixture.append("code/libs/textkit/__init__.py", "# changed\n")
+        let check = try fixture.runWithResult(
+            ["build", "--check", "--ref", "text/echo@1"], expect: 1, environment: runner.environment)
+        let registry = try String(contentsOfFile: fixture.repo + "/tools/text/echo/1/registry.yaml", encoding: .utf8)
+        let keyLine =
+            try #require(
+                registry.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                    $0.trimmingCharacters(in: .whitespaces).hasPrefix("oci:")
+                }) + 1
+        #expect(
+            check.result.stderr.contains(
+                "::error file=tools/text/echo/1/registry.yaml,line=\(keyLine),title=kiln%3A text/echo@1 has a stale pin::"
+            ), "\(check.result.stderr.suffix(1500))")
+
+        // An error before any processor: the JSON object names the file and line.
+        try fixture.write("kiln.yaml", "processors:\n  - tools/**/registry.yaml\njobs: many\n")
+        let broken = try Tools.kiln(["plan", "--root", fixture.repo, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(broken.stderr.split(separator: "\n")[0].utf8))
+        let error = (object as? [String: Any])?["error"] as? [String: Any]
+        #expect(error?["file"] as? String != nil && error?["line"] as? Int == 3, "\(broken.stderr)")
+    }
+
+    @Test("buildah's output is folded into a group per processor, with workflow commands off inside it")
+    func foldedOutput() throws {
+        let fixture = try LaneFixture("actions-run")
+        let folder = fixture.repo + "/tools/run/noisy/1"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try
+            "ref: run/noisy@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
+            .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        try "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo '::error::injected by the step' && echo step-done\n"
+            .write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        let runner = Self.runner(fixture, "run")
+        let result = try Tools.kiln(
+            [
+                "build", "--push", "--ref", "run/noisy@1", "--platforms", "linux/amd64", "--root", fixture.repo,
+                "--registry",
+                fixture.registryHost, "--build-arg", "BASE_IMAGE=\(fixture.baseReference)", "--cache-dir",
+                fixture.cache,
+            ],
+            environment: runner.environment)
+        #expect(result.status == 0, "\(result.stderr.suffix(1500))")
+        let text = result.stderr
+        let group = try #require(text.range(of: "::group::run/noisy@1: RUN output\n"), "\(text.suffix(1500))")
+        let stop = try #require(text.range(of: "::stop-commands::", range: group.upperBound..<text.endIndex))
+        let token = text[stop.upperBound...].prefix { $0 != "\n" }
+        let injected = try #require(text.range(of: "::error::injected by the step"))
+        let resume = try #require(text.range(of: "::\(token)::", range: stop.upperBound..<text.endIndex))
+        #expect(stop.upperBound < injected.lowerBound && injected.upperBound < resume.lowerBound)
+        #expect(text.range(of: "::endgroup::", range: resume.upperBound..<text.endIndex) != nil)
+    }
+}
