@@ -32,6 +32,8 @@ need_tool htpasswd apache2-utils
 need_tool openssl openssl
 need_tool python3 python3
 python3 -c 'import yaml' 2>/dev/null || packages+=(python3-yaml)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+need_tool git git
 need_tool curl curl
 need_tool strace strace
 need_tool buildah buildah

@@ -79,7 +79,7 @@ package enum YAMLPins {
     }
 
     /// Makes the edits in the file at `path`, atomically (temporary file, `fsync`, rename) and
-    /// keeping its permissions; false, and the file untouched, when it already holds them. A
+    /// keeping its permissions and owner; false, and the file untouched, when it already holds them. A
     /// symlinked file is written through: the link stays, its target gets the new text.
     package static func write(_ edits: [PinEdit], toFileAt path: String, displayPath: String) throws -> Bool {
         let target = FilePaths.realPath(path) ?? path
@@ -87,8 +87,12 @@ package enum YAMLPins {
         let updated = try apply(edits, to: text, file: displayPath)
         guard updated != text else { return false }
         var info = stat()
-        let permissions = stat(target, &info) == 0 ? info.st_mode & 0o7777 : 0o644
+        let known = stat(target, &info) == 0
+        let permissions = known ? info.st_mode & 0o7777 : 0o644
         try AtomicFileWriter.write(Array(updated.utf8), to: target, permissions: permissions)
+        // Run as root (sudo -E on a CI runner, for buildah), the new file would be root's: it
+        // stays its owner's, so the checkout's user can commit and clean it.
+        if known, geteuid() == 0, info.st_uid != 0 || info.st_gid != 0 { _ = chown(target, info.st_uid, info.st_gid) }
         return true
     }
 

@@ -36,6 +36,12 @@ struct GitHubActions {
         }
     }
 
+    /// One more step output, when the runner gave an output file.
+    func output(_ name: String, _ value: String) throws {
+        guard let path = environment["GITHUB_OUTPUT"], !path.isEmpty else { return }
+        try Self.append("\(name)=\(value.replacingOccurrences(of: "\n", with: " "))\n", to: path)
+    }
+
     /// `name=value` lines for `$GITHUB_OUTPUT` (every value is one line of text or JSON).
     static func outputs(_ reports: [ProcessorReport]) -> String {
         let changed = reports.contains { $0.pinned }

@@ -57,6 +57,30 @@ struct GitHubActionsTests {
         #expect(try String(contentsOfFile: second.summary, encoding: .utf8).contains("of its 1 min 30 s budget"))
     }
 
+    @Test("--summary writes the pin pull request: its title, each pin old to new, and why it changed")
+    func pinPullRequest() throws {
+        let fixture = try LaneFixture("actions-pr")
+        _ = try fixture.lane()
+        let before = try String(contentsOfFile: fixture.repo + "/tools/text/echo/1/registry.yaml", encoding: .utf8)
+        let old = try #require(before.split(separator: "\n").first { $0.contains("oci:") }?.split(separator: "@").last)
+        try fixture.append("code/libs/textkit/normalize.py", "# changed\n")
+        var runner = Self.runner(fixture, "pr")
+        runner.environment["GITHUB_SHA"] = "0123456789abcdef0123456789abcdef01234567"
+        let summary = fixture.scratch.path + "/pins.md"
+        _ = try fixture.run(
+            ["build", "--push", "--pin", "--ref", "text/echo@1", "--summary", summary], environment: runner.environment)
+        let text = try String(contentsOfFile: summary, encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.first == "## Pin digest for text/echo@1 @ 0123456789ab", "\(text)")
+        let row = try #require(lines.first { $0.hasPrefix("| `text/echo@1` | `image.oci` |") }, "\(text)")
+        #expect(row.contains("`sha256:\(old.dropFirst(7).prefix(12))…`"), "the old digest: \(row)")
+        #expect(row.contains("normalize.py"), "why: the changed file: \(row)")
+        let after = try String(contentsOfFile: fixture.repo + "/tools/text/echo/1/registry.yaml", encoding: .utf8)
+        let new = try #require(after.split(separator: "\n").first { $0.contains("oci:") }?.split(separator: "@").last)
+        #expect(row.contains("`sha256:\(new.dropFirst(7).prefix(12))…`"), "the new digest: \(row)")
+        #expect(try Self.outputs(runner.output)["pr-title"] == "Pin digest for text/echo@1 @ 0123456789ab")
+    }
+
     @Test("a failing Dockerfile line and a stale pin are annotated on their lines, and --json carries file and line")
     func annotations() throws {
         let fixture = try LaneFixture("actions-errors")

@@ -45,6 +45,24 @@ struct GoldenPinTests {
 }
 
 struct PinEditTests {
+    @Test("a file pinned by root (sudo -E on a runner) keeps its owner and mode")
+    func keepsOwner() throws {
+        try #require(geteuid() == 0, "this test runs as root, as the test suite does (it changes a file's owner)")
+        let folder = "/tmp/kiln-pin-owner-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = folder + "/registry.yaml"
+        try "image:\n  oci: x\n".write(toFile: file, atomically: false, encoding: .utf8)
+        #expect(chown(file, 1000, 1001) == 0 && chmod(file, 0o640) == 0)
+        let changed = try YAMLPins.write(
+            [PinEdit(path: ["image", "oci"], value: "ghcr.io/a/b@sha256:aa")], toFileAt: file,
+            displayPath: "registry.yaml")
+        #expect(changed)
+        var info = stat()
+        #expect(stat(file, &info) == 0)
+        #expect(info.st_uid == 1000 && info.st_gid == 1001 && info.st_mode & 0o7777 == 0o640)
+    }
+
     @Test("an unchanged pin returns the very same text")
     func unchanged() throws {
         let text = "image:\n  oci: 'ghcr.io/a/b@sha256:aa'   # keep\n"

@@ -86,6 +86,12 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(help: "Lane: build nothing; exit 1 when a pin does not match the current inputs.")
     var check = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Lane, with --pin: write the pin pull request's title (first line) and body (each pin, old → new, and why) here.",
+            valueName: "file"))
+    var summary: String?
+
     @OptionGroup(title: "Lane options") var lane: LaneOptions
 
     @OptionGroup var registry: RegistryOptions
@@ -97,9 +103,9 @@ struct BuildCommand: AsyncParsableCommand {
             throw ValidationError("Give either -t REFERENCE (push) or -o oci:DIR[:TAG] (layout), not both.")
         }
         if context != nil {
-            if push || pin || check || !lane.refs.isEmpty {
+            if push || pin || check || summary != nil || !lane.refs.isEmpty {
                 throw ValidationError(
-                    "--push, --pin, --check and --ref belong to the lane: run kiln build without a CONTEXT (use -t REFERENCE to push one build)."
+                    "--push, --pin, --check, --summary and --ref belong to the lane: run kiln build without a CONTEXT (use -t REFERENCE to push one build)."
                 )
             }
         } else {
@@ -110,6 +116,9 @@ struct BuildCommand: AsyncParsableCommand {
             }
             if pin && !push {
                 throw ValidationError("--pin needs --push: a digest is pinned only once the registry has the image.")
+            }
+            if summary != nil && !pin {
+                throw ValidationError("--summary describes the pins a run writes: add --push --pin.")
             }
             if check && (push || pin) {
                 throw ValidationError("--check builds and pushes nothing; drop --push and --pin.")
@@ -153,8 +162,7 @@ struct BuildCommand: AsyncParsableCommand {
     private func runLane() async throws {
         try await runLaneCommand(
             check ? .check : .build, lane: lane, platforms: platform, registry: registry, store: store, output: output,
-            push: push,
-            pin: pin, failing: [.stale])
+            push: push, pin: pin, summary: summary, failing: [.stale])
     }
 
     private func parsePlatforms() throws(PlatformError) -> [Platform] {

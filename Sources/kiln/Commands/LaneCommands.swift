@@ -11,7 +11,7 @@ import KilnProcessors
 func runLaneCommand(
     _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions,
     output: OutputOptions,
-    push: Bool = false, pin: Bool = false, failing: Set<ProcessorReport.Status>
+    push: Bool = false, pin: Bool = false, summary: String? = nil, failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
     let started = Elapsed.now()
@@ -30,9 +30,15 @@ func runLaneCommand(
         for report in reports where report.status == .notBuildable {
             Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
         }
-        try GitHubActions(environment: Environment.current).report(
-            reports, command: mode.commandName, seconds: Elapsed.seconds(since: started), budget: lane.budgetSeconds,
-            json: output.json)
+        let seconds = Elapsed.seconds(since: started)
+        let actions = GitHubActions(environment: Environment.current)
+        if let summary {
+            let commit = Environment.current["GITHUB_SHA"]
+            try PinSummary.write(reports, to: summary, commit: commit, seconds: seconds)
+            try actions.output("pr-title", PinSummary.title(reports, commit: commit))
+        }
+        try actions.report(
+            reports, command: mode.commandName, seconds: seconds, budget: lane.budgetSeconds, json: output.json)
         status = LaneOutput.exitCode(reports, failing: failing)
     }
     if status != .success { throw status }
@@ -137,6 +143,12 @@ struct AssembleCommand: AsyncParsableCommand {
     @Flag(help: "Rewrite each registry.yaml's pins once its index is pushed.")
     var pin = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Write the pin pull request's title (first line) and body (each pin, old → new, and why) here.",
+            valueName: "file"))
+    var summary: String?
+
     @OptionGroup(title: "Lane options") var lane: LaneOptions
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var store: StoreOptions
@@ -145,7 +157,7 @@ struct AssembleCommand: AsyncParsableCommand {
     func run() async throws {
         try await runLaneCommand(
             .assemble, lane: lane, platforms: [], registry: registry, store: store, output: output, push: true,
-            pin: pin, failing: [])
+            pin: pin, summary: summary, failing: [])
     }
 }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The lane step of the kiln GitHub action (action.yml): its inputs come as INPUT_* variables
+# (never spliced into a script), become kiln's flags, and kiln writes the step's outputs, summary
+# and annotations itself ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY). kiln runs as root (sudo -E on
+# a hosted runner): buildah's chroot isolation needs it. The store stays the runner user's
+# ~/.cache/kiln, which actions/cache saves.
+set -euo pipefail
+command=${INPUT_COMMAND:-build}
+arguments=("$command")
+pin=${INPUT_PIN:-true}
+push=${INPUT_PUSH:-true}
+case "$command" in
+    build)
+        if [ "${INPUT_CHECK:-false}" = true ]; then
+            arguments+=(--check)
+            pin=false
+        else
+            [ "$push" = true ] && arguments+=(--push)
+            [ "$push" = true ] || pin=false
+            [ "$pin" = true ] && arguments+=(--pin)
+        fi
+        [ -n "${INPUT_PLATFORMS:-}" ] && arguments+=(--platforms "$INPUT_PLATFORMS")
+        ;;
+    assemble)
+        [ "$pin" = true ] && arguments+=(--pin)
+        ;;
+    verify)
+        pin=false
+        [ -n "${INPUT_PLATFORMS:-}" ] && arguments+=(--platforms "$INPUT_PLATFORMS")
+        ;;
+    *)
+        echo "::error::the kiln action's command is build, assemble or verify, not '$command'"
+        exit 2
+        ;;
+esac
+if [ -n "${INPUT_SUMMARY:-}" ] && [ "$pin" = true ]; then arguments+=(--summary "$INPUT_SUMMARY"); fi
+[ -n "${INPUT_ROOT:-}" ] && arguments+=(--root "$INPUT_ROOT")
+for ref in $(printf '%s' "${INPUT_REFS:-}" | tr ',\n' '  '); do
+    arguments+=(--ref "$ref")
+done
+# Extra flags, split on white space (no quoting): e.g. "--jobs 8 --budget 8m".
+read -r -a extra <<<"${INPUT_ARGS:-}"
+export KILN_CACHE_DIR=${KILN_CACHE_DIR:-${HOME:-/root}/.cache/kiln}
+kiln=${KILN:-kiln}
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+    exec sudo -E "$(command -v "$kiln")" "${arguments[@]}" "${extra[@]}"
+fi
+exec "$kiln" "${arguments[@]}" "${extra[@]}"
