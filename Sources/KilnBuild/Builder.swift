@@ -25,6 +25,8 @@ package struct BuildOptions: Sendable {
     package var stepRuns = StepRuns()
     /// Plan only (`planRuns`): no `RUN` runs and no checkpoint is recorded.
     package var planning = false
+    /// Labels and annotations the image gets beyond its Dockerfile.
+    package var metadata = ImageMetadata()
 
     package init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -59,6 +61,51 @@ package struct BuildInputs: Sendable {
     package var bases: [PinnedBase]
     /// The `--build-arg`s an `ARG` took.
     package var buildArgs: [String: String]
+    /// The labels and annotations the build adds (`BuildOptions.metadata`).
+    package var metadata = ImageMetadata()
+}
+
+/// What a build adds to an image beyond its Dockerfile: labels in its config and annotations on
+/// its manifest. Neither may change from one run to the next for the same inputs (no commit, no
+/// time), or an unchanged processor would get a new digest.
+package struct ImageMetadata: Sendable, Equatable {
+    /// Labels set unless the Dockerfile's own `LABEL` sets the key (a base image's are replaced):
+    /// the lane's `org.opencontainers.image.source`, `.title` and `.version`.
+    package var defaultLabels: [String: String] = [:]
+    /// Labels set over everything (`--label`, kiln.yaml `labels`).
+    package var labels: [String: String] = [:]
+    /// Annotations on each platform manifest (`--annotation`, kiln.yaml `annotations`); the
+    /// lane puts them on the index too.
+    package var annotations: [String: String] = [:]
+
+    package init(
+        defaultLabels: [String: String] = [:], labels: [String: String] = [:], annotations: [String: String] = [:]
+    ) {
+        self.defaultLabels = defaultLabels
+        self.labels = labels
+        self.annotations = annotations
+    }
+
+    package var isEmpty: Bool { defaultLabels.isEmpty && labels.isEmpty && annotations.isEmpty }
+
+    /// The lines a key hashes for this: sorted, one per entry.
+    var keyLines: [String] {
+        defaultLabels.sorted { $0.key < $1.key }.map { "default-label \($0.key)=\($0.value)" }
+            + labels.sorted { $0.key < $1.key }.map { "label \($0.key)=\($0.value)" }
+            + annotations.sorted { $0.key < $1.key }.map { "annotation \($0.key)=\($0.value)" }
+    }
+
+    /// `config` with the labels applied: defaults where `dockerfileKeys` (the keys the target
+    /// stage's `LABEL`s set) do not say otherwise, then the labels over everything.
+    func apply(to config: inout ImageConfig, dockerfileKeys: Set<String>) {
+        guard !defaultLabels.isEmpty || !labels.isEmpty else { return }
+        var runtime = config.config ?? ContainerConfig()
+        var merged = runtime.labels ?? [:]
+        for (key, value) in defaultLabels where !dockerfileKeys.contains(key) { merged[key] = value }
+        for (key, value) in labels { merged[key] = value }
+        runtime.labels = merged
+        config.config = runtime
+    }
 }
 
 /// What a build made.
@@ -191,7 +238,11 @@ package struct Builder: Sendable {
             let state = run.state
             var config = state.config
             config.created = SourceDateEpoch.rfc3339(options.layerOptions.epoch)
-            images.append(try PlatformImage(config: config, layers: state.layers))
+            options.metadata.apply(to: &config, dockerfileKeys: Self.labelKeys(of: stages))
+            let annotations = options.metadata.annotations
+            images.append(
+                try PlatformImage(
+                    config: config, layers: state.layers, annotations: annotations.isEmpty ? nil : annotations))
         }
         let unused = options.buildArgs.keys.filter { !used.contains($0) }.sorted()
         var result = BuildResult(
@@ -241,7 +292,9 @@ package struct Builder: Sendable {
             let files = unique.values.sorted { $0.path < $1.path }
             let bases = Set(run.bases.compactMap(\.pinned)).sorted { $0.description < $1.description }
             let args = options.buildArgs.filter { run.usedBuildArgs.contains($0.key) }
-            result.append(BuildInputs(platform: platform, files: files, bases: bases, buildArgs: args))
+            var inputs = BuildInputs(platform: platform, files: files, bases: bases, buildArgs: args)
+            inputs.metadata = options.metadata
+            result.append(inputs)
         }
         return result
     }
@@ -255,6 +308,22 @@ package struct Builder: Sendable {
             result[platform] = try await build(stages, for: platform, pass: .stepKeys(hasher)).steps
         }
         return result
+    }
+
+    /// The label keys the `LABEL` instructions of the target stage (the last of `stages`) and
+    /// the stages it is built `FROM` set, as written: a default label gives way to them.
+    static func labelKeys(of stages: [Stage]) -> Set<String> {
+        var keys = Set<String>()
+        var current = stages.last
+        var seen = Set<Int>()
+        while let stage = current, seen.insert(stage.index).inserted {
+            for instruction in stage.instructions {
+                if case .label(let pairs) = instruction.command { keys.formUnion(pairs.map(\.key)) }
+            }
+            let base = stage.base.lowercased()
+            current = stages.first { $0.index < stage.index && ($0.name == base || String($0.index) == base) }
+        }
+        return keys
     }
 
     /// The automatic platform arguments BuildKit defines.

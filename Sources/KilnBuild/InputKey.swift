@@ -67,7 +67,8 @@ package final class ContextHasher: Sendable {
 /// The key text lists, one per line: kiln's key format; the platform and target stage; the
 /// Dockerfile as parsed (each instruction's text and heredoc bodies, without comments and
 /// indentation); the build args an `ARG` took; each base image by platform manifest digest; the
-/// layer settings (epoch, compression); and the root of a hash list over exactly the context
+/// layer settings (epoch, compression); the labels and annotations the build adds; and the root
+/// of a hash list over exactly the context
 /// files the `COPY`/`ADD` instructions read, after `.dockerignore` — path, type, mode, and the
 /// content's SHA-256 or the symlink's target. Owners and times of context files are not in it:
 /// they do not reach the image.
@@ -92,6 +93,9 @@ package struct InputKey: Sendable {
         package var files: [String: String]
         /// The root of the hash list over `files`, in path order.
         package var filesRoot: String
+        /// Labels and annotations the build adds, one `label K=V` (or `default-label`,
+        /// `annotation`) per entry; absent in keys recorded before they existed.
+        package var metadata: [String]?
 
         package init(
             format: String, platform: String, target: String, dockerfile: String, args: [String: String],
@@ -116,6 +120,7 @@ package struct InputKey: Sendable {
         case base(reference: String)
         case buildArg(String)
         case layerSettings
+        case metadata
         case fileAdded(String)
         case fileChanged(String)
         case fileRemoved(String)
@@ -126,6 +131,7 @@ package struct InputKey: Sendable {
             case .base(let reference): "base image \(reference) moved"
             case .buildArg(let name): "build arg \(name) changed"
             case .layerSettings: "layer settings or kiln's key format changed"
+            case .metadata: "the labels or annotations kiln adds changed"
             case .fileAdded(let path): "\(path) added"
             case .fileChanged(let path): "\(path) changed"
             case .fileRemoved(let path): "\(path) removed"
@@ -158,6 +164,7 @@ package struct InputKey: Sendable {
             bases: inputs.bases.map(\.description),
             layers: "epoch=\(layerOptions.epoch) compression=\(layerOptions.compression)", files: files,
             filesRoot: "\(inputs.files.count) \(fileHasher.finalize().hex)")
+        if !inputs.metadata.isEmpty { parts.metadata = inputs.metadata.keyLines }
         digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
     }
 
@@ -176,6 +183,7 @@ package struct InputKey: Sendable {
         lines += parts.bases.map { "base \($0)" }
         lines.append("layers \(parts.layers)")
         lines.append("files \(parts.filesRoot)")
+        lines += parts.metadata ?? []
         return lines
     }
 
@@ -193,6 +201,7 @@ package struct InputKey: Sendable {
             result.append(.buildArg(name))
         }
         if parts.layers != earlier.layers || parts.format != earlier.format { result.append(.layerSettings) }
+        if (parts.metadata ?? []) != (earlier.metadata ?? []) { result.append(.metadata) }
         for (path, leaf) in parts.files.sorted(by: { $0.key < $1.key }) where earlier.files[path] != leaf {
             result.append(earlier.files[path] == nil ? .fileAdded(path) : .fileChanged(path))
         }

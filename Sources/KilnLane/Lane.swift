@@ -35,6 +35,12 @@ package struct LaneSettings: Sendable {
     package var shard: Shard?
     /// Mirrors and replacements for base images (from `config`, checked by `LaneSettings.init`).
     package var baseSources = BaseSources()
+    /// Labels on every image (kiln.yaml `labels`, then `--label`), over its Dockerfile's.
+    package var labels: [String: String] = [:]
+    /// Annotations on every image's manifests and index (kiln.yaml, then `--annotation`).
+    package var annotations: [String: String] = [:]
+    /// `org.opencontainers.image.source` (kiln.yaml `source`, else the GitHub repository's URL).
+    package var source: String?
 
     package init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config
@@ -347,9 +353,22 @@ package struct Lane: Sendable {
             descriptor.annotations = nil
             return descriptor
         }
-        let index = try Encoded(ImageIndex(manifests: manifests), mediaType: .ociIndex)
+        let annotations = settings.annotations.isEmpty ? nil : settings.annotations
+        let index = try Encoded(ImageIndex(manifests: manifests, annotations: annotations), mediaType: .ociIndex)
         _ = try store.put(index.bytes, mediaType: .ociIndex)
         return index
+    }
+
+    /// What a processor's images get beyond their Dockerfile: by default the OCI `source`,
+    /// `title` (the ref's namespace and name) and `version` (the ref's version) labels, none of
+    /// which changes from one commit to the next, then the configured labels and annotations.
+    package func metadata(for ref: ProcessorRef) -> ImageMetadata {
+        var defaults = [
+            "org.opencontainers.image.title": "\(ref.namespace)/\(ref.name)",
+            "org.opencontainers.image.version": ref.version,
+        ]
+        if let source = settings.source, !source.isEmpty { defaults["org.opencontainers.image.source"] = source }
+        return ImageMetadata(defaultLabels: defaults, labels: settings.labels, annotations: settings.annotations)
     }
 
     /// Puts the index in the registry unless it is there already; the bytes uploaded.

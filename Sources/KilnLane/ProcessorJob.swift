@@ -95,6 +95,7 @@ struct ProcessorJob {
             options.executor = executor
         }
         options.checkpoints = checkpoints
+        if let ref = processorRef { options.metadata = lane.metadata(for: ref) }
         let bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
             sources: lane.settings.baseSources)

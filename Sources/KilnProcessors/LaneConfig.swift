@@ -26,6 +26,9 @@ package enum PinMode: String, Sendable, CaseIterable {
 /// pin: auto
 /// jobs: 4
 /// context-relative-to: root     # or processor: build.context from the processor's folder
+/// source: https://github.com/acme/processors   # org.opencontainers.image.source
+/// labels: {org.opencontainers.image.vendor: Acme}
+/// annotations: {org.opencontainers.image.description: Acme's processors}
 /// ```
 package struct LaneConfig: Sendable {
     package static let defaultGlobs = ["tools/**/registry.yaml", "code/apps/core/processors/**/registry.yaml"]
@@ -60,6 +63,13 @@ package struct LaneConfig: Sendable {
     package var mirrors: [(registry: String, mirrors: [String], line: Int)] = []
     /// `bases:`: base image references replaced by others, with their lines.
     package var baseReplacements: [(original: String, replacement: String, line: Int)] = []
+    /// `labels:`: set on every image, over its Dockerfile's.
+    package var labels: [String: String] = [:]
+    /// `annotations:`: on every image's manifests and index.
+    package var annotations: [String: String] = [:]
+    /// `source:`: the repository's URL for `org.opencontainers.image.source` (GHCR links a
+    /// package to its repository through it); default `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`.
+    package var source: String?
 
     package init(root: String) { self.root = root }
 
@@ -93,7 +103,7 @@ package struct LaneConfig: Sendable {
         config.file = path
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
-            "context-relative-to", "mirrors", "bases", "reuse-by-reads",
+            "context-relative-to", "mirrors", "bases", "reuse-by-reads", "labels", "annotations", "source",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -197,6 +207,9 @@ package struct LaneConfig: Sendable {
             }
         }
         config.buildArgs = try document.stringMap("args") ?? [:]
+        config.labels = try document.stringMap("labels") ?? [:]
+        config.annotations = try document.stringMap("annotations") ?? [:]
+        config.source = try document.string("source")
         return config
     }
 

@@ -133,6 +133,7 @@ struct BuildCommand: AsyncParsableCommand {
             layerOptions.compression = .gzip(level: lane.level)
             var options = BuildOptions(platforms: try parsePlatforms(), layerOptions: layerOptions)
             options.buildArgs = try lane.parsedBuildArgs()
+            options.metadata = lane.metadata
             options.target = target
             options.binfmtDirectory = Emulation.directory(environment: Environment.current)
             var executor = lane.executor()

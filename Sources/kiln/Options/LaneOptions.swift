@@ -49,6 +49,20 @@ struct LaneOptions: ParsableArguments {
     var buildArgs: [String] = []
 
     @Option(
+        name: .customLong("label"),
+        help: ArgumentHelp(
+            "Set a label in every image's config, over its Dockerfile's (repeatable; kiln.yaml: labels).",
+            valueName: "KEY=VALUE"))
+    var labels: [String] = []
+
+    @Option(
+        name: .customLong("annotation"),
+        help: ArgumentHelp(
+            "Set an annotation on every image's manifests and index (repeatable; kiln.yaml: annotations).",
+            valueName: "KEY=VALUE"))
+    var annotations: [String] = []
+
+    @Option(
         name: .customLong("secret"),
         help: ArgumentHelp(
             "A secret for RUN --mount=type=secret,id=NAME (repeatable); its value never reaches a layer, log or report.",
@@ -110,6 +124,12 @@ struct LaneOptions: ParsableArguments {
                 "--secret takes id=NAME with env=VARIABLE or src=FILE, e.g. --secret id=pip_token,env=PIP_TOKEN; '\(text.split(separator: ",").first ?? "")…' is not that."
             )
         }
+        for (flag, values) in [("--label", labels), ("--annotation", annotations)] {
+            for text in values where !text.contains("=") || text.hasPrefix("=") {
+                throw ValidationError(
+                    "\(flag) takes KEY=VALUE, e.g. \(flag) org.opencontainers.image.vendor=Acme; not '\(text)'.")
+            }
+        }
         for text in refs.flatMap({ $0.split(separator: ",") }) where ProcessorRef(parsing: String(text)) == nil {
             throw ValidationError("--ref takes NAMESPACE/NAME@VERSION, e.g. --ref llm/litellm@1, not '\(text)'.")
         }
@@ -142,7 +162,34 @@ struct LaneOptions: ParsableArguments {
         settings.jobs = jobs ?? config.jobs ?? LaneSettings.defaultJobs
         settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
         settings.shard = shard.flatMap(Shard.init(parsing:))
+        settings.labels = config.labels.merging(Self.pairs(labels)) { _, flag in flag }
+        settings.annotations = config.annotations.merging(Self.pairs(annotations)) { _, flag in flag }
+        settings.source = config.source ?? Self.githubSource(Environment.current)
         return settings
+    }
+
+    /// `KEY=VALUE` flags as a dictionary (a later flag for a key wins).
+    static func pairs(_ texts: [String]) -> [String: String] {
+        var result = [String: String]()
+        for text in texts {
+            guard let equals = text.firstIndex(of: "=") else { continue }
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// The repository's URL on GitHub, from the runner's variables: what GHCR links a package
+    /// to. Nil outside Actions (set `source` in kiln.yaml for the same digests everywhere).
+    static func githubSource(_ environment: [String: String]) -> String? {
+        guard let server = environment["GITHUB_SERVER_URL"], let repository = environment["GITHUB_REPOSITORY"],
+            !server.isEmpty, !repository.isEmpty
+        else { return nil }
+        return server + "/" + repository
+    }
+
+    /// `--label` and `--annotation` for one Dockerfile's build (no lane defaults).
+    var metadata: ImageMetadata {
+        ImageMetadata(labels: Self.pairs(labels), annotations: Self.pairs(annotations))
     }
 
     /// The executor for RUN steps, with the `--secret`s; its working folders are private and
