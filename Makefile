@@ -7,7 +7,7 @@ export KILN_CACHE_DIR := $(CURDIR)/cache
 KILN := $(CURDIR)/.build/debug/kiln
 export KILN_BIN := $(KILN)
 
-.PHONY: all deps build release test demo bench clean fmt lint
+.PHONY: all deps build release man test demo bench clean fmt lint
 
 all: build
 
@@ -25,6 +25,11 @@ test: build release
 # only `apt-get install -y libarchive13 zlib1g libssl3 ca-certificates` (see README.md).
 release: deps
 	@SWIFT=$(SWIFT) scripts/release.sh
+
+# dist/man/kiln.1, from the commands' own help (swift-argument-parser's generate-manual plugin).
+man: deps
+	$(SWIFT) package generate-manual --configuration debug
+	mkdir -p dist/man && cp .build/plugins/GenerateManual/outputs/kiln/kiln.1 dist/man/kiln.1
 
 demo: build
 	@scripts/demo.sh

@@ -18,7 +18,7 @@ struct Kiln: AsyncParsableCommand {
               kiln build --push --pin        build what changed, push, pin
               kiln build --check             exit 1 if a pin is stale
               kiln verify                    every pin exists and is current
-              kiln assemble --pin            after per-platform runs: tag and pin the indexes
+              kiln assemble --pin            tag and pin after per-platform runs
 
             One image:
               kiln build -f app/Dockerfile --platform linux/amd64,linux/arm64 -t REF .

@@ -27,16 +27,45 @@ final class LaneProgress: Sendable {
     /// a `::group::` (every 200 lines or 20 s, and when it finishes), never interleaved.
     private let folds: Bool
 
-    init(json: Bool = false) {
+    /// `--quiet`: nothing at all.
+    private let quiet: Bool
+
+    init(json: Bool = false, quiet: Bool = false, mode: OutputOptions.Progress = .auto) {
         self.json = json
-        live =
-            !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb"
-            && Environment.current["CI"] == nil
-        folds = !json && GitHubActions(environment: Environment.current).isActive
+        self.quiet = quiet && !json
+        switch mode {
+        case .auto:
+            live =
+                !json && isatty(STDERR_FILENO) == 1 && Environment.current["TERM"] != "dumb"
+                && Environment.current["CI"] == nil
+        case .tty: live = !json
+        case .plain: live = false
+        }
+        folds = !json && !live && GitHubActions(environment: Environment.current).isActive
+    }
+
+    /// The terminal's width in columns: stderr's window size, else `$COLUMNS`, else 80.
+    static var terminalWidth: Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        if let columns = Environment.current["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        return 80
+    }
+
+    /// A live line cut to fit `width` columns (one short of it, so no terminal wraps it and the
+    /// redraw's cursor moves stay right). Below 40 columns only the name and the state's first
+    /// word are kept.
+    static func fitted(_ name: String, _ state: String, width: Int) -> String {
+        let room = max(width - 1, 1)
+        var text = "\(name)  \(state)"
+        if width < 40 { text = "\(name) \(state.prefix { $0 != " " && $0 != ":" && $0 != "," })" }
+        guard text.count > room else { return text }
+        return room > 1 ? String(text.prefix(room - 1)) + "…" : String(text.prefix(room))
     }
 
     /// The run's first line: where, and how many processors at once.
     func begin(root: String, jobs: Int) {
+        if quiet { return }
         if json {
             struct Event: Encodable {
                 var event = "lane"
@@ -51,6 +80,7 @@ final class LaneProgress: Sendable {
     }
 
     func observe(_ event: LaneEvent) {
+        if quiet { return }
         let ref = event.ref.description
         if json {
             Self.emit(event)
@@ -78,8 +108,11 @@ final class LaneProgress: Sendable {
             if state.lines[ref] == nil { state.order.append(ref) }
             state.lines[ref] = text
             if live {
+                let width = Self.terminalWidth
                 var output = state.drawn > 0 ? "\u{1B}[\(state.drawn)A" : ""
-                for name in state.order { output += "\u{1B}[2K\(name)  \(state.lines[name]!)\n" }
+                for name in state.order {
+                    output += "\u{1B}[2K\(Self.fitted(name, state.lines[name]!, width: width))\n"
+                }
                 state.drawn = state.order.count
                 FileHandle.standardError.write(Data(output.utf8))
             } else {

@@ -45,8 +45,9 @@ struct BuildCommand: AsyncParsableCommand {
 
             Examples:
               kiln build -f tools/llm/litellm/1/Dockerfile .
-              kiln build -f app/Dockerfile --platform linux/amd64,linux/arm64 -t ghcr.io/acme/app:v1 .
-              kiln build -f Dockerfile --build-arg VERSION=1.2 -o oci:out:v1 --json ./context
+              kiln build -f app/Dockerfile --platform linux/amd64,linux/arm64 \\
+                  -t ghcr.io/acme/app:v1 .
+              kiln build -f Dockerfile --build-arg VERSION=1.2 -o oci:out:v1 ./context
             """)
 
     @Argument(

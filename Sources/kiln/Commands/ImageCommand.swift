@@ -18,7 +18,8 @@ struct ImageCreate: ParsableCommand {
             The layer is made once and shared by every platform's image; with more than one
             --platform the result is an OCI image index. The layout can be read by skopeo and umoci:
 
-              kiln image create --from ./app --prefix /app --platform linux/amd64,linux/arm64 \\
+              kiln image create --from ./app --prefix /app \\
+                  --platform linux/amd64,linux/arm64 \\
                   --workdir /app --cmd /app/run.sh -o oci:out:v1
               skopeo inspect --raw oci:out:v1
             """)

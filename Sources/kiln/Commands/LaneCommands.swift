@@ -21,13 +21,20 @@ func runLaneCommand(
         settings.pin = pin
         let store = try store.open()
         settings.executor = lane.executor(config: settings.config)
-        let progress = LaneProgress(json: output.json)
+        let progress = LaneProgress(json: output.json, quiet: output.quiet, mode: output.progress)
         progress.begin(root: settings.config.root, jobs: settings.jobs)
         let reports = try await registry.withClient { client in
             try await Lane(settings: settings, store: store, client: client, observer: progress.observe).run(mode)
         }
-        LaneOutput.render(reports, json: output.json)
-        for report in reports where report.status == .notBuildable {
+        if output.json || !output.quiet {
+            LaneOutput.render(reports, json: output.json)
+        } else {
+            // Quiet: only what went wrong.
+            for report in reports where report.status == .failed || report.status == .stale {
+                Output.errorLine("kiln: \(report.ref) \(report.status.rawValue): \(report.message ?? "")")
+            }
+        }
+        for report in reports where report.status == .notBuildable && !output.quiet {
             Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
         }
         let seconds = Elapsed.seconds(since: started)
@@ -74,12 +81,16 @@ struct PlanCommand: AsyncParsableCommand {
 
               kiln plan
               kiln plan --ref llm/litellm@1 --json
+              kiln plan --exit-code --quiet || echo "something to build"
             """)
+
+    @Flag(name: .customLong("exit-code"), help: "Exit 1 when something would be built (0 when every key is built).")
+    var exitCode = false
 
     @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await options.run(.plan)
+        try await options.run(.plan, failing: exitCode ? [.wouldBuild] : [])
     }
 }
 
@@ -170,7 +181,8 @@ struct PinCommand: ParsableCommand {
             only that value (or adding the key with the file's indentation), atomically. The same rules as the \
             lane's --pin.
 
-              kiln pin --ref llm/litellm@1 --platform amd64 --oci ghcr.io/acme/llm-litellm@sha256:…
+              kiln pin --ref llm/litellm@1 --platform amd64 \\
+                  --oci ghcr.io/acme/llm-litellm@sha256:…
               kiln pin --ref llm/litellm@1 --oci ghcr.io/acme/llm-litellm@sha256:…
             """)
 

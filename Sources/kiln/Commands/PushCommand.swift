@@ -16,9 +16,9 @@ struct PushCommand: AsyncParsableCommand {
             Examples:
               kiln push out:v1 ghcr.io/acme/tools/llm-litellm:v1
               kiln push oci:out:v1 127.0.0.1:5000/acme/app:v1 --json
-              echo "$TOKEN" | kiln push out:v1 registry.example.com/app:v1 --username ci --password-stdin
-              kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1     # several images, one connection \
-              pool
+              echo "$TOKEN" | kiln push out:v1 registry.example.com/app:v1 \\
+                  --username ci --password-stdin
+              kiln push a:v1 ghcr.io/acme/a:v1 b:v1 ghcr.io/acme/b:v1   # two images
 
             With several pairs, images go up --jobs at a time (each with its own --upload-jobs), and --json \
             prints an array.
