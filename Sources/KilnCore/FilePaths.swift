@@ -149,6 +149,7 @@ package enum FilePaths {
     /// `path` unchanged.
     package static func relative(_ path: String, to root: String) -> String {
         let root = root.hasSuffix("/") && root != "/" ? String(root.dropLast()) : root
+        if path == root { return "." }
         guard path.hasPrefix(root == "/" ? "/" : root + "/") else { return path }
         return String(path.dropFirst(root == "/" ? 1 : root.count + 1))
     }

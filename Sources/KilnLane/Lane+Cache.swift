@@ -154,6 +154,12 @@ extension Lane {
                         descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
                     report.pushedBytes += copy.bytesUploaded + descriptor.size
                 }
+                if settings.provenance, let inputKey = keys.first(where: { $0.platform == platform })?.key {
+                    let statement = try provenanceStatement(
+                        processor: job.processor, platform: platform, key: inputKey, image: descriptor,
+                        repository: repository)
+                    report.pushedBytes += try await attachProvenance(statement, to: descriptor, in: repository)
+                }
                 observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))
             }
             try store.setRecord(

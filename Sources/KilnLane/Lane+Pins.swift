@@ -1,3 +1,4 @@
+import KilnBuild
 import KilnCore
 import KilnOCI
 import KilnPin
@@ -114,10 +115,10 @@ extension Lane {
     /// `kiln verify`: every digest the file pins exists in its registry, and the pins are those
     /// of the current inputs.
     func verify(
-        _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform],
-        found: [Platform: Descriptor],
-        complete: Bool
+        _ processor: Processor, report: ProcessorReport, repository: Repository,
+        keys: [(platform: Platform, key: InputKey)], found: [Platform: Descriptor], complete: Bool
     ) async throws -> ProcessorReport {
+        let platforms = keys.map(\.platform)
         var report = report
         let text = try Self.readText(processor.file)
         var problems = [String]()
@@ -153,6 +154,20 @@ extension Lane {
             if expected != digest {
                 let why = report.platforms.first { $0.platform == platform?.description && $0.cache == "miss" }?.reason
                 problems.append("\(name) is not the image of the current inputs" + (why.map { " (\($0))" } ?? ""))
+                continue
+            }
+            guard settings.verifyProvenance else { continue }
+            // Provenance is attached to each platform image: the pinned one, or every one the
+            // pinned index lists.
+            let images =
+                platform.map { [($0, digest)] } ?? platforms.compactMap { p in found[p].map { (p, $0.digest) } }
+            for (imagePlatform, image) in images {
+                guard let key = keys.first(where: { $0.platform == imagePlatform })?.key else { continue }
+                if let problem = try await provenanceProblem(
+                    of: image, in: reference.repository, key: key, name: "\(name) (\(imagePlatform))")
+                {
+                    problems.append(problem)
+                }
             }
         }
         report.status = problems.isEmpty ? .ok : .stale

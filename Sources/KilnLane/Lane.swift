@@ -41,6 +41,16 @@ package struct LaneSettings: Sendable {
     package var annotations: [String: String] = [:]
     /// `org.opencontainers.image.source` (kiln.yaml `source`, else the GitHub repository's URL).
     package var source: String?
+    /// Push a provenance statement next to each image built (`--no-provenance`, kiln.yaml
+    /// `provenance: false` turn it off).
+    package var provenance = true
+    /// `kiln verify --provenance`: also check each pinned image's provenance.
+    package var verifyProvenance = false
+    /// The commit the repository is at, for provenance (`$GITHUB_SHA`, else `.git`).
+    package var revision: String?
+    /// Who ran the build, for provenance: the GitHub Actions run's URL on a runner.
+    package var builderID: String?
+    package var invocationID: String?
 
     package init(config: LaneConfig, layerOptions: LayerOptions) {
         self.config = config
@@ -263,8 +273,7 @@ package struct Lane: Sendable {
                 complete: complete)
         case .verify:
             return try await verify(
-                processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found,
-                complete: complete)
+                processor, report: report, repository: repository, keys: keys, found: found, complete: complete)
         case .assemble:
             if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
                 throw LaneError.missingPlatform(

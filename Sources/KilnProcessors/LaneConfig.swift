@@ -70,6 +70,8 @@ package struct LaneConfig: Sendable {
     /// `source:`: the repository's URL for `org.opencontainers.image.source` (GHCR links a
     /// package to its repository through it); default `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`.
     package var source: String?
+    /// `provenance:`: push a provenance statement next to each image (nil: the default, on).
+    package var provenance: Bool?
 
     package init(root: String) { self.root = root }
 
@@ -104,6 +106,7 @@ package struct LaneConfig: Sendable {
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
             "context-relative-to", "mirrors", "bases", "reuse-by-reads", "labels", "annotations", "source",
+            "provenance",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -210,6 +213,7 @@ package struct LaneConfig: Sendable {
         config.labels = try document.stringMap("labels") ?? [:]
         config.annotations = try document.stringMap("annotations") ?? [:]
         config.source = try document.string("source")
+        config.provenance = try document.bool("provenance")
         return config
     }
 

@@ -83,6 +83,28 @@ extension RegistryClient {
         return digest
     }
 
+    /// `GET /v2/NAME/referrers/DIGEST` (distribution spec v1.1): the manifests whose `subject` is
+    /// `digest`, or nil when the registry has no referrers API (distribution 2.8 and GHCR answer
+    /// 404; then the `sha256-HEX` tag stands in for it, `referrersTag`).
+    package func referrers(of digest: Digest, in repository: Repository) async throws(RegistryError) -> [Descriptor]? {
+        let operation = "list referrers of \(digest.short) in \(repository)"
+        let request = RegistryRequest(
+            method: .GET, target: .path("/v2/\(repository.path)/referrers/\(digest)"),
+            headers: [("Accept", MediaType.ociIndex.rawValue)], operation: operation,
+            scopes: [Scope.pull(repository)], idempotent: true, maxResponseBody: Self.manifestLimit)
+        let response = try await send(request, to: repository.registry)
+        if response.status == 404 || response.status == 405 { return nil }
+        try response.expect([200], operation)
+        guard let index = try? CanonicalJSON.decode(ImageIndex.self, from: response.body, what: "referrers") else {
+            return nil
+        }
+        return index.manifests
+    }
+
+    /// The tag that lists the referrers of `digest` where a registry has no referrers API
+    /// (distribution spec v1.1, "Referrers Tag Schema"): `sha256-HEX`, an index.
+    package static func referrersTag(_ digest: Digest) -> String { "sha256-" + digest.hex }
+
     /// A small blob's bytes (an image config), verified against its digest. Follows a redirect
     /// to a storage URL without sending credentials there.
     package func fetchBlob(_ digest: Digest, from repository: Repository, limit: Int = 16 << 20)

@@ -11,7 +11,8 @@ import KilnProcessors
 func runLaneCommand(
     _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions,
     output: OutputOptions,
-    push: Bool = false, pin: Bool = false, summary: String? = nil, failing: Set<ProcessorReport.Status>
+    push: Bool = false, pin: Bool = false, summary: String? = nil, verifyProvenance: Bool = false,
+    failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
     let started = Elapsed.now()
@@ -19,6 +20,7 @@ func runLaneCommand(
         var settings = try lane.settings(platforms: platforms)
         settings.push = push
         settings.pin = pin
+        settings.verifyProvenance = verifyProvenance
         let store = try store.open()
         settings.executor = lane.executor(config: settings.config)
         let progress = LaneProgress(json: output.json, quiet: output.quiet, mode: output.progress)
@@ -63,9 +65,12 @@ struct LaneRunOptions: ParsableArguments {
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    func run(_ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = []) async throws {
+    func run(_ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = [], verifyProvenance: Bool = false)
+        async throws
+    {
         try await runLaneCommand(
-            mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output, failing: failing)
+            mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output,
+            verifyProvenance: verifyProvenance, failing: failing)
     }
 }
 
@@ -124,13 +129,20 @@ struct VerifyCommand: AsyncParsableCommand {
             drifted ones and exits 1 if there are any.
 
               kiln verify
-              kiln verify --json
+              kiln verify --provenance --json
+
+            With --provenance, each pinned image must also have a provenance statement attached (an \
+            in-toto artifact whose subject is the image, found through the referrers API or the \
+            sha256-HEX tag) that records the current inputs' key.
             """)
+
+    @Flag(help: "Also check each pinned image's provenance against the current inputs.")
+    var provenance = false
 
     @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await options.run(.verify, failing: [.stale])
+        try await options.run(.verify, failing: [.stale], verifyProvenance: provenance)
     }
 }
 

@@ -91,6 +91,11 @@ struct LaneOptions: ParsableArguments {
     var budget: String = "10m"
 
     @Flag(
+        name: .customLong("no-provenance"),
+        help: "Push no provenance statement next to the images (kiln.yaml: provenance: false).")
+    var noProvenance = false
+
+    @Flag(
         name: .customLong("no-reuse-by-reads"),
         help:
             "Reuse RUN steps by their position only: no tracing, and a step after a changed COPY always runs (kiln.yaml: reuse-by-reads: false)."
@@ -165,6 +170,13 @@ struct LaneOptions: ParsableArguments {
         settings.labels = config.labels.merging(Self.pairs(labels)) { _, flag in flag }
         settings.annotations = config.annotations.merging(Self.pairs(annotations)) { _, flag in flag }
         settings.source = config.source ?? Self.githubSource(Environment.current)
+        settings.provenance = !noProvenance && (config.provenance ?? true)
+        let environment = Environment.current
+        settings.revision = GitRevision.current(root: root, environment: environment)
+        if let repository = Self.githubSource(environment), let run = environment["GITHUB_RUN_ID"], !run.isEmpty {
+            settings.builderID = repository + "/actions/runs/" + run
+            settings.invocationID = run + "/" + (environment["GITHUB_RUN_ATTEMPT"] ?? "1")
+        }
         return settings
     }
 

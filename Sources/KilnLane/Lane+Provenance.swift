@@ -1,0 +1,174 @@
+import Foundation
+import KilnBuild
+import KilnCore
+import KilnOCI
+import KilnProcessors
+import KilnRegistry
+
+/// Provenance for each image the lane pushes: an in-toto statement with a SLSA provenance v1
+/// predicate (the input key, the context files and bases by digest, the Dockerfile, kiln's
+/// version, the git revision), pushed as an OCI artifact whose `subject` is the image. Registries
+/// with the referrers API list it there; for the others (distribution 2.8, GHCR) the
+/// `sha256-HEX` tag holds an index of the image's referrers. The image itself never changes.
+extension Lane {
+    /// kiln's build type: what `externalParameters` and `internalParameters` mean.
+    static let buildType = "https://kiln.build/provenance/lane/v1"
+
+    /// The statement for `image`, the build of `processor` for `platform` with `key`.
+    func provenanceStatement(
+        processor: Processor, platform: Platform, key: InputKey, image: Descriptor, repository: Repository
+    ) throws -> ProvenanceStatement {
+        let root = settings.config.root
+        let dockerfile = FilePaths.relative(processor.dockerfile, to: root)
+        let dockerfileBytes = try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20)
+        var dependencies = [ProvenanceStatement.ResourceDescriptor]()
+        if let source = settings.source, let revision = settings.revision {
+            dependencies.append(.init(uri: "git+\(source)", digest: ["gitCommit": revision]))
+        }
+        dependencies.append(.init(name: dockerfile, digest: ["sha256": Digest.sha256(of: dockerfileBytes).hex]))
+        let context = FilePaths.relative(processor.context, to: root)
+        for (path, leaf) in key.parts.files.sorted(by: { $0.key < $1.key }) {
+            // "file MODE HEX": a context file the COPY/ADD instructions read.
+            let fields = leaf.split(separator: " ")
+            guard fields.count == 3, fields[0] == "file" else { continue }
+            let name = context == "." ? path : context + "/" + path
+            dependencies.append(.init(name: name, digest: ["sha256": String(fields[2])]))
+        }
+        for base in key.parts.bases {
+            // "REFERENCE sha256:HEX": a base or --from image by its platform manifest.
+            let fields = base.split(separator: " ")
+            guard fields.count == 2, let digest = try? Digest(parsing: String(fields[1])) else { continue }
+            dependencies.append(.init(uri: "oci://\(fields[0])", digest: ["sha256": digest.hex]))
+        }
+        var external = [
+            "processor": processor.ref.description, "platform": platform.description, "dockerfile": dockerfile,
+            "context": context,
+        ]
+        if let source = settings.source { external["source"] = source }
+        if let revision = settings.revision { external["revision"] = revision }
+        var parameters = ["inputKey": key.digest.description, "keyFormat": key.parts.format]
+        for (name, value) in key.parts.args { parameters["buildArg." + name] = value }
+        let definition = ProvenanceStatement.BuildDefinition(
+            buildType: Self.buildType, externalParameters: external, internalParameters: parameters,
+            resolvedDependencies: dependencies)
+        let run = ProvenanceStatement.RunDetails(
+            builder: .init(id: settings.builderID ?? "kiln", version: ["kiln": KilnVersion.current]),
+            metadata: settings.invocationID.map { ["invocationId": $0] })
+        return ProvenanceStatement(
+            subject: [.init(name: repository.description, digest: ["sha256": image.digest.hex])],
+            predicate: .init(buildDefinition: definition, runDetails: run))
+    }
+
+    /// Pushes `statement` as an artifact whose subject is `image` in `repository`, and lists it
+    /// under the referrers tag when the registry has no referrers API. The bytes uploaded.
+    func attachProvenance(_ statement: ProvenanceStatement, to image: Descriptor, in repository: Repository)
+        async throws -> Int64
+    {
+        let blob = try store.put(try CanonicalJSON.encode(statement), mediaType: ProvenanceStatement.mediaType)
+        let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
+        let manifest = ProvenanceStatement.artifact(statement: blob, empty: empty, subject: image)
+        var artifact = try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
+        let pusher = ImagePusher(client: client)
+        let pushed = try await pusher.push(
+            artifact, from: store, to: ImageReference(repository: repository, digest: artifact.digest))
+        var bytes = pushed.bytesUploaded + artifact.size
+        if try await client.referrers(of: image.digest, in: repository) != nil { return bytes }
+        // No referrers API: the image's referrers tag lists the artifact (a read, an added
+        // entry, a write; two runs attaching to one image at once is not a lane's case).
+        artifact.artifactType = ProvenanceStatement.mediaType
+        let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image.digest))
+        var entries = [Descriptor]()
+        if try await client.headManifest(tag) != nil {
+            let current = try await client.fetchManifest(tag)
+            if let index = try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag") {
+                entries = index.manifests
+            }
+        }
+        guard !entries.contains(where: { $0.digest == artifact.digest }) else { return bytes }
+        entries.append(artifact)
+        let index = try Encoded(ImageIndex(manifests: entries), mediaType: .ociIndex)
+        _ = try store.put(index.bytes, mediaType: .ociIndex)
+        try await pusher.putManifest(
+            index.bytes, mediaType: .ociIndex, to: repository, reference: tag.tag ?? "", from: store)
+        bytes += Int64(index.bytes.count)
+        return bytes
+    }
+
+    /// The provenance statements attached to `image` in `repository` (referrers API, else the
+    /// referrers tag), each checked against the artifact's own digests.
+    func provenance(of image: Digest, in repository: Repository) async throws -> [ProvenanceStatement] {
+        var entries = try await client.referrers(of: image, in: repository)
+        if entries == nil {
+            let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
+            entries = []
+            if try await client.headManifest(tag) != nil {
+                let current = try await client.fetchManifest(tag)
+                entries =
+                    (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?
+                    .manifests ?? []
+            }
+        }
+        var statements = [ProvenanceStatement]()
+        for entry in entries ?? []
+        where entry.artifactType == ProvenanceStatement.mediaType || entry.artifactType == nil {
+            let fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: entry.digest))
+            guard let manifest = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "artifact"),
+                manifest.artifactType == ProvenanceStatement.mediaType, manifest.subject?.digest == image,
+                let layer = manifest.layers.first
+            else { continue }
+            let bytes = try await client.fetchBlob(layer.digest, from: repository, limit: 16 << 20)
+            if let statement = try? CanonicalJSON.decode(ProvenanceStatement.self, from: bytes, what: "provenance") {
+                statements.append(statement)
+            }
+        }
+        return statements
+    }
+
+    /// `kiln verify --provenance`: what is wrong with `image`'s provenance, for the build with
+    /// `key` (nil when a statement names the image and that key).
+    func provenanceProblem(of image: Digest, in repository: Repository, key: InputKey, name: String) async throws
+        -> String?
+    {
+        let statements = try await provenance(of: image, in: repository)
+        guard !statements.isEmpty else { return "\(name) has no provenance attached" }
+        let matching = statements.filter { $0.subject.contains { $0.digest["sha256"] == image.hex } }
+        guard !matching.isEmpty else { return "the provenance attached to \(name) names another image" }
+        let keys = matching.compactMap { $0.predicate.buildDefinition.internalParameters["inputKey"] }
+        guard keys.contains(key.digest.description) else {
+            return
+                "the provenance of \(name) records input key \(keys.first.map { String($0.prefix(19)) } ?? "?")…, not the current inputs' \(key.digest.short)"
+        }
+        return nil
+    }
+}
+
+/// The commit a checkout is at: `$GITHUB_SHA`, else `.git/HEAD` followed through its ref.
+package enum GitRevision {
+    package static func current(root: String, environment: [String: String]) -> String? {
+        if let sha = environment["GITHUB_SHA"], !sha.isEmpty { return sha }
+        var git = root + "/.git"
+        if let text = read(git), text.hasPrefix("gitdir: ") {
+            let path = String(text.dropFirst("gitdir: ".count))
+            git = path.hasPrefix("/") ? path : root + "/" + path
+        }
+        guard let head = read(git + "/HEAD") else { return nil }
+        guard head.hasPrefix("ref: ") else { return isCommit(head) ? head : nil }
+        let ref = String(head.dropFirst("ref: ".count))
+        if let value = read(git + "/" + ref), isCommit(value) { return value }
+        for line in (read(git + "/packed-refs") ?? "").split(separator: "\n") where line.hasSuffix(" " + ref) {
+            let value = String(line.prefix { $0 != " " })
+            if isCommit(value) { return value }
+        }
+        return nil
+    }
+
+    static func read(_ path: String) -> String? {
+        (try? ReadableFile.readAll(path: path, limit: 1 << 20)).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    static func isCommit(_ text: String) -> Bool {
+        (text.count == 40 || text.count == 64) && text.allSatisfy(\.isHexDigit)
+    }
+}

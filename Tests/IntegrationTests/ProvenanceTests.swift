@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+/// Provenance next to each pushed image: an in-toto statement (SLSA provenance v1) in an OCI
+/// artifact whose subject is the image, listed by the referrers tag on distribution 2.8, read
+/// back with curl and checked by `kiln verify --provenance`.
+@Suite("Provenance attached to the lane's images")
+struct ProvenanceTests {
+    static func get(_ url: String) throws -> Data {
+        let result = try Tools.run([
+            "curl", "-fsS", "-H",
+            "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json", url,
+        ])
+        try #require(result.status == 0, "curl \(url): \(result.stderr)")
+        return result.stdoutBytes
+    }
+
+    static func json(_ data: Data) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test(
+        "each pushed image gets a statement naming its input key, Dockerfile, files, bases and commit; the image is the same without it"
+    )
+    func statement() throws {
+        try Tools.require("curl", package: "curl")
+        let fixture = try LaneFixture("provenance")
+        let github = ["GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567", "GITHUB_RUN_ID": "77"]
+        let reports = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1"], environment: github)
+        let echo = try #require(reports["text/echo@1"])
+        let repository = try #require(echo["repository"] as? String)
+        let platform = try #require((echo["platforms"] as? [[String: Any]])?.first)
+        let image = try #require(platform["digest"] as? String)
+        let key = try #require(platform["key"] as? String)
+        let name = String(repository.drop { $0 != "/" }.dropFirst())
+        let base = "http://\(fixture.registryHost)/v2/\(name)"
+
+        // distribution 2.8 has no referrers API: the sha256-HEX tag lists the artifact.
+        let listing = try Self.json(try Self.get("\(base)/manifests/sha256-\(image.dropFirst(7))"))
+        let entries = try #require(listing["manifests"] as? [[String: Any]])
+        let entry = try #require(entries.first { $0["artifactType"] as? String == "application/vnd.in-toto+json" })
+        let artifact = try Self.json(try Self.get("\(base)/manifests/\(entry["digest"] as? String ?? "")"))
+        #expect((artifact["subject"] as? [String: Any])?["digest"] as? String == image)
+        let layer = try #require((artifact["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        let statement = try Self.json(try Self.get("\(base)/blobs/\(layer)"))
+        #expect(statement["_type"] as? String == "https://in-toto.io/Statement/v1")
+        #expect(statement["predicateType"] as? String == "https://slsa.dev/provenance/v1")
+        let subject = (statement["subject"] as? [[String: Any]])?.first
+        #expect((subject?["digest"] as? [String: String])?["sha256"] == String(image.dropFirst(7)))
+        let predicate = try #require(statement["predicate"] as? [String: Any])
+        let definition = try #require(predicate["buildDefinition"] as? [String: Any])
+        #expect((definition["internalParameters"] as? [String: String])?["inputKey"] == "sha256:\(key)")
+        #expect((definition["externalParameters"] as? [String: String])?["revision"] == github["GITHUB_SHA"])
+        let dependencies = try #require(definition["resolvedDependencies"] as? [[String: Any]])
+        func dependency(_ name: String) -> String? {
+            (dependencies.first { $0["name"] as? String == name }?["digest"] as? [String: String])?["sha256"]
+        }
+        let sums = try Tools.shell(
+            "cd '\(fixture.repo)' && sha256sum tools/text/echo/1/Dockerfile code/libs/textkit/normalize.py")
+        for line in sums.stdout.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            #expect(dependency(String(fields[1])) == String(fields[0]), "\(fields[1]) by its digest: \(dependencies)")
+        }
+        let baseRepository = "oci://\(fixture.registryHost)/fixtures/busybox@sha256:"
+        #expect(dependencies.contains { ($0["uri"] as? String)?.hasPrefix(baseRepository) == true }, "\(dependencies)")
+        let runDetails = predicate["runDetails"] as? [String: Any]
+        #expect(((runDetails?["builder"] as? [String: Any])?["version"] as? [String: String])?["kiln"] != nil)
+
+        // The same processor without provenance, into another registry: the same image.
+        let plain = try LaneFixture("provenance-plain")
+        let without = try plain.run(
+            ["build", "--push", "--pin", "--ref", "text/echo@1", "--no-provenance"], environment: github)
+        let plainDigest = (without["text/echo@1"]?["platforms"] as? [[String: Any]])?.first?["digest"] as? String
+        #expect(plainDigest == image, "provenance does not change the image")
+    }
+
+    @Test("verify --provenance passes for pins the lane attached provenance to, and names a pinned image without one")
+    func verify() throws {
+        let fixture = try LaneFixture("provenance-verify")
+        _ = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1"])
+        let good = try fixture.run(["verify", "--provenance", "--ref", "text/echo@1"])
+        #expect(good["text/echo@1"]?["status"] as? String == "ok", "\(good)")
+
+        try fixture.append("code/libs/textkit/normalize.py", "# changed\n")
+        _ = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1", "--no-provenance"])
+        let plain = try fixture.run(["verify", "--ref", "text/echo@1"])
+        #expect(plain["text/echo@1"]?["status"] as? String == "ok", "without --provenance the pins are fine")
+        let missing = try fixture.run(["verify", "--provenance", "--ref", "text/echo@1"], expect: 1)
+        let report = try #require(missing["text/echo@1"])
+        #expect(report["status"] as? String == "stale")
+        #expect((report["message"] as? String)?.contains("has no provenance attached") == true, "\(report)")
+    }
+}
