@@ -77,13 +77,7 @@ extension Lane {
         // entry, a write; two runs attaching to one image at once is not a lane's case).
         artifact.artifactType = ProvenanceStatement.mediaType
         let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image.digest))
-        var entries = [Descriptor]()
-        if try await client.headManifest(tag) != nil {
-            let current = try await client.fetchManifest(tag)
-            if let index = try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag") {
-                entries = index.manifests
-            }
-        }
+        var entries = try await referrersTagEntries(of: image.digest, in: repository)
         guard !entries.contains(where: { $0.digest == artifact.digest }) else { return bytes }
         entries.append(artifact)
         let index = try Encoded(ImageIndex(manifests: entries), mediaType: .ociIndex)
@@ -98,16 +92,7 @@ extension Lane {
     /// referrers tag), each checked against the artifact's own digests.
     func provenance(of image: Digest, in repository: Repository) async throws -> [ProvenanceStatement] {
         var entries = try await client.referrers(of: image, in: repository)
-        if entries == nil {
-            let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
-            entries = []
-            if try await client.headManifest(tag) != nil {
-                let current = try await client.fetchManifest(tag)
-                entries =
-                    (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?
-                    .manifests ?? []
-            }
-        }
+        if entries == nil { entries = try await referrersTagEntries(of: image, in: repository) }
         var statements = [ProvenanceStatement]()
         for entry in entries ?? []
         where entry.artifactType == ProvenanceStatement.mediaType || entry.artifactType == nil {
@@ -122,6 +107,14 @@ extension Lane {
             }
         }
         return statements
+    }
+
+    /// What the referrers tag of `image` lists (none when there is no such tag).
+    func referrersTagEntries(of image: Digest, in repository: Repository) async throws -> [Descriptor] {
+        let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
+        guard try await client.headManifest(tag) != nil else { return [] }
+        let current = try await client.fetchManifest(tag)
+        return (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?.manifests ?? []
     }
 
     /// `kiln verify --provenance`: what is wrong with `image`'s provenance, for the build with

@@ -46,7 +46,10 @@ extension ContentStore {
             throw .unreadable(path: path, error)
         }
         do {
-            return try JSONDecoder().decode(Record.self, from: Data(bytes))
+            let record = try JSONDecoder().decode(Record.self, from: Data(bytes))
+            // Looked up now: what `prunePlan` goes by.
+            touch(path)
+            return record
         } catch {
             throw .invalidRecord(path: path, reason: "\(error)")
         }
