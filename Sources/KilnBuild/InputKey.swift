@@ -74,7 +74,8 @@ package final class ContextHasher: Sendable {
 /// they do not reach the image.
 package struct InputKey: Sendable {
     /// Bump when a change to kiln makes the same inputs give different bytes.
-    package static let format = "kiln-input-key/1"
+    /// `/2`: gzip became parallel (`ParallelGzip`), so every layer's bytes changed once.
+    package static let format = "kiln-input-key/2"
 
     /// What the key is made of, kept so a later key can say which part changed.
     package struct Parts: Codable, Sendable, Equatable {

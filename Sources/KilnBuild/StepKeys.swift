@@ -14,7 +14,8 @@ import KilnOCI
 /// the instruction. `ENV`, `WORKDIR` and the like need nothing more: they are instructions
 /// before, so they are in the parent key.
 package enum StepKeys {
-    package static let format = "kiln-step-key/2"
+    /// `/3`: layers are gzipped in parallel blocks (`ParallelGzip`), so a checkpoint's bytes changed.
+    package static let format = "kiln-step-key/3"
 
     /// One instruction and the key of the state after it.
     package struct Step: Sendable {

@@ -13,7 +13,7 @@ import KilnOCI
 /// size of the files.
 ///
 /// Same entries and options give byte-identical blobs on any machine: order, times, owners,
-/// names and the gzip header are all fixed (see `LayerPlan`, `TarWriter`, `GzipDeflater`).
+/// names and the gzip header are all fixed (see `LayerPlan`, `TarWriter`, `ParallelGzip`).
 package enum LayerWriter {
     /// Writes the layer for `entries` to `output`.
     /// - Throws: `LayerError` naming the path at fault. The output may hold a partial blob then;
@@ -105,7 +105,7 @@ package enum LayerWriter {
 private final class Pipeline {
     let diffHasher = SHA256Hasher()
     let blobHasher: SHA256Hasher?
-    let deflater: GzipDeflater?
+    let deflater: ParallelGzip?
     let output: any ByteSink
     var uncompressedSize: Int64 = 0
     var compressedSize: Int64 = 0
@@ -117,7 +117,7 @@ private final class Pipeline {
         switch options.compression {
         case .gzip(let level):
             guard (0...9).contains(level) else { throw .compression("level \(level) is outside 0...9") }
-            deflater = try GzipDeflater(level: Int32(level))
+            deflater = try ParallelGzip(level: Int32(level))
             blobHasher = SHA256Hasher()
         case .none:
             deflater = nil
