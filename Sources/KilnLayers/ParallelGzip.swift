@@ -39,7 +39,10 @@ package final class ParallelGzip {
     private let done = DispatchSemaphore(value: 0)
     private let slots: DispatchSemaphore
     private var inFlight = 0
-    private static let queue = DispatchQueue(label: "kiln.gzip", qos: .userInitiated, attributes: .concurrent)
+    /// Threads of their own, not a dispatch queue: the callers block on these blocks from
+    /// dispatch's threads (`BlockingWork`), and on Linux dispatch adds a thread to a starved pool
+    /// only after seconds, so blocks queued behind their own waiting writers stalled a lane.
+    private static let workers = Workers(count: ProcessInfo.processInfo.activeProcessorCount)
 
     /// Blocks compressed and not yet emitted, by index (filled by the workers).
     final class Finished: Sendable {
@@ -112,7 +115,7 @@ package final class ParallelGzip {
         }
         inFlight += 1
         let (level, results, done, slots) = (self.level, self.results, self.done, self.slots)
-        Self.queue.async {
+        Self.workers.submit {
             let outcome = Self.deflateBlock(block, dictionary: primer, level: level, final: final)
             results.put(index, outcome)
             slots.signal()
@@ -183,5 +186,41 @@ package final class ParallelGzip {
         output.removeSubrange(produced...)
         let check = input.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) }
         return .success(Compressed(bytes: output, crc: check, length: input.count))
+    }
+}
+
+extension ParallelGzip {
+    /// A fixed set of threads taking jobs in order.
+    final class Workers: @unchecked Sendable {
+        private let condition = NSCondition()
+        /// Waiting jobs, oldest first (a few per writer: each writer bounds its blocks in flight).
+        private var jobs = [() -> Void]()
+
+        init(count: Int) {
+            for index in 0..<max(1, count) {
+                let thread = Thread { [unowned self] in self.work() }
+                thread.name = "kiln.gzip.\(index)"
+                thread.qualityOfService = .userInitiated
+                thread.start()
+            }
+        }
+
+        func submit(_ job: @escaping () -> Void) {
+            condition.lock()
+            jobs.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+
+        private func work() {
+            while true {
+                condition.lock()
+                while jobs.isEmpty { condition.wait() }
+                // Taken out, so a block's input is freed as soon as it is compressed.
+                let job = jobs.removeFirst()
+                condition.unlock()
+                job()
+            }
+        }
     }
 }

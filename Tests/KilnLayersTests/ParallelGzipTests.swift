@@ -1,4 +1,5 @@
 import Foundation
+import KilnCore
 import KilnLayers
 import KilnTestSupport
 import Testing
