@@ -56,11 +56,12 @@ let package = Package(
                 "KilnCore", "KilnOCI", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild", "KilnPin",
                 "KilnProcessors",
             ]),
+        .target(name: "KilnBench", dependencies: ["KilnCore", "KilnProcessors", "KilnLane"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnDockerfile", "KilnBuild",
-                "KilnPin", "KilnProcessors", "KilnLane",
+                "KilnPin", "KilnProcessors", "KilnLane", "KilnBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -84,6 +85,8 @@ let package = Package(
                 "KilnLane", "KilnBuild", "KilnCore", "KilnLayers", "KilnOCI", "KilnProcessors", "KilnRegistry",
                 "KilnStore",
             ]),
+        .testTarget(
+            name: "KilnBenchTests", dependencies: ["KilnBench", "KilnLane", "KilnProcessors", "KilnTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnTestSupport"]),

@@ -6,7 +6,8 @@
 # python3 for the test token server), buildah for the Dockerfile differential tests and RUN steps,
 # strace to record what each RUN step touches, qemu-user-static for arm64 RUN steps (the tests
 # register it with binfmt_misc), and arm64 package lists so those tests can fetch
-# busybox-static:arm64 with apt-get download, and debootstrap for the release test's bare Debian.
+# busybox-static:arm64 with apt-get download, debootstrap for the release test's bare Debian, and
+# Chromium's headless shell to check that kiln bench's report page renders.
 set -euo pipefail
 
 packages=()
@@ -39,6 +40,7 @@ need_tool strace strace
 need_tool buildah buildah
 need_tool qemu-aarch64-static qemu-user-static
 need_tool debootstrap debootstrap
+need_tool chromium-headless-shell chromium-headless-shell
 [ -x /usr/bin/time ] || packages+=(time)
 needs_arm64=false
 dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 || needs_arm64=true

@@ -20,6 +20,8 @@ package enum ChildProcess {
         package var output: String
         /// It ran past its timeout and was stopped.
         package var timedOut = false
+        /// Peak resident memory of the child (or of the largest child it waited for), in bytes.
+        package var peakMemory: Int64 = 0
     }
 
     /// How much of a child's output is kept for `Outcome.output`.
@@ -38,12 +40,14 @@ package enum ChildProcess {
     /// - Parameters:
     ///   - environment: the child's environment (`NAME=value`); the parent's when nil.
     ///   - timeout: seconds it may run; unlimited when nil.
+    ///   - standardOutput: a file that gets the child's standard output (created or truncated);
+    ///     only its standard error then reaches `line` and the outcome.
     ///   - line: called with each line of output as it arrives (without the newline).
     package static func run(
         _ program: String, _ arguments: [String], environment: [String]? = nil, timeout: Double? = nil,
-        line: @escaping @Sendable (String) -> Void = { _ in }
+        standardOutput: String? = nil, line: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws(LaunchError) -> Outcome {
-        let child = try spawn(program, arguments, environment: environment)
+        let child = try spawn(program, arguments, environment: environment, standardOutput: standardOutput)
         let timer = timeout.map { seconds in
             let source = DispatchSource.makeTimerSource(queue: .global())
             source.schedule(deadline: .now() + seconds)
@@ -120,19 +124,24 @@ package enum ChildProcess {
             if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
             close(output)
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            var usage = rusage()
+            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
             reaped.withLock { $0 = true }
             Interruption.holdIfStopping()
             let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             if tail.count > ChildProcess.tailLimit { tail.removeFirst(tail.count - ChildProcess.tailLimit) }
             var outcome = Outcome(status: exit, output: String(decoding: tail, as: UTF8.self))
             outcome.timedOut = stopped.withLock { $0.timedOut }
+            outcome.peakMemory = Int64(usage.ru_maxrss) * 1024
             return outcome
         }
     }
 
-    /// Starts the child in a process group of its own, stdout and stderr on one pipe.
-    static func spawn(_ program: String, _ arguments: [String], environment: [String]?) throws(LaunchError) -> Child {
+    /// Starts the child in a process group of its own, stdout (unless sent to `standardOutput`)
+    /// and stderr on one pipe.
+    static func spawn(_ program: String, _ arguments: [String], environment: [String]?, standardOutput: String? = nil)
+        throws(LaunchError) -> Child
+    {
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw LaunchError(program: program, code: errno) }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
@@ -142,7 +151,11 @@ package enum ChildProcess {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        if let standardOutput {
+            posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
         posix_spawn_file_actions_addclose(&actions, writeEnd)
 

@@ -13,4 +13,11 @@ package enum Elapsed {
     package static func seconds(since start: Double) -> Double {
         ((now() - start) * 1000).rounded() / 1000
     }
+
+    /// Seconds since `mark` (to the millisecond), moving `mark` to now: consecutive phases.
+    package static func lap(_ mark: inout Double) -> Double {
+        let now = now()
+        defer { mark = now }
+        return ((now - mark) * 1000).rounded() / 1000
+    }
 }

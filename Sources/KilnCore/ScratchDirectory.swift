@@ -45,6 +45,12 @@ package final class ScratchDirectory: Sendable {
         registration.end()
     }
 
+    /// Leaves the folder where it is, now and at exit (a user asked to keep it).
+    package func keep() {
+        removed.withLock { $0 = true }
+        registration.end()
+    }
+
     /// Removes the folder on a background thread, for a caller with work left that need not wait
     /// for a large tree (buildah's storage) to go. `waitForRemovals()`, run when kiln exits,
     /// waits for every such removal; an interrupt still removes the folder as for `remove()`.

@@ -134,8 +134,14 @@ extension Lane {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
         let cache = try cacheRepository(for: repository)
         let checkpoints = try await self.checkpoints(for: repository)
+        var clock = Elapsed.now()
         let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints)
             .build()
+        let building = Elapsed.lap(&clock)
+        let running = result.runDecisions.compactMap(\.seconds).reduce(0, +)
+        report.phases?.run += min(running, building)
+        report.phases?.layers += max(0, building - running)
+        defer { report.phases?.push += Elapsed.lap(&clock) }
         report.stepsRun += result.stepsRun
         report.stepsReused += result.stepsReused
         report.runSteps += result.runDecisions.map(RunStepReport.init)

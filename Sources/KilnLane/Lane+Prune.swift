@@ -190,3 +190,29 @@ extension Lane {
         }
     }
 }
+
+extension Lane {
+    /// Deletes every tagged manifest of `repository` (a scratch prefix `kiln bench` pushed to);
+    /// returns why it could not, when it could not.
+    package static func deleteEverything(in repository: Repository, client: RegistryClient) async -> String? {
+        if repository.registry == "ghcr.io" {
+            return
+                "GHCR deletes nothing through the registry API: delete the packages under \(repository) through GitHub's packages API (gh api --method DELETE /orgs/OWNER/packages/container/PACKAGE)"
+        }
+        do {
+            var done = Set<Digest>()
+            for tag in try await client.tags(in: repository) {
+                guard let descriptor = try await client.headManifest(.init(repository: repository, tag: tag)),
+                    done.insert(descriptor.digest).inserted
+                else { continue }
+                if try await client.deleteManifest(descriptor.digest, in: repository) == .unsupported {
+                    return
+                        "\(repository.registry) refuses deletes through its API, so \(repository) stays (for distribution, set storage.delete.enabled: true)"
+                }
+            }
+            return nil
+        } catch {
+            return "could not empty \(repository): \(error)"
+        }
+    }
+}

@@ -223,7 +223,10 @@ package struct Lane: Sendable {
             return report
         }
         observer(LaneEvent(ref: processor.ref, kind: .hashing))
+        var clock = Elapsed.now()
+        report.phases = ProcessorReport.Phases()
         let keys = try await job.keys(downloadingLayers: mode == .warm)
+        report.phases?.hash = Elapsed.lap(&clock)
         var found = [Platform: Descriptor]()
         for (platform, key) in keys {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
@@ -240,6 +243,7 @@ package struct Lane: Sendable {
             report.platforms.append(entry)
         }
         let missing = keys.map(\.platform).filter { found[$0] == nil }
+        report.phases?.lookup = Elapsed.lap(&clock)
 
         switch mode {
         case .plan, .warm:
@@ -307,10 +311,14 @@ package struct Lane: Sendable {
         let index = try index(keys.map(\.platform), found)
         report.index = index.descriptor.digest.description
         if settings.push {
+            _ = Elapsed.lap(&clock)
             report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
+            report.phases?.push += Elapsed.lap(&clock)
         }
         if mode == .assemble { report.status = .assembled }
         if settings.pin {
+            _ = Elapsed.lap(&clock)
+            defer { report.phases?.pin = Elapsed.lap(&clock) }
             let pins = try pinEdits(
                 processor, repository: repository, platforms: keys.map(\.platform), found: found,
                 index: index.descriptor.digest)

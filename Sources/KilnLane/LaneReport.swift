@@ -70,12 +70,38 @@ package struct ProcessorReport: Encodable, Sendable {
     /// `kiln plan`: step-order suggestions (never applied by kiln).
     package var advice: [String] = []
     package var seconds: Double = 0
+    /// Where those seconds went (a run that looked keys up: build, plan, warm…).
+    package var phases: Phases?
     /// Why the processor is not-buildable, stale or failed.
     package var message: String?
     package var category: String?
     /// Where a failure is, when it is on a line of a file the user wrote (a Dockerfile
     /// instruction, a registry.yaml key): the path relative to the repository root.
     package var location: Location?
+
+    /// A processor's seconds by phase: what `kiln bench` stacks per processor. Phases of one
+    /// processor run one after the other, so they add up to about its `seconds`.
+    package struct Phases: Codable, Sendable, Equatable {
+        /// Reading the Dockerfile, resolving bases and hashing the files it copies: the keys.
+        package var hash: Double = 0
+        /// Looking each key up in the store, then the registry.
+        package var lookup: Double = 0
+        /// `RUN` steps run or reused by their read set (loading the image, the step, its layer).
+        package var run: Double = 0
+        /// The rest of the build: the layers `COPY`/`ADD` write, configs and manifests.
+        package var layers: Double = 0
+        /// Uploading blobs, manifests, the index and provenance.
+        package var push: Double = 0
+        /// Writing the pins.
+        package var pin: Double = 0
+
+        package init() {}
+
+        package static let names = ["hash", "lookup", "run", "layers", "push", "pin"]
+
+        /// The phases in `names` order.
+        package var values: [Double] { [hash, lookup, run, layers, push, pin] }
+    }
 
     /// A line of a file in the repository.
     package struct Location: Encodable, Sendable, Equatable {

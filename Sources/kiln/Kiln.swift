@@ -28,7 +28,7 @@ struct Kiln: AsyncParsableCommand {
         version: KilnVersion.current,
         subcommands: [
             BuildCommand.self, PlanCommand.self, AssembleCommand.self, PinCommand.self, WarmCommand.self,
-            VerifyCommand.self, PruneCommand.self,
+            VerifyCommand.self, PruneCommand.self, BenchCommand.self,
             LayerCommand.self, ImageCommand.self, PushCommand.self, InspectCommand.self, ResolveCommand.self,
             DigestCommand.self, StoreCommand.self, VersionCommand.self,
         ]

@@ -13,7 +13,19 @@ enum PushBenchmark {
         var kilnChunked = [Double]()
         var kilnWhole = [Double]()
         var skopeo = [Double]()
+        var curl = [Double]()
+        let blob = try largestBlob(in: layout)
         for _ in 0..<pushRuns {
+            // The registry's own ingest ceiling: the blob as one PUT, nothing else.
+            curl.append(
+                try withRegistry { host in
+                    timed(
+                        """
+                        loc=$(curl -sf -D - -o /dev/null -X POST http://\(host)/v2/bench/curl/blobs/uploads/ | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}')
+                        case "$loc" in http*) ;; *) loc="http://\(host)$loc" ;; esac
+                        curl -sf -o /dev/null -T '\(blob.path)' -H 'Content-Type: application/octet-stream' -X PUT "$loc&digest=sha256:\(blob.hex)"
+                        """)
+                })
             kilnChunked.append(
                 try withRegistry { host in
                     timed("'\(kiln)' push '\(layout):v1' \(host)/bench/app:v1 > /dev/null")
@@ -31,23 +43,26 @@ enum PushBenchmark {
         let (firstPushes, rePushes, together) = try withRegistry { host in try noOpPushes(host: host, images: 24) }
 
         let skopeoMedian = median(skopeo)
+        let curlMedian = median(curl)
         func row(_ name: String, _ samples: [Double]) -> String {
             let value = median(samples)
             return
-                "| \(name) | \(format(value)) | \(String(format: "%.0f", blobMiB / value)) | \(String(format: "%.2f", skopeoMedian / value))× |"
+                "| \(name) | \(format(value)) | \(String(format: "%.0f", blobMiB / value)) | \(String(format: "%.2f", skopeoMedian / value))× | \(String(format: "%.3f", curlMedian / value))× |"
         }
         print(
             """
             ## Push of a \(mebibytes) MiB single-layer image to a loopback docker-registry (\(pushRuns) runs each, median)
 
-            | | median s | MiB/s | speed vs skopeo |
-            | --- | ---: | ---: | ---: |
+            | | median s | MiB/s | speed vs skopeo | speed vs curl -T |
+            | --- | ---: | ---: | ---: | ---: |
             \(row("kiln push (4 MiB chunks, default)", kilnChunked))
             \(row("kiln push --chunk-size 0 (one request)", kilnWhole))
             \(row("skopeo copy", skopeo))
+            \(row("curl -T (the blob alone, one PUT)", curl))
 
             all runs (s) — kiln chunked: \(kilnChunked.map(format).joined(separator: " ")); \
-            kiln whole: \(kilnWhole.map(format).joined(separator: " ")); skopeo: \(skopeo.map(format).joined(separator: " "))
+            kiln whole: \(kilnWhole.map(format).joined(separator: " ")); skopeo: \(skopeo.map(format).joined(separator: " ")); \
+            curl: \(curl.map(format).joined(separator: " "))
 
             ## 24 small images pushed, then pushed again unchanged (one kiln process each)
 
@@ -66,6 +81,18 @@ enum PushBenchmark {
         let result = shell(script)
         precondition(result.status == 0, "failed: \(script)")
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// The layout's biggest blob (its layer): the path and the digest's hex.
+    static func largestBlob(in layout: String) throws -> (path: String, hex: String) {
+        let directory = layout + "/blobs/sha256"
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let sized = names.map { name -> (String, Int) in
+            let size = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)[.size] as? Int) ?? 0
+            return (name, size ?? 0)
+        }
+        let biggest = sized.max { $0.1 < $1.1 }!.0
+        return (directory + "/" + biggest, biggest)
     }
 
     /// A layout with one uncompressed layer of random bytes (so the blob is the full size).
