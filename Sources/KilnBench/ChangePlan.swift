@@ -48,7 +48,7 @@ package struct ChangePlan: Sendable, Equatable {
             a.key.count != b.key.count
                 ? a.key.count > b.key.count : Self.commonFolder(a.value) < Self.commonFolder(b.value)
         }
-        for (refs, files) in ordered.prefix(max(1, sample)) {
+        for (refs, files) in ordered.prefix(sample) {
             guard let file = files.min(by: better) else { continue }
             libraries.append(Edit(file: file, subject: Self.commonFolder(files), readers: refs.count))
         }

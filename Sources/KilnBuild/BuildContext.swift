@@ -15,6 +15,10 @@ package struct BuildContext: Sendable {
     package let ignore: DockerIgnore
     /// The ignore file used, if any.
     package let ignoreFile: String?
+    /// The paths `hiding` named, relative to the root: a set, not patterns, so hiding every
+    /// `registry.yaml` of a monorepo costs one lookup per path rather than one match per file
+    /// (which made a lane's keys grow with the square of its processors).
+    let hidden: Set<String>
 
     /// - Parameter hiding: absolute paths to leave out as if `.dockerignore` named them, after
     ///   its own rules (so no `!` pattern brings them back).
@@ -30,9 +34,23 @@ package struct BuildContext: Sendable {
         } catch {
             throw .io(error)
         }
-        let hidden = hiding.filter { $0.hasPrefix(absolute + "/") }.map { String($0.dropFirst(absolute.count + 1)) }
-        ignore.patterns += DockerIgnore(parsing: (hidden + Self.alwaysHidden).joined(separator: "\n")).patterns
+        hidden = Set(hiding.filter { $0.hasPrefix(absolute + "/") }.map { String($0.dropFirst(absolute.count + 1)) })
+        ignore.patterns += DockerIgnore(parsing: Self.alwaysHidden.joined(separator: "\n")).patterns
         self.ignore = ignore
+    }
+
+    /// Whether `path` (relative to the root) is left out: hidden (itself or a parent), or
+    /// excluded by the ignore rules.
+    package func leavesOut(_ path: String) -> Bool {
+        if !hidden.isEmpty {
+            if hidden.contains(path) { return true }
+            var parent = Substring(path)
+            while let slash = parent.lastIndex(of: "/") {
+                parent = parent[..<slash]
+                if hidden.contains(String(parent)) { return true }
+            }
+        }
+        return ignore.excludes(path)
     }
 
     /// Names no build context shows: the temporary files of kiln's atomic writes (a pin being
@@ -69,9 +87,9 @@ package struct BuildContext: Sendable {
             return matches.sorted { $0.path < $1.path }
         }
         let path = try follow(components.joined(separator: "/"), source: source, location: location)
-        guard let item = try item(at: path), path.isEmpty || !ignore.excludes(path) else {
+        guard let item = try item(at: path), path.isEmpty || !leavesOut(path) else {
             let hint =
-                path.isEmpty || !ignore.excludes(path)
+                path.isEmpty || !leavesOut(path)
                 ? "" : " (it is excluded by \(ignoreFile.map(FilePaths.lastComponent(of:)) ?? ".dockerignore"))"
             guard hint.isEmpty else {
                 throw .input("'\(source)' is not in the build context\(hint)", location: location)
@@ -151,7 +169,7 @@ package struct BuildContext: Sendable {
         }
         for name in candidates {
             let path = directory.isEmpty ? name : directory + "/" + name
-            guard !ignore.excludes(path), var item = try item(at: path) else { continue }
+            guard !leavesOut(path), var item = try item(at: path) else { continue }
             if case .symlink = item.kind {
                 let target = try follow(path, source: path, location: location)
                 guard let followed = try self.item(at: target) else { continue }
@@ -215,7 +233,7 @@ package struct BuildContext: Sendable {
         for name in try names(in: directory) {
             let path = directory.isEmpty ? name : directory + "/" + name
             let relative = base.isEmpty ? path : String(path.dropFirst(base.count + 1))
-            let hidden = ignore.excludes(path) || (excludes?.excludes(relative) ?? false)
+            let hidden = leavesOut(path) || (excludes?.excludes(relative) ?? false)
             guard let item = try item(at: path) else { continue }
             if item.kind == .directory {
                 if hidden && !ignore.mayReinclude(under: path) && !(excludes?.mayReinclude(under: relative) ?? false) {

@@ -228,11 +228,14 @@ package struct Lane: Sendable {
         let keys = try await job.keys(downloadingLayers: mode == .warm)
         report.phases?.hash = Elapsed.lap(&clock)
         var found = [Platform: Descriptor]()
-        for (platform, key) in keys {
+        // Every platform's lookup at once: with --push each is a registry round trip, and an
+        // unchanged lane is mostly these.
+        let hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
+            try await self.lookup(key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
+        }
+        for ((platform, key), hit) in zip(keys, hits) {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
-            if let hit = try await lookup(
-                key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
-            {
+            if let hit {
                 entry.cache = hit.source.rawValue
                 entry.digest = hit.descriptor.digest.description
                 found[platform] = hit.descriptor
@@ -372,7 +375,8 @@ package struct Lane: Sendable {
         }
         let annotations = settings.annotations.isEmpty ? nil : settings.annotations
         let index = try Encoded(ImageIndex(manifests: manifests, annotations: annotations), mediaType: .ociIndex)
-        _ = try store.put(index.bytes, mediaType: .ociIndex)
+        // An unchanged processor's index is already stored: no write (and no fsync) to make.
+        if !store.contains(index.descriptor.digest) { _ = try store.put(index.bytes, mediaType: .ociIndex) }
         return index
     }
 

@@ -41,6 +41,8 @@ struct BenchDecisionTests {
         #expect(one.libraries.count == 1)
         let many = ChangePlan(reads: Self.reads, sample: 10, isText: { _ in true })
         #expect(many.processors.count == 3)
+        let zero = ChangePlan(reads: Self.reads, sample: 0, isText: { _ in true })
+        #expect(zero.processors.isEmpty && zero.libraries.isEmpty)
         let none = ChangePlan(reads: [("a/b@1", [])], sample: 3, isText: { _ in true })
         #expect(none.processors.isEmpty && none.libraries.isEmpty)
     }
