@@ -15,14 +15,15 @@ package struct BuildContext: Sendable {
     package let ignore: DockerIgnore
     /// The ignore file used, if any.
     package let ignoreFile: String?
-    /// The paths `hiding` named, relative to the root: a set, not patterns, so hiding every
-    /// `registry.yaml` of a monorepo costs one lookup per path rather than one match per file
-    /// (which made a lane's keys grow with the square of its processors).
+    /// The absolute paths `hiding` named: a set shared by every processor's context, not
+    /// patterns, so hiding every `registry.yaml` of a monorepo costs one lookup per path
+    /// rather than one match per file (which made a lane's keys grow with the square of its
+    /// processors), and making a context costs nothing per processor of the lane.
     let hidden: Set<String>
 
-    /// - Parameter hiding: absolute paths to leave out as if `.dockerignore` named them, after
+    /// - Parameter hiding: absolute paths of files to leave out as if `.dockerignore` named them, after
     ///   its own rules (so no `!` pattern brings them back).
-    package init(root: String, dockerfile: String, hiding: [String] = []) throws(BuildError) {
+    package init(root: String, dockerfile: String, hiding: Set<String> = []) throws(BuildError) {
         let absolute = FilePaths.absolute(root)
         guard FilePaths.isDirectory(absolute) else {
             throw .input("the build context '\(root)' is not a directory", location: nil)
@@ -34,22 +35,14 @@ package struct BuildContext: Sendable {
         } catch {
             throw .io(error)
         }
-        hidden = Set(hiding.filter { $0.hasPrefix(absolute + "/") }.map { String($0.dropFirst(absolute.count + 1)) })
+        hidden = hiding
         ignore.patterns += DockerIgnore(parsing: Self.alwaysHidden.joined(separator: "\n")).patterns
         self.ignore = ignore
     }
 
-    /// Whether `path` (relative to the root) is left out: hidden (itself or a parent), or
-    /// excluded by the ignore rules.
+    /// Whether `path` (relative to the root) is left out: hidden, or excluded by the ignore rules.
     package func leavesOut(_ path: String) -> Bool {
-        if !hidden.isEmpty {
-            if hidden.contains(path) { return true }
-            var parent = Substring(path)
-            while let slash = parent.lastIndex(of: "/") {
-                parent = parent[..<slash]
-                if hidden.contains(String(parent)) { return true }
-            }
-        }
+        if !hidden.isEmpty, hidden.contains(root + "/" + path) { return true }
         return ignore.excludes(path)
     }
 

@@ -50,6 +50,31 @@ extension Lane {
         return try Self.repository(text)
     }
 
+    /// With `--push`, the images of a processor whose every platform this store recorded as
+    /// pushed to `repository`, once one `HEAD` finds their index there: a registry stores an
+    /// index only when it has each manifest the index lists (distribution checks them at the
+    /// `PUT`), so one request stands for one per platform and the index's own. nil when a
+    /// platform has no such record or the registry lacks the index; the lookups per platform
+    /// then decide.
+    func pushedIndexHits(_ keys: [(platform: Platform, key: InputKey)], repository: Repository) async throws
+        -> [Platform: Descriptor]?
+    {
+        guard settings.push else { return nil }
+        var found = [Platform: Descriptor]()
+        for (platform, key) in keys {
+            guard let record = try? store.record(LaneRecord.self, kind: "lane", key: key.digest),
+                record.repository == repository.description, store.contains(record.manifest.digest)
+            else { return nil }
+            found[platform] = record.manifest
+        }
+        let index = try index(keys.map(\.platform), found)
+        guard
+            try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest))
+                != nil
+        else { return nil }
+        return found
+    }
+
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the
     /// registry. When pushing, a local hit is trusted only once the registry still has the
     /// manifest (one `HEAD` by digest).

@@ -47,7 +47,7 @@ extension Lane {
     /// computed (a broken Dockerfile, a missing base) is left out: its own build reports why.
     func computeHomes(_ processors: [Processor]) async -> [Digest: Repository] {
         var homes = [Digest: Repository]()
-        let pinFiles = processors.map(\.file)
+        let pinFiles = Set(processors.map(\.file))
         for processor in processors where processor.enabled && processor.duplicates.isEmpty {
             guard case .build(let platforms, _, _) = plan(processor),
                 let repository = try? Self.repository(try settings.config.repository(for: processor.ref)),

@@ -14,7 +14,7 @@ extension Lane {
     /// their layers) as the keys need; a processor whose inputs cannot be read has no files.
     package func inputs() async throws -> [Inputs] {
         let all = try Discovery.processors(settings.config)
-        let pinFiles = all.map(\.file)
+        let pinFiles = Set(all.map(\.file))
         let processors = try select(from: all).filter { $0.enabled && $0.duplicates.isEmpty }
         defer { hashers.saveAll() }
         return await processors.mapConcurrently(width: settings.jobs) { processor in

@@ -38,7 +38,7 @@ extension Lane {
         var keys = recentKeys
         var repositories = Set<Repository>()
         var pinned = [Repository: Set<Digest>]()
-        let pinFiles = all.map(\.file)
+        let pinFiles = Set(all.map(\.file))
         for processor in all where processor.enabled && processor.duplicates.isEmpty {
             let repository = try Self.repository(try settings.config.repository(for: processor.ref))
             repositories.insert(repository)

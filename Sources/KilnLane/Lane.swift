@@ -133,7 +133,7 @@ package struct Lane: Sendable {
         let all = try Discovery.processors(settings.config)
         PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
-        let pinFiles = all.map(\.file)
+        let pinFiles = Set(all.map(\.file))
         await checkpointHomes.use(all)
         defer { hashers.saveAll() }
         let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
@@ -146,14 +146,14 @@ package struct Lane: Sendable {
         return reports
     }
 
-    private func runAll(_ processors: [Processor], mode: Mode, pinFiles: [String]) async -> [ProcessorReport] {
+    private func runAll(_ processors: [Processor], mode: Mode, pinFiles: Set<String>) async -> [ProcessorReport] {
         await processors.mapConcurrently(width: settings.jobs) { processor in
             await self.process(processor, mode: mode, pinFiles: pinFiles)
         }
     }
 
     /// One processor, never throwing: a failure becomes its report.
-    func process(_ processor: Processor, mode: Mode, pinFiles: [String]) async -> ProcessorReport {
+    func process(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async -> ProcessorReport {
         let started = Elapsed.now()
         observer(LaneEvent(ref: processor.ref, kind: .started))
         var report: ProcessorReport
@@ -208,7 +208,7 @@ package struct Lane: Sendable {
         return .build(chosen, declared: declared, complete: chosen.count == declared.count)
     }
 
-    func work(_ processor: Processor, mode: Mode, pinFiles: [String]) async throws -> ProcessorReport {
+    func work(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async throws -> ProcessorReport {
         let repository = try Self.repository(try settings.config.repository(for: processor.ref))
         var report = ProcessorReport(processor: processor, status: .hit)
         report.repository = repository.description
@@ -228,10 +228,18 @@ package struct Lane: Sendable {
         let keys = try await job.keys(downloadingLayers: mode == .warm)
         report.phases?.hash = Elapsed.lap(&clock)
         var found = [Platform: Descriptor]()
-        // Every platform's lookup at once: with --push each is a registry round trip, and an
-        // unchanged lane is mostly these.
-        let hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
-            try await self.lookup(key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
+        // An unchanged processor costs one registry round trip (its index); otherwise every
+        // platform's lookup at once: with --push each is a round trip, and an unchanged lane is
+        // mostly these.
+        let pushedIndex = complete ? try await pushedIndexHits(keys, repository: repository) : nil
+        let hits: [CacheHit?]
+        if let pushedIndex {
+            hits = keys.map { CacheHit(descriptor: pushedIndex[$0.platform]!, source: .local) }
+        } else {
+            hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
+                try await self.lookup(
+                    key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
+            }
         }
         for ((platform, key), hit) in zip(keys, hits) {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
@@ -315,7 +323,10 @@ package struct Lane: Sendable {
         report.index = index.descriptor.digest.description
         if settings.push {
             _ = Elapsed.lap(&clock)
-            report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
+            // An index the lookup found in the registry is there already.
+            if pushedIndex == nil {
+                report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
+            }
             report.phases?.push += Elapsed.lap(&clock)
         }
         if mode == .assemble { report.status = .assembled }

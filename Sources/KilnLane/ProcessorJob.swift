@@ -46,7 +46,7 @@ struct ProcessorJob {
     ///   context: a file that records an image's digest cannot be part of that image, or each
     ///   pin would change the image and call for another pin.
     /// - Parameter platforms: the platforms this run works on (`Lane.plan`).
-    init(processor: Processor, lane: Lane, pinFiles: [String], platforms: [Platform]) throws {
+    init(processor: Processor, lane: Lane, pinFiles: Set<String>, platforms: [Platform]) throws {
         self.processor = processor
         self.lane = lane
         let text = String(decoding: try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20), as: UTF8.self)

@@ -31,37 +31,65 @@ package struct PinEdit: Sendable, Hashable {
 package enum YAMLPins {
     /// The scalar at `path`, nil when a key on the way is missing or the value is null.
     package static func value(at path: [String], in text: String, file: String) throws(YAMLFileError) -> String? {
-        var node = try parse(text, file: file)
-        for key in path {
-            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return nil }
-            node = entry.value
-        }
-        guard case .scalar(let scalar)? = node, !isNull(scalar) else { return nil }
-        return scalar.string
+        try Parsed(text, file: file).value(at: path)
     }
 
     /// The line of the deepest key of `path` the file has (1 when it has none): where a stale or
     /// missing pin is shown.
     package static func line(of path: [String], in text: String, file: String) throws(YAMLFileError) -> Int {
-        var node = try parse(text, file: file)
-        var line = 1
-        for key in path {
-            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { break }
-            line = entry.key.mark?.line ?? line
-            node = entry.value
-        }
-        return line
+        try Parsed(text, file: file).line(of: path)
     }
 
     /// Whether `path` names something other than null (a value or a mapping).
     package static func contains(_ path: [String], in text: String, file: String) throws(YAMLFileError) -> Bool {
-        var node = try parse(text, file: file)
-        for key in path {
-            guard case .mapping(let mapping)? = node, let entry = entry(key, in: mapping) else { return false }
-            node = entry.value
+        try Parsed(text, file: file).contains(path)
+    }
+
+    /// A file parsed once for several reads (a lane reads each pin of each processor).
+    package struct Parsed {
+        let root: Node?
+
+        package init(_ text: String, file: String) throws(YAMLFileError) {
+            root = try YAMLPins.parse(text, file: file)
         }
-        if case .scalar(let scalar)? = node, isNull(scalar) { return false }
-        return node != nil
+
+        /// The scalar at `path`, nil when a key on the way is missing or the value is null.
+        package func value(at path: [String]) -> String? {
+            var node = root
+            for key in path {
+                guard case .mapping(let mapping)? = node, let entry = YAMLPins.entry(key, in: mapping) else {
+                    return nil
+                }
+                node = entry.value
+            }
+            guard case .scalar(let scalar)? = node, !YAMLPins.isNull(scalar) else { return nil }
+            return scalar.string
+        }
+
+        /// The line of the deepest key of `path` the file has (1 when it has none).
+        package func line(of path: [String]) -> Int {
+            var node = root
+            var line = 1
+            for key in path {
+                guard case .mapping(let mapping)? = node, let entry = YAMLPins.entry(key, in: mapping) else { break }
+                line = entry.key.mark?.line ?? line
+                node = entry.value
+            }
+            return line
+        }
+
+        /// Whether `path` names something other than null (a value or a mapping).
+        package func contains(_ path: [String]) -> Bool {
+            var node = root
+            for key in path {
+                guard case .mapping(let mapping)? = node, let entry = YAMLPins.entry(key, in: mapping) else {
+                    return false
+                }
+                node = entry.value
+            }
+            if case .scalar(let scalar)? = node, YAMLPins.isNull(scalar) { return false }
+            return node != nil
+        }
     }
 
     /// `text` with every edit made; the same text when every value is already as asked.
