@@ -89,7 +89,7 @@ enum PushBenchmark {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         let sized = names.map { name -> (String, Int) in
             let size = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)[.size] as? Int) ?? 0
-            return (name, size ?? 0)
+            return (name, size)
         }
         let biggest = sized.max { $0.1 < $1.1 }!.0
         return (directory + "/" + biggest, biggest)

@@ -6,6 +6,7 @@
 //   kiln-bench run      RUN steps from checkpoints vs `buildah bud --layers` + push
 //   kiln-bench reads    a real pip install reused by what it read after a code edit, and the
 //                       cold build's tracing cost, vs `buildah bud --layers` + push (both platforms)
+//   kiln-bench scale    `kiln bench --synthetic N` at 24, 240 and 2,400 processors against the targets
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -32,5 +33,6 @@ case "push": try PushBenchmark.run()
 case "lane": try LaneBenchmark.run()
 case "run": try RunBenchmark.run()
 case "reads": try ReadsBenchmark.run()
+case "scale": try ScaleBenchmark.run()
 default: try LayerBenchmark.run()
 }
