@@ -75,7 +75,9 @@ let package = Package(
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
         .testTarget(
             name: "KilnBuildTests",
-            dependencies: ["KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore"],
+            dependencies: [
+                "KilnBuild", "KilnCore", "KilnDockerfile", "KilnLayers", "KilnOCI", "KilnStore", "KilnTestSupport",
+            ],
             exclude: ["Traces"]),
         .testTarget(
             name: "KilnProcessorsTests", dependencies: ["KilnProcessors", "KilnCore", "KilnOCI", "KilnTestSupport"]),

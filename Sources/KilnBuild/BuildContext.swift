@@ -1,5 +1,6 @@
 import KilnCore
 import KilnDockerfile
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -20,10 +21,16 @@ package struct BuildContext: Sendable {
     /// rather than one match per file (which made a lane's keys grow with the square of its
     /// processors), and making a context costs nothing per processor of the lane.
     let hidden: Set<String>
+    /// Walks already made by another processor's context of the same run.
+    let walks: WalkMemo?
 
     /// - Parameter hiding: absolute paths of files to leave out as if `.dockerignore` named them, after
     ///   its own rules (so no `!` pattern brings them back).
-    package init(root: String, dockerfile: String, hiding: Set<String> = []) throws(BuildError) {
+    /// - Parameter walks: a memo shared by the contexts of one run that hide the same paths, so a
+    ///   library directory every processor copies is listed and matched once.
+    package init(root: String, dockerfile: String, hiding: Set<String> = [], walks: WalkMemo? = nil)
+        throws(BuildError)
+    {
         let absolute = FilePaths.absolute(root)
         guard FilePaths.isDirectory(absolute) else {
             throw .input("the build context '\(root)' is not a directory", location: nil)
@@ -36,14 +43,15 @@ package struct BuildContext: Sendable {
             throw .io(error)
         }
         hidden = hiding
+        self.walks = walks
         ignore.patterns += DockerIgnore(parsing: Self.alwaysHidden.joined(separator: "\n")).patterns
         self.ignore = ignore
     }
 
     /// Whether `path` (relative to the root) is left out: hidden, or excluded by the ignore rules.
-    package func leavesOut(_ path: String) -> Bool {
+    package func leavesOut(_ path: String, parentIncluded: Bool = false) -> Bool {
         if !hidden.isEmpty, hidden.contains(root + "/" + path) { return true }
-        return ignore.excludes(path)
+        return ignore.excludes(path, parentIncluded: parentIncluded)
     }
 
     /// Names no build context shows: the temporary files of kiln's atomic writes (a pin being
@@ -215,18 +223,39 @@ package struct BuildContext: Sendable {
     /// Everything below a directory item that `.dockerignore` lets through, parents first. An
     /// excluded directory is entered only when a `!` pattern may re-include something in it.
     package func walk(_ directory: Item, excluding excludes: DockerIgnore? = nil) throws(BuildError) -> [Item] {
+        // The same directory of the same root under the same ignore file lists the same items.
+        let memoKey =
+            walks != nil && excludes == nil ? root + "\u{0}" + (ignoreFile ?? "") + "\u{0}" + directory.path : nil
+        if let memoKey, let known = walks?.items(memoKey) { return known }
         var result = [Item]()
-        try walk(directory.path, base: directory.path, excludes: excludes, into: &result)
+        let included = directory.path.isEmpty || !leavesOut(directory.path)
+        try walk(directory.path, base: directory.path, excludes: excludes, included: included, into: &result)
+        if let memoKey { walks?.remember(result, for: memoKey) }
         return result
     }
 
-    private func walk(_ directory: String, base: String, excludes: DockerIgnore?, into result: inout [Item])
-        throws(BuildError)
-    {
+    /// Directory walks shared by the contexts of one run (which all hide the same paths).
+    package final class WalkMemo: Sendable {
+        private let entries = Mutex<[String: [Item]]>([:])
+
+        package init() {}
+
+        func items(_ key: String) -> [Item]? { entries.withLock { $0[key] } }
+
+        func remember(_ items: [Item], for key: String) { entries.withLock { $0[key] = items } }
+    }
+
+    /// - Parameter included: whether `directory` is known not to be left out, so only each entry's
+    ///   own path needs matching.
+    private func walk(
+        _ directory: String, base: String, excludes: DockerIgnore?, included: Bool, into result: inout [Item]
+    ) throws(BuildError) {
         for name in try names(in: directory) {
             let path = directory.isEmpty ? name : directory + "/" + name
             let relative = base.isEmpty ? path : String(path.dropFirst(base.count + 1))
-            let hidden = leavesOut(path) || (excludes?.excludes(relative) ?? false)
+            let hidden =
+                leavesOut(path, parentIncluded: included)
+                || (excludes?.excludes(relative, parentIncluded: included) ?? false)
             guard let item = try item(at: path) else { continue }
             if item.kind == .directory {
                 if hidden && !ignore.mayReinclude(under: path) && !(excludes?.mayReinclude(under: relative) ?? false) {
@@ -234,7 +263,7 @@ package struct BuildContext: Sendable {
                 }
                 let before = result.count
                 if !hidden { result.append(item) }
-                try walk(path, base: base, excludes: excludes, into: &result)
+                try walk(path, base: base, excludes: excludes, included: !hidden, into: &result)
                 // A hidden directory with re-included children still appears, as their parent.
                 if hidden && result.count > before { result.insert(item, at: before) }
             } else if !hidden {

@@ -73,6 +73,16 @@ package struct DockerIgnore: Sendable, Equatable {
         return excluded
     }
 
+    /// ``excludes(_:)`` for an entry of a directory a walk already found included. With no `!`
+    /// pattern, nothing that matched a parent was undone, so only `path` itself can match: one
+    /// match per pattern instead of one per parent prefix, which at thousands of processors was
+    /// most of the context walk.
+    package func excludes(_ path: String, parentIncluded: Bool) -> Bool {
+        guard parentIncluded, !patterns.contains(where: \.reincludes) else { return excludes(path) }
+        let components = path.split(separator: "/").map { Array($0) }
+        return patterns.contains { Self.match($0.segments[...], components[...]) }
+    }
+
     /// Whether some `!` pattern could re-include a path below the excluded directory `path`,
     /// so a walk must still look inside it.
     package func mayReinclude(under path: String) -> Bool {

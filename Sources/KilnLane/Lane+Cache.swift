@@ -20,6 +20,11 @@ struct LastInputs: Codable {
     var parts: InputKey.Parts
 }
 
+/// The key alone of a ``LastInputs`` record.
+struct LastKey: Decodable {
+    var key: String
+}
+
 /// Where a key's image was found.
 enum CacheSource: String {
     /// This machine's store (and, when pushing, the registry still has the manifest).
@@ -122,7 +127,8 @@ extension Lane {
     /// Keeps the inputs of the key just used, for the next run's explanation.
     func remember(_ processor: Processor, platform: Platform, key: InputKey) throws {
         let slot = Self.inputsKey(processor, platform)
-        if let last = try? store.record(LastInputs.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex {
+        // Only the key is compared: decoding every file of the parts was most of this check.
+        if let last = try? store.record(LastKey.self, kind: "lane-inputs", key: slot), last.key == key.digest.hex {
             return
         }
         try store.setRecord(LastInputs(key: key.digest.hex, parts: key.parts), kind: "lane-inputs", key: slot)

@@ -72,6 +72,9 @@ package struct Lane: Sendable {
     /// Where each `RUN` step's checkpoint lives in the registry.
     let checkpointHomes = CheckpointHomes()
     let hashers: HasherPool
+    /// Context walks shared by the run's processors (a library every Dockerfile copies is
+    /// listed once).
+    let walks = BuildContext.WalkMemo()
 
     package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,
@@ -338,7 +341,8 @@ package struct Lane: Sendable {
                 index: index.descriptor.digest)
             report.pins = pins.changed.map { "\($0.key): \($0.new)" }
             report.pinChanges = pins.changed
-            report.pinned = try writePins(processor, pins.all)
+            // Pins already as they should be: the file is not read and parsed again to find so.
+            report.pinned = pins.changed.isEmpty ? false : try writePins(processor, pins.all)
         }
         return report
     }

@@ -51,7 +51,8 @@ struct ProcessorJob {
         self.lane = lane
         let text = String(decoding: try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20), as: UTF8.self)
         dockerfile = try Dockerfile(parsing: text, file: processor.dockerfile)
-        context = try BuildContext(root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles)
+        context = try BuildContext(
+            root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles, walks: lane.walks)
         self.platforms = platforms
         buildArgs = lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
         let builder = Self.makeBuilder(

@@ -128,7 +128,9 @@ package enum YAMLPins {
 
     package static func parse(_ text: String, file: String) throws(YAMLFileError) -> Node? {
         do {
-            return try Yams.compose(yaml: text)
+            // The basic resolver: kiln reads every scalar as text (nulls by their spelling), and
+            // the default one's regular expressions were most of parsing a registry.yaml.
+            return try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             // The first line says what is wrong; libyaml's context that follows repeats the file.
             let what = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"

@@ -49,6 +49,18 @@ struct DockerIgnoreTests {
         #expect(DockerIgnore(parsing: example.patterns).excludes(example.path) == example.excluded)
     }
 
+    @Test("an entry of an included directory is decided by its own path alone, as by every prefix", arguments: cases)
+    func entryOfIncludedDirectory(_ example: IgnoreCase) {
+        let ignore = DockerIgnore(parsing: example.patterns)
+        let components = example.path.split(separator: "/")
+        for count in 1...components.count {
+            let path = components[..<count].joined(separator: "/")
+            let parent = components[..<(count - 1)].joined(separator: "/")
+            guard count == 1 || !ignore.excludes(parent) else { continue }
+            #expect(ignore.excludes(path, parentIncluded: true) == ignore.excludes(path), "\(path)")
+        }
+    }
+
     @Test("patterns are cleaned: leading slash and ./ trimmed, trailing slash dropped, ! kept apart")
     func cleaning() {
         let ignore = DockerIgnore(parsing: "/a/\n./b\n! c/d/\n")
