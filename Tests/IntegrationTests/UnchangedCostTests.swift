@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+
+/// What an unchanged lane costs: it grows with the keys to check, not with the bytes in the tree.
+@Suite("The cost of an unchanged lane")
+struct UnchangedCostTests {
+    @Test("an unchanged run opens none of the context's files, however large: each is one stat against the stat cache")
+    func opensNoContextFile() throws {
+        try Tools.require("strace", package: "strace")
+        let fixture = try LaneFixture("unchanged-cost", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 4, versions: 2)
+        let big = fixture.repo + "/code/libs/shared/weights.bin"
+        let made = try Tools.shell("head -c 33554432 /dev/urandom > '\(big)'")
+        try #require(made.status == 0, "\(made.stderr)")
+        // The stat cache does not trust a file changed in the last two seconds (its mtime could
+        // repeat for a second change in the same tick): a tree checked out in CI is older.
+        Thread.sleep(forTimeInterval: 2.5)
+        let cold = try fixture.lane()
+        #expect(LaneFixture.statuses(cold).values.allSatisfy { $0 == "built" }, "\(LaneFixture.statuses(cold))")
+
+        let trace = fixture.scratch.path + "/unchanged.strace"
+        let arguments = ["build", "--push", "--pin"] + fixture.common + ["--cache-dir", fixture.cache]
+        let traced = try Tools.run(
+            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", trace, Tools.kiln] + arguments)
+        try #require(traced.status == 0, "\(traced.stderr.suffix(2000))")
+        #expect(LaneFixture.statuses(LaneFixture.reports(traced.stdout)).values.allSatisfy { $0 == "hit" })
+
+        let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+        // Files opened successfully under the repository, folders (listed by the walk) aside.
+        let opened = lines.filter { line in
+            line.contains("\"\(fixture.repo)/") && !line.contains("O_DIRECTORY") && !line.contains("= -1")
+        }
+        // The trace sees the lane's own reads: each registry.yaml and Dockerfile.
+        #expect(
+            opened.contains { $0.contains("/registry.yaml\"") },
+            "the trace shows no registry.yaml: \(lines.count) lines")
+        #expect(opened.contains { $0.contains("/Dockerfile\"") })
+        let contextFiles = opened.filter { $0.contains("/code/libs/") || $0.contains("/protocol/") }
+        #expect(
+            contextFiles.isEmpty,
+            "an unchanged run opened \(contextFiles.count) context files, e.g. \(contextFiles.prefix(3).joined(separator: "\n"))"
+        )
+    }
+}
