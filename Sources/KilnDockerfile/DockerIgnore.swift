@@ -56,8 +56,15 @@ package struct DockerIgnore: Sendable, Equatable {
 
     /// Whether `path` (relative to the context root, `/`-separated) is left out of the context:
     /// the last pattern that matches it or one of its parent directories decides.
-    package func excludes(_ path: String) -> Bool {
+    /// - Parameter parentIncluded: the walk already found `path`'s directory included. With no `!`
+    ///   pattern nothing that matched a parent was undone, so only `path` itself can match: one
+    ///   match per pattern instead of one per parent prefix, which at thousands of processors was
+    ///   most of the context walk.
+    package func excludes(_ path: String, parentIncluded: Bool = false) -> Bool {
         let components = path.split(separator: "/").map { Array($0) }
+        if parentIncluded, !patterns.contains(where: \.reincludes) {
+            return patterns.contains { Self.match($0.segments[...], components[...]) }
+        }
         var excluded = false
         for pattern in patterns where pattern.reincludes == excluded {
             var matched = Self.match(pattern.segments[...], components[...])
@@ -71,16 +78,6 @@ package struct DockerIgnore: Sendable, Equatable {
             if matched { excluded = !pattern.reincludes }
         }
         return excluded
-    }
-
-    /// ``excludes(_:)`` for an entry of a directory a walk already found included. With no `!`
-    /// pattern, nothing that matched a parent was undone, so only `path` itself can match: one
-    /// match per pattern instead of one per parent prefix, which at thousands of processors was
-    /// most of the context walk.
-    package func excludes(_ path: String, parentIncluded: Bool) -> Bool {
-        guard parentIncluded, !patterns.contains(where: \.reincludes) else { return excludes(path) }
-        let components = path.split(separator: "/").map { Array($0) }
-        return patterns.contains { Self.match($0.segments[...], components[...]) }
     }
 
     /// Whether some `!` pattern could re-include a path below the excluded directory `path`,
