@@ -8,12 +8,15 @@ import Synchronization
     import Glibc
 #endif
 
-/// The lane's live progress on stderr: on a terminal, one line per processor redrawn in place;
-/// elsewhere (CI logs), one plain line per step.
+/// The lane's live progress on stderr: on a terminal, one line per processor under way redrawn
+/// in place, and each finished processor's line printed once above them (so a lane of thousands
+/// redraws only what is under way); elsewhere (CI logs), one plain line per step.
 final class LaneProgress: Sendable {
     private struct State {
+        /// Processors under way, in the order they started.
         var order: [String] = []
         var lines: [String: String] = [:]
+        /// Lines of the live region on screen now.
         var drawn = 0
         /// In GitHub Actions: each processor's buildah output not shown yet, and when its first
         /// line came.
@@ -32,7 +35,8 @@ final class LaneProgress: Sendable {
 
     init(json: Bool = false, quiet: Bool = false, mode: OutputOptions.Progress = .auto) {
         self.json = json
-        self.quiet = quiet && !json
+        // With --json too: the reports still go to stdout, the events (progress) do not.
+        self.quiet = quiet
         switch mode {
         case .auto:
             live =
@@ -50,6 +54,14 @@ final class LaneProgress: Sendable {
         if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         if let columns = Environment.current["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
         return 80
+    }
+
+    /// The terminal's height in rows: stderr's window size, else `$LINES`, else 24.
+    static var terminalHeight: Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 { return Int(size.ws_row) }
+        if let lines = Environment.current["LINES"].flatMap(Int.init), lines > 0 { return lines }
+        return 24
     }
 
     /// A live line cut to fit `width` columns (one short of it, so no terminal wraps it and the
@@ -104,20 +116,35 @@ final class LaneProgress: Sendable {
             text = Self.summary(report)
             if folds { state.withLock { Self.flush(ref, &$0) } }
         }
+        let finished = if case .finished = event.kind { true } else { false }
         state.withLock { state in
-            if state.lines[ref] == nil { state.order.append(ref) }
-            state.lines[ref] = text
-            if live {
-                let width = Self.terminalWidth
-                var output = state.drawn > 0 ? "\u{1B}[\(state.drawn)A" : ""
-                for name in state.order {
-                    output += "\u{1B}[2K\(Self.fitted(name, state.lines[name]!, width: width))\n"
-                }
-                state.drawn = state.order.count
-                FileHandle.standardError.write(Data(output.utf8))
-            } else {
+            guard live else {
                 FileHandle.standardError.write(Data("\(ref): \(text)\n".utf8))
+                return
             }
+            let (width, height) = (Self.terminalWidth, Self.terminalHeight)
+            // Back to the top of the live region, and clear it.
+            var output = state.drawn > 0 ? "\u{1B}[\(state.drawn)A\u{1B}[J" : ""
+            if finished {
+                state.order.removeAll { $0 == ref }
+                state.lines[ref] = nil
+                output += "\u{1B}[2K\(Self.fitted(ref, text, width: width))\n"
+            } else {
+                if state.lines[ref] == nil { state.order.append(ref) }
+                state.lines[ref] = text
+            }
+            // No taller than the terminal, or the cursor could not climb back to its top.
+            let room = max(height - 2, 1)
+            let shown = state.order.count > room ? state.order.prefix(room - 1) : state.order[...]
+            for name in shown {
+                output += "\u{1B}[2K\(Self.fitted(name, state.lines[name]!, width: width))\n"
+            }
+            if shown.count < state.order.count {
+                output +=
+                    "\u{1B}[2K\(Self.fitted("…", "and \(state.order.count - shown.count) more under way", width: width))\n"
+            }
+            state.drawn = shown.count + (shown.count < state.order.count ? 1 : 0)
+            FileHandle.standardError.write(Data(output.utf8))
         }
     }
 

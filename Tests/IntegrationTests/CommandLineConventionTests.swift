@@ -53,7 +53,9 @@ struct CommandLineConventionTests {
         }
     }
 
-    @Test("plan --exit-code is 1 while something would build, 0 after; --quiet says nothing on success")
+    @Test(
+        "plan --exit-code is 1 while something would build, 0 after; --quiet says nothing on success, and with --json only the reports"
+    )
     func planExitCodeAndQuiet() throws {
         let fixture = try LaneFixture("cli-quiet")
         let common = [
@@ -65,6 +67,11 @@ struct CommandLineConventionTests {
         let quiet = try Tools.kiln(["build", "--push", "--pin", "--quiet"] + common)
         #expect(quiet.status == 0, "\(quiet.stderr)")
         #expect(quiet.stdout.isEmpty && quiet.stderr.isEmpty, "--quiet printed: \(quiet.stdout)\(quiet.stderr)")
+        // --quiet --json: the reports on stdout, no progress events on stderr.
+        let quietJSON = try Tools.kiln(["build", "--push", "--pin", "--quiet", "--json"] + common)
+        #expect(quietJSON.status == 0, "\(quietJSON.stderr)")
+        #expect(quietJSON.stdout.contains("\"status\":\"hit\""), "\(quietJSON.stdout)")
+        #expect(quietJSON.stderr.isEmpty, "--quiet --json printed progress: \(quietJSON.stderr.prefix(300))")
         let after = try Tools.kiln(["plan", "--exit-code"] + common)
         #expect(after.status == 0, "\(after.stdout)")
         #expect(try Tools.kiln(["plan"] + common + ["--ref", "text/echo@1", "--level", "1"]).status == 0)
@@ -79,7 +86,7 @@ struct CommandLineConventionTests {
             failed.stderr.contains("text/echo@1 failed") && failed.stderr.contains("nothing/here"), "\(failed.stderr)")
     }
 
-    @Test("the live display fits a narrow terminal; --progress plain writes a line per step")
+    @Test("the live display fits a narrow or short terminal; --progress plain writes a line per step")
     func progress() throws {
         try Tools.require("script", package: "bsdutils")
         let fixture = try LaneFixture("cli-progress")
@@ -101,6 +108,20 @@ struct CommandLineConventionTests {
             }
             _ = try Tools.shell("rm -rf '\(fixture.cache)'/keys")
         }
+        // A short terminal: the live region never grows taller than it (the redraw climbs back
+        // to its top with a cursor-up of at most rows - 2), the rest summed up in one line.
+        let rows = 4
+        let command = ([Tools.kiln] + arguments + ["--progress", "tty"]).map { "'\($0)'" }.joined(separator: " ")
+        let short = try Tools.run(
+            ["script", "-qfec", "stty cols 80 rows \(rows); env -u CI \(command) > /dev/null", "/dev/null"])
+        #expect(short.status == 0, "\(short.stdout.suffix(1000))")
+        let climbs = short.stdout.components(separatedBy: "\u{1B}[").dropFirst().compactMap { piece -> Int? in
+            let digits = piece.prefix { $0.isNumber }
+            return piece.dropFirst(digits.count).first == "A" ? Int(digits) : nil
+        }
+        #expect(!climbs.isEmpty && climbs.allSatisfy { $0 <= rows - 2 }, "cursor-up counts \(climbs) on \(rows) rows")
+        #expect(short.stdout.contains("more under way"), "\(short.stdout.suffix(800))")
+        _ = try Tools.shell("rm -rf '\(fixture.cache)'/keys")
         let plain = try Tools.kiln(arguments + ["--progress", "plain"])
         #expect(plain.status == 0)
         #expect(plain.stderr.contains("text/echo@1: started") && !plain.stderr.contains("\u{1B}["), "\(plain.stderr)")
