@@ -23,14 +23,20 @@ package struct BuildContext: Sendable {
     let hidden: Set<String>
     /// Walks already made by another processor's context of the same run.
     let walks: WalkMemo?
+    /// Where the directories listed and the paths followed are written down, when a caller
+    /// wants to check later, by `lstat` alone, that resolving the same sources would give the
+    /// same items.
+    let consulted: Consulted?
 
     /// - Parameter hiding: absolute paths of files to leave out as if `.dockerignore` named them, after
     ///   its own rules (so no `!` pattern brings them back).
     /// - Parameter walks: a memo shared by the contexts of one run that hide the same paths, so a
     ///   library directory every processor copies is listed and matched once.
-    package init(root: String, dockerfile: String, hiding: Set<String> = [], walks: WalkMemo? = nil)
-        throws(BuildError)
-    {
+    /// - Parameter consulted: records what resolving and walking looked at.
+    package init(
+        root: String, dockerfile: String, hiding: Set<String> = [], walks: WalkMemo? = nil,
+        consulted: Consulted? = nil
+    ) throws(BuildError) {
         let absolute = FilePaths.absolute(root)
         guard FilePaths.isDirectory(absolute) else {
             throw .input("the build context '\(root)' is not a directory", location: nil)
@@ -44,6 +50,7 @@ package struct BuildContext: Sendable {
         }
         hidden = hiding
         self.walks = walks
+        self.consulted = consulted
         ignore.patterns += DockerIgnore(parsing: Self.alwaysHidden.joined(separator: "\n")).patterns
         self.ignore = ignore
     }
@@ -135,6 +142,7 @@ package struct BuildContext: Sendable {
                 continue
             }
             let candidate = (resolved + [component]).joined(separator: "/")
+            consulted?.followed(candidate)
             if case .symlink(let target)? = try item(at: candidate)?.kind {
                 hops += 1
                 guard hops < 64 else {
@@ -164,12 +172,14 @@ package struct BuildContext: Sendable {
         let rest = pattern.dropFirst()
         var candidates = [String]()
         if Glob.hasWildcard(first) {
+            consulted?.listed([directory])
             candidates = try names(in: directory).filter { Glob.matches(Array(first), Array($0)) }
         } else {
             candidates = [first]
         }
         for name in candidates {
             let path = directory.isEmpty ? name : directory + "/" + name
+            consulted?.followed(path)
             guard !leavesOut(path), var item = try item(at: path) else { continue }
             if case .symlink = item.kind {
                 let target = try follow(path, source: path, location: location)
@@ -226,30 +236,88 @@ package struct BuildContext: Sendable {
         // The same directory of the same root under the same ignore file lists the same items.
         let memoKey =
             walks != nil && excludes == nil ? root + "\u{0}" + (ignoreFile ?? "") + "\u{0}" + directory.path : nil
-        if let memoKey, let known = walks?.items(memoKey) { return known }
+        if let memoKey, let known = walks?.walk(memoKey) {
+            consulted?.listed(known.listed)
+            return known.items
+        }
         var result = [Item]()
+        var listed = [String]()
         let included = directory.path.isEmpty || !leavesOut(directory.path)
-        try walk(directory.path, base: directory.path, excludes: excludes, included: included, into: &result)
-        if let memoKey { walks?.remember(result, for: memoKey) }
+        try walk(
+            directory.path, base: directory.path, excludes: excludes, included: included, into: &result,
+            listing: &listed)
+        consulted?.listed(listed)
+        if let memoKey { walks?.remember(Walk(items: result, listed: listed), for: memoKey) }
         return result
+    }
+
+    /// A walk's items, and the directories it listed to find them.
+    struct Walk {
+        var items: [Item]
+        var listed: [String]
     }
 
     /// Directory walks shared by the contexts of one run (which all hide the same paths).
     package final class WalkMemo: Sendable {
-        private let entries = Mutex<[String: [Item]]>([:])
+        private let entries = Mutex<[String: Walk]>([:])
 
         package init() {}
 
-        func items(_ key: String) -> [Item]? { entries.withLock { $0[key] } }
+        func walk(_ key: String) -> Walk? { entries.withLock { $0[key] } }
 
-        func remember(_ items: [Item], for key: String) { entries.withLock { $0[key] = items } }
+        func remember(_ walk: Walk, for key: String) { entries.withLock { $0[key] = walk } }
+    }
+
+    /// What resolving sources looked at besides the items it gave: the directories whose entries
+    /// were listed (a file added to one could be a new source) and the paths followed to reach a
+    /// source (a component that became a symlink, or another directory, could lead elsewhere).
+    /// Paths are relative to the root, `""` for the root.
+    package final class Consulted: Sendable {
+        /// What a followed path was when it was followed.
+        package enum Followed: Sendable, Equatable {
+            case absent
+            /// A directory: which one (its inode) is all that matters, not its entries.
+            case directory(inode: UInt64)
+            /// A file or symlink.
+            case other
+        }
+
+        package struct Paths: Sendable, Equatable {
+            package var listed: Set<String> = []
+            package var followed: [String: Followed] = [:]
+        }
+        private let paths = Mutex(Paths())
+        private let root: String
+
+        package init(root: String) { self.root = FilePaths.absolute(root) }
+
+        package var recorded: Paths { paths.withLock { $0 } }
+
+        func listed(_ directories: [String]) {
+            paths.withLock { $0.listed.formUnion(directories) }
+        }
+
+        func followed(_ path: String) {
+            guard paths.withLock({ $0.followed[path] == nil }) else { return }
+            let state = Self.state(of: path.isEmpty ? root : root + "/" + path)
+            paths.withLock { $0.followed[path] = $0.followed[path] ?? state }
+        }
+
+        /// What `lstat` says `disk` is now, as a followed path.
+        package static func state(of disk: String) -> Followed {
+            var info = stat()
+            guard lstat(disk, &info) == 0 else { return .absent }
+            return FileKind(mode: info.st_mode) == .directory ? .directory(inode: UInt64(info.st_ino)) : .other
+        }
     }
 
     /// - Parameter included: whether `directory` is known not to be left out, so only each entry's
     ///   own path needs matching.
     private func walk(
-        _ directory: String, base: String, excludes: DockerIgnore?, included: Bool, into result: inout [Item]
+        _ directory: String, base: String, excludes: DockerIgnore?, included: Bool, into result: inout [Item],
+        listing listed: inout [String]
     ) throws(BuildError) {
+        listed.append(directory)
         for name in try names(in: directory) {
             let path = directory.isEmpty ? name : directory + "/" + name
             let relative = base.isEmpty ? path : String(path.dropFirst(base.count + 1))
@@ -263,7 +331,7 @@ package struct BuildContext: Sendable {
                 }
                 let before = result.count
                 if !hidden { result.append(item) }
-                try walk(path, base: base, excludes: excludes, included: !hidden, into: &result)
+                try walk(path, base: base, excludes: excludes, included: !hidden, into: &result, listing: &listed)
                 // A hidden directory with re-included children still appears, as their parent.
                 if hidden && result.count > before { result.insert(item, at: before) }
             } else if !hidden {

@@ -89,7 +89,7 @@ package struct ImageMetadata: Sendable, Equatable {
     package var isEmpty: Bool { defaultLabels.isEmpty && labels.isEmpty && annotations.isEmpty }
 
     /// The lines a key hashes for this: sorted, one per entry.
-    var keyLines: [String] {
+    package var keyLines: [String] {
         defaultLabels.sorted { $0.key < $1.key }.map { "default-label \($0.key)=\($0.value)" }
             + labels.sorted { $0.key < $1.key }.map { "label \($0.key)=\($0.value)" }
             + annotations.sorted { $0.key < $1.key }.map { "annotation \($0.key)=\($0.value)" }

@@ -42,3 +42,42 @@ extension Array where Element: Sendable {
         }
     }
 }
+
+/// At most `count` holders at once, the rest waiting in arrival order: a bound on one kind of
+/// work inside a wider concurrent map (the lane checks many unchanged processors at once while
+/// keying and building only `--jobs` of them).
+package actor Permits {
+    private var available: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    package init(_ count: Int) { available = Swift.max(1, count) }
+
+    /// `body` run while holding a permit, released however it ends.
+    package func run<Result: Sendable>(_ body: @Sendable () async throws -> Result) async rethrows -> Result {
+        await acquire()
+        do {
+            let result = try await body()
+            release()
+            return result
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    private func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func release() {
+        if waiting.isEmpty {
+            available += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}

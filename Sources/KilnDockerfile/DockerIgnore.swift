@@ -42,12 +42,17 @@ package struct DockerIgnore: Sendable, Equatable {
         self.patterns = patterns
     }
 
+    /// The ignore files a build looks for, the first that exists winning: the Dockerfile's own
+    /// (`NAME.dockerignore` beside it), then the context's `.dockerignore`.
+    package static func candidates(context: String, dockerfile: String) -> [String] {
+        [dockerfile + ".dockerignore", FilePaths.join(context, ".dockerignore")]
+    }
+
     /// Reads the ignore file that applies to a build: `<Dockerfile>.dockerignore` beside the
     /// Dockerfile when there is one (BuildKit's rule), else `.dockerignore` at the context root.
     /// - Returns: the rules, and the file they came from (nil when there is none).
     package static func load(context: String, dockerfile: String) throws(FileError) -> (DockerIgnore, String?) {
-        let candidates = [dockerfile + ".dockerignore", FilePaths.join(context, ".dockerignore")]
-        for path in candidates where FilePaths.exists(path) {
+        for path in candidates(context: context, dockerfile: dockerfile) where FilePaths.exists(path) {
             let bytes = try ReadableFile.readAll(path: path, limit: 4 << 20)
             return (DockerIgnore(parsing: String(decoding: bytes, as: UTF8.self)), path)
         }

@@ -60,14 +60,14 @@ extension Lane {
     /// index only when it has each manifest the index lists (distribution checks them at the
     /// `PUT`), so one request stands for one per platform and the index's own. nil when a
     /// platform has no such record or the registry lacks the index; the lookups per platform
-    /// then decide.
-    func pushedIndexHits(_ keys: [(platform: Platform, key: InputKey)], repository: Repository) async throws
-        -> [Platform: Descriptor]?
+    /// then decide. The index comes back too, made once.
+    func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository) async throws
+        -> (found: [Platform: Descriptor], index: Encoded<ImageIndex>)?
     {
         guard settings.push else { return nil }
         var found = [Platform: Descriptor]()
         for (platform, key) in keys {
-            guard let record = try? store.record(LaneRecord.self, kind: "lane", key: key.digest),
+            guard let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
                 record.repository == repository.description, store.contains(record.manifest.digest)
             else { return nil }
             found[platform] = record.manifest
@@ -77,7 +77,7 @@ extension Lane {
             try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest))
                 != nil
         else { return nil }
-        return found
+        return (found, index)
     }
 
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the

@@ -6,6 +6,7 @@ import KilnOCI
 import KilnProcessors
 import KilnRegistry
 import KilnStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -26,6 +27,10 @@ package struct LaneSettings: Sendable {
     package var jobs = LaneSettings.defaultJobs
     /// `--jobs` when neither the flag nor kiln.yaml sets it.
     package static let defaultJobs = 4
+    /// Processors whose keys come from their memos are checked this many at once, whatever
+    /// `jobs` says: each is a `HEAD` or two, and against a registry tens of milliseconds away
+    /// an unchanged lane of thousands would otherwise wait on round trips `jobs` at a time.
+    package static let checkWidth = 32
     package var layerOptions: LayerOptions
     /// Runs `RUN` steps (buildah); without one, processors with `RUN` are not buildable.
     package var executor: BuildahExecutor?
@@ -75,6 +80,12 @@ package struct Lane: Sendable {
     /// Context walks shared by the run's processors (a library every Dockerfile copies is
     /// listed once).
     let walks = BuildContext.WalkMemo()
+    /// Keying in full, building, pushing: `jobs` processors at a time (`checkWidth` may be
+    /// checking others from their memos meanwhile).
+    let jobSlots: Permits
+    /// This kiln binary's size, time and inode: a key memo written by another build of kiln,
+    /// which may key differently, is not trusted.
+    let binaryIdentity: String
 
     package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,
@@ -85,6 +96,11 @@ package struct Lane: Sendable {
         self.client = client
         self.observer = observer
         self.hashers = HasherPool(store: store)
+        jobSlots = Permits(settings.jobs)
+        var info = stat()
+        binaryIdentity =
+            stat("/proc/self/exe", &info) == 0
+            ? "binary \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_ino)" : "binary ?"
     }
 
     /// The processors the settings select, in ref order.
@@ -125,6 +141,11 @@ package struct Lane: Sendable {
 
         /// Whether this mode leaves its verdict on the pins (so checking nothing is no pass).
         var checksPins: Bool { self == .check || self == .verify }
+
+        /// Whether keys may come from the key memo: not where the Dockerfile itself is needed
+        /// (the plan's advice and RUN decisions, warming), nor where every input is checked
+        /// again on purpose (verify).
+        var trustsKeyMemo: Bool { self == .build || self == .check || self == .assemble }
     }
 
     /// Runs `mode` over every selected processor, `jobs` at a time; one report per processor.
@@ -150,7 +171,7 @@ package struct Lane: Sendable {
     }
 
     private func runAll(_ processors: [Processor], mode: Mode, pinFiles: Set<String>) async -> [ProcessorReport] {
-        await processors.mapConcurrently(width: settings.jobs) { processor in
+        await processors.mapConcurrently(width: Swift.max(settings.jobs, LaneSettings.checkWidth)) { processor in
             await self.process(processor, mode: mode, pinFiles: pinFiles)
         }
     }
@@ -158,8 +179,10 @@ package struct Lane: Sendable {
     /// One processor, never throwing: a failure becomes its report.
     func process(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async -> ProcessorReport {
         let started = Elapsed.now()
-        observer(LaneEvent(ref: processor.ref, kind: .started))
         var report: ProcessorReport
+        // `work` sends it when the work starts (after waiting for a job slot, if it needs one);
+        // every other way, before the report.
+        let start = StartEvent(ref: processor.ref, observer: observer)
         if !processor.enabled {
             report = ProcessorReport(processor: processor, status: .disabled)
             report.message = "enabled: false in \(processor.displayPath)"
@@ -173,7 +196,7 @@ package struct Lane: Sendable {
             report.message = reason
         } else {
             do {
-                report = try await work(processor, mode: mode, pinFiles: pinFiles)
+                report = try await work(processor, mode: mode, pinFiles: pinFiles, start: start)
             } catch {
                 report = ProcessorReport(processor: processor, status: .failed)
                 report.message = "\(error)"
@@ -185,6 +208,7 @@ package struct Lane: Sendable {
             }
         }
         report.seconds = Elapsed.seconds(since: started)
+        start.send()
         observer(LaneEvent(ref: processor.ref, kind: .finished(report)))
         return report
     }
@@ -211,7 +235,12 @@ package struct Lane: Sendable {
         return .build(chosen, declared: declared, complete: chosen.count == declared.count)
     }
 
-    func work(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async throws -> ProcessorReport {
+    /// - Parameter useMemo: whether keys may come from the key memo (`memoizedKeys`); false once
+    ///   the processor holds one of the `jobSlots`, to key in full and build.
+    /// - Parameter start: sends the processor's `started` event, once.
+    func work(
+        _ processor: Processor, mode: Mode, pinFiles: Set<String>, start: StartEvent, useMemo: Bool = true
+    ) async throws -> ProcessorReport {
         let repository = try Self.repository(try settings.config.repository(for: processor.ref))
         var report = ProcessorReport(processor: processor, status: .hit)
         report.repository = repository.description
@@ -219,16 +248,38 @@ package struct Lane: Sendable {
         if mode == .assemble && !complete {
             throw LaneError.assembleNeedsEveryPlatform
         }
-        let job = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
-        if let problem = job.unbuildable {
-            report.status = .notBuildable
-            report.message = problem
-            return report
-        }
-        observer(LaneEvent(ref: processor.ref, kind: .hashing))
         var clock = Elapsed.now()
         report.phases = ProcessorReport.Phases()
-        let keys = try await job.keys(downloadingLayers: mode == .warm)
+        // An unchanged processor's keys come from its memo (a few lstats); the Dockerfile is read
+        // and the context walked only when something changed, or when the mode needs them, and
+        // then `jobs` at a time.
+        let memoized = useMemo && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
+        if memoized == nil, useMemo {
+            return try await jobSlots.run {
+                try await self.work(processor, mode: mode, pinFiles: pinFiles, start: start, useMemo: false)
+            }
+        }
+        start.send()
+        observer(LaneEvent(ref: processor.ref, kind: .hashing))
+        var job: ProcessorJob?
+        var inputKeys: [(platform: Platform, key: InputKey)]?
+        let keys: [(platform: Platform, key: Digest)]
+        if let memoized {
+            keys = memoized
+            report.keyedFrom = "memo"
+        } else {
+            let full = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
+            if let problem = full.unbuildable {
+                report.status = .notBuildable
+                report.message = problem
+                report.phases = nil
+                return report
+            }
+            job = full
+            report.keyedFrom = "inputs"
+            inputKeys = try await full.keys(downloadingLayers: mode == .warm, memoizing: mode.trustsKeyMemo)
+            keys = inputKeys!.map { ($0.platform, $0.key.digest) }
+        }
         report.phases?.hash = Elapsed.lap(&clock)
         var found = [Platform: Descriptor]()
         // An unchanged processor costs one registry round trip (its index); otherwise every
@@ -237,22 +288,28 @@ package struct Lane: Sendable {
         let pushedIndex = complete ? try await pushedIndexHits(keys, repository: repository) : nil
         let hits: [CacheHit?]
         if let pushedIndex {
-            hits = keys.map { CacheHit(descriptor: pushedIndex[$0.platform]!, source: .local) }
+            hits = keys.map { CacheHit(descriptor: pushedIndex.found[$0.platform]!, source: .local) }
         } else {
             hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
-                try await self.lookup(
-                    key.digest, platform: platform, repository: repository, fetchManifest: mode == .warm)
+                try await self.lookup(key, platform: platform, repository: repository, fetchManifest: mode == .warm)
+            }
+        }
+        if memoized != nil, hits.contains(where: { $0 == nil }) {
+            // Something must be built: the Dockerfile and context are needed after all, to build
+            // and to say why.
+            return try await jobSlots.run {
+                try await self.work(processor, mode: mode, pinFiles: pinFiles, start: start, useMemo: false)
             }
         }
         for ((platform, key), hit) in zip(keys, hits) {
-            var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.digest.hex)
+            var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)
             if let hit {
                 entry.cache = hit.source.rawValue
                 entry.digest = hit.descriptor.digest.description
                 found[platform] = hit.descriptor
-            } else {
+            } else if let inputKey = inputKeys?.first(where: { $0.platform == platform })?.key {
                 entry.cache = "miss"
-                entry.reason = explain(processor, platform: platform, key: key)
+                entry.reason = explain(processor, platform: platform, key: inputKey)
             }
             report.platforms.append(entry)
         }
@@ -261,6 +318,7 @@ package struct Lane: Sendable {
 
         switch mode {
         case .plan, .warm:
+            guard let job else { preconditionFailure("plan and warm key in full") }
             if !missing.isEmpty { report.status = .wouldBuild }
             if mode == .warm, !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
                 // Pre-build the RUN checkpoints (kept in the store), so the next build only
@@ -290,21 +348,25 @@ package struct Lane: Sendable {
                 processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found,
                 complete: complete)
         case .verify:
+            guard let inputKeys else { preconditionFailure("verify keys in full") }
             return try await verify(
-                processor, report: report, repository: repository, keys: keys, found: found, complete: complete)
+                processor, report: report, repository: repository, keys: inputKeys, found: found, complete: complete)
         case .assemble:
             if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
                 throw LaneError.missingPlatform(
                     ref: processor.ref.description, platform: platform.description,
                     repository: try cacheRepository(for: repository).description,
-                    tag: Self.cacheTag(key.digest), others: missing.dropFirst().map(\.description))
+                    tag: Self.cacheTag(key), others: missing.dropFirst().map(\.description))
             }
         case .build:
             break
         }
         if !missing.isEmpty {
+            // A memo's keys that miss were keyed again in full above.
+            guard let job, let inputKeys else { preconditionFailure("a build keys in full") }
             report.status = .built
-            let built = try await build(job, platforms: missing, keys: keys, repository: repository, report: &report)
+            let built = try await build(
+                job, platforms: missing, keys: inputKeys, repository: repository, report: &report)
             for (platform, descriptor) in built {
                 found[platform] = descriptor
                 if let position = report.platforms.firstIndex(where: { $0.platform == platform.description }) {
@@ -312,7 +374,8 @@ package struct Lane: Sendable {
                 }
             }
         }
-        for (platform, key) in keys { try remember(processor, platform: platform, key: key) }
+        // A memo's keys are the ones remembered when it was written.
+        for (platform, key) in inputKeys ?? [] { try remember(processor, platform: platform, key: key) }
         guard complete else {
             // A per-platform run: the platform manifests and their key tags are pushed; the
             // version tag and the pins wait for the index over every platform (kiln assemble).
@@ -322,7 +385,7 @@ package struct Lane: Sendable {
                 "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
             return report
         }
-        let index = try index(keys.map(\.platform), found)
+        let index = try pushedIndex?.index ?? index(keys.map(\.platform), found)
         report.index = index.descriptor.digest.description
         if settings.push {
             _ = Elapsed.lap(&clock)
@@ -417,6 +480,28 @@ package struct Lane: Sendable {
         try await ImagePusher(client: client).putManifest(
             index.bytes, mediaType: .ociIndex, to: repository, reference: tag, from: store)
         return Int64(index.bytes.count)
+    }
+}
+
+/// A processor's `started` event, sent once whichever path gets there first.
+final class StartEvent: Sendable {
+    private let ref: ProcessorRef
+    private let observer: @Sendable (LaneEvent) -> Void
+    private let sent = Mutex(false)
+
+    init(ref: ProcessorRef, observer: @escaping @Sendable (LaneEvent) -> Void) {
+        self.ref = ref
+        self.observer = observer
+    }
+
+    func send() {
+        guard
+            sent.withLock({ sent in
+                defer { sent = true }
+                return !sent
+            })
+        else { return }
+        observer(LaneEvent(ref: ref, kind: .started))
     }
 }
 

@@ -70,6 +70,9 @@ package struct ProcessorReport: Encodable, Sendable {
     /// `kiln plan`: step-order suggestions (never applied by kiln).
     package var advice: [String] = []
     package var seconds: Double = 0
+    /// How the keys were had: `memo` when nothing the last keying looked at had changed (a few
+    /// `lstat`s, no Dockerfile or context read), else `inputs` (absent when nothing was keyed).
+    package var keyedFrom: String?
     /// Where those seconds went (a run that looked keys up: build, plan, warm…).
     package var phases: Phases?
     /// Why the processor is not-buildable, stale or failed.

@@ -41,6 +41,12 @@ struct ProcessorJob {
     let buildArgs: [String: String]
     /// Why the native builder cannot build it (a `RUN` step), naming the line.
     let unbuildable: String?
+    /// What resolving its sources looked at, and the bases its keys asked for: the key memo.
+    let consulted: BuildContext.Consulted
+    let baseRequests = BaseRequests()
+    /// When the job began reading its inputs (`StatCache.wallClock()`): a file changed after this
+    /// may have been read before or after the change, so no memo trusts it.
+    let started = StatCache.wallClock()
 
     /// - Parameter pinFiles: every processor's `registry.yaml`. They are left out of the build
     ///   context: a file that records an image's digest cannot be part of that image, or each
@@ -51,14 +57,21 @@ struct ProcessorJob {
         self.lane = lane
         let text = String(decoding: try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20), as: UTF8.self)
         dockerfile = try Dockerfile(parsing: text, file: processor.dockerfile)
+        consulted = BuildContext.Consulted(root: processor.context)
         context = try BuildContext(
-            root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles, walks: lane.walks)
+            root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles, walks: lane.walks,
+            consulted: consulted)
         self.platforms = platforms
-        buildArgs = lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
+        buildArgs = Self.buildArgs(processor, lane: lane)
         let builder = Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
             downloadingLayers: false)
         unbuildable = lane.settings.executor == nil ? try Self.runProblem(builder) : nil
+    }
+
+    /// The lane's build args with the processor's own over them.
+    static func buildArgs(_ processor: Processor, lane: Lane) -> [String: String] {
+        lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
     }
 
     /// The preflight's complaint about a `RUN` step; other preflight errors are thrown.
@@ -73,18 +86,19 @@ struct ProcessorJob {
     }
 
     func builder(
-        platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil, planning: Bool = false
+        platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil, planning: Bool = false,
+        recordingBases: Bool = false
     ) -> Builder {
         Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
             downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints,
-            planning: planning)
+            planning: planning, baseRequests: recordingBases ? baseRequests : nil)
     }
 
     static func makeBuilder(
         dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
         downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil,
-        planning: Bool = false
+        planning: Bool = false, baseRequests: BaseRequests? = nil
     ) -> Builder {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
         options.planning = planning
@@ -100,14 +114,18 @@ struct ProcessorJob {
         let bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
             sources: lane.settings.baseSources)
-        return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: bases, options: options)
+        let source: any BaseImageSource =
+            if let baseRequests { RecordingBaseImages(source: bases, requests: baseRequests) } else { bases }
+        return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: source, options: options)
     }
 
     /// The input key of each platform, in the processor's platform order.
-    func keys(downloadingLayers: Bool) async throws -> [(platform: Platform, key: InputKey)] {
+    /// - Parameter memoizing: write the key memo (`Lane.memoize`) for the next run.
+    func keys(downloadingLayers: Bool, memoizing: Bool = false) async throws -> [(platform: Platform, key: InputKey)] {
         let inputs: [BuildInputs]
         do {
-            inputs = try await builder(platforms: platforms, downloadingLayers: downloadingLayers).inputs()
+            inputs = try await builder(platforms: platforms, downloadingLayers: downloadingLayers, recordingBases: true)
+                .inputs()
         } catch var error as BuildError {
             if let hint = contextHint(error) { error.hint = hint }
             throw error
@@ -125,6 +143,7 @@ struct ProcessorJob {
                         layerOptions: lane.settings.layerOptions)
                 ))
         }
+        if memoizing { lane.memoize(self, keys: result, reads: inputs.flatMap { $0.files.map(\.path) }) }
         return result
     }
 

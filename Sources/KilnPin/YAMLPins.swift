@@ -130,7 +130,9 @@ package enum YAMLPins {
         do {
             // The basic resolver: kiln reads every scalar as text (nulls by their spelling), and
             // the default one's regular expressions were most of parsing a registry.yaml.
-            return try Yams.compose(yaml: text, .basic)
+            // UTF-8 named: Yams's default looks the encoding up in the environment on every parse,
+            // which at thousands of registry.yaml files was a twentieth of an unchanged lane.
+            return try Yams.compose(yaml: text, .basic, .default, .utf8)
         } catch let error as YamlError {
             // The first line says what is wrong; libyaml's context that follows repeats the file.
             let what = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"

@@ -59,6 +59,20 @@ package final class StatCache: Sendable {
             ctime: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec), inode: UInt64(info.st_ino))
     }
 
+    /// Nanoseconds since 1970 on the clock files' times come from.
+    package static func wallClock() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// Whether the object `identity` describes was last changed more than two seconds before
+    /// `instant` (a `wallClock()` reading): only then can a later change not leave the same times
+    /// behind (coarse file-system clocks, two writes in one tick).
+    package static func isSettled(_ identity: Identity, at instant: Int64) -> Bool {
+        instant - max(identity.mtime, identity.ctime) > 2_000_000_000
+    }
+
     /// The remembered digest of `relative` when the file still looks the same.
     package func digest(_ relative: String, identity: Identity) -> Digest? {
         state.withLock { state in
@@ -69,12 +83,7 @@ package final class StatCache: Sendable {
 
     /// Remembers a digest just computed (unless the file changed too recently to trust its mtime).
     package func remember(_ relative: String, identity: Identity, digest: Digest) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        guard nowNanoseconds - max(identity.mtime, identity.ctime) > 2_000_000_000, !relative.contains("\n") else {
-            return
-        }
+        guard Self.isSettled(identity, at: Self.wallClock()), !relative.contains("\n") else { return }
         state.withLock { state in
             if let entry = state.entries[relative], entry.identity == identity, entry.digest == digest { return }
             state.entries[relative] = (identity, digest)

@@ -417,20 +417,29 @@ struct LaneTests {
         func run(_ extra: [String]) throws -> (jobs: Int?, inFlight: Int) {
             let (_, result) = try setup.runWithResult(["plan"] + extra)
             var jobs: Int?
-            var running = 0
-            var most = 0
+            // Each processor's events in order; those with nothing to work on (disabled,
+            // skipped) start and finish at once and take no job slot.
+            var events = [(ref: String, starts: Bool)]()
+            var idle = Set<String>()
             for line in result.stderr.split(separator: "\n") {
                 guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     continue
                 }
+                let ref = event["ref"] as? String ?? ""
                 switch event["event"] as? String {
                 case "lane": jobs = event["jobs"] as? Int
-                case "started":
-                    running += 1
-                    most = max(most, running)
-                case "finished": running -= 1
+                case "started": events.append((ref, true))
+                case "finished":
+                    events.append((ref, false))
+                    if ["disabled", "skipped"].contains(event["status"] as? String) { idle.insert(ref) }
                 default: break
                 }
+            }
+            var running = 0
+            var most = 0
+            for event in events where !idle.contains(event.ref) {
+                running += event.starts ? 1 : -1
+                most = max(most, running)
             }
             return (jobs, most)
         }

@@ -80,7 +80,7 @@ struct LaneOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Processors worked on at once (kiln.yaml: jobs; default \(LaneSettings.defaultJobs)). Each processor's blob uploads have their own bound, --upload-jobs.",
+            "Processors keyed, built and pushed at once (kiln.yaml: jobs; default \(LaneSettings.defaultJobs)); unchanged ones, keyed from their memos, are checked up to \(LaneSettings.checkWidth) at once. Each processor's blob uploads have their own bound, --upload-jobs.",
             valueName: "n"))
     var jobs: Int?
 

@@ -1,0 +1,239 @@
+import KilnBuild
+import KilnCore
+import KilnDockerfile
+import KilnOCI
+import KilnProcessors
+import KilnStore
+import Synchronization
+
+/// A processor's keys as last computed, with what they were computed from (`keys/key-memo/…`):
+/// the lane's index, as git's index is for `git status`. When every path the keying looked at
+/// still `lstat`s the same, the settings are the same and each base still resolves to the same
+/// digest, the keys are the same, and an unchanged processor costs a few `lstat`s instead of a
+/// Dockerfile parse, a context walk and the stat cache.
+///
+/// What a keying pass looks at, each path recorded with its `lstat` (size, mtime, ctime, inode):
+/// the Dockerfile, the ignore file (or the absence of each candidate), every context item the
+/// build reads and every directory listed (an added file could be a new source). A memo is
+/// written only when all of them changed more than two seconds before the keying began, so an
+/// edit made during the pass, or in the same clock tick as an earlier one, can never hide behind
+/// it. A directory only passed through on the way to a source must stay the same directory (by
+/// inode, checked again after the pass): one swapped for another, or for a symlink, could lead
+/// elsewhere, while an entry added beside the path (a pin written next to the Dockerfile) does
+/// not matter.
+struct KeyMemo: Codable {
+    /// Bump when what a keying pass looks at changes, so older memos are not trusted.
+    static let format = "kiln-key-memo/1"
+
+    /// The SHA-256 of everything besides files and bases that decides the keys (`fingerprint`).
+    var fingerprint: String
+    /// One line per path looked at: `SIZE MTIME CTIME INODE PATH` as `lstat` gave them (times in
+    /// nanoseconds); `d INODE PATH` for a directory only passed through, which must stay that
+    /// directory; `- PATH` for a path that must stay absent. One string, read with a byte scan:
+    /// decoding thousands of numbers one by one was most of checking a memo.
+    var paths: String
+    /// Each base image the keys pinned, as the Dockerfile asked for it.
+    var bases: [BaseRequests.Request]
+    /// Each platform's key, in the processor's platform order.
+    var keys: [String]
+}
+
+/// The base images a keying pass asked for and what each resolved to.
+final class BaseRequests: Sendable {
+    struct Request: Codable, Hashable {
+        /// As asked for (after build-arg substitution).
+        var reference: String
+        var platform: String
+        /// `PinnedBase.description`: what the key recorded.
+        var pinned: String
+    }
+
+    private let requests = Mutex<Set<Request>>([])
+
+    var all: [Request] {
+        requests.withLock { $0 }.sorted { ($0.reference, $0.platform) < ($1.reference, $1.platform) }
+    }
+
+    func add(_ request: Request) { _ = requests.withLock { $0.insert(request) } }
+}
+
+/// A base image source that writes down what it was asked for, for the key memo.
+struct RecordingBaseImages: BaseImageSource {
+    let source: RegistryBaseImages
+    let requests: BaseRequests
+
+    func image(_ reference: ImageReference, platform: Platform) async throws -> BaseImage {
+        let image = try await source.image(reference, platform: platform)
+        requests.add(
+            BaseRequests.Request(
+                reference: reference.description, platform: platform.description,
+                pinned: image.pinned?.description ?? ""))
+        return image
+    }
+}
+
+extension Lane {
+    /// Where a processor's memo lives: one per ref and platform set.
+    static func memoSlot(_ processor: Processor, _ platforms: [Platform]) -> Digest {
+        Digest.sha256(of: Array("\(processor.ref) \(platforms.map(\.description).joined(separator: ","))".utf8))
+    }
+
+    /// Everything that decides a processor's keys besides the files and the bases' digests: the
+    /// formats, this kiln binary, where the Dockerfile and context are, the build args, the labels
+    /// and annotations, the layer settings, whether `RUN` can run, and which files are processors'
+    /// (hidden from every context).
+    func keyFingerprint(_ processor: Processor, platforms: [Platform]) -> String {
+        var lines = [
+            KeyMemo.format, InputKey.format, KilnVersion.current, binaryIdentity,
+            "ref \(processor.ref)", "context \(processor.context)", "dockerfile \(processor.dockerfile)",
+            "platforms \(platforms.map(\.description).joined(separator: ","))",
+            "layers \(settings.layerOptions.epoch) \(settings.layerOptions.compression)",
+            "executor \(settings.executor != nil)",
+            "processors \(settings.config.globs.joined(separator: ","))",
+        ]
+        lines += ProcessorJob.buildArgs(processor, lane: self).sorted { $0.key < $1.key }.map {
+            "arg \($0.key)=\($0.value)"
+        }
+        lines += metadata(for: processor.ref).keyLines
+        return Digest.sha256(of: Array(lines.joined(separator: "\n").utf8)).hex
+    }
+
+    /// The keys a processor's memo holds, when it is still right; nil sends the processor through
+    /// a full keying pass.
+    func memoizedKeys(_ processor: Processor, platforms: [Platform]) async -> [(platform: Platform, key: Digest)]? {
+        guard
+            let memo = try? store.record(KeyMemo.self, kind: "key-memo", key: Self.memoSlot(processor, platforms)),
+            memo.keys.count == platforms.count,
+            memo.fingerprint == keyFingerprint(processor, platforms: platforms)
+        else { return nil }
+        for line in memo.paths.utf8.split(separator: UInt8(ascii: "\n")) {
+            switch Self.entry(line) {
+            case .identity(let path, let numbers)?:
+                guard let identity = StatCache.identity(of: path), Self.numbers(identity) == numbers else { return nil }
+            case .directory(let path, let inode)?:
+                guard BuildContext.Consulted.state(of: path) == .directory(inode: inode) else { return nil }
+            case .absent(let path)?:
+                guard BuildContext.Consulted.state(of: path) == .absent else { return nil }
+            case nil:
+                return nil
+            }
+        }
+        let source = RegistryBaseImages(
+            client: client, store: store, downloadsLayers: false, resolutions: resolutions,
+            sources: settings.baseSources)
+        for base in memo.bases {
+            guard let reference = try? ImageReference(parsing: base.reference),
+                let platform = try? Platform(parsing: base.platform),
+                let image = try? await source.image(reference, platform: platform),
+                image.pinned?.description ?? "" == base.pinned
+            else { return nil }
+        }
+        var keys = [(platform: Platform, key: Digest)]()
+        for (platform, hex) in zip(platforms, memo.keys) {
+            guard let key = try? Digest(sha256Hex: hex) else { return nil }
+            keys.append((platform, key))
+        }
+        return keys
+    }
+
+    /// Writes the memo of keys just computed in full, unless something the pass looked at changed
+    /// too recently to be told apart from a later change by its times.
+    func memoize(_ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: [String]) {
+        let root = job.context.root
+        func disk(_ relative: String) -> String { relative.isEmpty ? root : FilePaths.join(root, relative) }
+        let consulted = job.consulted.recorded
+        // Whole identities: what was read or listed, the Dockerfile and the ignore file.
+        var whole = Set(reads.map(disk))
+        whole.formUnion(consulted.listed.map(disk))
+        let dockerfile = FilePaths.absolute(job.processor.dockerfile)
+        whole.insert(dockerfile)
+        var absent = Set<String>()
+        for candidate in DockerIgnore.candidates(context: root, dockerfile: dockerfile) {
+            if candidate == job.context.ignoreFile {
+                whole.insert(candidate)
+                break
+            }
+            absent.insert(candidate)
+        }
+        // A directory only passed through must stay the same directory; its other entries (a pin
+        // written beside the Dockerfile) do not matter.
+        var directories = [String: UInt64]()
+        for (relative, state) in consulted.followed where !whole.contains(disk(relative)) {
+            switch state {
+            case .absent: absent.insert(disk(relative))
+            case .directory(let inode): directories[disk(relative)] = inode
+            case .other: whole.insert(disk(relative))
+            }
+        }
+        var lines = ""
+        for path in whole.sorted() {
+            guard !path.contains("\n"), let identity = StatCache.identity(of: path),
+                StatCache.isSettled(identity, at: job.started)
+            else { return }
+            lines += Self.numbers(identity).map(String.init).joined(separator: " ") + " " + path + "\n"
+        }
+        for (path, inode) in directories.sorted(by: { $0.key < $1.key }) {
+            // Swapped for another since it was followed: the keys may describe either.
+            guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .directory(inode: inode) else {
+                return
+            }
+            lines += "d \(inode) \(path)\n"
+        }
+        for path in absent.sorted() {
+            guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .absent else { return }
+            lines += "- " + path + "\n"
+        }
+        let memo = KeyMemo(
+            fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
+            bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex))
+        // Losing a memo only costs the next run a full keying pass.
+        try? store.setRecord(memo, kind: "key-memo", key: Self.memoSlot(job.processor, job.platforms))
+    }
+
+    /// What a memo keeps of an `lstat`.
+    static func numbers(_ identity: StatCache.Identity) -> [Int64] {
+        [identity.size, identity.mtime, identity.ctime, Int64(bitPattern: identity.inode)]
+    }
+
+    /// A line of `KeyMemo.paths`.
+    enum Entry: Equatable {
+        case identity(path: String, numbers: [Int64])
+        case directory(path: String, inode: UInt64)
+        case absent(path: String)
+    }
+
+    /// A line of `KeyMemo.paths` read; nil for one that does not parse.
+    static func entry(_ line: Substring.UTF8View) -> Entry? {
+        let space = UInt8(ascii: " ")
+        var index = line.startIndex
+        /// The next space-separated field.
+        func field() -> Substring.UTF8View? {
+            guard let end = line[index...].firstIndex(of: space) else { return nil }
+            defer { index = line.index(after: end) }
+            return line[index..<end]
+        }
+        func number(_ text: Substring.UTF8View) -> Int64? {
+            var digits = text[...]
+            let negative = digits.first == UInt8(ascii: "-")
+            if negative { digits = digits.dropFirst() }
+            guard !digits.isEmpty, digits.count < 20 else { return nil }
+            var value: Int64 = 0
+            for digit in digits {
+                guard (0x30...0x39).contains(digit) else { return nil }
+                value = value * 10 + Int64(digit - 0x30)
+            }
+            return negative ? -value : value
+        }
+        guard let first = field() else { return nil }
+        if first.elementsEqual("-".utf8) { return .absent(path: String(decoding: line[index...], as: UTF8.self)) }
+        if first.elementsEqual("d".utf8) {
+            guard let text = field(), let inode = number(text) else { return nil }
+            return .directory(path: String(decoding: line[index...], as: UTF8.self), inode: UInt64(bitPattern: inode))
+        }
+        var numbers = [number(first)]
+        for _ in 0..<3 { numbers.append(field().flatMap(number)) }
+        let known = numbers.compactMap { $0 }
+        guard known.count == 4 else { return nil }
+        return .identity(path: String(decoding: line[index...], as: UTF8.self), numbers: known)
+    }
+}

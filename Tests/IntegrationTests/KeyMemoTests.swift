@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+
+/// The key memo: an unchanged processor is keyed from the `lstat`s of what its last keying looked
+/// at. Every change that could move a key must still move it, so each step below changes one such
+/// thing and compares the lane's keys (through the memo) with keys computed from nothing (a fresh
+/// store, no memo, no stat cache).
+@Suite("The key memo")
+struct KeyMemoTests {
+    /// Each platform's key by ref, from a lane's reports.
+    static func keys(_ reports: [String: [String: Any]]) -> [String: [String]] {
+        reports.mapValues { report in
+            (report["platforms"] as? [[String: Any]])?.compactMap { $0["key"] as? String } ?? []
+        }
+    }
+
+    static func keyedFrom(_ reports: [String: [String: Any]]) -> [String: String] {
+        reports.mapValues { $0["keyedFrom"] as? String ?? "-" }
+    }
+
+    @Test(
+        "every change a key depends on reaches the lane through the memo: edits, added files, ignore files, symlinked folders, modes, labels, a moved base"
+    )
+    func changesReachTheKeys() throws {
+        let fixture = try LaneFixture("key-memo", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 3, versions: 1)
+        var extra = [String]()
+        // A memo is written only for inputs settled two seconds before the keying began.
+        func settle() { Thread.sleep(forTimeInterval: 2.2) }
+        func lane() throws -> [String: [String: Any]] {
+            try fixture.run(["build", "--push", "--pin"] + extra)
+        }
+        func fresh() throws -> [String: [String]] {
+            let store = try fixture.scratch.sub("fresh-\(UUID().uuidString.prefix(8))")
+            return Self.keys(try fixture.run(["plan"] + extra, cache: store))
+        }
+        settle()
+        _ = try lane()
+        let unchanged = try lane()
+        #expect(Self.keyedFrom(unchanged).values.allSatisfy { $0 == "memo" }, "\(Self.keyedFrom(unchanged))")
+        #expect(LaneFixture.statuses(unchanged).values.allSatisfy { $0 == "hit" })
+        var previous = Self.keys(unchanged)
+
+        let p0 = GeneratedRepository.folder(0, 1)
+        let p1 = GeneratedRepository.folder(1, 1)
+        let p2 = GeneratedRepository.folder(2, 1)
+        let steps: [(String, moves: Set<String>, () throws -> Void)] = [
+            ("an edit in place", ["gen/p00@1"], { try fixture.append("\(p0)/protocol/main.py", "# more\n") }),
+            (
+                "a file added to a copied folder", ["gen/p00@1", "gen/p01@1", "gen/p02@1"],
+                {
+                    try fixture.write("code/libs/shared/extra.py", "X = 1\n")
+                }
+            ),
+            (
+                "a file the ignore file excludes", [],
+                {
+                    try fixture.write("code/libs/shared/__pycache__/lib.cpython-311.pyc", "noise\n")
+                }
+            ),
+            (
+                "the context's .dockerignore removed", ["gen/p00@1", "gen/p01@1", "gen/p02@1"],
+                {
+                    try FileManager.default.removeItem(atPath: fixture.repo + "/.dockerignore")
+                }
+            ),
+            (
+                "a Dockerfile's own ignore file added", ["gen/p01@1"],
+                {
+                    try fixture.write("\(p1)/Dockerfile.dockerignore", "\(p1)/protocol/main.py\n")
+                }
+            ),
+            (
+                "a mode changed", ["gen/p02@1"],
+                {
+                    try FileManager.default.setAttributes(
+                        [.posixPermissions: 0o755], ofItemAtPath: fixture.repo + "/\(p2)/protocol/main.py")
+                }
+            ),
+            (
+                "a copied folder replaced by a symlink to another", ["gen/p00@1", "gen/p01@1", "gen/p02@1"],
+                {
+                    let libs = fixture.repo + "/code/libs"
+                    let moved = try Tools.shell(
+                        "cp -r '\(libs)/shared' '\(libs)/shared-2' && echo 'Y = 2' >> '\(libs)/shared-2/lib.py' && mv '\(libs)/shared' '\(libs)/shared-1' && ln -s shared-2 '\(libs)/shared'"
+                    )
+                    try #require(moved.status == 0, "\(moved.stderr)")
+                }
+            ),
+            ("a comment in a Dockerfile", [], { try fixture.append("\(p0)/Dockerfile", "# a note\n") }),
+            (
+                "a COPY by wildcard", ["gen/p02@1"],
+                {
+                    let dockerfile = fixture.repo + "/\(p2)/Dockerfile"
+                    let text = try String(contentsOfFile: dockerfile, encoding: .utf8)
+                    try text.replacingOccurrences(of: "COPY \(p2)/protocol/ ", with: "COPY \(p2)/protocol/*.py ")
+                        .write(toFile: dockerfile, atomically: false, encoding: .utf8)
+                }
+            ),
+            (
+                "a file the wildcard matches, added", ["gen/p02@1"],
+                {
+                    try fixture.write("\(p2)/protocol/extra.py", "Z = 3\n")
+                }
+            ),
+            (
+                "a label from the command line", ["gen/p00@1", "gen/p01@1", "gen/p02@1"],
+                {
+                    extra = ["--label", "team=kiln"]
+                }
+            ),
+            (
+                "the base image's tag moved", ["gen/p00@1", "gen/p01@1", "gen/p02@1"],
+                {
+                    let context = try fixture.scratch.sub("moved-base")
+                    try "FROM \(fixture.baseReference)\nLABEL moved=yes\n".write(
+                        toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+                    let pushed = try Tools.kiln([
+                        "build", "-f", context + "/Dockerfile", "--platform", "linux/amd64,linux/arm64", "-t",
+                        fixture.baseReference, context,
+                    ])
+                    try #require(pushed.status == 0, "\(pushed.stderr)")
+                }
+            ),
+        ]
+        for (change, moves, apply) in steps {
+            try apply()
+            let reports = try lane()
+            let keys = Self.keys(reports)
+            #expect(keys == (try fresh()), "after \(change), the lane's keys differ from keys computed afresh")
+            let moved = Set(keys.keys.filter { keys[$0] != previous[$0] })
+            #expect(moved == moves, "after \(change), the keys of \(moved.sorted()) moved, not \(moves.sorted())")
+            for ref in moves {
+                #expect(reports[ref]?["keyedFrom"] as? String == "inputs", "after \(change), \(ref)")
+                #expect(reports[ref]?["status"] as? String == "built", "after \(change), \(ref)")
+            }
+            previous = keys
+            // The change settles and a run writes the memos again, so that the next change meets
+            // every processor keyed from its memo: a change slipping past one must show.
+            settle()
+            let settled = try lane()
+            #expect(Self.keys(settled) == keys, "after \(change), an unchanged run moved keys")
+            let memoized = try lane()
+            #expect(
+                Self.keyedFrom(memoized).values.allSatisfy { $0 == "memo" },
+                "after \(change), not every processor is keyed from its memo: \(Self.keyedFrom(memoized))")
+        }
+    }
+
+    @Test("a file changed less than two seconds before the keying is never trusted by a memo")
+    func recentChangesAreNotMemoized() throws {
+        let fixture = try LaneFixture("key-memo-racy", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 2, versions: 1)
+        Thread.sleep(forTimeInterval: 2.2)
+        _ = try fixture.lane()
+        // p00's file changes just before the lane: its memo must not be written from this run,
+        // as a second change in the same clock tick would leave the same times.
+        try fixture.append("\(GeneratedRepository.folder(0, 1))/protocol/main.py", "# now\n")
+        let edited = try fixture.lane()
+        #expect(edited["gen/p00@1"]?["keyedFrom"] as? String == "inputs")
+        #expect(edited["gen/p01@1"]?["keyedFrom"] as? String == "memo")
+        let again = try fixture.lane()
+        #expect(
+            again["gen/p00@1"]?["keyedFrom"] as? String == "inputs",
+            "a memo was written although main.py changed less than two seconds before")
+        Thread.sleep(forTimeInterval: 2.2)
+        _ = try fixture.lane()
+        let settled = try fixture.lane()
+        #expect(settled["gen/p00@1"]?["keyedFrom"] as? String == "memo")
+    }
+}
