@@ -65,11 +65,14 @@ package final class AtomicFileWriter {
     /// Flushes the bytes to disk and moves the file into place, replacing what was there.
     /// - Parameter destination: a different final path in the same directory, when the name is
     ///   known only at the end (a blob named by its digest).
+    /// - Parameter durable: false for a cache whose loss only costs work, never correctness: no
+    ///   `fsync`, so after a crash the file may be old, or empty or cut short (which must not
+    ///   parse), but never a mix.
     /// - Throws: `FileError` when flushing or renaming fails; the temporary file is removed then.
-    package func commit(as destination: String? = nil) throws(FileError) {
+    package func commit(as destination: String? = nil, durable: Bool = true) throws(FileError) {
         precondition(state == .open, "commit twice")
         if let destination { self.destination = destination }
-        guard fsync(descriptor) == 0 else {
+        guard !durable || fsync(descriptor) == 0 else {
             let error = FileError("flush", path: temporaryPath)
             discard()
             throw error
@@ -83,7 +86,7 @@ package final class AtomicFileWriter {
         }
         state = .committed
         registration.end()
-        FilePaths.syncDirectory(FilePaths.directory(of: self.destination))
+        if durable { FilePaths.syncDirectory(FilePaths.directory(of: self.destination)) }
     }
 
     /// Abandons the write and removes the temporary file. Safe to call more than once.
@@ -97,11 +100,11 @@ package final class AtomicFileWriter {
     }
 
     /// Writes `bytes` to `path` atomically in one call.
-    package static func write(_ bytes: some ByteStorage, to path: String, permissions: mode_t = 0o644)
-        throws(FileError)
-    {
+    package static func write(
+        _ bytes: some ByteStorage, to path: String, permissions: mode_t = 0o644, durable: Bool = true
+    ) throws(FileError) {
         let writer = try AtomicFileWriter(destination: path, permissions: permissions)
         try writer.write(bytes)
-        try writer.commit()
+        try writer.commit(durable: durable)
     }
 }

@@ -186,8 +186,9 @@ extension Lane {
         let memo = KeyMemo(
             fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
             bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex))
-        // Losing a memo only costs the next run a full keying pass.
-        try? store.setRecord(memo, kind: "key-memo", key: Self.memoSlot(job.processor, job.platforms))
+        // Losing a memo only costs the next run a full keying pass: no fsync (a file a crash cut
+        // short does not decode), which at thousands of processors was seconds of a fresh runner.
+        try? store.setRecord(memo, kind: "key-memo", key: Self.memoSlot(job.processor, job.platforms), durable: false)
     }
 
     /// What a memo keeps of an `lstat`.

@@ -27,10 +27,12 @@ package struct LaneSettings: Sendable {
     package var jobs = LaneSettings.defaultJobs
     /// `--jobs` when neither the flag nor kiln.yaml sets it.
     package static let defaultJobs = 4
-    /// Processors whose keys come from their memos are checked this many at once, whatever
-    /// `jobs` says: each is a `HEAD` or two, and against a registry tens of milliseconds away
-    /// an unchanged lane of thousands would otherwise wait on round trips `jobs` at a time.
-    package static let checkWidth = 32
+    /// Processors whose keys come from their memos, checked at once beside `jobs`
+    /// (`--check-jobs`): each is a `HEAD` or two, and against a registry tens of milliseconds
+    /// away an unchanged lane of thousands would otherwise wait on round trips `jobs` at a time.
+    package var checkJobs = LaneSettings.defaultCheckJobs
+    /// As many as the registry client keeps HTTP/1.1 connections to a host (HTTP/2 multiplexes).
+    package static let defaultCheckJobs = 16
     package var layerOptions: LayerOptions
     /// Runs `RUN` steps (buildah); without one, processors with `RUN` are not buildable.
     package var executor: BuildahExecutor?
@@ -80,9 +82,6 @@ package struct Lane: Sendable {
     /// Context walks shared by the run's processors (a library every Dockerfile copies is
     /// listed once).
     let walks = BuildContext.WalkMemo()
-    /// Keying in full, building, pushing: `jobs` processors at a time (`checkWidth` may be
-    /// checking others from their memos meanwhile).
-    let jobSlots: Permits
     /// This kiln binary's size, time and inode: a key memo written by another build of kiln,
     /// which may key differently, is not trusted.
     let binaryIdentity: String
@@ -96,7 +95,6 @@ package struct Lane: Sendable {
         self.client = client
         self.observer = observer
         self.hashers = HasherPool(store: store)
-        jobSlots = Permits(settings.jobs)
         var info = stat()
         binaryIdentity =
             stat("/proc/self/exe", &info) == 0
@@ -170,18 +168,31 @@ package struct Lane: Sendable {
         return reports
     }
 
+    /// Two passes: first every processor whose keys its memo gives and whose images are all
+    /// found, `checkJobs` at a time (each is a few lstats and a HEAD); then the rest, keyed in
+    /// full and built `jobs` at a time, in ref order.
     private func runAll(_ processors: [Processor], mode: Mode, pinFiles: Set<String>) async -> [ProcessorReport] {
-        await processors.mapConcurrently(width: Swift.max(settings.jobs, LaneSettings.checkWidth)) { processor in
-            await self.process(processor, mode: mode, pinFiles: pinFiles)
+        let checked = await processors.mapConcurrently(width: settings.checkJobs) { processor in
+            await self.process(processor, mode: mode, pinFiles: pinFiles, checkOnly: true)
         }
+        let rest = processors.indices.filter { checked[$0] == nil }
+        let worked = await rest.mapConcurrently(width: settings.jobs) { index in
+            await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)
+        }
+        var reports = checked
+        for (index, report) in zip(rest, worked) { reports[index] = report }
+        return reports.map { $0! }
     }
 
     /// One processor, never throwing: a failure becomes its report.
-    func process(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async -> ProcessorReport {
+    /// - Parameter checkOnly: nil, and no event, when the processor needs more than its memo and
+    ///   a lookup (`work`'s `checkOnly`).
+    func process(_ processor: Processor, mode: Mode, pinFiles: Set<String>, checkOnly: Bool = false) async
+        -> ProcessorReport?
+    {
         let started = Elapsed.now()
         var report: ProcessorReport
-        // `work` sends it when the work starts (after waiting for a job slot, if it needs one);
-        // every other way, before the report.
+        // `work` sends it once it knows it goes on; every other way, before the report.
         let start = StartEvent(ref: processor.ref, observer: observer)
         if !processor.enabled {
             report = ProcessorReport(processor: processor, status: .disabled)
@@ -196,7 +207,11 @@ package struct Lane: Sendable {
             report.message = reason
         } else {
             do {
-                report = try await work(processor, mode: mode, pinFiles: pinFiles, start: start)
+                guard
+                    let worked = try await work(
+                        processor, mode: mode, pinFiles: pinFiles, start: start, checkOnly: checkOnly)
+                else { return nil }
+                report = worked
             } catch {
                 report = ProcessorReport(processor: processor, status: .failed)
                 report.message = "\(error)"
@@ -235,12 +250,13 @@ package struct Lane: Sendable {
         return .build(chosen, declared: declared, complete: chosen.count == declared.count)
     }
 
-    /// - Parameter useMemo: whether keys may come from the key memo (`memoizedKeys`); false once
-    ///   the processor holds one of the `jobSlots`, to key in full and build.
     /// - Parameter start: sends the processor's `started` event, once.
+    /// - Parameter checkOnly: keys come from the key memo (`memoizedKeys`) or not at all: nil when
+    ///   there is none, or when an image is missing (the Dockerfile and context are needed then,
+    ///   to build and to say why). Otherwise the processor is keyed in full.
     func work(
-        _ processor: Processor, mode: Mode, pinFiles: Set<String>, start: StartEvent, useMemo: Bool = true
-    ) async throws -> ProcessorReport {
+        _ processor: Processor, mode: Mode, pinFiles: Set<String>, start: StartEvent, checkOnly: Bool = false
+    ) async throws -> ProcessorReport? {
         let repository = try Self.repository(try settings.config.repository(for: processor.ref))
         var report = ProcessorReport(processor: processor, status: .hit)
         report.repository = repository.description
@@ -251,16 +267,13 @@ package struct Lane: Sendable {
         var clock = Elapsed.now()
         report.phases = ProcessorReport.Phases()
         // An unchanged processor's keys come from its memo (a few lstats); the Dockerfile is read
-        // and the context walked only when something changed, or when the mode needs them, and
-        // then `jobs` at a time.
-        let memoized = useMemo && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
-        if memoized == nil, useMemo {
-            return try await jobSlots.run {
-                try await self.work(processor, mode: mode, pinFiles: pinFiles, start: start, useMemo: false)
-            }
+        // and the context walked only when something changed, or when the mode needs them.
+        let memoized = checkOnly && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
+        if checkOnly, memoized == nil { return nil }
+        if !checkOnly {
+            start.send()
+            observer(LaneEvent(ref: processor.ref, kind: .hashing))
         }
-        start.send()
-        observer(LaneEvent(ref: processor.ref, kind: .hashing))
         var job: ProcessorJob?
         var inputKeys: [(platform: Platform, key: InputKey)]?
         let keys: [(platform: Platform, key: Digest)]
@@ -294,12 +307,10 @@ package struct Lane: Sendable {
                 try await self.lookup(key, platform: platform, repository: repository, fetchManifest: mode == .warm)
             }
         }
-        if memoized != nil, hits.contains(where: { $0 == nil }) {
-            // Something must be built: the Dockerfile and context are needed after all, to build
-            // and to say why.
-            return try await jobSlots.run {
-                try await self.work(processor, mode: mode, pinFiles: pinFiles, start: start, useMemo: false)
-            }
+        if checkOnly {
+            // Something must be built: the Dockerfile and context are needed after all.
+            if hits.contains(where: { $0 == nil }) { return nil }
+            start.send()
         }
         for ((platform, key), hit) in zip(keys, hits) {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)

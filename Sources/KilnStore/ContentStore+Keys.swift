@@ -14,7 +14,10 @@ extension ContentStore {
     }
 
     /// Stores `record` under `key`, replacing any earlier record.
-    package func setRecord(_ record: some Encodable, kind: String, key: Digest) throws(StoreError) {
+    /// - Parameter durable: false for records that only save work (`AtomicFileWriter.commit`).
+    package func setRecord(_ record: some Encodable, kind: String, key: Digest, durable: Bool = true)
+        throws(StoreError)
+    {
         let path = try recordPath(kind: kind, key: key)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -26,7 +29,7 @@ extension ContentStore {
         }
         do {
             try FilePaths.makeDirectories(FilePaths.directory(of: path))
-            try AtomicFileWriter.write(bytes, to: path)
+            try AtomicFileWriter.write(bytes, to: path, durable: durable)
         } catch {
             throw .unusable(root: root, error)
         }

@@ -80,9 +80,15 @@ struct LaneOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Processors keyed, built and pushed at once (kiln.yaml: jobs; default \(LaneSettings.defaultJobs)); unchanged ones, keyed from their memos, are checked up to \(LaneSettings.checkWidth) at once. Each processor's blob uploads have their own bound, --upload-jobs.",
+            "Processors keyed, built and pushed at once (kiln.yaml: jobs; default \(LaneSettings.defaultJobs)). Each processor's blob uploads have their own bound, --upload-jobs.",
             valueName: "n"))
     var jobs: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Unchanged processors (keyed from their memos: one registry HEAD each) checked at once, beside --jobs (default \(LaneSettings.defaultCheckJobs)); more hides a distant registry's round trips.",
+            valueName: "n"))
+    var checkJobs: Int?
 
     @Option(
         help: ArgumentHelp(
@@ -120,6 +126,9 @@ struct LaneOptions: ParsableArguments {
             throw ValidationError("--budget takes a duration such as 10m, 90s or 1h, not '\(budget)'.")
         }
         if let jobs, jobs < 1 { throw ValidationError("--jobs takes a positive number, e.g. --jobs 4.") }
+        if let checkJobs, checkJobs < 1 {
+            throw ValidationError("--check-jobs takes a positive number, e.g. --check-jobs 16.")
+        }
         if let shard, Shard(parsing: shard) == nil {
             throw ValidationError(
                 "--shard takes I/N with 1 <= I <= N, e.g. --shard 2/4 for the second of four runners; not '\(shard)'.")
@@ -165,6 +174,7 @@ struct LaneOptions: ParsableArguments {
         }
         // The flag beats kiln.yaml, which beats the default.
         settings.jobs = jobs ?? config.jobs ?? LaneSettings.defaultJobs
+        settings.checkJobs = checkJobs ?? LaneSettings.defaultCheckJobs
         settings.binfmtDirectory = Emulation.directory(environment: Environment.current)
         settings.shard = shard.flatMap(Shard.init(parsing:))
         settings.labels = config.labels.merging(Self.pairs(labels)) { _, flag in flag }
