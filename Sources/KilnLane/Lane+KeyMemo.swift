@@ -146,14 +146,20 @@ extension Lane {
         var whole = Set(reads.map(disk))
         whole.formUnion(consulted.listed.map(disk))
         let dockerfile = FilePaths.absolute(job.processor.dockerfile)
-        whole.insert(dockerfile)
         var absent = Set<String>()
+        // These two are read through a symlink, if they are one: the link (retargeting makes a
+        // new one) and the file it leads to.
+        var read = [dockerfile]
         for candidate in DockerIgnore.candidates(context: root, dockerfile: dockerfile) {
             if candidate == job.context.ignoreFile {
-                whole.insert(candidate)
+                read.append(candidate)
                 break
             }
             absent.insert(candidate)
+        }
+        for path in read {
+            whole.insert(path)
+            if let real = FilePaths.realPath(path) { whole.insert(real) }
         }
         // A directory only passed through must stay the same directory; its other entries (a pin
         // written beside the Dockerfile) do not matter.

@@ -19,7 +19,7 @@ struct KeyMemoTests {
     }
 
     @Test(
-        "every change a key depends on reaches the lane through the memo: edits, added files, ignore files, symlinked folders, modes, labels, a moved base"
+        "every change a key depends on reaches the lane through the memo: edits, added files, ignore files, symlinks, modes, labels, a moved base"
     )
     func changesReachTheKeys() throws {
         let fixture = try LaneFixture("key-memo", example: false)
@@ -88,6 +88,22 @@ struct KeyMemoTests {
                 }
             ),
             ("a comment in a Dockerfile", [], { try fixture.append("\(p0)/Dockerfile", "# a note\n") }),
+            (
+                "a Dockerfile made a symlink to the same text", [],
+                {
+                    let folder = fixture.repo + "/\(p1)"
+                    let moved = try Tools.shell(
+                        "mv '\(folder)/Dockerfile' '\(folder)/Dockerfile.real' && ln -s Dockerfile.real '\(folder)/Dockerfile'"
+                    )
+                    try #require(moved.status == 0, "\(moved.stderr)")
+                }
+            ),
+            (
+                "the file a symlinked Dockerfile leads to, edited", ["gen/p01@1"],
+                {
+                    try fixture.append("\(p1)/Dockerfile.real", "ENV EDITED=1\n")
+                }
+            ),
             (
                 "a COPY by wildcard", ["gen/p02@1"],
                 {
