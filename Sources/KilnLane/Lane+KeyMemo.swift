@@ -209,38 +209,20 @@ extension Lane {
         case absent(path: String)
     }
 
-    /// A line of `KeyMemo.paths` read; nil for one that does not parse.
+    /// A line of `KeyMemo.paths` read; nil for one that does not parse. The path is the rest of
+    /// the line, spaces and all.
     static func entry(_ line: Substring.UTF8View) -> Entry? {
-        let space = UInt8(ascii: " ")
-        var index = line.startIndex
-        /// The next space-separated field.
-        func field() -> Substring.UTF8View? {
-            guard let end = line[index...].firstIndex(of: space) else { return nil }
-            defer { index = line.index(after: end) }
-            return line[index..<end]
+        func fields(_ count: Int) -> [String]? {
+            let parts = line.split(separator: UInt8(ascii: " "), maxSplits: count - 1, omittingEmptySubsequences: false)
+            return parts.count == count ? parts.map { String(decoding: $0, as: UTF8.self) } : nil
         }
-        func number(_ text: Substring.UTF8View) -> Int64? {
-            var digits = text[...]
-            let negative = digits.first == UInt8(ascii: "-")
-            if negative { digits = digits.dropFirst() }
-            guard !digits.isEmpty, digits.count < 20 else { return nil }
-            var value: Int64 = 0
-            for digit in digits {
-                guard (0x30...0x39).contains(digit) else { return nil }
-                value = value * 10 + Int64(digit - 0x30)
-            }
-            return negative ? -value : value
+        if line.starts(with: "- ".utf8) { return fields(2).map { .absent(path: $0[1]) } }
+        if line.starts(with: "d ".utf8) {
+            guard let fields = fields(3), let inode = UInt64(fields[1]) else { return nil }
+            return .directory(path: fields[2], inode: inode)
         }
-        guard let first = field() else { return nil }
-        if first.elementsEqual("-".utf8) { return .absent(path: String(decoding: line[index...], as: UTF8.self)) }
-        if first.elementsEqual("d".utf8) {
-            guard let text = field(), let inode = number(text) else { return nil }
-            return .directory(path: String(decoding: line[index...], as: UTF8.self), inode: UInt64(bitPattern: inode))
-        }
-        var numbers = [number(first)]
-        for _ in 0..<3 { numbers.append(field().flatMap(number)) }
-        let known = numbers.compactMap { $0 }
-        guard known.count == 4 else { return nil }
-        return .identity(path: String(decoding: line[index...], as: UTF8.self), numbers: known)
+        guard let fields = fields(5) else { return nil }
+        let numbers = fields[..<4].compactMap { Int64($0) }
+        return numbers.count == 4 ? .identity(path: fields[4], numbers: numbers) : nil
     }
 }

@@ -151,4 +151,17 @@ struct LaneDecisionTests {
             ])
         #expect(throws: ReferenceError.self) { try BaseSources.Mirror(parsing: "mirror.gcr.io:latest/x") }
     }
+
+    @Test("a key memo's lines read back as written, paths with spaces whole; a damaged line reads as nothing")
+    func keyMemoLines() {
+        func entry(_ text: String) -> Lane.Entry? { Lane.entry(Substring(text).utf8) }
+        let numbers: [Int64] = [12, 1_700_000_000_123, -5, Int64(bitPattern: UInt64.max)]
+        let written = numbers.map(String.init).joined(separator: " ") + " /repo/a b/c.py"
+        #expect(entry(written) == .identity(path: "/repo/a b/c.py", numbers: numbers))
+        #expect(entry("d 42 /repo/lib s") == .directory(path: "/repo/lib s", inode: 42))
+        #expect(entry("- /repo/.docker ignore") == .absent(path: "/repo/.docker ignore"))
+        for damaged in ["", "12 34 /repo/x", "12 x 3 4 /repo/x", "d /repo", "d x /repo", "-", "12 3 4 5"] {
+            #expect(entry(damaged) == nil, "'\(damaged)'")
+        }
+    }
 }
