@@ -164,7 +164,10 @@ extension Lane {
     ) async throws -> [(Platform, Descriptor)] {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
         let cache = try cacheRepository(for: repository)
-        let checkpoints = try await self.checkpoints(for: repository)
+        // Only a `RUN` has checkpoints; finding their homes reads every processor's Dockerfile,
+        // which a lane building one `COPY`-only processor must not pay for.
+        let runs = job.dockerfile.stages.contains { $0.lastRun != nil }
+        let checkpoints = runs ? try await self.checkpoints(for: repository) : nil
         var clock = Elapsed.now()
         let result = try await job.builder(platforms: platforms, downloadingLayers: true, checkpoints: checkpoints)
             .build()

@@ -44,5 +44,24 @@ struct UnchangedCostTests {
             contextFiles.isEmpty,
             "an unchanged run opened \(contextFiles.count) context files, e.g. \(contextFiles.prefix(3).joined(separator: "\n"))"
         )
+
+        // One processor changed: the lane reads that processor's Dockerfile and no other. (A
+        // `COPY`-only build used to look for `RUN` checkpoints across the lane, which parsed
+        // every processor's Dockerfile: seconds at thousands of processors.)
+        let changed = GeneratedRepository.folder(1, 2)
+        try fixture.write("\(changed)/protocol/main.py", "print('changed')\n")
+        Thread.sleep(forTimeInterval: 2.5)
+        let oneTrace = fixture.scratch.path + "/one-changed.strace"
+        let one = try Tools.run(
+            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", oneTrace, Tools.kiln] + arguments)
+        try #require(one.status == 0, "\(one.stderr.suffix(2000))")
+        let built = LaneFixture.statuses(LaneFixture.reports(one.stdout)).filter { $0.value == "built" }
+        #expect(built.count == 1, "\(built)")
+        let read = try String(contentsOfFile: oneTrace, encoding: .utf8).split(separator: "\n").filter { line in
+            line.contains("/Dockerfile\"") && !line.contains("= -1")
+        }
+        #expect(
+            !read.isEmpty && read.allSatisfy { $0.contains("\"\(fixture.repo)/\(changed)/Dockerfile\"") },
+            "the lane read these Dockerfiles to build \(changed): \(read.prefix(4))")
     }
 }
