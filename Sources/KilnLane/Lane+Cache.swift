@@ -62,7 +62,7 @@ extension Lane {
     /// platform has no such record or the registry lacks the index; the lookups per platform
     /// then decide. The index comes back too, made once.
     func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository) async throws
-        -> (found: [Platform: Descriptor], index: Encoded<ImageIndex>)?
+        -> (found: [Platform: Descriptor], index: Digest)?
     {
         guard settings.push else { return nil }
         var found = [Platform: Descriptor]()
@@ -77,7 +77,7 @@ extension Lane {
             try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest))
                 != nil
         else { return nil }
-        return (found, index)
+        return (found, index.descriptor.digest)
     }
 
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the

@@ -23,19 +23,52 @@ import Synchronization
 /// not matter.
 struct KeyMemo: Codable {
     /// Bump when what a keying pass looks at changes, so older memos are not trusted.
-    static let format = "kiln-key-memo/1"
+    static let format = "kiln-key-memo/2"
 
     /// The SHA-256 of everything besides files and bases that decides the keys (`fingerprint`).
     var fingerprint: String
     /// One line per path looked at: `SIZE MTIME CTIME INODE PATH` as `lstat` gave them (times in
     /// nanoseconds); `d INODE PATH` for a directory only passed through, which must stay that
-    /// directory; `- PATH` for a path that must stay absent. One string, read with a byte scan:
-    /// decoding thousands of numbers one by one was most of checking a memo.
+    /// directory; `- PATH` for a path that must stay absent. One string, split into lines and
+    /// fields: decoding thousands of JSON numbers one by one was most of checking a memo.
     var paths: String
     /// Each base image the keys pinned, as the Dockerfile asked for it.
     var bases: [BaseRequests.Request]
     /// Each platform's key, in the processor's platform order.
     var keys: [String]
+    /// The index last pushed for these keys, when one was: the next run's lookup is one `HEAD`
+    /// of it, with no record read and no index made.
+    var published: Published?
+
+    struct Published: Codable {
+        var repository: String
+        var index: Digest
+        /// Each platform's manifest, in the processor's platform order.
+        var manifests: [Descriptor]
+
+        init(
+            repository: Repository, index: Digest, found: [Platform: Descriptor],
+            keys: [(platform: Platform, key: Digest)]
+        ) {
+            self.repository = repository.description
+            self.index = index
+            self.manifests = keys.map { found[$0.platform]! }
+        }
+    }
+}
+
+/// A memo a full keying pass made, written once the processor is done (with the index it was
+/// published as, if it was).
+final class PendingMemo: Sendable {
+    private let memo = Mutex<KeyMemo?>(nil)
+
+    func set(_ memo: KeyMemo) { self.memo.withLock { $0 = memo } }
+    func take() -> KeyMemo? {
+        memo.withLock { memo in
+            defer { memo = nil }
+            return memo
+        }
+    }
 }
 
 /// The base images a keying pass asked for and what each resolved to.
@@ -98,9 +131,15 @@ extension Lane {
         return Digest.sha256(of: Array(lines.joined(separator: "\n").utf8)).hex
     }
 
+    /// A memo found still right, and its keys.
+    struct Memoized {
+        var memo: KeyMemo
+        var keys: [(platform: Platform, key: Digest)]
+    }
+
     /// The keys a processor's memo holds, when it is still right; nil sends the processor through
     /// a full keying pass.
-    func memoizedKeys(_ processor: Processor, platforms: [Platform]) async -> [(platform: Platform, key: Digest)]? {
+    func memoizedKeys(_ processor: Processor, platforms: [Platform]) async -> Memoized? {
         guard
             let memo = try? store.record(KeyMemo.self, kind: "key-memo", key: Self.memoSlot(processor, platforms)),
             memo.keys.count == platforms.count,
@@ -133,11 +172,36 @@ extension Lane {
             guard let key = try? Digest(sha256Hex: hex) else { return nil }
             keys.append((platform, key))
         }
-        return keys
+        return Memoized(memo: memo, keys: keys)
     }
 
-    /// Writes the memo of keys just computed in full, unless something the pass looked at changed
-    /// too recently to be told apart from a later change by its times.
+    /// The platform manifests and the index of a memo's last push, once one `HEAD` finds the index
+    /// still in `repository` (a registry keeps an index only with every manifest it lists); nil
+    /// when the memo has none for this repository, or the registry lost it.
+    func publishedHits(_ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository)
+        async throws -> (found: [Platform: Descriptor], index: Digest)?
+    {
+        guard settings.push, let published = memoized.memo.published,
+            published.repository == repository.description, published.manifests.count == keys.count,
+            try await client.headManifest(ImageReference(repository: repository, digest: published.index)) != nil
+        else { return nil }
+        var found = [Platform: Descriptor]()
+        for ((platform, _), manifest) in zip(keys, published.manifests) { found[platform] = manifest }
+        return (found, published.index)
+    }
+
+    /// Writes a processor's memo. Losing one only costs the next run a full keying pass: no fsync
+    /// (a file a crash cut short does not decode), which at thousands of processors was seconds
+    /// of a fresh runner.
+    func saveMemo(_ memo: KeyMemo, for processor: Processor, platforms: [Platform], published: KeyMemo.Published?) {
+        var memo = memo
+        memo.published = published
+        try? store.setRecord(memo, kind: "key-memo", key: Self.memoSlot(processor, platforms), durable: false)
+    }
+
+    /// Makes the memo of keys just computed in full (`ProcessorJob.pendingMemo`, written when the
+    /// processor is done), unless something the pass looked at changed too recently to be told
+    /// apart from a later change by its times.
     func memoize(_ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: [String]) {
         let root = job.context.root
         func disk(_ relative: String) -> String { relative.isEmpty ? root : FilePaths.join(root, relative) }
@@ -192,9 +256,7 @@ extension Lane {
         let memo = KeyMemo(
             fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
             bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex))
-        // Losing a memo only costs the next run a full keying pass: no fsync (a file a crash cut
-        // short does not decode), which at thousands of processors was seconds of a fresh runner.
-        try? store.setRecord(memo, kind: "key-memo", key: Self.memoSlot(job.processor, job.platforms), durable: false)
+        job.pendingMemo.set(memo)
     }
 
     /// What a memo keeps of an `lstat`.

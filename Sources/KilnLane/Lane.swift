@@ -168,20 +168,46 @@ package struct Lane: Sendable {
         return reports
     }
 
-    /// Two passes: first every processor whose keys its memo gives and whose images are all
-    /// found, `checkJobs` at a time (each is a few lstats and a HEAD); then the rest, keyed in
-    /// full and built `jobs` at a time, in ref order.
+    /// Every processor checked from its memo, `checkJobs` at a time (each is a few lstats and a
+    /// HEAD); those the check cannot settle keyed in full and built `jobs` at a time, meanwhile.
     private func runAll(_ processors: [Processor], mode: Mode, pinFiles: Set<String>) async -> [ProcessorReport] {
-        let checked = await processors.mapConcurrently(width: settings.checkJobs) { processor in
-            await self.process(processor, mode: mode, pinFiles: pinFiles, checkOnly: true)
+        // Each processor is checked first from its memo and one lookup (`checkJobs` at a time);
+        // one that needs more goes to the workers (`jobs` at a time) as soon as its check says
+        // so, not after every check: one changed processor among thousands is built while the
+        // others are still being checked.
+        let (needing, queue) = AsyncStream.makeStream(of: Int.self)
+        async let worked = workQueued(needing, processors, mode: mode, pinFiles: pinFiles)
+        let checked = await Array(processors.indices).mapConcurrently(width: settings.checkJobs) { index in
+            let report = await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: true)
+            if report == nil { queue.yield(index) }
+            return report
         }
-        let rest = processors.indices.filter { checked[$0] == nil }
-        let worked = await rest.mapConcurrently(width: settings.jobs) { index in
-            await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)
-        }
+        queue.finish()
         var reports = checked
-        for (index, report) in zip(rest, worked) { reports[index] = report }
+        for (index, report) in await worked { reports[index] = report }
         return reports.map { $0! }
+    }
+
+    /// Works on each processor `needing` names, `jobs` at a time, until the checks are done.
+    private func workQueued(_ needing: AsyncStream<Int>, _ processors: [Processor], mode: Mode, pinFiles: Set<String>)
+        async -> [(Int, ProcessorReport)]
+    {
+        await withTaskGroup(of: (Int, ProcessorReport).self) { group in
+            var results = [(Int, ProcessorReport)]()
+            var running = 0
+            for await index in needing {
+                if running >= max(1, settings.jobs), let done = await group.next() {
+                    results.append(done)
+                    running -= 1
+                }
+                group.addTask {
+                    (index, await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)!)
+                }
+                running += 1
+            }
+            for await done in group { results.append(done) }
+            return results
+        }
     }
 
     /// One processor, never throwing: a failure becomes its report.
@@ -270,15 +296,21 @@ package struct Lane: Sendable {
         // and the context walked only when something changed, or when the mode needs them.
         let memoized = checkOnly && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
         if checkOnly, memoized == nil { return nil }
+        // A memo made by this pass is written on the way out, with the index once it is known
+        // to be in the registry.
+        var published: KeyMemo.Published?
+        var job: ProcessorJob?
+        defer {
+            job?.pendingMemo.take().map { saveMemo($0, for: processor, platforms: platforms, published: published) }
+        }
         if !checkOnly {
             start.send()
             observer(LaneEvent(ref: processor.ref, kind: .hashing))
         }
-        var job: ProcessorJob?
         var inputKeys: [(platform: Platform, key: InputKey)]?
         let keys: [(platform: Platform, key: Digest)]
         if let memoized {
-            keys = memoized
+            keys = memoized.keys
             report.keyedFrom = "memo"
         } else {
             let full = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
@@ -298,7 +330,20 @@ package struct Lane: Sendable {
         // An unchanged processor costs one registry round trip (its index); otherwise every
         // platform's lookup at once: with --push each is a round trip, and an unchanged lane is
         // mostly these.
-        let pushedIndex = complete ? try await pushedIndexHits(keys, repository: repository) : nil
+        var pushedIndex: (found: [Platform: Descriptor], index: Digest)?
+        if complete, let memoized {
+            pushedIndex = try await publishedHits(memoized, keys: keys, repository: repository)
+            if pushedIndex == nil, let found = try await pushedIndexHits(keys, repository: repository) {
+                // Found the long way: the memo learns the index, so the next run asks only for it.
+                pushedIndex = found
+                saveMemo(
+                    memoized.memo, for: processor, platforms: platforms,
+                    published: KeyMemo.Published(
+                        repository: repository, index: found.index, found: found.found, keys: keys))
+            }
+        } else if complete {
+            pushedIndex = try await pushedIndexHits(keys, repository: repository)
+        }
         let hits: [CacheHit?]
         if let pushedIndex {
             hits = keys.map { CacheHit(descriptor: pushedIndex.found[$0.platform]!, source: .local) }
@@ -396,15 +441,22 @@ package struct Lane: Sendable {
                 "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
             return report
         }
-        let index = try pushedIndex?.index ?? index(keys.map(\.platform), found)
-        report.index = index.descriptor.digest.description
-        if settings.push {
-            _ = Elapsed.lap(&clock)
+        let indexDigest: Digest
+        if let pushedIndex {
             // An index the lookup found in the registry is there already.
-            if pushedIndex == nil {
+            indexDigest = pushedIndex.index
+        } else {
+            let index = try index(keys.map(\.platform), found)
+            indexDigest = index.descriptor.digest
+            if settings.push {
+                _ = Elapsed.lap(&clock)
                 report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
+                report.phases?.push += Elapsed.lap(&clock)
             }
-            report.phases?.push += Elapsed.lap(&clock)
+        }
+        report.index = indexDigest.description
+        if settings.push {
+            published = KeyMemo.Published(repository: repository, index: indexDigest, found: found, keys: keys)
         }
         if mode == .assemble { report.status = .assembled }
         if settings.pin {
@@ -412,7 +464,7 @@ package struct Lane: Sendable {
             defer { report.phases?.pin = Elapsed.lap(&clock) }
             let pins = try pinEdits(
                 processor, repository: repository, platforms: keys.map(\.platform), found: found,
-                index: index.descriptor.digest)
+                index: indexDigest)
             report.pins = pins.changed.map { "\($0.key): \($0.new)" }
             report.pinChanges = pins.changed
             // Pins already as they should be: the file is not read and parsed again to find so.

@@ -44,6 +44,8 @@ struct ProcessorJob {
     /// What resolving its sources looked at, and the bases its keys asked for: the key memo.
     let consulted: BuildContext.Consulted
     let baseRequests = BaseRequests()
+    /// The key memo `keys(memoizing:)` made, for the lane to write when the processor is done.
+    let pendingMemo = PendingMemo()
     /// When the job began reading its inputs (`StatCache.wallClock()`): a file changed after this
     /// may have been read before or after the change, so no memo trusts it.
     let started = StatCache.wallClock()

@@ -184,4 +184,42 @@ struct KeyMemoTests {
         let settled = try fixture.lane()
         #expect(settled["gen/p00@1"]?["keyedFrom"] as? String == "memo")
     }
+
+    @Test(
+        "an index the memo remembers but the registry lost is found missing, pushed again and remembered again"
+    )
+    func lostIndexIsPushedAgain() throws {
+        try Tools.require("skopeo", package: "skopeo")
+        let fixture = try LaneFixture("key-memo-lost", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 2, versions: 1)
+        Thread.sleep(forTimeInterval: 2.2)
+        func lane() throws -> [String: [String: Any]] { try fixture.run(["build", "--push", "--pin"]) }
+        let first = try lane()
+        let index = try #require(first["gen/p00@1"]?["index"] as? String)
+        let repository = try #require(first["gen/p00@1"]?["repository"] as? String)
+        let name = try #require(repository.split(separator: "/", maxSplits: 1).last.map(String.init))
+        let unchanged = try lane()
+        #expect(Self.keyedFrom(unchanged).values.allSatisfy { $0 == "memo" }, "\(Self.keyedFrom(unchanged))")
+
+        let url = "http://\(fixture.registry.host)/v2/\(name)/manifests/\(index)"
+        let deleted = try Tools.run([
+            "python3", "-c", "import urllib.request as u; u.urlopen(u.Request('\(url)', method='DELETE'))",
+        ])
+        try #require(deleted.status == 0, "DELETE failed: \(deleted.stderr)")
+        let gone = try Tools.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(repository)@\(index)",
+        ])
+        try #require(gone.status != 0, "the registry still has \(index)")
+
+        let healed = try lane()
+        #expect(healed["gen/p00@1"]?["index"] as? String == index)
+        #expect(LaneFixture.statuses(healed)["gen/p00@1"] == "hit")
+        let back = try Tools.run([
+            "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(repository)@\(index)",
+        ])
+        #expect(back.status == 0, "the lane did not push \(index) again: \(back.stderr)")
+        let next = try lane()
+        #expect(Self.keyedFrom(next).values.allSatisfy { $0 == "memo" })
+        #expect(next["gen/p00@1"]?["index"] as? String == index)
+    }
 }
