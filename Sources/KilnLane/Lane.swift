@@ -172,14 +172,13 @@ package struct Lane: Sendable {
     /// HEAD); those the check cannot settle keyed in full and built `jobs` at a time, meanwhile.
     private func runAll(_ processors: [Processor], mode: Mode, pinFiles: Set<String>) async -> [ProcessorReport] {
         // Each processor is checked first from its memo and one lookup (`checkJobs` at a time);
-        // one that needs more goes to the workers (`jobs` at a time) as soon as its check says
-        // so, not after every check: one changed processor among thousands is built while the
-        // others are still being checked.
-        let (needing, queue) = AsyncStream.makeStream(of: Int.self)
-        async let worked = workQueued(needing, processors, mode: mode, pinFiles: pinFiles)
+        // one that needs more goes to the workers (`jobs` at a time) while the later ones are
+        // still being checked: one changed processor among thousands is built during the checks.
+        let (checks, queue) = AsyncStream.makeStream(of: (index: Int, settled: Bool).self)
+        async let worked = workQueued(checks, processors, mode: mode, pinFiles: pinFiles)
         let checked = await Array(processors.indices).mapConcurrently(width: settings.checkJobs) { index in
             let report = await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: true)
-            if report == nil { queue.yield(index) }
+            queue.yield((index, report != nil))
             return report
         }
         queue.finish()
@@ -188,22 +187,34 @@ package struct Lane: Sendable {
         return reports.map { $0! }
     }
 
-    /// Works on each processor `needing` names, `jobs` at a time, until the checks are done.
-    private func workQueued(_ needing: AsyncStream<Int>, _ processors: [Processor], mode: Mode, pinFiles: Set<String>)
-        async -> [(Int, ProcessorReport)]
-    {
+    /// Works on each processor whose check did not settle it, `jobs` at a time, in ref order:
+    /// one is started once every check before it is done.
+    private func workQueued(
+        _ checks: AsyncStream<(index: Int, settled: Bool)>, _ processors: [Processor], mode: Mode,
+        pinFiles: Set<String>
+    ) async -> [(Int, ProcessorReport)] {
         await withTaskGroup(of: (Int, ProcessorReport).self) { group in
             var results = [(Int, ProcessorReport)]()
             var running = 0
-            for await index in needing {
-                if running >= max(1, settings.jobs), let done = await group.next() {
-                    results.append(done)
-                    running -= 1
+            var checked = [Bool?](repeating: nil, count: processors.count)
+            var next = 0
+            for await check in checks {
+                checked[check.index] = check.settled
+                while next < processors.count, let settled = checked[next] {
+                    let index = next
+                    next += 1
+                    if settled { continue }
+                    if running >= max(1, settings.jobs), let done = await group.next() {
+                        results.append(done)
+                        running -= 1
+                    }
+                    group.addTask {
+                        let report = await self.process(
+                            processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)
+                        return (index, report!)
+                    }
+                    running += 1
                 }
-                group.addTask {
-                    (index, await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)!)
-                }
-                running += 1
             }
             for await done in group { results.append(done) }
             return results

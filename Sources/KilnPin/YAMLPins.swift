@@ -20,6 +20,47 @@ package struct PinEdit: Sendable, Hashable {
     package var dottedPath: String { path.joined(separator: ".") }
 }
 
+/// What pinning asks of a parsed file.
+package protocol PinReading {
+    /// The scalar at `path`, nil when a key on the way is missing or the value is null.
+    func value(at path: [String]) -> String?
+    /// Whether `path` names something other than null (a value or a mapping).
+    func contains(_ path: [String]) -> Bool
+}
+
+/// The pins a `registry.yaml` held when it was read (`image.platforms.*` and `image.oci`), kept
+/// with the processor: a lane whose pins are already right then knows so without parsing the
+/// file a second time.
+package struct PinSnapshot: PinReading, Sendable, Equatable {
+    var values: [[String]: String] = [:]
+    var present: Set<[String]> = []
+
+    package init(_ parsed: YAMLPins.Parsed) {
+        let platforms = ["image", "platforms"]
+        for path in [platforms, ["image", "oci"]] where parsed.contains(path) {
+            present.insert(path)
+            values[path] = parsed.value(at: path)
+        }
+        guard
+            case .mapping(let image)? = parsed.root.flatMap({ root -> Node? in
+                guard case .mapping(let mapping) = root else { return nil }
+                return YAMLPins.entry("image", in: mapping)?.value
+            }), case .mapping(let byPlatform)? = YAMLPins.entry("platforms", in: image)?.value
+        else { return }
+        for (key, _) in byPlatform {
+            // Read through `Parsed`, so a repeated key reads as it does there.
+            guard let name = key.string, let value = parsed.value(at: platforms + [name]) else { continue }
+            values[platforms + [name]] = value
+        }
+    }
+
+    /// Only `image.platforms.KEY` and `image.oci` are kept; any other path reads as missing.
+    package func value(at path: [String]) -> String? { values[path] }
+
+    /// Only `image.platforms` and `image.oci` are kept.
+    package func contains(_ path: [String]) -> Bool { present.contains(path) }
+}
+
 /// Reads and rewrites values of a YAML mapping in place, the way a person would with an editor:
 /// only the characters of the value change, and a missing key is added at its sorted place (or
 /// after its siblings) with the indentation the file already uses. Comments, quoting, key order,
@@ -46,12 +87,15 @@ package enum YAMLPins {
     }
 
     /// A file parsed once for several reads (a lane reads each pin of each processor).
-    package struct Parsed {
+    package struct Parsed: PinReading {
         let root: Node?
 
         package init(_ text: String, file: String) throws(YAMLFileError) {
             root = try YAMLPins.parse(text, file: file)
         }
+
+        /// A file parsed already (`YAMLPins.parse`).
+        package init(root: Node?) { self.root = root }
 
         /// The scalar at `path`, nil when a key on the way is missing or the value is null.
         package func value(at path: [String]) -> String? {

@@ -42,6 +42,8 @@ package struct Processor: Sendable {
     /// Other enabled `registry.yaml` files giving the same ref (set by `Discovery`): a processor
     /// with duplicates is not built.
     package var duplicates: [String] = []
+    /// The pins the file held when it was read.
+    package var pins: PinSnapshot?
 
     /// Reads a processor's `registry.yaml`.
     /// - Parameter root: the repository root, absolute and with symlinks resolved.
@@ -111,7 +113,8 @@ package struct Processor: Sendable {
             ref: ref, file: file, displayPath: display, context: context, contextText: contextText,
             contextBase: contextBase,
             alternativeContext: alternative, dockerfile: dockerfile, platforms: platforms,
-            buildArgs: try document.stringMap("build.args") ?? [:], enabled: try document.bool("enabled") ?? true)
+            buildArgs: try document.stringMap("build.args") ?? [:], enabled: try document.bool("enabled") ?? true,
+            pins: PinSnapshot(YAMLPins.Parsed(root: document.root.map { .mapping($0) })))
     }
 
     /// `path` taken from `base`, which must stay inside the repository `root`: not absolute, no

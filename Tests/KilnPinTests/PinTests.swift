@@ -102,3 +102,33 @@ struct PinEditTests {
         }
     }
 }
+
+/// The pins a processor keeps from discovery answer as the file parsed again would.
+struct PinSnapshotTests {
+    static let documents = [
+        "ref: a/b@1\nimage:\n  platforms:\n    amd64: r@sha256:1\n    arm64: \"r@sha256:2\"\n",
+        "ref: a/b@1\nimage:\n  oci: r@sha256:3\n",
+        "image:\n  platforms:\n    amd64: ~\n    arm64: ''\n    riscv64: r@sha256:4\n  oci: null\n",
+        "image:\n  platforms: pending\n",
+        "image: {platforms: {amd64: x}, oci: y}\n",
+        "ref: a/b@1\n",
+        "",
+    ]
+    static let paths: [[String]] = [
+        ["image", "platforms"], ["image", "oci"], ["image", "platforms", "amd64"], ["image", "platforms", "arm64"],
+        ["image", "platforms", "arm"],
+    ]
+
+    @Test("each pin path reads the same from the snapshot as from the parsed file", arguments: documents)
+    func agrees(_ text: String) throws {
+        let parsed = try YAMLPins.Parsed(text, file: "registry.yaml")
+        let snapshot = PinSnapshot(parsed)
+        for path in Self.paths {
+            #expect(snapshot.value(at: path) == parsed.value(at: path), "\(path) in \(text)")
+        }
+        // What pinning asks `contains` of: whether the file pins by platform, by index, or both.
+        for path in Self.paths.prefix(2) {
+            #expect(snapshot.contains(path) == parsed.contains(path), "\(path) in \(text)")
+        }
+    }
+}
