@@ -60,7 +60,7 @@ extension Lane {
     /// index only when it has each manifest the index lists (distribution checks them at the
     /// `PUT`), so one request stands for one per platform and the index's own. nil when a
     /// platform has no such record or the registry lacks the index; the lookups per platform
-    /// then decide. The index comes back too, made once.
+    /// then decide. The index's digest comes back too (the index is made and stored once).
     func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository) async throws
         -> (found: [Platform: Descriptor], index: Digest)?
     {

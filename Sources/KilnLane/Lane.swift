@@ -344,16 +344,16 @@ package struct Lane: Sendable {
         var pushedIndex: (found: [Platform: Descriptor], index: Digest)?
         if complete, let memoized {
             pushedIndex = try await publishedHits(memoized, keys: keys, repository: repository)
-            if pushedIndex == nil, let found = try await pushedIndexHits(keys, repository: repository) {
+        }
+        if complete, pushedIndex == nil {
+            pushedIndex = try await pushedIndexHits(keys, repository: repository)
+            if let found = pushedIndex, let memoized {
                 // Found the long way: the memo learns the index, so the next run asks only for it.
-                pushedIndex = found
                 saveMemo(
                     memoized.memo, for: processor, platforms: platforms,
                     published: KeyMemo.Published(
                         repository: repository, index: found.index, found: found.found, keys: keys))
             }
-        } else if complete {
-            pushedIndex = try await pushedIndexHits(keys, repository: repository)
         }
         let hits: [CacheHit?]
         if let pushedIndex {

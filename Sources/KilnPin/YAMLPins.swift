@@ -37,27 +37,17 @@ package struct PinSnapshot: PinReading, Sendable, Equatable {
 
     package init(_ parsed: YAMLPins.Parsed) {
         let platforms = ["image", "platforms"]
-        for path in [platforms, ["image", "oci"]] where parsed.contains(path) {
-            present.insert(path)
-            values[path] = parsed.value(at: path)
-        }
-        guard
-            case .mapping(let image)? = parsed.root.flatMap({ root -> Node? in
-                guard case .mapping(let mapping) = root else { return nil }
-                return YAMLPins.entry("image", in: mapping)?.value
-            }), case .mapping(let byPlatform)? = YAMLPins.entry("platforms", in: image)?.value
-        else { return }
-        for (key, _) in byPlatform {
-            // Read through `Parsed`, so a repeated key reads as it does there.
-            guard let name = key.string, let value = parsed.value(at: platforms + [name]) else { continue }
-            values[platforms + [name]] = value
+        let paths = [platforms, ["image", "oci"]] + parsed.keys(at: platforms).map { platforms + [$0] }
+        for path in paths {
+            if parsed.contains(path) { present.insert(path) }
+            if let value = parsed.value(at: path) { values[path] = value }
         }
     }
 
     /// Only `image.platforms.KEY` and `image.oci` are kept; any other path reads as missing.
     package func value(at path: [String]) -> String? { values[path] }
 
-    /// Only `image.platforms` and `image.oci` are kept.
+    /// Only `image.platforms`, its keys and `image.oci` are kept.
     package func contains(_ path: [String]) -> Bool { present.contains(path) }
 }
 
@@ -97,8 +87,8 @@ package enum YAMLPins {
         /// A file parsed already (`YAMLPins.parse`).
         package init(root: Node?) { self.root = root }
 
-        /// The scalar at `path`, nil when a key on the way is missing or the value is null.
-        package func value(at path: [String]) -> String? {
+        /// The node at `path`, nil when a key on the way is missing.
+        func node(at path: [String]) -> Node? {
             var node = root
             for key in path {
                 guard case .mapping(let mapping)? = node, let entry = YAMLPins.entry(key, in: mapping) else {
@@ -106,8 +96,19 @@ package enum YAMLPins {
                 }
                 node = entry.value
             }
-            guard case .scalar(let scalar)? = node, !YAMLPins.isNull(scalar) else { return nil }
+            return node
+        }
+
+        /// The scalar at `path`, nil when a key on the way is missing or the value is null.
+        package func value(at path: [String]) -> String? {
+            guard case .scalar(let scalar)? = node(at: path), !YAMLPins.isNull(scalar) else { return nil }
             return scalar.string
+        }
+
+        /// The keys of the mapping at `path`, in file order; none when it is not a mapping.
+        package func keys(at path: [String]) -> [String] {
+            guard case .mapping(let mapping)? = node(at: path) else { return [] }
+            return mapping.compactMap { $0.key.string }
         }
 
         /// The line of the deepest key of `path` the file has (1 when it has none).
@@ -124,13 +125,7 @@ package enum YAMLPins {
 
         /// Whether `path` names something other than null (a value or a mapping).
         package func contains(_ path: [String]) -> Bool {
-            var node = root
-            for key in path {
-                guard case .mapping(let mapping)? = node, let entry = YAMLPins.entry(key, in: mapping) else {
-                    return false
-                }
-                node = entry.value
-            }
+            let node = node(at: path)
             if case .scalar(let scalar)? = node, YAMLPins.isNull(scalar) { return false }
             return node != nil
         }
