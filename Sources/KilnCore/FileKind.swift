@@ -37,6 +37,21 @@ package enum FileKind: Sendable, Equatable {
 }
 
 extension FileKind {
+    /// The kind a directory entry's `d_type` records; nil for `DT_UNKNOWN` (file systems that
+    /// leave it to `lstat`).
+    package init?(directoryType: UInt8) {
+        switch Int32(directoryType) {
+        case Int32(DT_REG): self = .regular
+        case Int32(DT_DIR): self = .directory
+        case Int32(DT_LNK): self = .symlink
+        case Int32(DT_FIFO): self = .fifo
+        case Int32(DT_SOCK): self = .socket
+        case Int32(DT_CHR): self = .characterDevice
+        case Int32(DT_BLK): self = .blockDevice
+        default: return nil
+        }
+    }
+
     /// The kind of what `path` names, following symlinks; nil when nothing is there.
     package static func of(path: String) -> FileKind? {
         var info = stat()

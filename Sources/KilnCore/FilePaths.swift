@@ -80,6 +80,24 @@ package enum FilePaths {
         return names
     }
 
+    /// The entries of a directory, without `.` and `..`, in no particular order, each with its
+    /// kind as the directory itself records it (`d_type`; not following symlinks), or nil where
+    /// the file system does not say, so a walk needs an `lstat` only for those.
+    /// - Throws: `FileError` when the directory cannot be read.
+    package static func entries(of path: String) throws(FileError) -> [(name: String, kind: FileKind?)] {
+        guard let dir = opendir(path) else { throw FileError("list directory", path: path) }
+        defer { closedir(dir) }
+        var entries = [(name: String, kind: FileKind?)]()
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            guard name != "." && name != ".." else { continue }
+            entries.append((name, FileKind(directoryType: entry.pointee.d_type)))
+        }
+        return entries
+    }
+
     /// Removes a file or an empty directory; missing is not an error.
     package static func remove(_ path: String) {
         if unlink(path) != 0 && errno == EISDIR { rmdir(path) }

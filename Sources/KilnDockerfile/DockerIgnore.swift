@@ -20,9 +20,17 @@ package struct DockerIgnore: Sendable, Equatable {
         case component([Character])
     }
 
-    package var patterns: [Pattern]
+    package var patterns: [Pattern] {
+        didSet { lastNames = Self.lastNames(of: patterns) }
+    }
+    /// The names every pattern must end in, when each ends in a literal one (`**/registry.yaml`):
+    /// a path whose own name is none of them matches no pattern by itself, without matching.
+    private var lastNames: Set<String>?
 
-    package init(patterns: [Pattern] = []) { self.patterns = patterns }
+    package init(patterns: [Pattern] = []) {
+        self.patterns = patterns
+        lastNames = Self.lastNames(of: patterns)
+    }
 
     /// Parses the file's text.
     package init(parsing text: String) {
@@ -40,6 +48,18 @@ package struct DockerIgnore: Sendable, Equatable {
             patterns.append(Pattern(text: cleaned, reincludes: reincludes, segments: Self.segments(of: cleaned)))
         }
         self.patterns = patterns
+        lastNames = Self.lastNames(of: patterns)
+    }
+
+    private static func lastNames(of patterns: [Pattern]) -> Set<String>? {
+        var names = Set<String>()
+        for pattern in patterns {
+            guard case .component(let characters)? = pattern.segments.last,
+                !characters.contains(where: { "*?[\\".contains($0) })
+            else { return nil }
+            names.insert(String(characters))
+        }
+        return names
     }
 
     /// The ignore files a build looks for, the first that exists winning: the Dockerfile's own
@@ -66,10 +86,14 @@ package struct DockerIgnore: Sendable, Equatable {
     ///   match per pattern instead of one per parent prefix, which at thousands of processors was
     ///   most of the context walk.
     package func excludes(_ path: String, parentIncluded: Bool = false) -> Bool {
-        let components = path.split(separator: "/").map { Array($0) }
         if parentIncluded, !patterns.contains(where: \.reincludes) {
+            if let lastNames, !path.hasSuffix("/"), !lastNames.contains(FilePaths.lastComponent(of: path)) {
+                return false
+            }
+            let components = path.split(separator: "/").map { Array($0) }
             return patterns.contains { Self.match($0.segments[...], components[...]) }
         }
+        let components = path.split(separator: "/").map { Array($0) }
         var excluded = false
         for pattern in patterns where pattern.reincludes == excluded {
             var matched = Self.match(pattern.segments[...], components[...])

@@ -148,11 +148,15 @@ extension Lane {
         for line in memo.paths.utf8.split(separator: UInt8(ascii: "\n")) {
             switch Self.entry(line) {
             case .identity(let path, let numbers)?:
-                guard let identity = StatCache.identity(of: path), Self.numbers(identity) == numbers else { return nil }
+                guard let state = pathStates.state(of: path), Self.numbers(state.identity) == numbers else {
+                    return nil
+                }
             case .directory(let path, let inode)?:
-                guard BuildContext.Consulted.state(of: path) == .directory(inode: inode) else { return nil }
+                guard let state = pathStates.state(of: path), state.isDirectory, state.identity.inode == inode else {
+                    return nil
+                }
             case .absent(let path)?:
-                guard BuildContext.Consulted.state(of: path) == .absent else { return nil }
+                guard pathStates.state(of: path) == nil else { return nil }
             case nil:
                 return nil
             }
@@ -274,17 +278,29 @@ extension Lane {
     /// A line of `KeyMemo.paths` read; nil for one that does not parse. The path is the rest of
     /// the line, spaces and all.
     static func entry(_ line: Substring.UTF8View) -> Entry? {
-        func fields(_ count: Int) -> [String]? {
-            let parts = line.split(separator: UInt8(ascii: " "), maxSplits: count - 1, omittingEmptySubsequences: false)
-            return parts.count == count ? parts.map { String(decoding: $0, as: UTF8.self) } : nil
+        var rest = line[...]
+        /// The next space-separated field, as a number.
+        func number<Number: FixedWidthInteger>(_: Number.Type) -> Number? {
+            guard let space = rest.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+            defer { rest = rest[rest.index(after: space)...] }
+            return Number(Substring(rest[..<space]), radix: 10)
         }
-        if line.starts(with: "- ".utf8) { return fields(2).map { .absent(path: $0[1]) } }
+        func path() -> String { String(Substring(rest)) }
+        if line.starts(with: "- ".utf8) {
+            rest = rest.dropFirst(2)
+            return .absent(path: path())
+        }
         if line.starts(with: "d ".utf8) {
-            guard let fields = fields(3), let inode = UInt64(fields[1]) else { return nil }
-            return .directory(path: fields[2], inode: inode)
+            rest = rest.dropFirst(2)
+            guard let inode = number(UInt64.self) else { return nil }
+            return .directory(path: path(), inode: inode)
         }
-        guard let fields = fields(5) else { return nil }
-        let numbers = fields[..<4].compactMap { Int64($0) }
-        return numbers.count == 4 ? .identity(path: fields[4], numbers: numbers) : nil
+        var numbers = [Int64]()
+        numbers.reserveCapacity(4)
+        for _ in 0..<4 {
+            guard let number = number(Int64.self) else { return nil }
+            numbers.append(number)
+        }
+        return .identity(path: path(), numbers: numbers)
     }
 }

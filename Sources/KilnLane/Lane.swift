@@ -82,6 +82,8 @@ package struct Lane: Sendable {
     /// Context walks shared by the run's processors (a library every Dockerfile copies is
     /// listed once).
     let walks = BuildContext.WalkMemo()
+    /// The `lstat`s the key memos' checks asked for, shared by the run's processors.
+    let pathStates = PathStates()
     /// This kiln binary's size, time and inode: a key memo written by another build of kiln,
     /// which may key differently, is not trusted.
     let binaryIdentity: String

@@ -1,6 +1,8 @@
+import Dispatch
 import KilnCore
 import KilnDockerfile
 import KilnPin
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -26,12 +28,7 @@ package enum Discovery {
             throw YAMLFileError(error.description, location: nil, category: .io)
         }
         try checkGlobs(config, found: files)
-        var result = [Processor]()
-        for file in files.sorted() {
-            result.append(
-                try Processor.load(
-                    file: FilePaths.join(config.root, file), root: config.root, contextBase: config.contextBase))
-        }
+        var result = try load(files.sorted(), config)
         var byRef = [ProcessorRef: [Int]]()
         for (index, processor) in result.enumerated() where processor.enabled {
             byRef[processor.ref, default: []].append(index)
@@ -42,6 +39,27 @@ package enum Discovery {
             }
         }
         return result.sorted { ($0.ref, $0.displayPath) < ($1.ref, $1.displayPath) }
+    }
+
+    /// Reads the files on every core, each thread resolving paths with its own `RealPaths`; the
+    /// error thrown is the first file's in `files` order, as one thread reading them in turn
+    /// would throw. At thousands of processors, reading them was most of discovery, and while it
+    /// ran nothing else could.
+    static func load(_ files: [String], _ config: LaneConfig) throws(YAMLFileError) -> [Processor] {
+        let width = Swift.max(1, Swift.min(files.count / 64, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        let loaded = Mutex([Result<Processor, YAMLFileError>?](repeating: nil, count: files.count))
+        DispatchQueue.concurrentPerform(iterations: width) { lane in
+            let realPaths = RealPaths()
+            for index in stride(from: lane, to: files.count, by: width) {
+                let result = Result { () throws(YAMLFileError) -> Processor in
+                    try Processor.load(
+                        file: FilePaths.join(config.root, files[index]), root: config.root,
+                        contextBase: config.contextBase, realPaths: realPaths)
+                }
+                loaded.withLock { $0[index] = result }
+            }
+        }
+        return try loaded.withLock { $0 }.map { result throws(YAMLFileError) in try result!.get() }
     }
 
     /// No processor at all is an error naming the globs; so is a glob of `kiln.yaml` (not a
@@ -64,21 +82,34 @@ package enum Discovery {
     }
 
     /// Walks the tree without following symlinks to directories: a link must not take discovery
-    /// out of the repository, nor around in a loop.
+    /// out of the repository, nor around in a loop. Kinds come from the directory entries, so a
+    /// file costs no `lstat` where the file system records them; and a file is matched against
+    /// the globs by its own path only while no folder above it matched (`parentIncluded`).
     private static func walk(
-        _ directory: String, relative: String, matcher: DockerIgnore, into files: inout [String], depth: Int = 0
+        _ directory: String, relative: String, matcher: DockerIgnore, into files: inout [String],
+        parentIncluded: Bool = true, depth: Int = 0
     ) throws(FileError) {
         guard depth < 64 else { return }
-        for name in try FilePaths.contents(of: directory) {
+        for (name, recorded) in try FilePaths.entries(of: directory) {
             let path = FilePaths.join(directory, name)
             let relativePath = relative.isEmpty ? name : relative + "/" + name
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            let kind = FileKind(mode: info.st_mode)
+            let kind: FileKind
+            if let recorded {
+                kind = recorded
+            } else {
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                kind = FileKind(mode: info.st_mode)
+            }
             if kind == .directory {
                 if skipped.contains(name) { continue }
-                try walk(path, relative: relativePath, matcher: matcher, into: &files, depth: depth + 1)
-            } else if (kind == .regular || kind == .symlink || kind == .fifo) && matcher.excludes(relativePath) {
+                let matched = matcher.excludes(relativePath, parentIncluded: parentIncluded)
+                try walk(
+                    path, relative: relativePath, matcher: matcher, into: &files, parentIncluded: !matched,
+                    depth: depth + 1)
+            } else if (kind == .regular || kind == .symlink || kind == .fifo)
+                && matcher.excludes(relativePath, parentIncluded: parentIncluded)
+            {
                 // Symlinks and FIFOs are listed so that reading them fails with a clear error
                 // (a link out of the repository, a file that is not regular).
                 files.append(relativePath)

@@ -46,15 +46,18 @@ package struct Processor: Sendable {
     package var pins: PinSnapshot?
 
     /// Reads a processor's `registry.yaml`.
-    /// - Parameter root: the repository root, absolute and with symlinks resolved.
+    /// - Parameters:
+    ///   - root: the repository root, absolute and with symlinks resolved.
+    ///   - realPaths: where symlinks are resolved; one shared by a whole discovery pass resolves
+    ///     each folder once.
     /// - Throws: `YAMLFileError` naming the file, the key and its line: for a missing or
     ///   malformed key, a context or Dockerfile outside the repository, or a platform kiln cannot
     ///   build.
-    package static func load(file: String, root: String, contextBase: ContextBase = .root) throws(YAMLFileError)
-        -> Processor
-    {
+    package static func load(
+        file: String, root: String, contextBase: ContextBase = .root, realPaths: RealPaths = RealPaths()
+    ) throws(YAMLFileError) -> Processor {
         let display = file.hasPrefix(root + "/") ? String(file.dropFirst(root.count + 1)) : file
-        if let real = FilePaths.realPath(file), !FilePaths.isInside(real, root: root) {
+        if let real = realPaths.resolve(file), !FilePaths.isInside(real, root: root) {
             throw YAMLFileError(
                 "\(display) is a symlink to \(real), outside the repository; kiln reads and pins files inside it only",
                 location: nil)
@@ -75,7 +78,8 @@ package struct Processor: Sendable {
         let contextText = try document.string("build.context") ?? "."
         let contextLocation = document.location(document.node("build.context") ?? document.node("build"))
         let base = contextBase == .root ? root : folder
-        let context = try inside(contextText, from: base, root: root, key: "build.context", location: contextLocation)
+        let context = try inside(
+            contextText, from: base, root: root, key: "build.context", location: contextLocation, realPaths: realPaths)
         guard FilePaths.isDirectory(context) else {
             throw YAMLFileError(
                 "'build.context' names '\(contextText)', which is not a directory (it is taken relative to \(contextBase == .root ? "the repository root" : "the processor's folder"); kiln.yaml's context-relative-to says which)",
@@ -83,13 +87,16 @@ package struct Processor: Sendable {
         }
         let otherBase = contextBase == .root ? folder : root
         let alternative =
-            (try? inside(contextText, from: otherBase, root: root, key: "build.context", location: contextLocation))
+            (try? inside(
+                contextText, from: otherBase, root: root, key: "build.context", location: contextLocation,
+                realPaths: realPaths))
             .flatMap { FilePaths.isDirectory($0) && $0 != context ? $0 : nil }
 
         let dockerfileText = try document.string("build.dockerfile") ?? "Dockerfile"
         let dockerfileLocation = document.location(document.node("build.dockerfile") ?? document.node("build"))
         let dockerfile = try inside(
-            dockerfileText, from: folder, root: root, key: "build.dockerfile", location: dockerfileLocation)
+            dockerfileText, from: folder, root: root, key: "build.dockerfile", location: dockerfileLocation,
+            realPaths: realPaths)
         guard FilePaths.exists(dockerfile) else {
             throw YAMLFileError(
                 "'build.dockerfile' names '\(dockerfileText)', which does not exist next to \(FilePaths.lastComponent(of: file))",
@@ -119,9 +126,9 @@ package struct Processor: Sendable {
 
     /// `path` taken from `base`, which must stay inside the repository `root`: not absolute, no
     /// `..` above the root, no symlink leading out of it.
-    static func inside(_ path: String, from base: String, root: String, key: String, location: SourceLocation)
-        throws(YAMLFileError) -> String
-    {
+    static func inside(
+        _ path: String, from base: String, root: String, key: String, location: SourceLocation, realPaths: RealPaths
+    ) throws(YAMLFileError) -> String {
         guard !path.hasPrefix("/") else {
             throw YAMLFileError(
                 "'\(key)' is the absolute path '\(path)'; it must be a path inside the repository, relative to it",
@@ -133,7 +140,7 @@ package struct Processor: Sendable {
                 "'\(key)' is '\(path)', which leads out of the repository (\(root))", location: location)
         }
         // Through symlinks, too: what the path really names must be inside the repository.
-        if let real = FilePaths.realPath(joined), !FilePaths.isInside(real, root: root) {
+        if let real = realPaths.resolve(joined), !FilePaths.isInside(real, root: root) {
             throw YAMLFileError(
                 "'\(key)' is '\(path)', which leads out of the repository through a symlink (to \(real))",
                 location: location)

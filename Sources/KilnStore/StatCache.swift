@@ -54,7 +54,12 @@ package final class StatCache: Sendable {
     package static func identity(of path: String) -> Identity? {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
-        return Identity(
+        return identity(info)
+    }
+
+    /// The identity an `lstat` result gives.
+    package static func identity(_ info: stat) -> Identity {
+        Identity(
             size: Int64(info.st_size), mtime: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
             ctime: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec), inode: UInt64(info.st_ino))
     }

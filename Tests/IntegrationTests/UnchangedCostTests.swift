@@ -4,6 +4,9 @@ import Testing
 /// What an unchanged lane costs: it grows with the keys to check, not with the bytes in the tree.
 @Suite("The cost of an unchanged lane")
 struct UnchangedCostTests {
+    /// The calls that look a path up without opening it.
+    static let pathCalls = "stat,lstat,newfstatat,statx,readlink,readlinkat"
+
     @Test(
         "an unchanged run opens none of the context's files, however large, nor a Dockerfile: each processor's keys come from its memo"
     )
@@ -23,14 +26,16 @@ struct UnchangedCostTests {
         let trace = fixture.scratch.path + "/unchanged.strace"
         let arguments = ["build", "--push", "--pin"] + fixture.common + ["--cache-dir", fixture.cache]
         let traced = try Tools.run(
-            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", trace, Tools.kiln] + arguments)
+            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2,\(Self.pathCalls)", "-o", trace, Tools.kiln]
+                + arguments)
         try #require(traced.status == 0, "\(traced.stderr.suffix(2000))")
         #expect(LaneFixture.statuses(LaneFixture.reports(traced.stdout)).values.allSatisfy { $0 == "hit" })
 
         let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
         // Files opened successfully under the repository, folders (listed by the walk) aside.
         let opened = lines.filter { line in
-            line.contains("\"\(fixture.repo)/") && !line.contains("O_DIRECTORY") && !line.contains("= -1")
+            line.contains("open") && line.contains("\"\(fixture.repo)/") && !line.contains("O_DIRECTORY")
+                && !line.contains("= -1")
         }
         // The trace sees the lane's own reads: each registry.yaml. Not the Dockerfiles: an
         // unchanged processor's keys come from its key memo, by lstat.
@@ -48,6 +53,18 @@ struct UnchangedCostTests {
             contextFiles.isEmpty,
             "an unchanged run opened \(contextFiles.count) context files, e.g. \(contextFiles.prefix(3).joined(separator: "\n"))"
         )
+
+        // A file all 8 processors copy is looked at once per run, not once per processor's memo
+        // (nor once more by discovery, whose walk takes kinds from the directory entries); twice
+        // when the two checks that first need it race.
+        let weightLooks = lines.filter { $0.contains("\"\(big)\"") && !$0.contains("open") }
+        #expect(
+            (1...2).contains(weightLooks.count),
+            "the run looked at \(big) \(weightLooks.count) times: \(weightLooks.prefix(3))")
+        // Nor does discovery resolve every path component by component: with no symlink in the
+        // repository, it reads no link in it.
+        let links = lines.filter { $0.contains("readlink") && $0.contains("\"\(fixture.repo)/") }
+        #expect(links.isEmpty, "discovery read \(links.count) links in the repository, e.g. \(links.prefix(2))")
 
         // One processor changed: the lane reads that processor's Dockerfile and no other. (A
         // `COPY`-only build used to look for `RUN` checkpoints across the lane, which parsed

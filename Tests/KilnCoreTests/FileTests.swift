@@ -66,3 +66,59 @@ struct FileTests {
         #expect(SourceDateEpoch.rfc3339(1_700_000_000) == "2023-11-14T22:13:20Z")
     }
 }
+
+@Suite("Resolving paths and listing folders")
+struct PathResolutionTests {
+    /// A tree with a folder link in the middle, relative and absolute file links, a dangling
+    /// link, and a link out of the tree.
+    static func tree() throws -> TemporaryDirectory {
+        let directory = try TemporaryDirectory()
+        let files = FileManager.default
+        try files.createDirectory(atPath: directory.path + "/repo/real/deep", withIntermediateDirectories: true)
+        try files.createDirectory(atPath: directory.path + "/outside", withIntermediateDirectories: true)
+        try "x".write(toFile: directory.path + "/repo/real/deep/file", atomically: false, encoding: .utf8)
+        try "y".write(toFile: directory.path + "/outside/secret", atomically: false, encoding: .utf8)
+        try files.createSymbolicLink(atPath: directory.path + "/repo/folder-link", withDestinationPath: "real")
+        try files.createSymbolicLink(atPath: directory.path + "/repo/real/file-link", withDestinationPath: "deep/file")
+        try files.createSymbolicLink(
+            atPath: directory.path + "/repo/absolute-link", withDestinationPath: directory.path + "/repo/real/deep")
+        try files.createSymbolicLink(atPath: directory.path + "/repo/dangling", withDestinationPath: "nowhere")
+        try files.createSymbolicLink(atPath: directory.path + "/repo/out", withDestinationPath: "../outside")
+        return directory
+    }
+
+    @Test("a resolver that remembers folders agrees with realpath(3), link by link and after it has remembered")
+    func agreesWithRealpath() throws {
+        let directory = try Self.tree()
+        let root = try #require(FilePaths.realPath(directory.path))
+        let paths = [
+            "repo", "repo/real/deep/file", "repo/folder-link/deep/file", "repo/real/file-link",
+            "repo/folder-link/file-link", "repo/absolute-link/file", "repo/dangling", "repo/out/secret",
+            "repo/out/missing", "repo/missing/file", "repo/real/deep/file/below", "repo/folder-link",
+        ].map { root + "/" + $0 }
+        let resolver = RealPaths()
+        for round in 1...2 {
+            for path in paths {
+                #expect(resolver.resolve(path) == FilePaths.realPath(path), "round \(round): \(path)")
+            }
+        }
+        #expect(resolver.resolve(root + "/repo/folder-link/deep/file") == root + "/repo/real/deep/file")
+        #expect(resolver.resolve(root + "/repo/out/secret") == root + "/outside/secret")
+        #expect(resolver.resolve(root + "/repo/dangling") == nil)
+    }
+
+    @Test("a folder's entries carry the kinds lstat gives, links not followed")
+    func entryKinds() throws {
+        let directory = try Self.tree()
+        let folder = directory.path + "/repo"
+        let entries = try FilePaths.entries(of: folder)
+        #expect(Set(entries.map(\.name)) == Set(try FilePaths.contents(of: folder)))
+        for entry in entries {
+            var info = stat()
+            try #require(lstat(folder + "/" + entry.name, &info) == 0)
+            // A file system that records no kinds gives nil, for the caller to lstat.
+            if let kind = entry.kind { #expect(kind == FileKind(mode: info.st_mode), "\(entry.name)") }
+        }
+        #expect(entries.contains { $0.name == "folder-link" && ($0.kind == nil || $0.kind == .symlink) })
+    }
+}

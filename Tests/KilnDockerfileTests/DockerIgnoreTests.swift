@@ -37,6 +37,12 @@ struct DockerIgnoreTests {
         IgnoreCase(patterns: "a/../b", path: "b/x", excluded: true),
         IgnoreCase(patterns: "dir/*/file", path: "dir/x/file", excluded: true),
         IgnoreCase(patterns: "dir/*/file", path: "dir/x/y/file", excluded: false),
+        IgnoreCase(patterns: "**/registry.yaml", path: "tools/a/1/registry.yaml", excluded: true),
+        IgnoreCase(patterns: "**/registry.yaml", path: "tools/a/1/Dockerfile", excluded: false),
+        IgnoreCase(patterns: "**/registry.yaml", path: "tools/registry.yaml/x", excluded: true),
+        IgnoreCase(patterns: "tools/*/registry.yaml\nsrc", path: "src/main.py", excluded: true),
+        IgnoreCase(patterns: "tools/*/registry.yaml\nsrc", path: "tools/a/b/registry.yaml", excluded: false),
+        IgnoreCase(patterns: "a/registry.yaml\n**/*.yml", path: "b/c.yml", excluded: true),
         IgnoreCase(patterns: "**", path: "anything/at/all", excluded: true),
         IgnoreCase(patterns: "**\n!src/**", path: "src/a/b.py", excluded: false),
         IgnoreCase(patterns: "data?", path: "data1", excluded: true),
@@ -59,6 +65,15 @@ struct DockerIgnoreTests {
             guard count == 1 || !ignore.excludes(parent) else { continue }
             #expect(ignore.excludes(path, parentIncluded: true) == ignore.excludes(path), "\(path)")
         }
+    }
+
+    @Test("patterns added after parsing are matched, also by an entry's own path")
+    func addedPatterns() {
+        var ignore = DockerIgnore(parsing: "**/registry.yaml")
+        #expect(!ignore.excludes("a/b.txt", parentIncluded: true))
+        ignore.patterns += DockerIgnore(parsing: "**/b.txt").patterns
+        #expect(ignore.excludes("a/b.txt", parentIncluded: true))
+        #expect(ignore.excludes("a/registry.yaml", parentIncluded: true))
     }
 
     @Test("patterns are cleaned: leading slash and ./ trimmed, trailing slash dropped, ! kept apart")

@@ -81,6 +81,27 @@ struct DiscoveryTests {
         #expect(processors[1].enabled == false && processors[1].platforms == [.linuxAMD64])
     }
 
+    @Test("hundreds of processors are read on every core, in ref order; of two broken files, the first is named")
+    func manyProcessors() throws {
+        let tree = try Tree()
+        for number in 0..<300 {
+            let folder = "tools/many/p\(String(number + 1000))/1"
+            try tree.write(
+                "\(folder)/registry.yaml", "ref: many/p\(number + 1000)@1\nbuild: {dockerfile: Dockerfile}\n")
+            try tree.write("\(folder)/Dockerfile", "FROM scratch\n")
+        }
+        let processors = try Discovery.processors(LaneConfig(root: tree.path))
+        #expect(processors.map(\.ref.description) == (0..<300).map { "many/p\($0 + 1000)@1" })
+        #expect(processors.allSatisfy { $0.dockerfile == tree.path + "/" + $0.displayPath.dropLast(13) + "Dockerfile" })
+        try tree.write("tools/many/p1250/1/registry.yaml", "ref: broken\nbuild: {}\n")
+        try tree.write("tools/many/p1040/1/registry.yaml", "ref: many/x@1\nbuild: {dockerfile: Gone}\n")
+        for _ in 0..<3 {
+            #expect { try Discovery.processors(LaneConfig(root: tree.path)) } throws: { error in
+                "\(error)".contains("tools/many/p1040/1/registry.yaml:2: 'build.dockerfile' names 'Gone'")
+            }
+        }
+    }
+
     @Test(
         "a registry.yaml with a problem names the file, the line and the key",
         arguments: [
