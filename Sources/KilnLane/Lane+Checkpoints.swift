@@ -4,6 +4,7 @@ import KilnDockerfile
 import KilnOCI
 import KilnProcessors
 import KilnRegistry
+import Synchronization
 
 /// The home of every `RUN` step key of the lane: the cache repository when there is one, else the
 /// repository of the first processor (by ref) whose steps include it. Processors often share
@@ -12,20 +13,30 @@ import KilnRegistry
 /// published — whichever runner built A, and whichever processors this run selected.
 actor CheckpointHomes {
     private var processors: [Processor] = []
+    private var trustsMemos = false
     private var table: Task<[Digest: Repository], Never>?
+    /// The `RUN` step keys the run's checks found in processors' key memos (`KeyMemo.runSteps`),
+    /// by memo slot: the homes take them from here before reading a memo again.
+    nonisolated let memoized = Mutex<[Digest: [String]]>([:])
 
     /// Every processor of the lane (not only the selected ones: a home must not depend on the
     /// selection, or two runners would look in different places).
-    func use(_ processors: [Processor]) {
+    /// - Parameter trustingMemos: a processor's step keys may come from its key memo while the
+    ///   memo holds (as its keys may in this mode); otherwise each is keyed in full.
+    func use(_ processors: [Processor], trustingMemos: Bool) {
         self.processors = processors
+        trustsMemos = trustingMemos
         table = nil
+        memoized.withLock { $0 = [:] }
     }
 
-    func homes(_ compute: @escaping @Sendable ([Processor]) async -> [Digest: Repository]) async -> [Digest: Repository]
-    {
+    func homes(
+        _ compute: @escaping @Sendable (_ processors: [Processor], _ trustingMemos: Bool) async -> [Digest: Repository]
+    ) async -> [Digest: Repository] {
         if let table { return await table.value }
         let processors = self.processors
-        let task = Task { await compute(processors) }
+        let trustsMemos = self.trustsMemos
+        let task = Task { await compute(processors, trustsMemos) }
         table = task
         return await task.value
     }
@@ -38,33 +49,49 @@ extension Lane {
         guard settings.config.cacheRepository == nil else {
             return RegistryCheckpoints(client: client, repository: cache)
         }
-        let homes = await checkpointHomes.homes { processors in await self.computeHomes(processors) }
+        let homes = await checkpointHomes.homes { await self.computeHomes($0, trustingMemos: $1) }
         return RegistryCheckpoints(client: client, repository: cache, homes: homes)
     }
 
     /// Step keys of the `RUN`s of every buildable processor with `RUN`, for the run's platforms,
-    /// each mapped to the first processor's repository. A processor whose keys cannot be
-    /// computed (a broken Dockerfile, a missing base) is left out: its own build reports why.
-    func computeHomes(_ processors: [Processor]) async -> [Digest: Repository] {
+    /// each mapped to the first processor's repository. A processor whose key memo still holds
+    /// gives its step keys from the memo; the others are keyed in full. A processor whose keys
+    /// cannot be computed (a broken Dockerfile, a missing base) is left out: its own build
+    /// reports why.
+    func computeHomes(_ processors: [Processor], trustingMemos: Bool) async -> [Digest: Repository] {
         var homes = [Digest: Repository]()
         let pinFiles = Set(processors.map(\.file))
         for processor in processors where processor.enabled && processor.duplicates.isEmpty {
             guard case .build(let platforms, _, _) = plan(processor),
-                let repository = try? Self.repository(try settings.config.repository(for: processor.ref)),
-                let job = try? ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms),
-                job.dockerfile.stages.contains(where: { $0.lastRun != nil }),
-                let keyed = try? await job.builder(platforms: platforms, downloadingLayers: false)
-                    .stepKeys(hasher: hashers.hasher(for: job.context.root))
+                let repository = try? Self.repository(try settings.config.repository(for: processor.ref))
             else { continue }
-            for stages in keyed.values {
-                for steps in stages.values {
-                    for step in steps {
-                        guard case .run = step.instruction.command, homes[step.key] == nil else { continue }
-                        homes[step.key] = repository
-                    }
-                }
+            var steps = trustingMemos ? await memoizedRunSteps(processor, platforms: platforms) : nil
+            if steps == nil {
+                guard
+                    let job = try? ProcessorJob(
+                        processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms),
+                    let keys = try? await job.runStepKeys()
+                else { continue }
+                steps = keys
             }
+            for key in steps! where homes[key] == nil { homes[key] = repository }
         }
         return homes
+    }
+
+    /// A processor's `RUN` step keys from its key memo, when the memo still holds and knows them:
+    /// as the run's check found it, else read and checked now.
+    func memoizedRunSteps(_ processor: Processor, platforms: [Platform]) async -> [Digest]? {
+        let slot = Self.memoSlot(processor, platforms)
+        var hexes = checkpointHomes.memoized.withLock { $0[slot] }
+        if hexes == nil { hexes = await memoizedKeys(processor, platforms: platforms)?.memo.runSteps }
+        guard let hexes else { return nil }
+        var keys = [Digest]()
+        keys.reserveCapacity(hexes.count)
+        for hex in hexes {
+            guard let key = try? Digest(sha256Hex: hex) else { return nil }
+            keys.append(key)
+        }
+        return keys
     }
 }

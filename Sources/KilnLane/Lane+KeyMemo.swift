@@ -36,6 +36,11 @@ struct KeyMemo: Codable {
     var bases: [BaseRequests.Request]
     /// Each platform's key, in the processor's platform order.
     var keys: [String]
+    /// The key of every `RUN` step of the build, over its platforms, each once (none without a
+    /// `RUN`): where the lane's checkpoint homes come from while the memo holds, so building one
+    /// changed processor does not key every other processor's steps. Nil when not known (the
+    /// step keys could not be computed); the homes then key the processor's steps in full.
+    var runSteps: [String]?
     /// The index last pushed for these keys, when one was: the next run's lookup is one `HEAD`
     /// of it, with no record read and no index made.
     var published: Published?
@@ -206,7 +211,9 @@ extension Lane {
     /// Makes the memo of keys just computed in full (`ProcessorJob.pendingMemo`, written when the
     /// processor is done), unless something the pass looked at changed too recently to be told
     /// apart from a later change by its times.
-    func memoize(_ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: [String]) {
+    func memoize(
+        _ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: [String], runSteps: [Digest]?
+    ) {
         let root = job.context.root
         func disk(_ relative: String) -> String { relative.isEmpty ? root : FilePaths.join(root, relative) }
         let consulted = job.consulted.recorded
@@ -259,7 +266,7 @@ extension Lane {
         }
         let memo = KeyMemo(
             fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
-            bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex))
+            bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex), runSteps: runSteps?.map(\.hex))
         job.pendingMemo.set(memo)
     }
 

@@ -34,7 +34,7 @@ extension Lane {
     /// tag names it. With `apply`, the manifests are deleted (each tag naming them goes with them).
     package func pruneRegistry(recentKeys: Set<Digest>, apply: Bool) async throws -> [RegistryPrunePlan] {
         let all = try Discovery.processors(settings.config)
-        await checkpointHomes.use(all)
+        await checkpointHomes.use(all, trustingMemos: false)
         var keys = recentKeys
         var repositories = Set<Repository>()
         var pinned = [Repository: Set<Digest>]()
@@ -50,7 +50,7 @@ extension Lane {
             else { continue }
             for entry in current { keys.insert(entry.key.digest) }
         }
-        let steps = Set(await checkpointHomes.homes { processors in await self.computeHomes(processors) }.keys)
+        let steps = Set(await checkpointHomes.homes { await self.computeHomes($0, trustingMemos: $1) }.keys)
 
         var plans = [RegistryPrunePlan]()
         for repository in repositories.sorted(by: { $0.description < $1.description }) {

@@ -158,7 +158,7 @@ package struct Lane: Sendable {
         PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
         let pinFiles = Set(all.map(\.file))
-        await checkpointHomes.use(all)
+        await checkpointHomes.use(all, trustingMemos: mode.trustsKeyMemo)
         defer { hashers.saveAll() }
         let reports = await runAll(processors, mode: mode, pinFiles: pinFiles)
         if mode.checksPins,
@@ -309,6 +309,9 @@ package struct Lane: Sendable {
         // and the context walked only when something changed, or when the mode needs them.
         let memoized = checkOnly && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
         if checkOnly, memoized == nil { return nil }
+        if let steps = memoized?.memo.runSteps {
+            checkpointHomes.memoized.withLock { $0[Self.memoSlot(processor, platforms)] = steps }
+        }
         // A memo made by this pass is written on the way out, with the index once it is known
         // to be in the registry.
         var published: KeyMemo.Published?

@@ -145,8 +145,31 @@ struct ProcessorJob {
                         layerOptions: lane.settings.layerOptions)
                 ))
         }
-        if memoizing { lane.memoize(self, keys: result, reads: inputs.flatMap { $0.files.map(\.path) }) }
+        if memoizing {
+            lane.memoize(
+                self, keys: result, reads: inputs.flatMap { $0.files.map(\.path) },
+                runSteps: try? await runStepKeys())
+        }
         return result
+    }
+
+    /// The key of every `RUN` step the build has, over the job's platforms in order, each once;
+    /// none, without a Dockerfile read past its parse, when no stage has a `RUN`.
+    func runStepKeys() async throws -> [Digest] {
+        guard dockerfile.stages.contains(where: { $0.lastRun != nil }) else { return [] }
+        let keyed = try await builder(platforms: platforms, downloadingLayers: false)
+            .stepKeys(hasher: lane.hashers.hasher(for: context.root))
+        var seen = Set<Digest>()
+        var keys = [Digest]()
+        for platform in platforms {
+            for (_, steps) in (keyed[platform] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for step in steps {
+                    guard case .run = step.instruction.command, seen.insert(step.key).inserted else { continue }
+                    keys.append(step.key)
+                }
+            }
+        }
+        return keys
     }
 
     /// For a `COPY` source missing from the context that exists when `build.context` is taken

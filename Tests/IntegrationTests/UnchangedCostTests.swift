@@ -85,4 +85,49 @@ struct UnchangedCostTests {
             !read.isEmpty && read.allSatisfy { $0.contains("\"\(fixture.repo)/\(changed)/Dockerfile\"") },
             "the lane read these Dockerfiles to build \(changed): \(read.prefix(4))")
     }
+
+    @Test(
+        "a changed processor with RUN reads only its own Dockerfile: the other processors' step homes come from their key memos, and still lead to the shared checkpoint"
+    )
+    func changedRunProcessorReadsOneDockerfile() throws {
+        try Tools.require("strace", package: "strace")
+        let fixture = try LaneFixture("changed-run-cost", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 2, versions: 1)
+        try GeneratedRepository.runProcessors(in: fixture, count: 3, platforms: "[linux/amd64]")
+        Thread.sleep(forTimeInterval: 2.5)
+        let cold = try fixture.lane()
+        #expect(LaneFixture.statuses(cold).values.allSatisfy { $0 == "built" }, "\(LaneFixture.statuses(cold))")
+        // A store that kept its key memos but not its checkpoints (as after a cache clean-up):
+        // the shared step must be found in the registry, in its home, steps/r0's repository.
+        try FileManager.default.removeItem(atPath: fixture.cache + "/keys/checkpoint")
+
+        let changed = "tools/steps/r2/1"
+        try fixture.write("\(changed)/protocol/main.py", "print('changed')\n")
+        Thread.sleep(forTimeInterval: 2.5)
+        let mark = fixture.registry.mark()
+        let trace = fixture.scratch.path + "/changed-run.strace"
+        let arguments = ["build", "--push", "--pin"] + fixture.common + ["--cache-dir", fixture.cache]
+        let one = try Tools.run(
+            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", trace, Tools.kiln] + arguments)
+        try #require(one.status == 0, "\(one.stderr.suffix(2000))")
+        let reports = LaneFixture.reports(one.stdout)
+        #expect(
+            LaneFixture.statuses(reports).filter { $0.value == "built" }.keys.sorted() == ["steps/r2@1"],
+            "\(LaneFixture.statuses(reports))")
+        // Its own step runs again; the shared one comes from its checkpoint.
+        let decisions = reports["steps/r2@1"]?["runSteps"] as? [[String: Any]] ?? []
+        #expect(
+            reports["steps/r2@1"]?["stepsRun"] as? Int == 1
+                && decisions.contains { $0["line"] as? Int == 4 && $0["outcome"] as? String == "key" },
+            "\(reports["steps/r2@1"] ?? [:])")
+        let lookups = fixture.registry.requests(since: mark).filter { $0.contains("/manifests/kiln-step-") }
+        #expect(lookups.contains { $0.contains("/v2/acme/steps-r0/manifests/kiln-step-") }, "\(lookups)")
+        // Keying every processor's steps to find their homes would read all five Dockerfiles.
+        let read = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { line in
+            line.contains("/Dockerfile\"") && !line.contains("= -1")
+        }
+        #expect(
+            !read.isEmpty && read.allSatisfy { $0.contains("\"\(fixture.repo)/\(changed)/Dockerfile\"") },
+            "the lane read these Dockerfiles to build \(changed): \(read.prefix(6))")
+    }
 }
