@@ -222,4 +222,37 @@ struct KeyMemoTests {
         #expect(Self.keyedFrom(next).values.allSatisfy { $0 == "memo" })
         #expect(next["gen/p00@1"]?["index"] as? String == index)
     }
+
+    @Test(
+        "records a crash cut short (they are written without fsync) are misses, not errors: the lane finds every image in the registry again and rewrites them"
+    )
+    func cutShortRecords() throws {
+        let fixture = try LaneFixture("key-memo-cut-short", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 3, versions: 1)
+        Thread.sleep(forTimeInterval: 2.2)
+        let built = try fixture.lane()
+        #expect(LaneFixture.statuses(built).values.allSatisfy { $0 == "built" }, "\(LaneFixture.statuses(built))")
+        // What a crash after an unflushed write can leave: each record empty or cut in half. No
+        // memo either, so the lane needs the lane records.
+        var cut = 0
+        for kind in ["lane", "lane-inputs", "key-memo"] {
+            let folder = fixture.cache + "/keys/" + kind
+            let files = try FileManager.default.subpathsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }
+            #expect(!files.isEmpty, "no \(kind) records were written")
+            for file in files {
+                let path = folder + "/" + file
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+                try bytes.prefix(cut % 2 == 0 ? 0 : bytes.count / 2).write(to: URL(fileURLWithPath: path))
+                cut += 1
+            }
+        }
+        let mark = fixture.registry.mark()
+        let again = try fixture.lane()
+        #expect(LaneFixture.statuses(again).values.allSatisfy { $0 == "hit" }, "\(again)")
+        #expect(fixture.uploads(since: mark).isEmpty, "\(fixture.uploads(since: mark))")
+        // The records were written again, whole: the next run is keyed from its memos.
+        let next = try fixture.lane()
+        #expect(Self.keyedFrom(next).values.allSatisfy { $0 == "memo" }, "\(Self.keyedFrom(next))")
+        #expect(LaneFixture.statuses(next).values.allSatisfy { $0 == "hit" })
+    }
 }
