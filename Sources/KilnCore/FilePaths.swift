@@ -68,16 +68,7 @@ package enum FilePaths {
     /// The names in a directory, without `.` and `..`, in no particular order.
     /// - Throws: `FileError` when the directory cannot be read.
     package static func contents(of path: String) throws(FileError) -> [String] {
-        guard let dir = opendir(path) else { throw FileError("list directory", path: path) }
-        defer { closedir(dir) }
-        var names = [String]()
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        try entries(of: path).map(\.name)
     }
 
     /// The entries of a directory, without `.` and `..`, in no particular order, each with its

@@ -17,7 +17,15 @@ actor CheckpointHomes {
     private var table: Task<[Digest: Repository], Never>?
     /// The `RUN` step keys the run's checks found in processors' key memos (`KeyMemo.runSteps`),
     /// by memo slot: the homes take them from here before reading a memo again.
-    nonisolated let memoized = Mutex<[Digest: [String]]>([:])
+    private nonisolated let memoized = Mutex<[Digest: [String]]>([:])
+
+    /// Keeps the step keys a check found in the memo in `slot`, for the homes.
+    nonisolated func found(runSteps: [String], inMemo slot: Digest) {
+        memoized.withLock { $0[slot] = runSteps }
+    }
+
+    /// The step keys a check found in the memo in `slot`, if one did.
+    nonisolated func runSteps(inMemo slot: Digest) -> [String]? { memoized.withLock { $0[slot] } }
 
     /// Every processor of the lane (not only the selected ones: a home must not depend on the
     /// selection, or two runners would look in different places).
@@ -83,7 +91,7 @@ extension Lane {
     /// as the run's check found it, else read and checked now.
     func memoizedRunSteps(_ processor: Processor, platforms: [Platform]) async -> [Digest]? {
         let slot = Self.memoSlot(processor, platforms)
-        var hexes = checkpointHomes.memoized.withLock { $0[slot] }
+        var hexes = checkpointHomes.runSteps(inMemo: slot)
         if hexes == nil { hexes = await memoizedKeys(processor, platforms: platforms)?.memo.runSteps }
         guard let hexes else { return nil }
         var keys = [Digest]()

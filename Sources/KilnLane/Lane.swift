@@ -310,7 +310,7 @@ package struct Lane: Sendable {
         let memoized = checkOnly && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
         if checkOnly, memoized == nil { return nil }
         if let steps = memoized?.memo.runSteps {
-            checkpointHomes.memoized.withLock { $0[Self.memoSlot(processor, platforms)] = steps }
+            checkpointHomes.found(runSteps: steps, inMemo: Self.memoSlot(processor, platforms))
         }
         // A memo made by this pass is written on the way out, with the index once it is known
         // to be in the registry.

@@ -72,18 +72,27 @@ struct UnchangedCostTests {
         let changed = GeneratedRepository.folder(1, 2)
         try fixture.write("\(changed)/protocol/main.py", "print('changed')\n")
         Thread.sleep(forTimeInterval: 2.5)
-        let oneTrace = fixture.scratch.path + "/one-changed.strace"
-        let one = try Tools.run(
-            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", oneTrace, Tools.kiln] + arguments)
-        try #require(one.status == 0, "\(one.stderr.suffix(2000))")
-        let built = LaneFixture.statuses(LaneFixture.reports(one.stdout)).filter { $0.value == "built" }
+        let (reports, read) = try Self.dockerfilesRead(fixture, arguments)
+        let built = LaneFixture.statuses(reports).filter { $0.value == "built" }
         #expect(built.count == 1, "\(built)")
-        let read = try String(contentsOfFile: oneTrace, encoding: .utf8).split(separator: "\n").filter { line in
-            line.contains("/Dockerfile\"") && !line.contains("= -1")
-        }
         #expect(
             !read.isEmpty && read.allSatisfy { $0.contains("\"\(fixture.repo)/\(changed)/Dockerfile\"") },
             "the lane read these Dockerfiles to build \(changed): \(read.prefix(4))")
+    }
+
+    /// Runs kiln with `arguments` under `strace`: its reports, and the trace's lines of each
+    /// Dockerfile it opened.
+    static func dockerfilesRead(_ fixture: LaneFixture, _ arguments: [String]) throws -> (
+        reports: [String: [String: Any]], opened: [Substring]
+    ) {
+        let trace = fixture.scratch.path + "/dockerfiles-\(UUID().uuidString.prefix(8)).strace"
+        let run = try Tools.run(
+            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", trace, Tools.kiln] + arguments)
+        try #require(run.status == 0, "\(run.stderr.suffix(2000))")
+        let opened = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { line in
+            line.contains("/Dockerfile\"") && !line.contains("= -1")
+        }
+        return (LaneFixture.reports(run.stdout), opened)
     }
 
     @Test(
@@ -105,12 +114,8 @@ struct UnchangedCostTests {
         try fixture.write("\(changed)/protocol/main.py", "print('changed')\n")
         Thread.sleep(forTimeInterval: 2.5)
         let mark = fixture.registry.mark()
-        let trace = fixture.scratch.path + "/changed-run.strace"
-        let arguments = ["build", "--push", "--pin"] + fixture.common + ["--cache-dir", fixture.cache]
-        let one = try Tools.run(
-            ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", trace, Tools.kiln] + arguments)
-        try #require(one.status == 0, "\(one.stderr.suffix(2000))")
-        let reports = LaneFixture.reports(one.stdout)
+        let (reports, read) = try Self.dockerfilesRead(
+            fixture, ["build", "--push", "--pin"] + fixture.common + ["--cache-dir", fixture.cache])
         #expect(
             LaneFixture.statuses(reports).filter { $0.value == "built" }.keys.sorted() == ["steps/r2@1"],
             "\(LaneFixture.statuses(reports))")
@@ -123,9 +128,6 @@ struct UnchangedCostTests {
         let lookups = fixture.registry.requests(since: mark).filter { $0.contains("/manifests/kiln-step-") }
         #expect(lookups.contains { $0.contains("/v2/acme/steps-r0/manifests/kiln-step-") }, "\(lookups)")
         // Keying every processor's steps to find their homes would read all five Dockerfiles.
-        let read = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { line in
-            line.contains("/Dockerfile\"") && !line.contains("= -1")
-        }
         #expect(
             !read.isEmpty && read.allSatisfy { $0.contains("\"\(fixture.repo)/\(changed)/Dockerfile\"") },
             "the lane read these Dockerfiles to build \(changed): \(read.prefix(6))")
