@@ -57,11 +57,11 @@ package protocol CheckpointSource: Sendable {
     /// The checkpoint recorded under `key`, fetched into `store` (with its config and layers);
     /// nil when there is none.
     func fetch(_ key: Digest, into store: ContentStore) async throws -> BaseImage?
-    /// The step key a traced execution of the step `identity` was recorded under (`RunReuse`);
-    /// nil when there is none.
-    func execution(_ identity: Digest) async throws -> Digest?
+    /// The step keys traced executions of the step `identity` were recorded under
+    /// (`RunReuse`), newest first; empty when there is none.
+    func executions(_ identity: Digest) async throws -> [Digest]
 }
 
 extension CheckpointSource {
-    package func execution(_ identity: Digest) async throws -> Digest? { nil }
+    package func executions(_ identity: Digest) async throws -> [Digest] { [] }
 }

@@ -52,13 +52,7 @@ extension BuildahExecutor {
             arguments += ["--env", "\(name)=\(value)"]
         }
         arguments += [container.name, "--"] + command
-        let ran =
-            if let strace = tools.strace {
-                try await Self.run(
-                    strace, Self.straceArguments(output: tools.traceFile) + [tools.buildah] + arguments, log: log)
-            } else {
-                try await Self.run(tools.buildah, arguments, log: log)
-            }
+        let ran = try await Self.runStep(arguments, tools: tools, log: log)
         guard ran.status == 0 else {
             // The root holds part of a failed step: the next step starts a new container.
             throw Self.runFailure(ran, segment: segment, code: "exit code \(ran.status)")
@@ -145,7 +139,7 @@ extension BuildahExecutor.Session {
                     let blob = store.blobPath(layer.digest)
                     let members = try MemberIndex.members(ofBlobAt: blob, index: store.memberIndexPath(layer.digest))
                     // The content digests a read set needs, taken while the bytes go by once.
-                    let hashes = hashing && !LowerFilesystem.hasDigests(ofBlobAt: blob)
+                    let hashes = hashing && !LowerFilesystem.hasSummaries(ofBlobAt: blob)
                     let digests = try LayerApplier.apply(blob: blob, members: members, to: root, hashing: hashes)
                     if hashes { LowerFilesystem.keep(digests, ofBlobAt: blob) }
                 }

@@ -128,11 +128,12 @@ package struct BuildahExecutor: Sendable {
     }
 
     /// What a `RUN` is, beyond its segment: its positional key, and for reuse by read set its
-    /// identity and the layers earlier `RUN`s of the stage made (nil when unknown).
+    /// identity and whether it is traced (a step with only `RUN` layers below it in its stage
+    /// never is: its key covers everything it can see).
     struct Step: Sendable {
         var key: Digest
-        var identity: Digest?
-        var earlierRuns: [Digest]?
+        var identity: Digest
+        var traced: Bool
     }
 
     /// buildah storage that one stage's `RUN` steps share on one platform: the layers loaded for
@@ -210,7 +211,7 @@ package struct BuildahExecutor: Sendable {
         // Traced: strace writes the log to a file of the step's folder, stopping only for the
         // calls the parser reads.
         var tools = Tools(buildah: buildah, strace: nil, traceFile: scratch.path + "/trace")
-        if reusesByReads {
+        if reusesByReads && step.traced {
             if let found = ChildProcess.find("strace", path: environment["PATH"]) {
                 if let problem = await Self.tracingProblem(found, scratch: scratch.path) {
                     Self.warnUntraced(log, "strace cannot trace here (\(problem))")
@@ -252,16 +253,19 @@ package struct BuildahExecutor: Sendable {
                 try? FileManager.default.copyItem(atPath: tools.traceFile, toPath: kept)
             }
             let (lower, traceFile) = (start.layers, tools.traceFile)
+            let launch = Self.launch(segment, config: start.config)
             let recorded = try await BlockingWork.run { () -> RunReads? in
                 let trace = RunTrace(log: try ReadableFile.readAll(path: traceFile, limit: 8 << 30))
                 // The step's own layer: the last (the image has exactly one new layer).
                 guard trace.processes > 0, let layer = manifest.layers.last else { return nil }
                 return try RunReads.record(
-                    trace, layer: layer, lower: lower, identity: step.earlierRuns == nil ? nil : step.identity,
-                    earlierRuns: step.earlierRuns ?? [], store: store)
+                    trace, layer: layer, lower: lower, identity: step.identity, launch: launch, store: store)
             }
             if let recorded {
                 reads = try store.put(try CanonicalJSON.encode(recorded), mediaType: RunTrace.mediaType)
+                if let reason = recorded.unmodelled {
+                    log(prefix + "kiln: this step will not be reused by what it read: \(reason)")
+                }
                 if let identity = recorded.identity { try RunExecution.record(identity, key: key, store: store) }
             } else {
                 log(prefix + "kiln: the trace of this RUN shows none of its processes; it is reused by position only")
@@ -324,13 +328,7 @@ package struct BuildahExecutor: Sendable {
             arguments += ["--secret", "id=\(secret.id),src=\(file)"]
         }
         arguments.append(contextRoot)
-        let built =
-            if let strace = tools.strace {
-                try await Self.run(
-                    strace, Self.straceArguments(output: tools.traceFile) + [buildah] + arguments, log: log)
-            } else {
-                try await Self.run(buildah, arguments, log: log)
-            }
+        let built = try await Self.runStep(arguments, tools: tools, log: log)
         guard built.status == 0 else {
             let code =
                 Self.exitCode(in: built.output).map { "exit code \($0)" } ?? "buildah exit status \(built.status)"
@@ -395,6 +393,31 @@ package struct BuildahExecutor: Sendable {
             start: start, layer: layer, instruction: instruction, epoch: layerOptions.epoch, store: store)
     }
 
+    /// What buildah is asked to run the segment's `RUN` with, for the replay: the working
+    /// directory, an exec form's program, the `PATH` it is looked up in, and secret files.
+    static func launch(_ segment: Segment, config: ImageConfig) -> RunReads.Launch {
+        let runtime = config.config
+        let path =
+            (runtime?.env ?? []).last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        var launch = RunReads.Launch(workingDirectory: runtime?.workingDir ?? "", program: nil, path: path)
+        guard let instruction = segment.instructions.last, case .run(let run) = instruction.command else {
+            return launch
+        }
+        if case .exec(let arguments) = run.command { launch.program = arguments.first }
+        for mount in run.mounts {
+            let fields = RunCommand.mountFields(mount)
+            guard fields["type"] == "secret" else { continue }
+            let target = fields["target"] ?? fields["dst"] ?? fields["destination"]
+            if let target {
+                launch.mountedFiles.append(StepReplay.normal(target))
+            } else if let id = fields["id"] ?? fields["source"] ?? fields["src"] {
+                launch.mountedFiles.append("/run/secrets/" + id)
+            }
+        }
+        return launch
+    }
+
     /// The argument vector for a segment that is one plain `RUN` (no mounts, heredocs, network
     /// or security options), as buildah's build would run it: the shell form through the image's
     /// `SHELL` (`/bin/sh -c` by default). Nil when the step needs buildah's build.
@@ -408,11 +431,39 @@ package struct BuildahExecutor: Sendable {
         }
     }
 
+    /// Runs buildah with `arguments` for a step, under strace when the step is traced, and (as
+    /// root, where `unshare` is installed) as the first process of a PID namespace of its own
+    /// with its own `/proc`: when the step's main process ends and buildah exits, the kernel
+    /// kills whatever the step left running, traced or not, as BuildKit's runtime does. So a
+    /// background process never writes into the root after the step's layer is taken, and a
+    /// traced step waits for no more than an untraced one.
+    static func runStep(_ arguments: [String], tools: Tools, log: @escaping @Sendable (String) -> Void)
+        async throws -> (status: Int32, output: String)
+    {
+        var command = [tools.buildah] + arguments
+        if let unshare = namespaceTool {
+            command = [unshare, "--pid", "--fork", "--kill-child", "--mount-proc"] + command
+        }
+        if let strace = tools.strace { command = [strace] + straceArguments(output: tools.traceFile) + command }
+        return try await run(command[0], Array(command.dropFirst()), log: log)
+    }
+
+    /// `unshare`, when kiln can give each step a PID namespace (it runs as root and util-linux's
+    /// `unshare` is installed).
+    static let namespaceTool: String? = {
+        guard geteuid() == 0 else { return nil }
+        return ChildProcess.find("unshare", path: ProcessInfo.processInfo.environment["PATH"])
+    }()
+
     /// `strace` watching a buildah run: every process (`-f`), descriptors with their paths
-    /// (`-y`), whole strings, and only the calls `RunTrace` reads, filtered in the kernel
+    /// (`-y`), the pids `clone` returns in the step's PID namespace translated to strace's
+    /// (`--decode-pids=pidns`), whole strings, and only the calls `RunTrace` reads, filtered in the kernel
     /// (`--seccomp-bpf`) so the others never stop the step.
     static func straceArguments(output: String) -> [String] {
-        ["-f", "-qq", "-y", "-s", "65535", "--seccomp-bpf", "-e", "trace=" + RunTrace.tracedCalls, "-o", output]
+        [
+            "-f", "-qq", "-y", "--decode-pids=pidns", "-s", "65535", "--seccomp-bpf", "-e",
+            "trace=" + RunTrace.tracedCalls, "-o", output,
+        ]
     }
 
     private static let untracedWarning = Mutex(false)

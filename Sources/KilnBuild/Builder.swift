@@ -522,8 +522,11 @@ extension Builder {
         }
         let keys = keyedRun.steps.suffix(instructions.count).map(\.key)
         let stageStart = builder.state.stepKey
-        // The layers RUNs of this stage made so far (nil when unknown: no reuse by read set).
-        var runLayers: [Digest]? = []
+        // How many layers the stage's own instructions have added, and how many of them RUNs
+        // made: a RUN with only RUN layers below it since the stage's start is never traced (its
+        // key covers all it can see, so reuse by what it read can never apply).
+        let startLayers = builder.state.layers.count
+        var runLayers = 0
 
         // One buildah storage for the stage's steps on this platform.
         let session = try executor.session()
@@ -546,8 +549,7 @@ extension Builder {
                 builder.cmdSet = after.cmdSet
                 builder.usedBuildArgs = after.usedBuildArgs
                 builder.state = ImageState(base: checkpoint, store: store)
-                runLayers = BuildahExecutor.Checkpoint.recorded(keys[index], store: store)?.reads
-                    .flatMap { RunReads.load($0, store: store)?.runLayers }
+                runLayers = runs.count { $0 <= index }
                 break
             }
         }
@@ -560,7 +562,7 @@ extension Builder {
         func advance(to image: BaseImage, after index: Int) {
             builder.state = ImageState(base: image, store: store)
             if let after = afterRun[index] { builder.usedBuildArgs.formUnion(after.usedBuildArgs) }
-            if let layer = image.layers.last?.digest { runLayers?.append(layer) } else { runLayers = nil }
+            runLayers += 1
             done = index
         }
         for index in runs where index > done {
@@ -570,17 +572,16 @@ extension Builder {
             let start = builder.state
             let (store, root, layerOptions) = (self.store, context.root, options.layerOptions)
             let key = keys[index]
-            let identity = runLayers.map { earlier in
-                RunReuse.identity(
-                    of: instructions[index], args: argsBefore[index], state: start, stageStart: stageStart,
-                    earlierRuns: earlier, platform: platform)
-            }
+            let traced = start.layers.count - startLayers > runLayers
+            let identity = RunReuse.identity(
+                of: instructions[index], args: argsBefore[index], state: start, stageStart: stageStart,
+                platform: platform, layerOptions: layerOptions)
             let location = instructions[index].location
             if options.planning {
                 // Nothing runs: the step is reused by its read set, or the plan stops here (what
                 // follows depends on the layer it would make).
                 let decision = try await reuse(
-                    identity, on: start, key: key, at: instructions[index], platform: platform)
+                    identity, traced: traced, on: start, key: key, at: instructions[index], platform: platform)
                 counters.decided(decision.decision)
                 guard let image = decision.image else {
                     for later in runs where later > index {
@@ -594,14 +595,14 @@ extension Builder {
                 advance(to: image, after: index)
                 continue
             }
-            let step = BuildahExecutor.Step(key: key, identity: identity, earlierRuns: runLayers)
+            let step = BuildahExecutor.Step(key: key, identity: identity, traced: traced)
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
             let log = executor.log
             let began = Elapsed.now()
             let (image, ran) = try await options.stepRuns.run(key, recorded: recorded) {
                 defer { counters.took(Elapsed.seconds(since: began), at: location, platform: platform) }
                 let decision = try await reuse(
-                    identity, on: start, key: key, at: instructions[index], platform: platform)
+                    identity, traced: traced, on: start, key: key, at: instructions[index], platform: platform)
                 counters.decided(decision.decision)
                 log(decision.decision.description)
                 if let image = decision.image {
@@ -621,7 +622,7 @@ extension Builder {
             counters.recorded(
                 NewCheckpoint(
                     key: key, manifest: image.manifestDescriptor!, reads: reads,
-                    identity: ran && !reused ? identity : nil))
+                    identity: ran && !reused && reads != nil ? identity : nil))
             advance(to: image, after: index)
         }
         builder.state.stepKey = keys[last]
@@ -638,7 +639,8 @@ extension Builder {
     /// differs on `state`'s file system (`state` plus that execution's layer, recorded under
     /// `key` unless planning), else nil; and the decision, with the first changed path it read.
     func reuse(
-        _ identity: Digest?, on state: ImageState, key: Digest, at instruction: Instruction, platform: Platform
+        _ identity: Digest, traced: Bool, on state: ImageState, key: Digest, at instruction: Instruction,
+        platform: Platform
     ) async throws -> (image: BaseImage?, decision: RunDecision) {
         func decided(_ outcome: RunDecision.Outcome) -> RunDecision {
             RunDecision(location: instruction.location, platform: platform, outcome: outcome)
@@ -656,40 +658,59 @@ extension Builder {
         {
             return (nil, decided(.positional(reason: "it has a \(mount) mount")))
         }
-        guard let identity else {
-            return (nil, decided(.positional(reason: "an earlier RUN of the stage has a checkpoint with no read set")))
+        guard traced else {
+            return (
+                nil,
+                decided(
+                    .positional(reason: "only RUN layers lie below it in its stage, so its key covers all it can see"))
+            )
         }
         let store = self.store
-        var executionKey = RunExecution.find(identity, store: store)?.key
-        var recorded = executionKey.flatMap { BuildahExecutor.Checkpoint.find($0, store: store) }
+        // The executions recorded for the identity, newest first: this store's, then the
+        // registry's. The first whose observations all hold is reused; if none does, the
+        // decision names what changed for the newest.
+        var keys = RunExecution.find(identity, store: store)
         do {
-            if executionKey == nil, let remote = options.checkpoints {
-                executionKey = try await remote.execution(identity)
-            }
-            if recorded == nil, let executionKey, let remote = options.checkpoints {
-                recorded = try await remote.fetch(executionKey, into: store)
+            if let remote = options.checkpoints {
+                for remoteKey in try await remote.executions(identity) where !keys.contains(remoteKey) {
+                    keys.append(remoteKey)
+                }
             }
         } catch {
             throw BuildError.wrapping(error, at: instruction.location)
         }
-        guard let executionKey, let recorded,
-            let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
-            let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
-        else {
-            return (nil, decided(.runs(changed: nil, paths: 0)))
-        }
-        let layers = state.layers
-        let planning = options.planning
-        return try await BlockingWork.run {
-            switch try RunReuse.check(reads, layers: layers, store: store) {
-            case .changed(let path, let paths):
-                return (nil, decided(.runs(changed: path, paths: paths)))
-            case .unchanged(let paths, let below):
-                let image = try RunReuse.rebase(
-                    state, recorded: recorded, reads: reads, key: key, store: store, planning: planning)
-                return (image, decided(.reused(paths: paths, changedBelow: below)))
+        var first: RunDecision?
+        for executionKey in keys.prefix(RunExecution.kept) {
+            var recorded = BuildahExecutor.Checkpoint.find(executionKey, store: store)
+            do {
+                if recorded == nil, let remote = options.checkpoints {
+                    recorded = try await remote.fetch(executionKey, into: store)
+                }
+            } catch {
+                throw BuildError.wrapping(error, at: instruction.location)
             }
+            guard let recorded,
+                let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
+                let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
+            else { continue }
+            let layers = state.layers
+            let planning = options.planning
+            let (image, decision) = try await BlockingWork.run { () throws -> (BaseImage?, RunDecision) in
+                switch try RunReuse.check(reads, layers: layers, store: store) {
+                case .changed(let path, let paths):
+                    return (nil, decided(.runs(changed: path, paths: paths)))
+                case .unmodelled(let reason):
+                    return (nil, decided(.unmodelled(reason: reason)))
+                case .unchanged(let paths, let below):
+                    let image = try RunReuse.rebase(
+                        state, recorded: recorded, reads: reads, key: key, store: store, planning: planning)
+                    return (image, decided(.reused(paths: paths, changedBelow: below)))
+                }
+            }
+            if let image { return (image, decision) }
+            if first == nil { first = decision }
         }
+        return (nil, first ?? decided(.runs(changed: nil, paths: 0)))
     }
 }
 

@@ -20,6 +20,12 @@ struct ImageFilesystem {
         var content: Content?
         /// A regular file's size, when the layer's member index gave it.
         var size: Int64?
+        /// The modification time the layer gave it.
+        var modifiedSeconds: Int64 = 0
+        var modifiedNanoseconds = 0
+        /// `TarMember.xattrDigest` and `.special`.
+        var xattrDigest = ""
+        var special = ""
     }
 
     /// Where a regular file's bytes are.
@@ -60,6 +66,10 @@ struct ImageFilesystem {
             let name = FilePaths.lastComponent(of: "/" + member.path)
             if member.path.isEmpty || name.hasPrefix(".wh.") { continue }
             var node = Node(kind: .other, mode: member.mode, uid: member.uid, gid: member.gid)
+            node.modifiedSeconds = member.modifiedSeconds
+            node.modifiedNanoseconds = member.modifiedNanoseconds
+            node.xattrDigest = member.xattrDigest
+            node.special = member.special
             switch member.kind {
             case .directory: node.kind = .directory
             case .regularFile(let size):

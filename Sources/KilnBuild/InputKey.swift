@@ -163,7 +163,7 @@ package struct InputKey: Sendable {
             format: Self.format, platform: inputs.platform.description, target: target ?? "",
             dockerfile: Self.dockerfileDigest(dockerfile).hex, args: inputs.buildArgs,
             bases: inputs.bases.map(\.description),
-            layers: "epoch=\(layerOptions.epoch) compression=\(layerOptions.compression)", files: files,
+            layers: layerOptions.keyLine, files: files,
             filesRoot: "\(inputs.files.count) \(fileHasher.finalize().hex)")
         if !inputs.metadata.isEmpty { parts.metadata = inputs.metadata.keyLines }
         digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))

@@ -7,27 +7,28 @@ import KilnStore
 /// Reusing a `RUN` by what it read, when its positional key misses.
 ///
 /// A step's *identity* is what makes two executions the same step apart from the files below
-/// it: the platform, where the stage starts (the base image), the layers earlier `RUN`s of the
-/// stage made, the instruction with its heredocs, the `ARG` values in scope, and the config it
-/// runs with (environment, user, working directory, shell). Each traced execution is recorded
-/// under its identity with what it touched and each touched path's state below it
+/// it: the platform, where the stage starts (the base image), the instruction with its heredocs,
+/// the `ARG` values in scope, the config it runs with (environment, user, working directory,
+/// shell) and the layer options (`SOURCE_DATE_EPOCH`, gzip level) its layer is written with.
+/// Every layer below the step — the stage's earlier `RUN`s' included — is its lower file system,
+/// compared by what the step observed of it. Each traced execution is recorded under its
+/// identity with everything it observed (`StepReplay`) and each observation's state below it
 /// (`RunReads`). A later build with the same identity whose lower file system gives every one
-/// of those paths the same state gets the recorded layer on its own lower layers (a rebase):
-/// no container runs. The paths the step's layer holds count as touched, so a step whose layer
-/// overwrites or deletes a path that changed below it is never reused.
+/// of those observations the same state gets the recorded layer on its own lower layers (a
+/// rebase): no container runs. A step the replay could not model is never reused.
 ///
 /// What a trace cannot see — the network, the clock, randomness — is not compared: as with any
 /// cache, the first recorded result stands.
 package enum RunReuse {
-    package static let identityFormat = "kiln-run-identity/2"
+    package static let identityFormat = "kiln-run-identity/3"
 
     /// The identity of the `RUN` `instruction` about to run on `state`.
     static func identity(
         of instruction: Instruction, args: [String: String], state: ImageState, stageStart: Digest,
-        earlierRuns: [Digest], platform: Platform
+        platform: Platform, layerOptions: LayerOptions
     ) -> Digest {
         var text = "\(identityFormat)\nplatform \(platform)\nstart \(stageStart.hex)\n"
-        for layer in earlierRuns { text += "run \(layer.hex)\n" }
+        text += "layers \(layerOptions.keyLine)\n"
         text += "instruction \(instruction.source)\n"
         if case .run(let run) = instruction.command {
             for heredoc in run.heredocs { text += "heredoc \(heredoc.name)\n\(heredoc.content)\n" }
@@ -42,22 +43,25 @@ package enum RunReuse {
 
     /// What a reuse check found.
     package enum Verdict: Sendable, Equatable {
-        /// Every path the step touched has the state it had: the recorded layer fits.
-        /// `changedBelow` paths below it changed (`changedBelow(from:to:)`).
+        /// Every observation has the state it had: the recorded layer fits. `changedBelow`
+        /// paths below it changed (`changedBelow(from:to:)`).
         case unchanged(paths: Int, changedBelow: Int?)
-        /// The first touched path whose state differs.
+        /// The first observed path whose state differs.
         case changed(path: String, paths: Int)
+        /// The recorded execution could not be modelled, for `reason`.
+        case unmodelled(reason: String)
     }
 
     /// Compares the recorded states with the lower file system `layers` make.
     static func check(_ reads: RunReads, layers: [Descriptor], store: ContentStore) throws -> Verdict {
+        if let reason = reads.unmodelled { return .unmodelled(reason: reason) }
         var lower = try LowerFilesystem(layers: layers, store: store)
-        for touch in reads.touches {
-            let now = try lower.state(of: RunTrace.Touch(path: touch.path, access: touch.access))
-            if now != touch.state { return .changed(path: touch.path, paths: reads.touches.count) }
+        for observed in reads.observations {
+            let now = try? lower.state(of: Observation(observed.path, observed.kind))
+            if now != observed.state { return .changed(path: observed.path, paths: reads.observations.count) }
         }
         let below = try changedBelow(from: reads.lowerLayers, to: layers.map(\.digest), after: &lower, store: store)
-        return .unchanged(paths: reads.touches.count, changedBelow: below)
+        return .unchanged(paths: reads.observations.count, changedBelow: below)
     }
 
     /// How many paths differ between the file system a recorded execution ran on (`recorded`)
@@ -78,13 +82,22 @@ package enum RunReuse {
         let differing = Set(now).symmetricDifference(recorded)
         var paths = Set<String>()
         for layer in differing {
-            for path in try RunReads.paths(ofLayer: layer, store: store) { paths.insert(path.path) }
+            let members = try MemberIndex.members(ofBlobAt: store.blobPath(layer), index: store.memberIndexPath(layer))
+            for member in members where !member.path.isEmpty {
+                let name = FilePaths.lastComponent(of: "/" + member.path)
+                if name == ".wh..wh..opq" { continue }
+                let path =
+                    name.hasPrefix(".wh.")
+                    ? FilePaths.join(FilePaths.directory(of: "/" + member.path), String(name.dropFirst(4)))
+                    : "/" + member.path
+                paths.insert(path)
+            }
         }
         var before = try LowerFilesystem(layerDigests: recorded, store: store)
         var changed = 0
         for path in paths {
-            let touch = RunTrace.Touch(path: path, access: .entry)
-            if try before.state(of: touch) != after.state(of: touch) { changed += 1 }
+            let observation = Observation(path, .entry)
+            if (try? before.state(of: observation)) != (try? after.state(of: observation)) { changed += 1 }
         }
         return changed
     }
@@ -112,12 +125,12 @@ package enum RunReuse {
     }
 }
 
-/// What a traced execution touched, each path with its state on the file system below the step
-/// (`LowerFilesystem`), and where it belongs: the stored form of a read set.
+/// What a traced execution observed of the file system below it, each observation with its
+/// state there (`LowerFilesystem`), and where it belongs: the stored form of a read set.
 package struct RunReads: Codable, Sendable, Equatable {
-    package struct Touch: Codable, Sendable, Equatable {
+    package struct Observed: Codable, Sendable, Equatable {
         package var path: String
-        package var access: RunTrace.Access
+        package var kind: Observation.Kind
         package var state: String
     }
 
@@ -126,49 +139,84 @@ package struct RunReads: Codable, Sendable, Equatable {
     package var identity: Digest?
     /// How many of the step's processes the trace showed.
     package var processes: Int
-    package var touches: [Touch]
+    /// Why the step cannot be reused by what it read (nil: it can).
+    package var unmodelled: String?
+    package var observations: [Observed]
     /// The layers the step ran on.
     package var lowerLayers: [Digest]
-    /// The layers `RUN`s of the stage made, this step's last: the next step's identity needs them.
-    package var runLayers: [Digest]
 
-    /// The states of `trace`'s touches, and of every path the step's own `layer` holds, on the
-    /// file system `lower` makes.
-    static func record(
-        _ trace: RunTrace, layer: Descriptor, lower: [Descriptor], identity: Digest?, earlierRuns: [Digest],
-        store: ContentStore
-    ) throws -> RunReads {
-        var touches = Set(trace.touches)
-        // The step's own layer: whatever it wrote or deleted depends on what was there before.
-        touches.formUnion(try paths(ofLayer: layer.digest, store: store))
-        var filesystem = try LowerFilesystem(layers: lower, store: store)
-        var recorded = [Touch]()
-        for touch in touches.sorted() {
-            recorded.append(Touch(path: touch.path, access: touch.access, state: try filesystem.state(of: touch)))
-        }
-        return RunReads(
-            format: RunTrace.format, identity: identity, processes: trace.processes, touches: recorded,
-            lowerLayers: lower.map(\.digest), runLayers: earlierRuns + [layer.digest])
+    /// What buildah was asked to run, beyond the trace: for the replay's start.
+    struct Launch {
+        var workingDirectory: String
+        /// An exec-form `RUN`'s program (buildah looks it up in `PATH`), nil for the shell form.
+        var program: String?
+        var path: String
+        /// Secret files mounted over the image.
+        var mountedFiles: [String] = []
     }
 
-    /// Every path a layer blob writes or deletes: its members as entries, a whiteout as the
-    /// deleted path's tree, an opaque directory as that directory's tree.
-    static func paths(ofLayer layer: Digest, store: ContentStore) throws -> [RunTrace.Touch] {
-        let members = try MemberIndex.members(ofBlobAt: store.blobPath(layer), index: store.memberIndexPath(layer))
-        var touches = [RunTrace.Touch]()
-        for member in members where !member.path.isEmpty {
-            let path = "/" + member.path
-            let name = FilePaths.lastComponent(of: path)
-            if name == ".wh..wh..opq" {
-                touches.append(RunTrace.Touch(path: FilePaths.directory(of: path), access: .tree))
-            } else if name.hasPrefix(".wh.") {
-                let deleted = FilePaths.join(FilePaths.directory(of: path), String(name.dropFirst(4)))
-                touches.append(RunTrace.Touch(path: deleted, access: .tree))
-            } else {
-                touches.append(RunTrace.Touch(path: path, access: .entry))
+    /// Replays `trace` on the file system `lower` makes, with the step's own `layer` on top at
+    /// the end, and records the state of everything the step observed.
+    static func record(
+        _ trace: RunTrace, layer: Descriptor, lower: [Descriptor], identity: Digest?, launch: Launch,
+        store: ContentStore
+    ) throws -> RunReads {
+        var reads = RunReads(
+            format: RunTrace.format, identity: identity, processes: trace.processes, unmodelled: trace.unmodelled,
+            observations: [], lowerLayers: lower.map(\.digest))
+        guard reads.unmodelled == nil else { return reads }
+        let filesystem = try LowerFilesystem(layers: lower, store: store)
+        var mounts = StepReplay.Mounts()
+        mounts.files.formUnion(launch.mountedFiles)
+        let members = try MemberIndex.members(
+            ofBlobAt: store.blobPath(layer.digest), index: store.memberIndexPath(layer.digest))
+        func replay(_ interpreters: [String: FileSummary.Interpreter]) -> StepReplay {
+            var replay = StepReplay(lower: filesystem, mounts: mounts)
+            replay.madeInterpreters = interpreters
+            replay.start(workingDirectory: launch.workingDirectory, program: launch.program, path: launch.path)
+            for event in trace.events {
+                replay.apply(event)
+                if replay.unmodelled != nil { break }
+            }
+            return replay
+        }
+        var replayed = replay([:])
+        if replayed.unmodelled == nil, !replayed.executedMade.isEmpty {
+            // The step ran files it wrote: what executing them opened is known from its layer,
+            // when each is there as it was run; then the step is replayed again knowing it.
+            let summaries = try LowerFilesystem.summaries(ofBlobAt: store.blobPath(layer.digest))
+            let final = replayed.overlay
+            var interpreters = [String: FileSummary.Interpreter]()
+            for key in replayed.executedMade {
+                let parts = key.split(separator: "\u{0}", maxSplits: 1)
+                let path = String(parts[0])
+                guard parts.count == 2, let version = Int(parts[1]), final[path] == .file(version: version),
+                    let summary = summaries[String(path.dropFirst())]
+                else {
+                    reads.unmodelled = "the step ran \(path), which it wrote and then changed or removed"
+                    return reads
+                }
+                interpreters[key] = summary.interpreter
+            }
+            replayed = replay(interpreters)
+        }
+        if let reason = replayed.unmodelled {
+            reads.unmodelled = reason
+            return reads
+        }
+        replayed.finish(layerMembers: members)
+        var states = replayed.lower
+        for observation in replayed.observations.sorted() {
+            do {
+                reads.observations.append(
+                    Observed(path: observation.path, kind: observation.kind, state: try states.state(of: observation)))
+            } catch {
+                reads.unmodelled = "\(error)"
+                reads.observations = []
+                return reads
             }
         }
-        return touches
+        return reads
     }
 
     /// The read set stored at `descriptor`, when it is one kiln can use.
@@ -195,6 +243,8 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
         case runs(changed: String?, paths: Int)
         /// Runs, reused by position only, for `reason` (a bind or cache mount, reuse by reads off).
         case positional(reason: String)
+        /// Runs: the recorded execution did something kiln does not model (`reason`).
+        case unmodelled(reason: String)
         /// `kiln plan` stopped at an earlier `RUN` that runs: this one is decided once it has.
         case undecided(after: Int)
     }
@@ -228,6 +278,8 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
             return "runs: no recorded execution of this step to reuse"
         case .positional(let reason):
             return "runs (reused by position only: \(reason))"
+        case .unmodelled(let reason):
+            return "runs: \(reason); kiln reuses only steps it can model"
         case .undecided(let line):
             return "decided once line \(line) has run"
         }
@@ -247,17 +299,43 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A recorded execution found for an identity: the step key it was recorded under.
+/// The traced executions recorded for an identity: the step keys they were recorded under,
+/// newest first, so two branches whose steps read different files both find theirs.
 package struct RunExecution: Codable, Sendable {
-    package var key: Digest
+    package var keys: [Digest]
 
-    package init(key: Digest) { self.key = key }
+    /// How many executions an identity keeps.
+    package static let kept = 4
 
-    static func find(_ identity: Digest, store: ContentStore) -> RunExecution? {
-        try? store.record(RunExecution.self, kind: "run", key: identity)
+    package init(keys: [Digest]) { self.keys = keys }
+
+    private enum CodingKeys: String, CodingKey { case keys, key }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let keys = try container.decodeIfPresent([Digest].self, forKey: .keys) {
+            self.keys = keys
+        } else {
+            keys = [try container.decode(Digest.self, forKey: .key)]
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(keys, forKey: .keys)
+    }
+
+    /// `key` first, then `earlier` without it, at most `kept`.
+    package static func merged(_ key: Digest, before earlier: [Digest]) -> [Digest] {
+        Array(([key] + earlier.filter { $0 != key }).prefix(kept))
+    }
+
+    static func find(_ identity: Digest, store: ContentStore) -> [Digest] {
+        (try? store.record(RunExecution.self, kind: "run", key: identity))?.keys ?? []
     }
 
     static func record(_ identity: Digest, key: Digest, store: ContentStore) throws {
-        try store.setRecord(RunExecution(key: key), kind: "run", key: identity)
+        let keys = merged(key, before: find(identity, store: store))
+        try store.setRecord(RunExecution(keys: keys), kind: "run", key: identity)
     }
 }

@@ -6,88 +6,139 @@ import KilnOCI
     import Darwin
 #endif
 
-/// What one `RUN` step touched inside the image, read from an `strace -f -y` log of buildah.
+/// What one `RUN` step did to the file system, read from an `strace -f -y` log of buildah: the
+/// step's path operations in the order they started, with what the kernel answered, for
+/// `StepReplay` to resolve against the file system the step ran on.
 ///
 /// The log mixes buildah's own work on the host with the step's. The step's processes are the
 /// children (not threads) that a `buildah-chroot-exec` re-exec starts after its `chroot(ROOT)`,
 /// and everything they start; paths they name are paths inside the image, and the host paths
 /// `-y` prints for descriptors lose the `ROOT` prefix. Everything else (buildah, its
-/// `chrootuser-open` and `buildah-copier` helpers, the chroot-exec process itself) is left out.
+/// `chrootuser-open` and `buildah-copier` helpers, the chroot-exec process itself) is left out,
+/// but for the chroot-exec's working directory, where the step's first process starts.
 ///
-/// Each touch is kept with how it depends on the file system below the step: `.entry` (opened,
-/// executed, stat'ed, checked with `access`, its link read, created, changed or removed: its
-/// state), `.listing` (`getdents`: the names in the directory) or `.tree` (renamed or removed as
-/// a directory: everything below it). Paths under the pseudo file systems and the files buildah
-/// mounts over the image (`/etc/hosts`, `/etc/resolv.conf`, …) are not the image's and are
-/// dropped. Under QEMU the same calls appear, with the emulator's own probes among them.
-package struct RunTrace: Sendable, Equatable {
-    /// How a step depends on a path.
-    package enum Access: String, Sendable, Codable, Comparable {
-        case entry
-        case listing
-        case tree
-
-        package static func < (a: Access, b: Access) -> Bool { a.rawValue < b.rawValue }
-    }
-
-    /// One path the step touched, absolute inside the image, as the step named it (symlinks not
-    /// resolved: whoever checks it resolves it in the image it checks).
-    package struct Touch: Sendable, Hashable, Comparable, Codable {
+/// Whatever the log shows that kiln does not model makes the trace `unmodelled`, with the reason:
+/// a step that calls `chroot`, `mount` or `unshare`, resolves with `RESOLVE_IN_ROOT`, is killed
+/// while still running when the step ends, or leaves a line kiln cannot read. Such a step is never
+/// reused by what it read.
+package struct RunTrace: Sendable {
+    /// Where a path a call names starts.
+    package struct Place: Sendable, Equatable, CustomStringConvertible {
+        package enum Base: Sendable, Equatable {
+            /// The working directory; `seen` is the path `-y` printed for `AT_FDCWD`, when it did
+            /// (nil: not printed, or not inside the image).
+            case cwd(seen: String?)
+            /// A directory descriptor `-y` showed inside the image.
+            case directory(String)
+            /// A descriptor that is no directory of the image (a socket, or a host path).
+            case outside
+        }
+        package var base: Base
         package var path: String
-        package var access: Access
 
-        package init(path: String, access: Access) {
+        package init(base: Base, path: String) {
+            self.base = base
             self.path = path
-            self.access = access
         }
 
-        package static func < (a: Touch, b: Touch) -> Bool {
-            (a.path.utf8.lexicographicallyPrecedes(b.path.utf8)) || (a.path == b.path && a.access < b.access)
+        package var description: String {
+            switch base {
+            case .cwd: path
+            case .directory(let directory): path.hasPrefix("/") ? path : "\(directory)/\(path)"
+            case .outside: "\(path) (from a descriptor outside the image)"
+            }
         }
     }
 
-    /// Sorted, each (path, access) once.
-    package var touches: [Touch]
+    /// What a call did, as the replay needs it.
+    package enum Operation: Sendable, Equatable {
+        /// A process (`child`) started; `sharesFS`: it shares its parent's working directory
+        /// (`CLONE_FS`: threads, mostly).
+        case fork(child: Int, sharesFS: Bool)
+        /// The chroot-exec entered the image's root: its working directory is now `/`.
+        case enterRoot
+        case chdir(Place)
+        /// `fchdir` to a directory `-y` showed (nil: outside the image).
+        case fchdir(String?)
+        /// Looked at (`stat`, `access`, `readlink`, extended attributes, `chmod`, …): the path's
+        /// last component is followed when `follow`.
+        case observe(Place, follow: Bool)
+        /// A descriptor's own file (`AT_EMPTY_PATH`, `utimensat(fd, NULL)`), as `-y` showed it.
+        case describe(String?)
+        case execute(Place)
+        case open(Place, create: Bool, exclusive: Bool, follow: Bool, write: Bool, temporary: Bool)
+        case makeDirectory(Place)
+        /// `mknod` (a FIFO, device or empty file) or a socket `bind` made.
+        case makeNode(Place)
+        case makeSymlink(Place, target: String)
+        case remove(Place, directory: Bool)
+        case rename(Place, to: Place, exchange: Bool)
+        case link(Place, to: Place, follow: Bool)
+        /// `getdents` of a directory `-y` showed (nil: outside the image).
+        case list(String?)
+    }
+
+    /// A descriptor a call returned, as `-y` printed it.
+    package enum Returned: Sendable, Equatable {
+        case none
+        case inside(String)
+        case outside
+    }
+
+    package struct Event: Sendable, Equatable {
+        package var pid: Int
+        package var operation: Operation
+        /// Whether the call succeeded; nil when the log does not say (the process was killed in it).
+        package var succeeded: Bool?
+        package var returned: Returned
+
+        package init(pid: Int, operation: Operation, succeeded: Bool?, returned: Returned = .none) {
+            self.pid = pid
+            self.operation = operation
+            self.succeeded = succeeded
+            self.returned = returned
+        }
+    }
+
+    /// The step's operations, in the order they started.
+    package var events: [Event]
     /// How many step processes the log showed (0 means the log did not show the step at all).
     package var processes: Int
+    /// Why the step cannot be modelled, when it cannot (the first reason met).
+    package var unmodelled: String?
 
     /// The stored form's media type, and its format line.
     package static let mediaType = MediaType("application/vnd.kiln.run-reads.v1+json")
-    package static let format = "kiln-run-reads/1"
+    package static let format = "kiln-run-reads/2"
 
-    /// Paths that are not the image's while a step runs: pseudo file systems and what buildah
-    /// mounts over the image.
-    package static let notTheImage = [
-        "/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv",
-        "/run/secrets",
-    ]
-
-    /// Reads the log `text`. `ignoring` adds paths (with everything below them) that are not the
-    /// image's for this step, such as the targets of `RUN --mount`.
-    package init(parsing text: String, ignoring extra: [String] = []) {
-        self.init(log: Array(text.utf8), ignoring: extra)
+    /// Reads the log `text`.
+    package init(parsing text: String) {
+        self.init(log: Array(text.utf8))
     }
 
     /// Reads the log's bytes (as `strace -o` wrote them).
-    package init(log bytes: [UInt8], ignoring extra: [String] = []) {
+    package init(log bytes: [UInt8]) {
         let log = StraceLog(bytes)
         let lines = log.lines
         // Pass 1: the process tree, and each chroot-exec's root.
         var parent = [Int: Int]()
         var threads = Set<Int>()
+        var sharesFS = Set<Int>()
         var chrootExec = [Int: String]()  // pid → root, once chrooted
         var execPids = Set<Int>()
         for line in lines {
-            switch line.call {
+            guard case .call(let call, _, let arguments, let result) = line.kind else { continue }
+            switch call {
             case .clone:
-                guard let child = log.leadingNumber(line.result), child > 0 else { continue }
+                guard let child = log.childPid(result), child > 0 else { continue }
                 parent[child] = line.pid
-                if log.contains(line.arguments, "CLONE_THREAD") { threads.insert(child) }
-            case .execve:
-                if log.contains(line.arguments, "[\"buildah-chroot-exec\"") { execPids.insert(line.pid) }
+                if log.contains(arguments, "CLONE_THREAD") { threads.insert(child) }
+                if log.contains(arguments, "CLONE_FS") { sharesFS.insert(child) }
+            case .execute:
+                if log.contains(arguments, "[\"buildah-chroot-exec\"") { execPids.insert(line.pid) }
             case .chroot:
-                if execPids.contains(line.pid), log.starts(line.result, "0"),
-                    let first = log.arguments(line.arguments).first, let root = log.string(first)
+                if execPids.contains(line.pid), log.starts(result, "0"),
+                    let first = log.arguments(arguments).first, let root = log.string(first)
                 {
                     chrootExec[line.pid] = root
                 }
@@ -114,201 +165,346 @@ package struct RunTrace: Sendable, Equatable {
             rootOf[pid] = .some(found)
             return found
         }
-        var cwd = [Int: String]()
-        var seen = Set<Touch>()
+
+        var events = [Event]()
         var processes = Set<Int>()
-        let ignored = Self.notTheImage + extra
-        func add(_ path: String, _ access: Access) {
-            let normal = RunTrace.normalize(path)
-            for prefix in ignored where normal == prefix || normal.hasPrefix(prefix + "/") { return }
-            seen.insert(Touch(path: normal, access: access))
-        }
+        var entered = Set<Int>()  // chroot-execs inside their root
+        var unmodelled: String?
+        func refuse(_ reason: String) { if unmodelled == nil { unmodelled = reason } }
+
         for line in lines {
-            // The chroot-exec's working directory, once it is inside the root, is where the
-            // step's first process starts.
-            if chrootExec[line.pid] != nil {
-                if line.call == .chroot { cwd[line.pid] = "/" }
-                if line.call == .chdir, let base = cwd[line.pid], let first = log.arguments(line.arguments).first,
-                    let target = log.string(first)
-                {
-                    cwd[line.pid] = RunTrace.normalize(target.hasPrefix("/") ? target : base + "/" + target)
+            let execRoot = chrootExec[line.pid]
+            guard let root = execRoot ?? root(of: line.pid) else { continue }
+            let isExec = execRoot != nil
+            if !isExec { processes.insert(line.pid) }
+            let (call, name, argumentRange, resultRange): (StraceLog.Call, String, Range<Int>, Range<Int>)
+            switch line.kind {
+            case .call(let c, let n, let a, let r): (call, name, argumentRange, resultRange) = (c, n, a, r)
+            case .killed(let signal):
+                if !isExec, signal == "SIGKILL" {
+                    refuse("a process of the step was still running when the step ended and was killed")
                 }
                 continue
+            case .meta: continue
+            case .unreadable(let text):
+                if !isExec { refuse("a trace line kiln cannot read: \(text.prefix(120))") }
+                continue
             }
-            guard line.call != .other, let root = root(of: line.pid) else { continue }
-            processes.insert(line.pid)
-            if cwd[line.pid] == nil, let up = parent[line.pid] { cwd[line.pid] = cwd[up] ?? "/" }
-            let here = cwd[line.pid] ?? "/"
-            let failed = log.starts(line.result, "-1")
-            let arguments = log.arguments(line.arguments)
+            let succeeded: Bool? =
+                log.starts(resultRange, "?") ? nil : !log.starts(resultRange, "-")
+            let arguments = log.arguments(argumentRange)
+
             /// An image path from a host path `-y` printed, nil when it is not below the root.
             func inside(_ host: String) -> String? {
                 if host == root { return "/" }
-                guard host.hasPrefix(root + "/") else { return nil }
+                guard host.hasPrefix(root), host.utf8.count > root.utf8.count,
+                    host.utf8[host.utf8.index(host.utf8.startIndex, offsetBy: root.utf8.count)] == 0x2F
+                else { return nil }
                 return String(host.dropFirst(root.count))
             }
+            /// The image path of a descriptor argument (nil: none inside the image).
             func descriptor(_ index: Int) -> String? {
                 guard index < arguments.count, let host = log.descriptorPath(arguments[index]) else { return nil }
+                if host.hasSuffix(" (deleted)") {
+                    refuse("the step used a descriptor of a deleted directory (\(host))")
+                    return nil
+                }
                 return inside(host)
             }
-            /// The directory a descriptor argument (`AT_FDCWD</x>`, `5</x>`) stands for.
-            func directory(_ index: Int) -> String? {
+            func base(_ index: Int?) -> Place.Base {
+                guard let index else { return .cwd(seen: nil) }
+                guard index < arguments.count else { return .outside }
+                if log.starts(arguments[index], "AT_FDCWD") { return .cwd(seen: descriptor(index)) }
+                if let path = descriptor(index) { return .directory(path) }
+                return .outside
+            }
+            /// The path argument at `index`, relative to the descriptor at `dirfd` (nil: the
+            /// working directory). Nil when the argument is not a whole string.
+            func place(_ index: Int, at dirfd: Int? = nil) -> Place? {
                 guard index < arguments.count else { return nil }
-                let atCWD = log.starts(arguments[index], "AT_FDCWD")
-                if let host = log.descriptorPath(arguments[index]) {
-                    let path = inside(host)
-                    if atCWD, let path { cwd[line.pid] = path }
-                    return path
+                guard let text = log.string(arguments[index]) else {
+                    if !log.starts(arguments[index], "NULL") {
+                        refuse("\(name) named a path kiln cannot read in the trace")
+                    }
+                    return nil
                 }
-                return atCWD ? here : nil
+                return Place(base: base(dirfd), path: text)
             }
-            func path(_ index: Int, at dirfd: Int? = nil) -> String? {
-                guard index < arguments.count, let name = log.string(arguments[index]) else { return nil }
-                if name.hasPrefix("/") { return name }
-                guard let base = dirfd.map(directory) ?? here else { return nil }
-                return name.isEmpty ? base : base + "/" + name
+            func flag(_ index: Int, _ flag: String) -> Bool {
+                index < arguments.count && log.contains(arguments[index], flag)
             }
-            switch line.call {
-            case .chdir:
-                if let target = path(0) {
-                    if !failed { cwd[line.pid] = RunTrace.normalize(target) }
-                    add(target, .entry)
-                }
-            case .fchdir:
-                if let target = descriptor(0) { cwd[line.pid] = target }
-            case .getdents:
-                if let target = descriptor(0) { add(target, .listing) }
-            case .rename, .link:
-                if let from = path(0) { add(from, line.call == .rename ? .tree : .entry) }
-                if let to = path(1) { add(to, .entry) }
-            case .renameat, .linkat:
-                if let from = path(1, at: 0) { add(from, line.call == .linkat ? .entry : .tree) }
-                if let to = path(3, at: 2) { add(to, .entry) }
-            case .symlink:
-                if let to = path(1) { add(to, .entry) }
-            case .symlinkat:
-                if let to = path(2, at: 1) { add(to, .entry) }
-            case .rmdir:
-                if let target = path(0) { add(target, .tree) }
-            case .unlinkat:
-                let removesDirectory = arguments.count > 2 && log.contains(arguments[2], "AT_REMOVEDIR")
-                if let target = path(1, at: 0) { add(target, removesDirectory ? .tree : .entry) }
-            case .pathAt(let position, let dirfd):
-                // An empty path with a descriptor (`fstatat(5</x>, "", AT_EMPTY_PATH)`) is the
-                // descriptor's own file.
-                if let target = path(position, at: dirfd) { add(target, .entry) }
-            case .execve:
-                if let target = path(line.callName == "execveat" ? 1 : 0, at: line.callName == "execveat" ? 0 : nil) {
-                    add(target, .entry)
-                }
-            case .clone, .chroot, .other: break
+            func emit(_ operation: Operation, returned: Returned = .none) {
+                events.append(Event(pid: line.pid, operation: operation, succeeded: succeeded, returned: returned))
             }
-        }
-        touches = seen.sorted()
-        self.processes = processes.count
-    }
+            func returnedDescriptor() -> Returned {
+                guard let host = log.descriptorPath(resultRange) else { return .none }
+                return inside(host).map(Returned.inside) ?? .outside
+            }
 
-    /// Where the path (and its directory descriptor, for the `*at` calls) is among a call's
-    /// arguments. Extended attributes and timestamps are left out: states do not compare them,
-    /// what a step sets is in its layer, and buildah's own copying and diffing calls them for every
-    /// file of the image (a third of a traced install's stops).
-    static let pathArgument: [String: (path: Int, dirfd: Int?)] = {
-        var table = [String: (path: Int, dirfd: Int?)]()
-        for call in [
-            "open", "creat", "execve", "stat", "lstat", "stat64", "lstat64", "access", "readlink", "mkdir",
-            "unlink", "chmod", "chown", "lchown", "truncate", "mknod", "statfs",
-        ] {
-            table[call] = (0, nil)
+            if isExec {
+                // The chroot-exec: only where its working directory is, and the processes it starts.
+                if call == .chroot, succeeded == true {
+                    entered.insert(line.pid)
+                    emit(.enterRoot)
+                    continue
+                }
+                guard entered.contains(line.pid) else { continue }
+                switch call {
+                case .chdir: if let target = place(0) { emit(.chdir(target)) }
+                case .fchdir: emit(.fchdir(descriptor(0)))
+                case .clone:
+                    if let child = log.childPid(resultRange), child > 0, !threads.contains(child) {
+                        emit(.fork(child: child, sharesFS: sharesFS.contains(child)))
+                    }
+                default: break
+                }
+                continue
+            }
+
+            switch call {
+            case .clone:
+                if let child = log.childPid(resultRange), child > 0 {
+                    emit(.fork(child: child, sharesFS: sharesFS.contains(child)))
+                }
+            case .chroot:
+                if succeeded != false { refuse("the step called chroot") }
+            case .unmodelled:
+                if succeeded != false { refuse("the step called \(name)") }
+            case .chdir:
+                if let target = place(0) { emit(.chdir(target)) }
+            case .fchdir:
+                emit(.fchdir(descriptor(0)))
+            case .getdents:
+                emit(.list(descriptor(0)))
+            case .execute:
+                let at = name == "execveat"
+                if at, arguments.count > 1, log.string(arguments[1]) == "" {
+                    refuse("the step executed a descriptor (execveat)")
+                } else if let target = place(at ? 1 : 0, at: at ? 0 : nil) {
+                    emit(.execute(target))
+                }
+            case .open(let path, let dirfd, let flags):
+                guard let target = place(path, at: dirfd) else { continue }
+                if name == "openat2" {
+                    if flag(flags, "RESOLVE_IN_ROOT") || flag(flags, "RESOLVE_BENEATH") {
+                        refuse("the step opened a path with openat2's RESOLVE_IN_ROOT or RESOLVE_BENEATH")
+                    }
+                }
+                let creat = name == "creat"
+                let create = creat || flag(flags, "O_CREAT")
+                let exclusive = flag(flags, "O_EXCL")
+                let temporary = flag(flags, "O_TMPFILE")
+                let write = creat || flag(flags, "O_WRONLY") || flag(flags, "O_RDWR") || flag(flags, "O_TRUNC")
+                let follow = !flag(flags, "O_NOFOLLOW") && !(create && exclusive)
+                if target.path.isEmpty {
+                    emit(.describe(descriptor(dirfd ?? 0)))
+                } else {
+                    emit(
+                        .open(
+                            target, create: create && !temporary, exclusive: exclusive, follow: follow, write: write,
+                            temporary: temporary), returned: temporary ? .none : returnedDescriptor())
+                }
+            case .observe(let path, let dirfd, let flags, let rule):
+                if path < arguments.count, log.starts(arguments[path], "NULL") || log.string(arguments[path]) == "" {
+                    // The descriptor's own file (`AT_EMPTY_PATH`, or `utimensat(fd, NULL, …)`).
+                    if let dirfd { emit(.describe(descriptor(dirfd))) }
+                    continue
+                }
+                guard let target = place(path, at: dirfd) else { continue }
+                let follow: Bool =
+                    switch rule {
+                    case .always: true
+                    case .never: false
+                    case .unlessFlag(let name): !flag(flags ?? -1, name)
+                    case .onlyWithFlag(let name): flag(flags ?? -1, name)
+                    }
+                emit(.observe(target, follow: follow))
+            case .makeDirectory(let path, let dirfd):
+                if let target = place(path, at: dirfd) { emit(.makeDirectory(target)) }
+            case .makeNode(let path, let dirfd):
+                if let target = place(path, at: dirfd) { emit(.makeNode(target)) }
+            case .symlink(let target, let path, let dirfd):
+                guard target < arguments.count, let text = log.string(arguments[target]) else {
+                    refuse("symlink named a target kiln cannot read in the trace")
+                    continue
+                }
+                if let link = place(path, at: dirfd) { emit(.makeSymlink(link, target: text)) }
+            case .remove(let path, let dirfd, let directory):
+                let removesDirectory: Bool =
+                    switch directory {
+                    case .always: true
+                    case .never: false
+                    case .unlessFlag: false
+                    case .onlyWithFlag(let name): flag(2, name)
+                    }
+                if let target = place(path, at: dirfd) { emit(.remove(target, directory: removesDirectory)) }
+            case .rename(let from, let fromDirfd, let to, let toDirfd, let flags):
+                if let flags, flag(flags, "RENAME_WHITEOUT") { refuse("the step renamed with RENAME_WHITEOUT") }
+                let exchange = flags.map { flag($0, "RENAME_EXCHANGE") } ?? false
+                if let source = place(from, at: fromDirfd), let destination = place(to, at: toDirfd) {
+                    emit(.rename(source, to: destination, exchange: exchange))
+                }
+            case .link(let from, let fromDirfd, let to, let toDirfd, let flags):
+                let follow = flags.map { flag($0, "AT_SYMLINK_FOLLOW") } ?? false
+                if let source = place(from, at: fromDirfd), let destination = place(to, at: toDirfd) {
+                    emit(.link(source, to: destination, follow: follow))
+                }
+            case .socket(let binds):
+                // A Unix socket's path is looked up (connect) or made (bind); others name none.
+                guard arguments.count > 1, log.contains(arguments[1], "AF_UNIX"),
+                    let path = log.socketPath(arguments[1])
+                else { continue }
+                let target = Place(base: .cwd(seen: nil), path: path)
+                emit(binds ? .makeNode(target) : .observe(target, follow: true))
+            case .ignored:
+                break
+            case .other:
+                refuse("the step called \(name), which kiln does not model")
+            }
         }
-        for call in [
-            "openat", "openat2", "execveat", "newfstatat", "fstatat64", "statx", "faccessat", "faccessat2",
-            "readlinkat", "mkdirat", "fchmodat", "fchmodat2", "fchownat", "mknodat", "name_to_handle_at",
-        ] {
-            table[call] = (1, 0)
-        }
-        return table
-    }()
+        self.events = events
+        self.processes = processes.count
+        self.unmodelled = unmodelled
+    }
 
     /// The system calls strace stops for (`-e trace=`): exactly the ones the parser reads, each
     /// marked `?` so a name the architecture lacks (`open` on arm64) is skipped, not an error.
     static var tracedCalls: String {
-        StraceLog.Call.byName.keys.sorted().map { "?" + $0 }.joined(separator: ",")
+        tracedCallNames.map { "?" + $0 }.joined(separator: ",")
     }
 
-    /// `a//b/./c/` → `/a/b/c`; `..` is kept (it can only be resolved against the image).
-    package static func normalize(_ path: String) -> String {
-        // Most paths are normal already: absolute, no empty or "." component, no trailing "/".
-        if path == "/" { return path }
-        if path.utf8.first == 0x2F {
-            var length = 0
-            var firstIsDot = false
-            var clean = true
-            for byte in path.utf8.dropFirst() {
-                if byte == 0x2F {
-                    if length == 0 || (length == 1 && firstIsDot) { clean = false }
-                    length = 0
-                } else {
-                    if length == 0 { firstIsDot = byte == 0x2E }
-                    length += 1
-                }
-            }
-            if length == 0 || (length == 1 && firstIsDot) { clean = false }
-            if clean { return path }
-        }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
-        return "/" + parts.joined(separator: "/")
+    package static var tracedCallNames: [String] {
+        StraceLog.Call.byName.filter { $0.value != .ignored }.keys.sorted()
     }
 }
 
 /// An `strace -f -y` log as bytes, cut into system call lines (`<unfinished ...>` and
-/// `<... resumed>` halves joined), read without making a string of every line: a dependency
-/// install logs hundreds of megabytes.
+/// `<... resumed>` halves joined, at the place the call started), read without making a string
+/// of every line: a dependency install logs hundreds of megabytes.
 struct StraceLog {
-    /// The calls `RunTrace` reads, by what it takes from them.
+    /// How a call's last component is followed.
+    enum Follow: Equatable {
+        case always, never
+        /// Unless the flags argument holds this flag.
+        case unlessFlag(String)
+        /// Only when the flags argument holds this flag.
+        case onlyWithFlag(String)
+    }
+
+    /// The calls `RunTrace` reads, by what it takes from them. Indexes are argument positions.
     enum Call: Equatable {
-        case clone, execve, chroot, chdir, fchdir, getdents
-        case rename, link, renameat, linkat, symlink, symlinkat, rmdir, unlinkat
-        /// A call whose argument `path` is a path, relative to the descriptor argument `dirfd`.
-        case pathAt(path: Int, dirfd: Int?)
+        case clone, execute, chroot, chdir, fchdir, getdents
+        case open(path: Int, dirfd: Int?, flags: Int)
+        case observe(path: Int, dirfd: Int?, flags: Int?, Follow)
+        case makeDirectory(path: Int, dirfd: Int?)
+        case makeNode(path: Int, dirfd: Int?)
+        case symlink(target: Int, path: Int, dirfd: Int?)
+        /// `directory`: `.always` (rmdir), `.never` (unlink) or `.onlyWithFlag("AT_REMOVEDIR")`.
+        case remove(path: Int, dirfd: Int?, directory: Follow)
+        case rename(from: Int, fromDirfd: Int?, to: Int, toDirfd: Int?, flags: Int?)
+        case link(from: Int, fromDirfd: Int?, to: Int, toDirfd: Int?, flags: Int?)
+        case socket(binds: Bool)
+        /// Calls that change what paths mean (mounts, namespaces, roots): a step that makes one
+        /// is not modelled.
+        case unmodelled
+        /// Calls that name no path (logs traced with strace's `%process` class hold them): not
+        /// stopped for, nothing to model.
+        case ignored
         case other
 
         static let byName: [String: Call] = {
             var table = [String: Call]()
-            for (name, position) in RunTrace.pathArgument {
-                table[name] = .pathAt(path: position.path, dirfd: position.dirfd)
-            }
             for name in ["clone", "clone3", "fork", "vfork"] { table[name] = .clone }
-            for name in ["execve", "execveat"] { table[name] = .execve }
+            for name in ["execve", "execveat"] { table[name] = .execute }
             for name in ["getdents", "getdents64"] { table[name] = .getdents }
-            for (name, call) in [
-                ("chroot", Call.chroot), ("chdir", .chdir), ("fchdir", .fchdir), ("rename", .rename), ("link", .link),
-                ("renameat", .renameat), ("renameat2", .renameat), ("linkat", .linkat), ("symlink", .symlink),
-                ("symlinkat", .symlinkat), ("rmdir", .rmdir), ("unlinkat", .unlinkat),
+            table["chroot"] = .chroot
+            table["chdir"] = .chdir
+            table["fchdir"] = .fchdir
+            table["open"] = .open(path: 0, dirfd: nil, flags: 1)
+            table["creat"] = .open(path: 0, dirfd: nil, flags: 1)
+            table["openat"] = .open(path: 1, dirfd: 0, flags: 2)
+            table["openat2"] = .open(path: 1, dirfd: 0, flags: 2)
+            for name in [
+                "stat", "stat64", "statfs", "statfs64", "access", "chmod", "chown", "chown32", "truncate",
+                "truncate64", "getxattr", "listxattr", "setxattr", "removexattr", "utime", "utimes",
             ] {
-                table[name] = call
+                table[name] = .observe(path: 0, dirfd: nil, flags: nil, .always)
+            }
+            for name in [
+                "lstat", "lstat64", "lchown", "lchown32", "readlink", "lgetxattr", "llistxattr", "lsetxattr",
+                "lremovexattr",
+            ] {
+                table[name] = .observe(path: 0, dirfd: nil, flags: nil, .never)
+            }
+            let noFollow = Follow.unlessFlag("AT_SYMLINK_NOFOLLOW")
+            table["newfstatat"] = .observe(path: 1, dirfd: 0, flags: 3, noFollow)
+            table["fstatat64"] = .observe(path: 1, dirfd: 0, flags: 3, noFollow)
+            table["statx"] = .observe(path: 1, dirfd: 0, flags: 2, noFollow)
+            table["faccessat"] = .observe(path: 1, dirfd: 0, flags: nil, .always)
+            table["faccessat2"] = .observe(path: 1, dirfd: 0, flags: 3, noFollow)
+            table["readlinkat"] = .observe(path: 1, dirfd: 0, flags: nil, .never)
+            table["fchmodat"] = .observe(path: 1, dirfd: 0, flags: nil, .always)
+            table["fchmodat2"] = .observe(path: 1, dirfd: 0, flags: 3, noFollow)
+            table["fchownat"] = .observe(path: 1, dirfd: 0, flags: 4, noFollow)
+            table["utimensat"] = .observe(path: 1, dirfd: 0, flags: 3, noFollow)
+            table["futimesat"] = .observe(path: 1, dirfd: 0, flags: nil, .always)
+            table["name_to_handle_at"] = .observe(path: 1, dirfd: 0, flags: 4, .onlyWithFlag("AT_SYMLINK_FOLLOW"))
+            table["inotify_add_watch"] = .observe(path: 1, dirfd: nil, flags: 2, .unlessFlag("IN_DONT_FOLLOW"))
+            table["mkdir"] = .makeDirectory(path: 0, dirfd: nil)
+            table["mkdirat"] = .makeDirectory(path: 1, dirfd: 0)
+            table["mknod"] = .makeNode(path: 0, dirfd: nil)
+            table["mknodat"] = .makeNode(path: 1, dirfd: 0)
+            table["symlink"] = .symlink(target: 0, path: 1, dirfd: nil)
+            table["symlinkat"] = .symlink(target: 0, path: 2, dirfd: 1)
+            table["unlink"] = .remove(path: 0, dirfd: nil, directory: .never)
+            table["rmdir"] = .remove(path: 0, dirfd: nil, directory: .always)
+            table["unlinkat"] = .remove(path: 1, dirfd: 0, directory: .onlyWithFlag("AT_REMOVEDIR"))
+            table["rename"] = .rename(from: 0, fromDirfd: nil, to: 1, toDirfd: nil, flags: nil)
+            table["renameat"] = .rename(from: 1, fromDirfd: 0, to: 3, toDirfd: 2, flags: nil)
+            table["renameat2"] = .rename(from: 1, fromDirfd: 0, to: 3, toDirfd: 2, flags: 4)
+            table["link"] = .link(from: 0, fromDirfd: nil, to: 1, toDirfd: nil, flags: nil)
+            table["linkat"] = .link(from: 1, fromDirfd: 0, to: 3, toDirfd: 2, flags: 4)
+            table["connect"] = .socket(binds: false)
+            table["bind"] = .socket(binds: true)
+            for name in [
+                "pivot_root", "mount", "umount", "umount2", "unshare", "setns", "open_by_handle_at", "fanotify_mark",
+                "move_mount", "open_tree", "fsopen", "fsmount", "fspick", "mount_setattr", "uselib", "acct", "swapon",
+                "swapoff", "quotactl", "quotactl_fd",
+            ] {
+                table[name] = .unmodelled
+            }
+            for name in ["getcwd", "exit", "exit_group", "wait4", "waitid", "kill", "tkill", "tgkill"] {
+                table[name] = .ignored
             }
             return table
         }()
     }
 
     struct Line {
+        enum Kind {
+            /// `name(arguments) = result`: ranges into the log's bytes.
+            case call(Call, name: String, arguments: Range<Int>, result: Range<Int>)
+            /// `+++ killed by SIGNAL +++`.
+            case killed(signal: String)
+            /// `+++ exited …`, `--- SIGNAL … ---`, and the like: nothing for the file system.
+            case meta
+            /// A line that is none of these.
+            case unreadable(String)
+        }
         var pid: Int
-        var call: Call
-        var callName: String
-        /// The bytes between the call's parentheses.
-        var arguments: Range<Int>
-        /// The bytes after ` = `.
-        var result: Range<Int>
+        var kind: Kind
     }
 
     /// The log, with joined halves appended at its end (ranges point into it).
     private(set) var bytes: [UInt8]
+    /// In the order the calls started.
     private(set) var lines: [Line] = []
 
     init(_ log: [UInt8]) {
         bytes = log
         let end = log.count
-        var pending = [Int: [UInt8]]()
+        // The line index each pid's unfinished call holds, and its first half.
+        var pending = [Int: (slot: Int, head: [UInt8])]()
         var start = 0
         let unfinished = Array(" <unfinished ...>".utf8)
         let resumedMark = Array(" resumed>".utf8)
@@ -318,28 +514,45 @@ struct StraceLog {
                 return buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
             }
             defer { start = stop + 1 }
+            if stop == start { continue }
             var index = start
             var pid = 0
             while index < stop, log[index] >= 0x30, log[index] <= 0x39 {
                 pid = pid * 10 + Int(log[index] - 0x30)
                 index += 1
             }
-            guard index > start, index < stop, log[index] == 0x20 else { continue }
+            guard index > start, index < stop, log[index] == 0x20 else {
+                lines.append(Line(pid: -1, kind: .unreadable(String(decoding: log[start..<stop], as: UTF8.self))))
+                continue
+            }
             // strace pads the pid column ("812  openat(…"), so the call starts after any spaces.
             while index < stop, log[index] == 0x20 { index += 1 }
             if Self.has(log, at: index, Array("<... ".utf8)) {
-                guard var head = pending.removeValue(forKey: pid),
+                guard let (slot, head) = pending.removeValue(forKey: pid),
                     let mark = Self.find(resumedMark, in: log, from: index, to: stop)
-                else { continue }
-                head += log[(mark + resumedMark.count)..<stop]
+                else {
+                    lines.append(
+                        Line(pid: pid, kind: .unreadable(String(decoding: log[index..<stop], as: UTF8.self))))
+                    continue
+                }
+                let joined = head + log[(mark + resumedMark.count)..<stop]
                 let from = bytes.count
-                bytes += head
-                if let line = Self.parse(bytes, pid: pid, from: from, to: bytes.count) { lines.append(line) }
+                bytes += joined
+                lines[slot] = Self.parse(bytes, pid: pid, from: from, to: bytes.count)
             } else if stop - index >= unfinished.count, Self.has(log, at: stop - unfinished.count, unfinished) {
-                pending[pid] = Array(log[index..<(stop - unfinished.count)])
-            } else if let line = Self.parse(log, pid: pid, from: index, to: stop) {
-                lines.append(line)
+                // Its place is kept where it started; it is filled when it resumes.
+                let head = Array(log[index..<(stop - unfinished.count)])
+                lines.append(Line(pid: pid, kind: .meta))
+                pending[pid] = (lines.count - 1, head)
+            } else {
+                lines.append(Self.parse(log, pid: pid, from: index, to: stop))
             }
+        }
+        // A call that never resumed (its process was killed in it): its result is unknown.
+        for (pid, (slot, head)) in pending {
+            let from = bytes.count
+            bytes += head + Array(") = ?".utf8)
+            lines[slot] = Self.parse(bytes, pid: pid, from: from, to: bytes.count)
         }
     }
 
@@ -359,22 +572,37 @@ struct StraceLog {
         return nil
     }
 
-    /// `name(arguments) = result`, or nil for anything else (signals, exits).
-    static func parse(_ bytes: [UInt8], pid: Int, from: Int, to: Int) -> Line? {
+    /// One line after its pid: a call, a process's end or a signal, or unreadable.
+    static func parse(_ bytes: [UInt8], pid: Int, from: Int, to: Int) -> Line {
+        if has(bytes, at: from, Array("+++ ".utf8)) {
+            let text = String(decoding: bytes[from..<to], as: UTF8.self)
+            if text.hasPrefix("+++ killed by ") {
+                let signal = text.dropFirst("+++ killed by ".count).prefix { $0 != " " }
+                return Line(pid: pid, kind: .killed(signal: String(signal)))
+            }
+            return Line(pid: pid, kind: .meta)
+        }
+        if has(bytes, at: from, Array("--- ".utf8)) { return Line(pid: pid, kind: .meta) }
+        let unreadable = Line(pid: pid, kind: .unreadable(String(decoding: bytes[from..<to], as: UTF8.self)))
         var open = from
         while open < to, isNameByte(bytes[open]) { open += 1 }
-        guard open > from, open < to, bytes[open] == UInt8(ascii: "("), isLetter(bytes[from]) else { return nil }
+        guard open > from, open < to, bytes[open] == UInt8(ascii: "("), isLetter(bytes[from]) else {
+            return unreadable
+        }
         let name = String(decoding: bytes[from..<open], as: UTF8.self)
         let call = Call.byName[name] ?? .other
-        // The arguments end at the first ")" outside quotes and brackets.
+        // The arguments end at the first ")" outside quotes, brackets and descriptor paths.
         var close: Int?
-        scanUnquoted(bytes, from: open + 1, to: to, angles: false) { index, byte, depth in
+        scanUnquoted(bytes, from: open + 1, to: to) { index, byte, depth in
             guard byte == UInt8(ascii: ")"), depth == 0 else { return true }
             close = index
             return false
         }
-        guard let close, let equals = find(Array("= ".utf8), in: bytes, from: close, to: to) else { return nil }
-        return Line(pid: pid, call: call, callName: name, arguments: (open + 1)..<close, result: (equals + 2)..<to)
+        guard let close, let equals = find(Array("= ".utf8), in: bytes, from: close, to: to) else {
+            return unreadable
+        }
+        return Line(
+            pid: pid, kind: .call(call, name: name, arguments: (open + 1)..<close, result: (equals + 2)..<to))
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool {
@@ -386,11 +614,13 @@ struct StraceLog {
     }
 
     /// Calls `visit` with each bracket and comma in `from..<to` outside double quotes (escapes
-    /// honoured) and the bracket depth before it, until `visit` returns false. `angles`: `<…>`
-    /// (a descriptor's path) nests too.
-    static func scanUnquoted(
-        _ bytes: [UInt8], from: Int, to: Int, angles: Bool, _ visit: (Int, UInt8, Int) -> Bool
-    ) {
+    /// honoured) and outside descriptor paths, with the bracket depth before it, until `visit`
+    /// returns false.
+    ///
+    /// A descriptor path (`3</a(b>`, `AT_FDCWD</w)>`) is printed unescaped but for `<`, `>` and
+    /// control bytes (`\74`, `\76`, `\n`), so everything from the `<` after a descriptor to the
+    /// next `>` is the path, whatever brackets or quotes it holds.
+    static func scanUnquoted(_ bytes: [UInt8], from: Int, to: Int, _ visit: (Int, UInt8, Int) -> Bool) {
         bytes.withUnsafeBufferPointer { buffer in
             var inQuote = false
             var escaped = false
@@ -408,18 +638,17 @@ struct StraceLog {
                     }
                 } else if byte == 0x22 {
                     inQuote = true
+                } else if byte == 0x3C, index > from, isDescriptorEnd(buffer[index - 1]) {
+                    // < after a descriptor number or AT_FDCWD: skip to the closing >.
+                    index += 1
+                    while index < to, buffer[index] != 0x3E { index += 1 }
                 } else {
-                    // Only brackets and the bytes callers look for are visited.
                     switch byte {
                     case 0x28, 0x5B, 0x7B:  // ( [ {
                         guard visit(index, byte, depth) else { return }
                         depth += 1
                     case 0x29, 0x5D, 0x7D:  // ) ] }
                         guard visit(index, byte, depth) else { return }
-                        depth -= 1
-                    case 0x3C where angles:  // <
-                        depth += 1
-                    case 0x3E where angles:  // >
                         depth -= 1
                     case 0x2C:  // ,
                         guard visit(index, byte, depth) else { return }
@@ -431,7 +660,13 @@ struct StraceLog {
         }
     }
 
-    /// The top-level arguments in `range`, split at commas outside quotes and brackets.
+    /// A byte a descriptor ends with before `-y`'s `<`: a digit, or the `D` of `AT_FDCWD`.
+    private static func isDescriptorEnd(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || byte == UInt8(ascii: "D")
+    }
+
+    /// The top-level arguments in `range`, split at commas outside quotes, brackets and
+    /// descriptor paths.
     func arguments(_ range: Range<Int>) -> [Range<Int>] {
         var parts = [Range<Int>]()
         var start = range.lowerBound
@@ -440,8 +675,7 @@ struct StraceLog {
             while from < to, bytes[from] == 0x20 { from += 1 }
             return from..<to
         }
-        Self.scanUnquoted(bytes, from: range.lowerBound, to: range.upperBound, angles: true) {
-            index, byte, depth in
+        Self.scanUnquoted(bytes, from: range.lowerBound, to: range.upperBound) { index, byte, depth in
             if byte == UInt8(ascii: ","), depth == 0 {
                 parts.append(trimmed(start, index))
                 start = index + 1
@@ -457,8 +691,31 @@ struct StraceLog {
         return range.count >= prefix.count && Self.has(bytes, at: range.lowerBound, prefix)
     }
 
+    /// Whether `needle` is in `range`, outside quoted strings (a flag, never a path's bytes).
     func contains(_ range: Range<Int>, _ needle: String) -> Bool {
-        Self.find(Array(needle.utf8), in: bytes, from: range.lowerBound, to: range.upperBound) != nil
+        let needle = Array(needle.utf8)
+        var found = false
+        var inQuote = false
+        var escaped = false
+        var index = range.lowerBound
+        while index < range.upperBound, !found {
+            let byte = bytes[index]
+            if inQuote {
+                if escaped {
+                    escaped = false
+                } else if byte == 0x5C {
+                    escaped = true
+                } else if byte == 0x22 {
+                    inQuote = false
+                }
+            } else if byte == 0x22 {
+                inQuote = true
+            } else if byte == needle[0], index + needle.count <= range.upperBound, Self.has(bytes, at: index, needle) {
+                found = true
+            }
+            index += 1
+        }
+        return found
     }
 
     func leadingNumber(_ range: Range<Int>) -> Int? {
@@ -471,6 +728,16 @@ struct StraceLog {
         return index > range.lowerBound ? value : nil
     }
 
+    /// The pid a `clone` returned, as strace sees it: a child in another PID namespace is
+    /// printed `2 /* 13385 in strace's PID NS */` (`--decode-pids=pidns`).
+    func childPid(_ range: Range<Int>) -> Int? {
+        guard let own = leadingNumber(range) else { return nil }
+        guard let comment = Self.find(Array(" /* ".utf8), in: bytes, from: range.lowerBound, to: range.upperBound),
+            Self.find(Array(" in strace's PID NS */".utf8), in: bytes, from: comment, to: range.upperBound) != nil
+        else { return own }
+        return leadingNumber((comment + 4)..<range.upperBound) ?? own
+    }
+
     /// The decoded value of a quoted argument (`"a\"b\342\200\224"`), nil when it is not a
     /// whole string (an address, or a string strace cut short with `...`).
     func string(_ range: Range<Int>) -> String? {
@@ -480,13 +747,44 @@ struct StraceLog {
         return Self.decode(bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
     }
 
-    /// The host path `-y` prints after a descriptor: `5</tool>` → `/tool`.
+    /// The host path `-y` prints after a descriptor: `5</tool>` → `/tool`; nil for a descriptor
+    /// that is not a path (`3<socket:[7]>`) or none.
     func descriptorPath(_ range: Range<Int>) -> String? {
-        guard range.count > 2, bytes[range.upperBound - 1] == UInt8(ascii: ">") else { return nil }
         var open = range.lowerBound
-        while open < range.upperBound, bytes[open] != UInt8(ascii: "<") { open += 1 }
-        guard open + 1 < range.upperBound - 1, bytes[open + 1] == UInt8(ascii: "/") else { return nil }
-        return Self.decode(bytes[(open + 1)..<(range.upperBound - 1)])
+        while open < range.upperBound, bytes[open] != UInt8(ascii: "<") {
+            // A result's descriptor comes first ("3</x>"); anything else before < is no descriptor.
+            guard
+                (0x30...0x39).contains(bytes[open]) || (0x41...0x5A).contains(bytes[open])
+                    || bytes[open] == UInt8(ascii: "_")
+            else { return nil }
+            open += 1
+        }
+        guard open + 1 < range.upperBound, bytes[open + 1] == UInt8(ascii: "/") else { return nil }
+        var close = open + 1
+        while close < range.upperBound, bytes[close] != UInt8(ascii: ">") { close += 1 }
+        guard close < range.upperBound else { return nil }
+        return Self.decode(bytes[(open + 1)..<close])
+    }
+
+    /// The `sun_path` of a Unix socket address (`{sa_family=AF_UNIX, sun_path="/run/x"}`); nil
+    /// for an abstract one (`sun_path=@"…"`) or none.
+    func socketPath(_ range: Range<Int>) -> String? {
+        guard let at = Self.find(Array("sun_path=\"".utf8), in: bytes, from: range.lowerBound, to: range.upperBound)
+        else { return nil }
+        var close = at + 10
+        var escaped = false
+        while close < range.upperBound {
+            if escaped {
+                escaped = false
+            } else if bytes[close] == 0x5C {
+                escaped = true
+            } else if bytes[close] == 0x22 {
+                break
+            }
+            close += 1
+        }
+        guard close < range.upperBound else { return nil }
+        return Self.decode(bytes[(at + 10)..<close])
     }
 
     /// C escapes as strace prints them: `\\`, `\"`, `\n`, `\t`, `\xHH`, `\ooo`.

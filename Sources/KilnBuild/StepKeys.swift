@@ -10,12 +10,13 @@ import KilnOCI
 /// A step's key covers: the parent key; the instruction as written; the values of the build
 /// arguments in scope (as Docker does, `RUN` sees every `ARG` declared before it); for `COPY`
 /// and `ADD` the hash list of exactly the context files it reads, after `.dockerignore`; and for
-/// `COPY --from` the key of that stage or the digest of that image. Heredoc bodies are part of
-/// the instruction. `ENV`, `WORKDIR` and the like need nothing more: they are instructions
+/// `COPY --from` the key of that stage or the digest of that image; and the layer options
+/// (`SOURCE_DATE_EPOCH` and the gzip level). Heredoc bodies are part of the instruction. `ENV`, `WORKDIR` and the like need nothing more: they are instructions
 /// before, so they are in the parent key.
 package enum StepKeys {
-    /// `/3`: layers are gzipped in parallel blocks (`ParallelGzip`), so a checkpoint's bytes changed.
-    package static let format = "kiln-step-key/3"
+    /// `/4`: every step key covers the layer options (`SOURCE_DATE_EPOCH` stamps every file a
+    /// layer holds, the gzip level its bytes), which a step's checkpoint was written with.
+    package static let format = "kiln-step-key/4"
 
     /// One instruction and the key of the state after it.
     package struct Step: Sendable {
@@ -34,7 +35,8 @@ package enum StepKeys {
     static func next(after parent: Digest, _ instruction: Instruction, in builder: StageBuilder, hasher: ContextHasher)
         throws -> Digest
     {
-        var text = "\(format)\nparent \(parent.hex)\ninstruction \(instruction.source)\n"
+        var text = "\(format)\nparent \(parent.hex)\nlayers \(builder.layerOptions.keyLine)\n"
+        text += "instruction \(instruction.source)\n"
         switch instruction.command {
         case .copy(let copy), .add(let copy):
             for heredoc in copy.heredocs { text += "heredoc \(heredoc.name)\n\(heredoc.content)\n" }

@@ -506,6 +506,7 @@ package struct Lane: Sendable {
         let runs = decisions.first { decision in
             if case .runs = decision.outcome { return true }
             if case .positional = decision.outcome { return true }
+            if case .unmodelled = decision.outcome { return true }
             return false
         }
         guard let first = runs,

@@ -146,6 +146,9 @@ package struct RunStepReport: Encodable, Sendable {
     package var changed: String?
     /// Paths below the step that changed, none of which it read (`reused`).
     package var changedBelow: Int?
+    /// Why the recorded execution cannot be reused by what it read (`run`): it did something
+    /// kiln does not model.
+    package var unmodelled: String?
     /// The same in words.
     package var reason: String
     /// How long it took in this build, reused or run (absent when it came from its key).
@@ -169,6 +172,9 @@ package struct RunStepReport: Encodable, Sendable {
             self.paths = changed == nil ? nil : paths
         case .positional:
             outcome = "run"
+        case .unmodelled(let reason):
+            outcome = "run"
+            unmodelled = reason
         case .undecided:
             outcome = "undecided"
         }

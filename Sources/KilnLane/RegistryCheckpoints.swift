@@ -32,17 +32,19 @@ package struct RegistryCheckpoints: CheckpointSource {
     static func executionTag(_ identity: Digest) -> String { "kiln-run-" + identity.hex }
 
     static let stepKeyAnnotation = "dev.kiln.step-key"
+    /// On an execution record: the step keys of the identity's executions, newest first.
+    static let stepKeysAnnotation = "dev.kiln.step-keys"
 
-    /// The step key of the execution recorded for `identity`, looked for in the default
-    /// repository (one `HEAD` when there is none).
-    package func execution(_ identity: Digest) async throws -> Digest? {
+    /// The step keys of the executions recorded for `identity`, newest first, looked for in the
+    /// default repository (one `HEAD` when there is none).
+    package func executions(_ identity: Digest) async throws -> [Digest] {
         let reference = ImageReference(repository: repository, tag: Self.executionTag(identity))
-        guard try await client.headManifest(reference) != nil else { return nil }
+        guard try await client.headManifest(reference) != nil else { return [] }
         let fetched = try await client.fetchManifest(reference)
         let manifest = try CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "execution record")
-        guard manifest.artifactType == RunTrace.mediaType, let hex = manifest.annotations?[Self.stepKeyAnnotation]
-        else { return nil }
-        return try? Digest(sha256Hex: hex)
+        guard manifest.artifactType == RunTrace.mediaType, let annotations = manifest.annotations else { return [] }
+        let listed = annotations[Self.stepKeysAnnotation] ?? annotations[Self.stepKeyAnnotation] ?? ""
+        return listed.split(separator: ",").compactMap { try? Digest(sha256Hex: String($0)) }
     }
 
     /// Where the checkpoint of `key` lives.
@@ -115,8 +117,13 @@ package struct RegistryCheckpoints: CheckpointSource {
                             artifact, from: store,
                             to: ImageReference(repository: repository, tag: Self.readsTag(checkpoint.key)))
                     }
+                    // The record lists this execution first, then the ones already recorded.
+                    let earlier = (try? await executions(identity)) ?? []
+                    let record = try Self.readsArtifact(
+                        reads, key: checkpoint.key, store: store,
+                        executions: RunExecution.merged(checkpoint.key, before: earlier))
                     _ = try await pusher.push(
-                        artifact, from: store,
+                        record, from: store,
                         to: ImageReference(repository: repository, tag: Self.executionTag(identity)))
                 }
             }
@@ -125,9 +132,13 @@ package struct RegistryCheckpoints: CheckpointSource {
     }
 
     /// The artifact manifest holding a read set (config: the empty descriptor), in the store.
-    static func readsArtifact(_ reads: Descriptor, key: Digest, store: ContentStore) throws -> Descriptor {
+    static func readsArtifact(_ reads: Descriptor, key: Digest, store: ContentStore, executions: [Digest]? = nil)
+        throws -> Descriptor
+    {
         let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
-        var manifest = ImageManifest(config: empty, layers: [reads], annotations: [stepKeyAnnotation: key.hex])
+        var annotations = [stepKeyAnnotation: key.hex]
+        if let executions { annotations[stepKeysAnnotation] = executions.map(\.hex).joined(separator: ",") }
+        var manifest = ImageManifest(config: empty, layers: [reads], annotations: annotations)
         manifest.artifactType = RunTrace.mediaType
         return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
     }

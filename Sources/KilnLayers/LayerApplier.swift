@@ -20,12 +20,13 @@ import KilnCore
 package enum LayerApplier {
     /// Applies the layer blob at `blob`, whose members (from its member index) are `members`,
     /// onto `root`.
-    /// - Parameter hashing: also take each regular file's content digest while writing it.
-    /// - Returns: the content digest of each regular file, by member path, when `hashing`.
+    /// - Parameter hashing: also take each regular file's content digest (and what executing it
+    ///   opens, `FileSummary`) while writing it.
+    /// - Returns: the summary of each regular file, by member path, when `hashing`.
     /// - Throws: `LayerError.unpack` naming the member that could not be written, or `.archive`
     ///   for a blob that does not read as a tar stream.
     package static func apply(blob: String, members: [TarMember], to root: RootDirectory, hashing: Bool)
-        throws(LayerError) -> [String: Digest]
+        throws(LayerError) -> [String: FileSummary]
     {
         var parents = ParentCache(root: root)
         for member in members {
@@ -47,7 +48,7 @@ package enum LayerApplier {
         }
 
         let reader = try LayerReader(path: blob)
-        var digests = [String: Digest]()
+        var digests = [String: FileSummary]()
         // Directory times are set last: creating what is inside a directory changes its time.
         var directoryTimes = [(path: String, seconds: Int64, nanoseconds: Int)]()
         while let member = try reader.next() {
@@ -80,7 +81,7 @@ package enum LayerApplier {
                         if let failure = sink.failure { throw failure }
                         throw error
                     }
-                    if let hasher = sink.hasher { digests[member.path] = hasher.finalize() }
+                    if let summary = sink.summary { digests[member.path] = summary.finalize() }
                     try setMetadata(of: file, path: member.path, member: member, details: details)
                 case .symlink(let target):
                     try parent.makeSymlink(name, target: target)
@@ -185,21 +186,21 @@ package enum LayerApplier {
         mutating func forget() { last = nil }
     }
 
-    /// Writes a member's bytes to an open file, hashing them when asked.
+    /// Writes a member's bytes to an open file, summing them up when asked.
     private final class FileSink: ByteSink {
         let descriptor: Int32
         let path: String
-        let hasher: SHA256Hasher?
+        let summary: SummarySink?
         var failure: FileError?
 
         init(descriptor: Int32, path: String, hashing: Bool) {
             self.descriptor = descriptor
             self.path = path
-            hasher = hashing ? SHA256Hasher() : nil
+            summary = hashing ? SummarySink() : nil
         }
 
         func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
-            hasher?.update(bytes)
+            try summary?.write(bytes)
             var offset = 0
             while offset < bytes.count {
                 let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)

@@ -29,6 +29,9 @@ package struct LayerOptions: Sendable, Hashable {
         LayerOptions(epoch: try SourceDateEpoch.resolve(environment: environment))
     }
 
+    /// What a key hashes for these options: both reach a layer's bytes (`epoch=… compression=…`).
+    package var keyLine: String { "epoch=\(epoch) compression=\(compression)" }
+
     /// The media type a layer with this encoding gets in an OCI manifest.
     package var mediaType: MediaType {
         switch compression {

@@ -25,6 +25,21 @@ package struct TarMember: Sendable, Hashable {
     package var mode: UInt32
     package var uid: Int
     package var gid: Int
+    /// The modification time, as the header gives it (what a step's `stat` sees).
+    package var modifiedSeconds: Int64 = 0
+    package var modifiedNanoseconds = 0
+    /// A digest of the extended attributes (empty when there are none).
+    package var xattrDigest = ""
+    /// For `.other`: `p` (FIFO), `c MAJOR:MINOR` or `b MAJOR:MINOR`; empty otherwise.
+    package var special = ""
+
+    package init(path: String, kind: Kind, mode: UInt32, uid: Int, gid: Int) {
+        self.path = path
+        self.kind = kind
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+    }
 }
 
 /// What a tar member holds beyond `TarMember`: its modification time, device numbers and
@@ -102,7 +117,25 @@ package final class LayerReader {
             default: kind = .other
             }
         }
-        return TarMember(path: name, kind: kind, mode: mode, uid: uid, gid: gid)
+        var member = TarMember(path: name, kind: kind, mode: mode, uid: uid, gid: gid)
+        let details = details()
+        member.modifiedSeconds = details.modifiedSeconds
+        member.modifiedNanoseconds = details.modifiedNanoseconds
+        if !details.xattrs.isEmpty {
+            var text = [UInt8]()
+            for (name, value) in details.xattrs.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                text += Array(name.utf8) + [0] + Array(String(value.count).utf8) + [0] + value
+            }
+            member.xattrDigest = Digest.sha256(of: text).hex
+        }
+        if let special = details.special {
+            switch special.kind {
+            case .fifo: member.special = "p"
+            case .characterDevice: member.special = "c \(special.major):\(special.minor)"
+            case .blockDevice: member.special = "b \(special.major):\(special.minor)"
+            }
+        }
+        return member
     }
 
     /// What the member `next()` returned holds beyond `TarMember`: what unpacking it onto disk

@@ -5,10 +5,14 @@ import KilnCore
 /// MiB is read once per machine, not once per build).
 ///
 /// One line per member, fields separated by tabs: kind (`d`, `f`, `l` symlink, `h` hard link,
-/// `o` other), mode (octal), uid, gid, size, path, link target. A blob with a tab or newline in a
-/// path gets no index and is read each time. The file is written atomically; one that does not
-/// parse is ignored and rewritten.
+/// `o` other), mode (octal), uid, gid, size, modification time (`SECONDS.NANOSECONDS`), a digest
+/// of the extended attributes (or nothing), the special file (`p`, `c MAJOR:MINOR`,
+/// `b MAJOR:MINOR`, or nothing), path, link target. Paths and targets are written with
+/// `FieldText`'s escapes, so any name fits. The file is written atomically; one that does not
+/// parse (an older format among them) is ignored and rewritten.
 package enum MemberIndex {
+    static let format = "kiln-member-index 2"
+
     /// The members of the blob at `blob`, from `index` when it is there, else read from the blob
     /// (and `index` written for next time).
     package static func members(ofBlobAt blob: String, index: String) throws(LayerError) -> [TarMember] {
@@ -18,30 +22,27 @@ package enum MemberIndex {
         let reader = try LayerReader(path: blob)
         var members = [TarMember]()
         while let member = try reader.next() { members.append(member) }
-        if let text = render(members) {
-            try? FilePaths.makeDirectories(FilePaths.directory(of: index))
-            try? AtomicFileWriter.write(Array(text.utf8), to: index)
-        }
+        try? FilePaths.makeDirectories(FilePaths.directory(of: index))
+        try? AtomicFileWriter.write(Array(render(members).utf8), to: index)
         return members
     }
 
-    static func render(_ members: [TarMember]) -> String? {
-        var text = "kiln-member-index 1\n"
+    static func render(_ members: [TarMember]) -> String {
+        var text = format + "\n"
         for member in members {
-            var fields: [String]
-            switch member.kind {
-            case .directory: fields = ["d", "0", member.path, ""]
-            case .regularFile(let size): fields = ["f", String(size), member.path, ""]
-            case .symlink(let target): fields = ["l", "0", member.path, target]
-            case .hardLink(let target): fields = ["h", "0", member.path, target]
-            case .other: fields = ["o", "0", member.path, ""]
-            }
-            if member.path.contains(where: { $0 == "\t" || $0 == "\n" })
-                || fields[3].contains(where: { $0 == "\t" || $0 == "\n" })
-            {
-                return nil
-            }
-            fields.insert(contentsOf: [String(member.mode, radix: 8), String(member.uid), String(member.gid)], at: 1)
+            let (kind, size, target): (String, Int64, String) =
+                switch member.kind {
+                case .directory: ("d", 0, "")
+                case .regularFile(let size): ("f", size, "")
+                case .symlink(let target): ("l", 0, target)
+                case .hardLink(let target): ("h", 0, target)
+                case .other: ("o", 0, "")
+                }
+            let fields = [
+                kind, String(member.mode, radix: 8), String(member.uid), String(member.gid), String(size),
+                "\(member.modifiedSeconds).\(member.modifiedNanoseconds)", member.xattrDigest, member.special,
+                FieldText.escape(member.path), FieldText.escape(target),
+            ]
             text += fields.joined(separator: "\t") + "\n"
         }
         return text
@@ -49,24 +50,32 @@ package enum MemberIndex {
 
     static func parse(_ bytes: [UInt8]) -> [TarMember]? {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.first == "kiln-member-index 1", lines.last == "" else { return nil }
+        guard lines.first.map({ $0 == format }) == true, lines.last == "" else { return nil }
         var members = [TarMember]()
+        members.reserveCapacity(lines.count)
         for line in lines.dropFirst().dropLast() {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == 7, let mode = UInt32(fields[1], radix: 8), let uid = Int(fields[2]),
-                let gid = Int(fields[3]),
-                let size = Int64(fields[4])
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count == 10, let mode = UInt32(fields[1], radix: 8), let uid = Int(fields[2]),
+                let gid = Int(fields[3]), let size = Int64(fields[4]), let path = FieldText.unescape(fields[8]),
+                let target = FieldText.unescape(fields[9])
             else { return nil }
+            let time = fields[5].split(separator: ".", omittingEmptySubsequences: false)
+            guard time.count == 2, let seconds = Int64(time[0]), let nanoseconds = Int(time[1]) else { return nil }
             let kind: TarMember.Kind
             switch fields[0] {
             case "d": kind = .directory
             case "f": kind = .regularFile(size: size)
-            case "l": kind = .symlink(target: fields[6])
-            case "h": kind = .hardLink(target: fields[6])
+            case "l": kind = .symlink(target: target)
+            case "h": kind = .hardLink(target: target)
             case "o": kind = .other
             default: return nil
             }
-            members.append(TarMember(path: fields[5], kind: kind, mode: mode, uid: uid, gid: gid))
+            var member = TarMember(path: path, kind: kind, mode: mode, uid: uid, gid: gid)
+            member.modifiedSeconds = seconds
+            member.modifiedNanoseconds = nanoseconds
+            member.xattrDigest = String(fields[6])
+            member.special = String(fields[7])
+            members.append(member)
         }
         return members
     }

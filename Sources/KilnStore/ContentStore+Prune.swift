@@ -90,7 +90,9 @@ extension ContentStore {
             let index = memberIndexPath(blob.digest)
             FilePaths.remove(index)
             FilePaths.remove(index.replacingOccurrences(of: ".members", with: ".digests"))
-            FilePaths.remove(blobPath(blob.digest).replacingOccurrences(of: "/blobs/", with: "/index/") + ".digests")
+            let indexes = blobPath(blob.digest).replacingOccurrences(of: "/blobs/", with: "/index/")
+            FilePaths.remove(indexes + ".digests")
+            FilePaths.remove(indexes + ".contents")
         }
     }
 

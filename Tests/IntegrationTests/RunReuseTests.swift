@@ -216,6 +216,42 @@ struct RunReuseTests {
     }
 
     @Test(
+        "two branches whose step read different inputs both find their execution, locally and on a fresh runner"
+    )
+    func branchesBothReused() throws {
+        let setup = try Setup(
+            "reuse-branches",
+            dockerfile: """
+                    FROM BASE
+                    COPY protocol.txt /tool/req.txt
+                    COPY lib/ /tool/libs/
+                    RUN cat /tool/req.txt > /deps && head -c 8 /dev/urandom | od -An -tx1 > /deps-random
+                    CMD ["sh"]
+                """)
+        // Branch A, then branch B (other requirements): each runs the step once.
+        let a = try setup.build().report
+        #expect(a["stepsRun"] as? Int == 1, "\(a)")
+        let randomA = try setup.inImage("cat /deps-random")
+        try setup.write("protocol.txt", "branch b requirements\n")
+        let b = try setup.build().report
+        #expect(b["stepsRun"] as? Int == 1, "\(b)")
+        // Back on branch A with a code edit: A's execution, no longer the newest, is reused.
+        try setup.write("protocol.txt", "protocol v1\n")
+        try setup.write("lib/common.txt", "common v2\n")
+        let backOnA = try setup.build().report
+        #expect(
+            backOnA["executorRuns"] as? Int == 0 && backOnA["stepsReused"] as? Int == 1,
+            "branch A's execution is still recorded: \(backOnA)")
+        #expect(try setup.inImage("cat /deps /deps-random") == "protocol v1\n" + randomA)
+        // A fresh runner on branch B with a code edit finds B's execution in the registry.
+        try setup.write("protocol.txt", "branch b requirements\n")
+        try setup.write("lib/common.txt", "common v3\n")
+        let fresh = try setup.build(cache: try setup.scratch.sub("fresh")).report
+        #expect(fresh["executorRuns"] as? Int == 0 && fresh["stepsReused"] as? Int == 1, "\(fresh)")
+        #expect(try setup.inImage("cat /deps") == "branch b requirements\n")
+    }
+
+    @Test(
         "where strace cannot trace (no ptrace, as in a container without CAP_SYS_PTRACE), RUN steps run untraced and say so"
     )
     func straceRefused() throws {
@@ -223,6 +259,7 @@ struct RunReuseTests {
             "strace-refused",
             dockerfile: """
                     FROM BASE
+                    COPY late.txt /
                     RUN echo ran > /ran
                     CMD ["sh"]
                 """)

@@ -42,19 +42,27 @@ struct LayerPathTests {
 }
 
 struct MemberIndexTests {
-    @Test("a member index reads back the members it was written from; a damaged one is refused")
+    @Test(
+        "a member index reads back the members it was written from, times, attributes, devices and any name included; a damaged or older one is refused"
+    )
     func roundTrip() throws {
-        let members = [
+        var members = [
             TarMember(path: "etc", kind: .directory, mode: 0o755, uid: 0, gid: 0),
             TarMember(path: "etc/passwd", kind: .regularFile(size: 120), mode: 0o644, uid: 0, gid: 0),
             TarMember(path: "bin/sh", kind: .symlink(target: "busybox"), mode: 0o777, uid: 0, gid: 0),
             TarMember(path: "bin/ls", kind: .hardLink(target: "bin/busybox"), mode: 0o755, uid: 1000, gid: 1001),
             TarMember(path: "dev/null", kind: .other, mode: 0o666, uid: 0, gid: 0),
             TarMember(path: "dir with space/ü", kind: .regularFile(size: 0), mode: 0o600, uid: 0, gid: 0),
+            TarMember(path: "a\tb\nc\rd\\e", kind: .symlink(target: "x\ny"), mode: 0o777, uid: 0, gid: 0),
         ]
-        let text = try #require(MemberIndex.render(members))
+        members[1].modifiedSeconds = 1_700_000_000
+        members[1].modifiedNanoseconds = 123_456_789
+        members[1].xattrDigest = String(repeating: "ab", count: 32)
+        members[4].special = "c 1:3"
+        let text = MemberIndex.render(members)
         #expect(MemberIndex.parse(Array(text.utf8)) == members)
         #expect(MemberIndex.parse(Array(text.dropLast(3).utf8)) == nil)
-        #expect(MemberIndex.render([TarMember(path: "a\tb", kind: .directory, mode: 0o755, uid: 0, gid: 0)]) == nil)
+        let older = text.replacingOccurrences(of: "kiln-member-index 2", with: "kiln-member-index 1")
+        #expect(MemberIndex.parse(Array(older.utf8)) == nil)
     }
 }
