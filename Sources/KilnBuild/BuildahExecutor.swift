@@ -445,7 +445,22 @@ package struct BuildahExecutor: Sendable {
             command = [unshare, "--pid", "--fork", "--kill-child", "--mount-proc"] + command
         }
         if let strace = tools.strace { command = [strace] + straceArguments(output: tools.traceFile) + command }
-        return try await run(command[0], Array(command.dropFirst()), log: log)
+        var attempt = 1
+        while true {
+            let outcome = try await run(command[0], Array(command.dropFirst()), log: log)
+            guard outcome.status != 0, attempt < 3, let failure = runtimeStartFailure(outcome.output) else {
+                return outcome
+            }
+            log("kiln: buildah's runtime did not start (\(failure)); the step had not begun: trying again")
+            attempt += 1
+        }
+    }
+
+    /// The message of a failure of buildah's chroot runtime before it starts the step's first
+    /// process, which trying again gets past: its re-exec seals a memfd copy of itself, and the
+    /// kernel refuses the seal (`EBUSY`) while it still holds a transient reference to a page.
+    static func runtimeStartFailure(_ output: String) -> String? {
+        output.split(separator: "\n").first { $0.contains("sealing memfd copy") }.map(String.init)
     }
 
     /// `unshare`, when kiln can give each step a PID namespace (it runs as root and util-linux's

@@ -252,6 +252,44 @@ struct RunReuseTests {
     }
 
     @Test(
+        "buildah's runtime failing to start (a memfd seal refused with EBUSY) is tried again; the step runs once"
+    )
+    func runtimeStartRetried() throws {
+        let setup = try Setup(
+            "runtime-retry",
+            dockerfile: """
+                    FROM BASE
+                    COPY late.txt /
+                    RUN echo ran >> /ran
+                    CMD ["sh"]
+                """)
+        let bin = try setup.scratch.sub("bin")
+        let marker = setup.scratch.path + "/failed-once"
+        let real = try #require(
+            ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { $0 + "/buildah" }
+                .first { FileManager.default.isExecutableFile(atPath: $0) })
+        try """
+        #!/bin/sh
+        for argument in "$@"; do
+            if [ "$argument" = run ] && [ ! -e '\(marker)' ]; then
+                touch '\(marker)'
+                echo 'Close_Fd sealing memfd copy: Device or resource busy' >&2
+                exit 1
+            fi
+        done
+        exec '\(real)' "$@"
+
+        """.write(toFile: bin + "/buildah", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/buildah")
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let (report, result) = try setup.build(environment: ["PATH": path])
+        #expect(FileManager.default.fileExists(atPath: marker), "the first run failed as buildah's runtime does")
+        #expect(report["stepsRun"] as? Int == 1, "\(report)")
+        #expect(result.stderr.contains("trying again"), "\(result.stderr)")
+        #expect(try setup.inImage("cat /ran") == "ran\n")
+    }
+
+    @Test(
         "where strace cannot trace (no ptrace, as in a container without CAP_SYS_PTRACE), RUN steps run untraced and say so"
     )
     func straceRefused() throws {

@@ -1,27 +1,36 @@
 import Foundation
 
-/// RUN steps reused by what they read (issue 14), on the processor shape that motivated it: a
-/// real Debian bookworm base with python3 and pip (debootstrap; arm64 through QEMU), the code
-/// copied *before* a real `pip install` from PyPI, then `mkdir`/`chmod`. Per platform, side by
-/// side with `buildah bud --layers` + push to the same loopback registry:
+/// RUN steps reused by what they read (issues 14 and 31), on the processor shape that motivated
+/// it: a real Debian bookworm base with python3 and pip (debootstrap; arm64 through QEMU),
+/// `apt-get install` of build tools right after `FROM`, the code copied *before* a real `pip
+/// install -r requirements.txt` from PyPI, then `mkdir`/`chmod`. Per platform, side by side with
+/// `buildah bud --layers` + push to the same loopback registry:
 ///   - cold: kiln traced (reuse by reads on, the default), kiln untraced (`--no-reuse-by-reads`),
 ///     buildah, each first in turn; the tracing overhead is the pip step's seconds in kiln's
-///     report, traced / untraced;
+///     report, traced / untraced, and the whole build's;
 ///   - a one-line code edit, caches warm: kiln (the install is reused by its read set) and buildah
-///     (its positional cache misses, pip runs again).
+///     (its positional cache misses, pip runs again);
+///   - the same edit on a fresh runner: kiln with an empty store, the checkpoints and read sets in
+///     the registry (what the store holds afterwards is what it downloaded);
+///   - a new file in the copied folder, warm;
+///   - a changed requirements file: the install must run again.
 enum ReadsBenchmark {
     static let dockerfile = """
         ARG BASE_IMAGE
         FROM ${BASE_IMAGE}
         ENV PYTHONDONTWRITEBYTECODE=1 TZ=UTC
+        RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
         WORKDIR /tool
         COPY libs/runtime_common /tool/libs/runtime_common
         COPY protocol/ /tool/protocol/
-        RUN pip install --no-cache-dir "fastapi>=0.114" "pydantic>=2.8" "uvicorn>=0.30" "httpx>=0.27"
+        COPY requirements.txt /tool/
+        RUN pip install --no-cache-dir -r /tool/requirements.txt
         RUN mkdir -p /home/app && chmod -R 0777 /home/app
         CMD ["python3", "-c", "import fastapi, sys; sys.path.insert(0, '/tool'); import protocol.main"]
 
         """
+
+    static let requirements = "fastapi>=0.114\npydantic>=2.8\nuvicorn>=0.30\nhttpx>=0.27\n"
 
     static func run() throws {
         let platforms = (option("--platforms") ?? "linux/amd64,linux/arm64").split(separator: ",").map(String.init)
@@ -51,20 +60,23 @@ enum ReadsBenchmark {
         }
         try "".write(toFile: context + "/protocol/__init__.py", atomically: true, encoding: .utf8)
         try "VERSION = 0\n".write(toFile: context + "/protocol/main.py", atomically: true, encoding: .utf8)
+        try requirements.write(toFile: context + "/requirements.txt", atomically: true, encoding: .utf8)
         try dockerfile.write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
 
         try PushBenchmark.withRegistry { host in
             let base = try pushBase(host: host, directory: directory, architectures: architectures)
             var report = """
-                ## RUN steps reused by what they read: a real `pip install` after the code COPY
+                ## RUN steps reused by what they read: apt-get, the code COPY, a real `pip install -r`
 
-                Debian bookworm (debootstrap minbase, python3, pip), `pip install --no-cache-dir fastapi pydantic \
-                uvicorn httpx` from PyPI, then `mkdir -p /home/app && chmod -R 0777 /home/app`; a loopback \
-                docker-registry; per platform \(colds) cold builds of each (in turn), \(edits) kiln and \(buildahEdits) buildah code \
-                edits; medians.
+                Debian bookworm (debootstrap minbase, python3, pip); `apt-get install gcc libc6-dev` right after \
+                `FROM`; the code copied; `pip install --no-cache-dir -r requirements.txt` (fastapi, pydantic, uvicorn, \
+                httpx) from PyPI; then `mkdir -p /home/app && chmod -R 0777 /home/app`; a loopback docker-registry; \
+                per platform \(colds) cold builds of each (in turn), \(edits) kiln and \(buildahEdits) buildah code edits; \
+                medians. A fresh runner is an empty store with the checkpoints in the registry; "store" is what it \
+                held afterwards (everything it downloaded or wrote).
 
-                | platform | pip step, traced | pip step, untraced | tracing overhead (step) | kiln cold, traced | kiln cold, untraced | buildah cold | cold vs buildah | kiln code edit | buildah code edit | edit speed-up |
-                | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+                | platform | pip step traced / untraced | kiln cold traced / untraced | buildah cold | kiln code edit | fresh runner edit (store) | new file in the COPY | buildah code edit |
+                | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 
                 """
             var details = [String]()
@@ -74,13 +86,9 @@ enum ReadsBenchmark {
                     edits: edits, buildahEdits: buildahEdits, colds: colds)
                 func f(_ value: Double) -> String { String(format: "%.1f s", value) }
                 func ratio(_ value: Double) -> String { String(format: "%.2f×", value) }
-                let edit = median(run.kilnEdits)
-                let peerEdit = median(run.buildahEdits)
                 report +=
-                    "| \(platform) | \(f(run.tracedStep)) | \(f(run.untracedStep)) | \(ratio(run.tracedStep / run.untracedStep)) | \(f(run.traced)) | \(f(run.untraced)) | \(f(run.buildahCold)) | \(ratio(run.traced / run.buildahCold)) | \(String(format: "%.2f s", edit)) | \(f(peerEdit)) | \(String(format: "%.0f×", peerEdit / edit)) |\n"
-                details.append(
-                    "\(platform) all runs (s) — kiln edits: \(run.kilnEdits.map { String(format: "%.2f", $0) }.joined(separator: " ")); buildah edits: \(run.buildahEdits.map { String(format: "%.1f", $0) }.joined(separator: " ")); \(run.note)"
-                )
+                    "| \(platform) | \(f(run.tracedStep)) / \(f(run.untracedStep)) = \(ratio(run.tracedStep / run.untracedStep)) | \(f(run.traced)) / \(f(run.untraced)) = \(ratio(run.traced / run.untraced)) | \(f(run.buildahCold)) | \(String(format: "%.2f s", median(run.kilnEdits))) | \(String(format: "%.2f s", median(run.freshEdits))) (\(String(format: "%.1f MB", run.freshStore / 1e6))) | \(String(format: "%.2f s", median(run.newFiles))) | \(f(median(run.buildahEdits))) |\n"
+                details.append("\(platform) — \(run.note)")
             }
             print(report + "\n" + details.joined(separator: "\n"))
         }
@@ -94,6 +102,10 @@ enum ReadsBenchmark {
         var tracedStep: Double
         var untracedStep: Double
         var kilnEdits: [Double]
+        var freshEdits: [Double]
+        /// Bytes in a fresh runner's store after its build (median).
+        var freshStore: Double
+        var newFiles: [Double]
         var buildahEdits: [Double]
         var note: String
     }
@@ -102,7 +114,7 @@ enum ReadsBenchmark {
         platform: String, arch: String, base: String, host: String, context: String, directory: String, edits: Int,
         buildahEdits: Int, colds: Int
     ) throws -> Figures {
-        func f(_ value: Double) -> String { String(format: "%.1f", value) }
+        func f(_ value: Double) -> String { String(format: "%.2f", value) }
         let scratch = directory + "/run-\(arch)"
         try? FileManager.default.removeItem(atPath: scratch)
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -123,24 +135,31 @@ enum ReadsBenchmark {
             buildah \(storage) push --tls-verify=false localhost/bench-reads-\(arch) docker://\(host)/bench/\(tag):1 >> '\(scratch)/buildah.log' 2>&1
             """
         }
+        func lastReport() -> [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/last.json"))))
+                as? [String: Any] ?? [:]
+        }
+        // The seconds kiln's report gives the pip install: running it, taking the layer back
+        // and, traced, recording its read set.
+        func pipSeconds() -> Double {
+            let report = lastReport()
+            let steps = report["runSteps"] as? [[String: Any]] ?? []
+            guard let seconds = steps.first(where: { ($0["line"] as? Int) == 9 })?["seconds"] as? Double else {
+                preconditionFailure("kiln's report gives no seconds for the pip install: \(report)")
+            }
+            return seconds
+        }
+        /// What became of the pip install in the last build: reused, run or from its key.
+        func pipOutcome() -> String {
+            let steps = lastReport()["runSteps"] as? [[String: Any]] ?? []
+            return steps.first(where: { ($0["line"] as? Int) == 9 })?["outcome"] as? String ?? "?"
+        }
         try setVersion("cold")
         var tracedColds = [Double]()
         var untracedColds = [Double]()
         var buildahColds = [Double]()
         var tracedSteps = [Double]()
         var untracedSteps = [Double]()
-        // The seconds kiln's report gives the first RUN (the pip install): loading its image into
-        // buildah, running it, taking the layer back and, traced, recording its read set.
-        func stepSeconds() -> Double {
-            let report =
-                (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/last.json"))))
-                as? [String: Any] ?? [:]
-            let steps = report["runSteps"] as? [[String: Any]] ?? []
-            guard let seconds = steps.first?["seconds"] as? Double else {
-                preconditionFailure("kiln's report gives no seconds for the first RUN: \(report)")
-            }
-            return seconds
-        }
         for run in 0..<colds {
             _ = shell("rm -rf '\(scratch)/traced' '\(scratch)/untraced' '\(scratch)/buildah' '\(scratch)/buildah-run'")
             let suffix = run == colds - 1 ? "" : "-\(run)"
@@ -149,11 +168,11 @@ enum ReadsBenchmark {
                     untracedColds.append(
                         PushBenchmark.timed(
                             kilnBuild("untraced", tag: "reads-untraced-\(arch)\(suffix)", "--no-reuse-by-reads")))
-                    untracedSteps.append(stepSeconds())
+                    untracedSteps.append(pipSeconds())
                 },
                 {
                     tracedColds.append(PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)\(suffix)")))
-                    tracedSteps.append(stepSeconds())
+                    tracedSteps.append(pipSeconds())
                 },
                 { buildahColds.append(PushBenchmark.timed(buildah("buildah-reads-\(arch)\(suffix)"))) },
             ]
@@ -165,20 +184,46 @@ enum ReadsBenchmark {
             }
         }
         let (traced, untraced, buildahCold) = (median(tracedColds), median(untracedColds), median(buildahColds))
+        var outcomes = [String]()
         var kilnEdits = [Double]()
-        var reused = [String]()
         for run in 0..<edits {
             try setVersion("kiln \(run)")
             kilnEdits.append(PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)")))
-            let report =
-                (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/last.json"))))
-                as? [String: Any] ?? [:]
-            reused.append("\(report["stepsReused"] ?? "?") reused, \(report["executorRuns"] ?? "?") containers")
+            outcomes.append("edit: pip \(pipOutcome())")
+        }
+        // A fresh runner: an empty store; what it holds afterwards is what it downloaded or wrote.
+        var freshEdits = [Double]()
+        var freshStores = [Double]()
+        for run in 0..<edits {
+            try setVersion("fresh \(run)")
+            _ = shell("rm -rf '\(scratch)/fresh'")
+            freshEdits.append(PushBenchmark.timed(kilnBuild("fresh", tag: "reads-\(arch)")))
+            outcomes.append("fresh: pip \(pipOutcome())")
+            freshStores.append(
+                Double(
+                    shell("du -sb '\(scratch)/fresh' | cut -f1").output.trimmingCharacters(in: .whitespacesAndNewlines))
+                    ?? -1)
+        }
+        var newFiles = [Double]()
+        for run in 0..<edits {
+            try "# new \(run)\n".write(
+                toFile: context + "/libs/runtime_common/new_\(run).py", atomically: true, encoding: .utf8)
+            newFiles.append(PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)")))
+            outcomes.append("new file: pip \(pipOutcome())")
+        }
+        for run in 0..<edits {
+            try? FileManager.default.removeItem(atPath: context + "/libs/runtime_common/new_\(run).py")
         }
         let check = shell(
             "buildah --storage-driver vfs --root '\(scratch)/check' --runroot '\(scratch)/check-run' from --quiet --tls-verify=false --arch \(arch) docker://\(host)/bench/reads-\(arch):1 | xargs -I{} buildah --storage-driver vfs --root '\(scratch)/check' --runroot '\(scratch)/check-run' run --isolation chroot {} python3 -c 'import fastapi, sys; sys.path.insert(0, \"/tool\"); import protocol.main as m; print(fastapi.__version__, m.VERSION)'"
         )
         precondition(check.status == 0, "the edited image does not run: \(check.output)")
+        // The requirements change: the install must run again.
+        try (requirements + "six>=1.16\n").write(
+            toFile: context + "/requirements.txt", atomically: true, encoding: .utf8)
+        let requirementsChange = PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)"))
+        outcomes.append("requirements change: pip \(pipOutcome())")
+        try requirements.write(toFile: context + "/requirements.txt", atomically: true, encoding: .utf8)
 
         var peerEdits = [Double]()
         for run in 0..<buildahEdits {
@@ -188,9 +233,15 @@ enum ReadsBenchmark {
         _ = shell("rm -rf '\(scratch)'")
         return Figures(
             traced: traced, untraced: untraced, buildahCold: buildahCold, tracedStep: median(tracedSteps),
-            untracedStep: median(untracedSteps), kilnEdits: kilnEdits, buildahEdits: peerEdits,
-            note:
-                "pip step (s) — traced \(tracedSteps.map(f).joined(separator: " ")), untraced \(untracedSteps.map(f).joined(separator: " ")); cold (s) — kiln traced \(tracedColds.map(f).joined(separator: " ")), untraced \(untracedColds.map(f).joined(separator: " ")), buildah \(buildahColds.map(f).joined(separator: " ")); kiln edits: \(reused.joined(separator: "; ")); edited image runs: \(check.output.split(separator: "\n").last ?? "")"
+            untracedStep: median(untracedSteps), kilnEdits: kilnEdits, freshEdits: freshEdits,
+            freshStore: median(freshStores), newFiles: newFiles, buildahEdits: peerEdits,
+            note: """
+                all runs (s): pip step traced \(tracedSteps.map(f).joined(separator: " ")), untraced \(untracedSteps.map(f).joined(separator: " ")); \
+                colds kiln traced \(tracedColds.map(f).joined(separator: " ")), untraced \(untracedColds.map(f).joined(separator: " ")), buildah \(buildahColds.map(f).joined(separator: " ")); \
+                kiln edits \(kilnEdits.map(f).joined(separator: " ")); fresh edits \(freshEdits.map(f).joined(separator: " ")) with stores of \(freshStores.map { String(format: "%.1f MB", $0 / 1e6) }.joined(separator: " ")); \
+                new files \(newFiles.map(f).joined(separator: " ")); requirements change \(f(requirementsChange)); buildah edits \(peerEdits.map(f).joined(separator: " ")); \
+                \(outcomes.joined(separator: ", ")); the edited image runs: \(check.output.split(separator: "\n").last ?? "")
+                """
         )
     }
 
