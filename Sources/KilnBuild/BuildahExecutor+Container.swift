@@ -34,7 +34,9 @@ extension BuildahExecutor {
         _ command: [String], segment: Segment, start: ImageState, session: Session, tools: Tools,
         store: ContentStore, layerOptions: LayerOptions, log: @escaping @Sendable (String) -> Void
     ) async throws -> PlatformImage {
-        let hashing = tools.strace != nil
+        // Whenever reuse by read set is on, the unpacking takes each file's summary as the bytes go by: a
+        // later traced step of the stage needs them for its read set, even when this one is not traced.
+        let hashing = reusesByReads
         var container = try await session.workingContainer(
             holding: start.layers, buildah: tools.buildah, store: store, hashing: hashing)
         let mark = try Self.io { () throws(FileError) in try ContainerChanges.Watermark.take(in: session.folder.path) }
