@@ -1,4 +1,5 @@
 import KilnCore
+import KilnDockerfile
 import KilnOCI
 import KilnStore
 
@@ -64,4 +65,31 @@ package protocol CheckpointSource: Sendable {
 
 extension CheckpointSource {
     package func executions(_ identity: Digest) async throws -> [Digest] { [] }
+}
+
+/// Layers a registry holds that the store may not: a build downloads a layer's blob only where
+/// it needs its bytes (a container unpacks it, an instruction reads a file of it, a layout is
+/// written), and only its indexes where it needs to know what it holds (a `COPY` onto it, a
+/// `RUN`'s reuse check).
+package protocol RemoteLayers: Sendable {
+    /// Makes sure the blobs of `layers` are in `store`.
+    func materialize(_ layers: [Descriptor], into store: ContentStore) async throws
+    /// Makes sure `store` can list what each of `layers` holds and summarise its files: the
+    /// blob, or the member and content indexes published beside a checkpoint.
+    func indexes(_ layers: [Descriptor], into store: ContentStore) async throws
+}
+
+extension Instruction {
+    /// Whether applying the instruction reads file contents of an image (not only what it
+    /// lists): `COPY --from`, and `--chown` by name (which reads `/etc/passwd`, `/etc/group`).
+    var readsImageFiles: Bool {
+        switch command {
+        case .copy(let copy), .add(let copy):
+            if copy.from != nil { return true }
+            if let chown = copy.chown, chown.contains(where: { !$0.isNumber && $0 != ":" }) { return true }
+            return false
+        case .onBuild: return true
+        default: return false
+        }
+    }
 }

@@ -65,8 +65,12 @@ extension BuildahExecutor {
             let entries = try ContainerChanges.entries(
                 in: rootfs, lowerLayers: start.layers, store: store, since: mark)
             let ingest = try store.beginIngest()
-            let layer = try LayerWriter.write(entries, options: layerOptions, to: ingest)
+            // The layer's file summaries, taken as its bytes go by: a later step's reuse check
+            // (here, or on another runner through the published index) reads them.
+            let summaries = hashing ? SummaryCollector() : nil
+            let layer = try LayerWriter.write(entries, options: layerOptions, to: ingest, summaries: summaries)
             _ = try ingest.commit(expected: layer.digest)
+            if let summaries { LowerFilesystem.keep(summaries.summaries, ofBlobAt: store.blobPath(layer.digest)) }
             try ContainerChanges.settle(entries, in: try RootDirectory(path: rootfs), epoch: epoch)
             return layer
         }

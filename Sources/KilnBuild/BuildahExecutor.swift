@@ -541,7 +541,8 @@ package struct BuildahExecutor: Sendable {
             return (record.manifest, record.reads)
         }
 
-        /// The checkpoint recorded under `key`, when its blobs are all in the store.
+        /// The checkpoint recorded under `key`, when its manifest and config are in the store
+        /// (its layers may be left in the registry: `RemoteLayers`).
         package static func find(_ key: Digest, store: ContentStore) -> BaseImage? {
             guard let record = try? store.record(Checkpoint.self, kind: "checkpoint", key: key) else { return nil }
             return try? load(record.manifest, key: key, store: store)
@@ -563,9 +564,6 @@ package struct BuildahExecutor: Sendable {
             let config = try CanonicalJSON.decode(
                 ImageConfig.self, from: try store.readBlob(manifest.config.digest, limit: 16 << 20),
                 what: "checkpoint config")
-            for layer in manifest.layers where !store.contains(layer.digest) {
-                throw BuildError(.underlying(StoreError.missingBlob(layer.digest)))
-            }
             return BaseImage(pinned: nil, config: config, layers: manifest.layers, manifestDescriptor: descriptor)
         }
     }

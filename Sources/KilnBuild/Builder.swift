@@ -27,6 +27,9 @@ package struct BuildOptions: Sendable {
     package var planning = false
     /// Labels and annotations the image gets beyond its Dockerfile.
     package var metadata = ImageMetadata()
+    /// Where layers the store lacks are (bases and checkpoints left in their registry): nil when
+    /// every layer a build meets is downloaded as it is found.
+    package var remoteLayers: (any RemoteLayers)?
 
     package init(platforms: [Platform], layerOptions: LayerOptions, buildPlatform: Platform = .host) {
         self.platforms = platforms
@@ -359,6 +362,20 @@ package struct Builder: Sendable {
             let (base, state) = try await startState(
                 of: stage, platform: platform, global: global, built: built, bases: &run.bases)
             let images = try await fromImages(of: stage, platform: platform, global: global, bases: &run.bases)
+            // (A stage with RUN prepares what it needs itself, once its checkpoints are found.)
+            let triggers = !(state.runtime.onBuild ?? []).isEmpty
+            if case .build = pass, let remote = options.remoteLayers,
+                stage.lastRun == nil || options.executor == nil || triggers
+            {
+                // What the stage's native instructions need of the layers below them: what they
+                // hold, and the bytes where an instruction reads files of an image.
+                try await remote.indexes(state.layers + images.values.flatMap(\.layers), into: store)
+                if stage.instructions.contains(where: \.readsImageFiles) || triggers {
+                    let earlier = built.values.flatMap(\.layers)
+                    try await remote.materialize(
+                        state.layers + images.values.flatMap(\.layers) + earlier, into: store)
+                }
+            }
             let inputs = StageInputs(
                 dockerfile: dockerfile, context: context, store: store, layerOptions: options.layerOptions,
                 buildArgs: options.buildArgs, globalArgs: global, stages: built, images: images)
@@ -565,7 +582,16 @@ extension Builder {
             runLayers += 1
             done = index
         }
+        /// The layers a native instruction after a checkpoint or a reused step needs.
+        func prepareNative(_ instructions: ArraySlice<Instruction>) async throws {
+            guard let remote = options.remoteLayers, !instructions.isEmpty else { return }
+            try await remote.indexes(builder.state.layers, into: store)
+            if instructions.contains(where: \.readsImageFiles) {
+                try await remote.materialize(builder.state.layers, into: store)
+            }
+        }
         for index in runs where index > done {
+            try await prepareNative(instructions[(done + 1)..<index])
             try await builder.run(Array(instructions[(done + 1)..<index]))
             let segment = BuildahExecutor.Segment(
                 instructions: [instructions[index]], args: argsBefore[index], escape: dockerfile.escape)
@@ -596,6 +622,7 @@ extension Builder {
                 continue
             }
             let step = BuildahExecutor.Step(key: key, identity: identity, traced: traced)
+            let remoteLayers = options.remoteLayers
             let recorded = { @Sendable in BuildahExecutor.Checkpoint.find(key, store: store) }
             let log = executor.log
             let began = Elapsed.now()
@@ -609,6 +636,8 @@ extension Builder {
                     counters.addReused(key)
                     return image
                 }
+                // The step runs: a container unpacks every layer below it.
+                try await remoteLayers?.materialize(start.layers, into: store)
                 return try await executor.run(
                     segment, from: start, platform: platform, contextRoot: root, step: step, session: session,
                     store: store, layerOptions: layerOptions, counters: counters)
@@ -626,6 +655,7 @@ extension Builder {
             advance(to: image, after: index)
         }
         builder.state.stepKey = keys[last]
+        try await prepareNative(instructions[(last + 1)...])
         try await builder.run(Array(instructions[(last + 1)...]))
     }
 }
@@ -694,6 +724,13 @@ extension Builder {
                 let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
             else { continue }
             let layers = state.layers
+            if reads.unmodelled == nil, let remote = options.remoteLayers {
+                do {
+                    try await remote.indexes(layers, into: store)
+                } catch {
+                    throw BuildError.wrapping(error, at: instruction.location)
+                }
+            }
             let planning = options.planning
             let (image, decision) = try await BlockingWork.run { () throws -> (BaseImage?, RunDecision) in
                 switch try RunReuse.check(reads, layers: layers, store: store) {

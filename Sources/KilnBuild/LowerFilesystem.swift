@@ -227,7 +227,7 @@ package struct LowerFilesystem {
 
     /// Every regular file's summary in a layer blob, by member path: one pass over the blob, kept
     /// next to its member index so it is read once per store.
-    static func summaries(ofBlobAt blob: String) throws(LayerError) -> [String: FileSummary] {
+    package static func summaries(ofBlobAt blob: String) throws(LayerError) -> [String: FileSummary] {
         if let bytes = try? ReadableFile.readAll(path: summariesPath(ofBlobAt: blob), limit: 256 << 20),
             let parsed = parse(bytes)
         {
@@ -246,7 +246,7 @@ package struct LowerFilesystem {
     }
 
     /// Whether the summaries of the blob at `blob` are kept already.
-    static func hasSummaries(ofBlobAt blob: String) -> Bool { FilePaths.exists(summariesPath(ofBlobAt: blob)) }
+    package static func hasSummaries(ofBlobAt blob: String) -> Bool { FilePaths.exists(summariesPath(ofBlobAt: blob)) }
 
     static let indexFormat = "kiln-content-index 2"
 
@@ -265,11 +265,11 @@ package struct LowerFilesystem {
         try? AtomicFileWriter.write(Array(text.utf8), to: cache)
     }
 
-    private static func summariesPath(ofBlobAt blob: String) -> String {
+    package static func summariesPath(ofBlobAt blob: String) -> String {
         blob.replacingOccurrences(of: "/blobs/", with: "/index/") + ".contents"
     }
 
-    static func parse(_ bytes: [UInt8]) -> [String: FileSummary]? {
+    package static func parse(_ bytes: [UInt8]) -> [String: FileSummary]? {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.first.map({ $0 == indexFormat }) == true, lines.last == "" else { return nil }
         var summaries = [String: FileSummary]()

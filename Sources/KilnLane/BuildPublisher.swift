@@ -12,10 +12,14 @@ import KilnStore
 package struct BuildPublisher: Sendable {
     package let client: RegistryClient
     package let store: ContentStore
+    /// Layers the build left in their registry: a push mounts them, or fetches them when it must
+    /// upload them.
+    package let layers: RegistryLayers?
 
-    package init(client: RegistryClient, store: ContentStore) {
+    package init(client: RegistryClient, store: ContentStore, layers: RegistryLayers? = nil) {
         self.client = client
         self.store = store
+        self.layers = layers
     }
 
     /// Publishes the checkpoints and stages the bundle; the bytes the checkpoints uploaded.
@@ -32,7 +36,8 @@ package struct BuildPublisher: Sendable {
     package func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport
     {
         let mount = result.bases.compactMap(\.source).first { $0.registry == target.repository.registry }
-        return try await ImagePusher(client: client).push(image, from: store, to: target, mountFrom: mount)
+        let source: any BlobSource = layers.map { LayeredSource(store: store, layers: $0) } ?? store
+        return try await ImagePusher(client: client).push(image, from: source, to: target, mountFrom: mount)
     }
 }
 
@@ -76,23 +81,27 @@ package enum ImageBuild {
         let context = try BuildContext(root: request.context, dockerfile: request.dockerfile)
         var options = request.options
         var checkpoints: RegistryCheckpoints?
+        // Base and checkpoint layers stay in their registry until the build needs their bytes.
+        let layers = RegistryLayers(client: client)
+        options.remoteLayers = layers
         if case .registry(let target) = request.output {
-            checkpoints = RegistryCheckpoints(client: client, repository: target.repository)
+            checkpoints = RegistryCheckpoints(client: client, repository: target.repository, layers: layers)
             options.checkpoints = checkpoints
+            await layers.note([], in: target.repository, indexes: true)
         }
-        let builder = Builder(
-            dockerfile: dockerfile, context: context, store: store,
-            bases: RegistryBaseImages(client: client, store: store),
-            options: options)
+        var bases = RegistryBaseImages(client: client, store: store)
+        bases.layers = layers
+        let builder = Builder(dockerfile: dockerfile, context: context, store: store, bases: bases, options: options)
         _ = try builder.preflight()
         let result = try await builder.build()
         switch request.output {
         case .registry(let target):
-            let publisher = BuildPublisher(client: client, store: store)
+            let publisher = BuildPublisher(client: client, store: store, layers: layers)
             _ = try await publisher.prepare(result, checkpoints: checkpoints)
             let report = try await publisher.push(result.bundle.root, of: result, to: target)
             return BuildOutcome(result: result, destination: report.reference.description)
         case .layout(let layout):
+            try await layers.materialize(result.bundle.images.flatMap(\.manifest.value.layers), into: store)
             try OCILayout(root: layout.directory).write(result.bundle, tag: layout.tag, layersFrom: store)
             return BuildOutcome(result: result, destination: layout.description)
         }

@@ -185,8 +185,12 @@ extension Lane {
         report.stepsRun += result.stepsRun
         report.stepsReused += result.stepsReused
         report.runSteps += result.runDecisions.map(RunStepReport.init)
-        let publisher = BuildPublisher(client: client, store: store)
+        let publisher = BuildPublisher(client: client, store: store, layers: layers)
         report.pushedBytes += try await publisher.prepare(result, checkpoints: settings.push ? checkpoints : nil)
+        if !settings.push {
+            // Kept here, not pushed: a later run pushes these images from this store.
+            try await layers.materialize(result.bundle.images.flatMap(\.manifest.value.layers), into: store)
+        }
         var built = [(Platform, Descriptor)]()
         for (platform, image) in zip(platforms, result.bundle.images) {
             let key = keys.first { $0.platform == platform }!.key.digest

@@ -54,11 +54,12 @@ extension Lane {
     /// The registry checkpoints a processor's build uses: keyed homes across the lane.
     func checkpoints(for repository: Repository) async throws -> RegistryCheckpoints {
         let cache = try cacheRepository(for: repository)
+        await layers.note([], in: cache, indexes: true)
         guard settings.config.cacheRepository == nil else {
-            return RegistryCheckpoints(client: client, repository: cache)
+            return RegistryCheckpoints(client: client, repository: cache, layers: layers)
         }
         let homes = await checkpointHomes.homes { await self.computeHomes($0, trustingMemos: $1) }
-        return RegistryCheckpoints(client: client, repository: cache, homes: homes)
+        return RegistryCheckpoints(client: client, repository: cache, homes: homes, layers: layers)
     }
 
     /// Step keys of the `RUN`s of every buildable processor with `RUN`, for the run's platforms,

@@ -87,6 +87,8 @@ package struct Lane: Sendable {
     /// This kiln binary's size, time and inode: a key memo written by another build of kiln,
     /// which may key differently, is not trusted.
     let binaryIdentity: String
+    /// Base and checkpoint layers a build leaves in the registry until it needs their bytes.
+    let layers: RegistryLayers
 
     package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,
@@ -97,6 +99,7 @@ package struct Lane: Sendable {
         self.client = client
         self.observer = observer
         self.hashers = HasherPool(store: store)
+        layers = RegistryLayers(client: client)
         var info = stat()
         binaryIdentity =
             stat("/proc/self/exe", &info) == 0

@@ -113,9 +113,15 @@ struct ProcessorJob {
         }
         options.checkpoints = checkpoints
         if let ref = processorRef { options.metadata = lane.metadata(for: ref) }
-        let bases = RegistryBaseImages(
+        var bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
             sources: lane.settings.baseSources)
+        if downloadingLayers, checkpoints != nil || planning {
+            // A build with RUN steps fetches what it needs of its layers itself: a step that is
+            // reused needs only their indexes.
+            bases.layers = lane.layers
+            options.remoteLayers = lane.layers
+        }
         let source: any BaseImageSource =
             if let baseRequests { RecordingBaseImages(source: bases, requests: baseRequests) } else { bases }
         return Builder(dockerfile: dockerfile, context: context, store: lane.store, bases: source, options: options)

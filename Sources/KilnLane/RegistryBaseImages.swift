@@ -12,6 +12,8 @@ package struct RegistryBaseImages: BaseImageSource {
     private let downloadsLayers: Bool
     private let memo: Resolutions
     private let sources: BaseSources
+    /// Where layers are left in their registry until a build needs them (nil: downloaded now).
+    package var layers: RegistryLayers?
 
     /// Resolutions shared by several sources for one run, so a base that many processors use is
     /// asked for once per platform (a tag could otherwise move halfway through a run).
@@ -73,6 +75,9 @@ package struct RegistryBaseImages: BaseImageSource {
             preconditionFailure("the origin is always the last candidate")
         }
         guard downloadsLayers else { return image }
+        if let layers {
+            await layers.note(image.layers, in: image.pinned?.source ?? written.repository, indexes: false)
+        }
         for layer in image.layers where !store.contains(layer.digest) {
             guard layer.mediaType.isGzipLayer || layer.mediaType == .ociLayer || layer.mediaType == .dockerLayerGzip
             else {
@@ -80,6 +85,8 @@ package struct RegistryBaseImages: BaseImageSource {
                     "\(text) has a layer of type \(layer.mediaType.rawValue), which kiln cannot build on", location: nil
                 )
             }
+            // Left where it is when the build fetches what it needs of it itself.
+            if layers != nil { continue }
             let ingest = try await client.downloadBlob(layer, from: image.pinned?.source ?? written.repository) {
                 try store.beginIngest()
             }

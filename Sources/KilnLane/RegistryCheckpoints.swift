@@ -14,11 +14,16 @@ package struct RegistryCheckpoints: CheckpointSource {
     package let client: RegistryClient
     package let repository: Repository
     package var homes: [Digest: Repository]
+    /// Where a fetched checkpoint's layers are left (nil: they are downloaded with it).
+    package var layers: RegistryLayers?
 
-    package init(client: RegistryClient, repository: Repository, homes: [Digest: Repository] = [:]) {
+    package init(
+        client: RegistryClient, repository: Repository, homes: [Digest: Repository] = [:], layers: RegistryLayers? = nil
+    ) {
         self.client = client
         self.repository = repository
         self.homes = homes
+        self.layers = layers
     }
 
     static func tag(_ key: Digest) -> String { "kiln-step-" + key.hex }
@@ -59,10 +64,13 @@ package struct RegistryCheckpoints: CheckpointSource {
         let fetched = try await client.fetchManifest(reference)
         let manifest = try CanonicalJSON.decode(
             ImageManifest.self, from: fetched.bytes, what: "checkpoint \(key.short)")
-        for blob in [manifest.config] + manifest.layers where !store.contains(blob.digest) {
+        // The layers stay in the registry when a build fetches what it needs of them itself.
+        let downloaded = layers == nil ? [manifest.config] + manifest.layers : [manifest.config]
+        for blob in downloaded where !store.contains(blob.digest) {
             let ingest = try await client.downloadBlob(blob, from: repository) { try store.beginIngest() }
             _ = try ingest.commit(expected: blob.digest)
         }
+        await layers?.note(manifest.layers, in: repository, indexes: true)
         let stored = try store.put(fetched.bytes, mediaType: fetched.mediaType)
         let reads = try await fetchReads(key, from: repository, into: store)
         return try BuildahExecutor.Checkpoint.record(stored, reads: reads, key: key, store: store)
@@ -92,15 +100,18 @@ package struct RegistryCheckpoints: CheckpointSource {
         try await client.headManifest(ImageReference(repository: home(of: key), tag: Self.tag(key))) != nil
     }
 
-    /// Pushes checkpoints made by a build (only once the whole build succeeded).
+    /// Pushes checkpoints made by a build (only once the whole build succeeded), with the index
+    /// artifact of each of their layers (`publishIndexes`).
     package func publish(_ checkpoints: [NewCheckpoint], from store: ContentStore) async throws -> Int64 {
         var bytes: Int64 = 0
         let pusher = ImagePusher(client: client)
+        let source: any BlobSource = layers.map { LayeredSource(store: store, layers: $0) } ?? store
         for checkpoint in checkpoints {
             let home = home(of: checkpoint.key)
             let report = try await pusher.push(
-                checkpoint.manifest, from: store, to: ImageReference(repository: home, tag: Self.tag(checkpoint.key)))
+                checkpoint.manifest, from: source, to: ImageReference(repository: home, tag: Self.tag(checkpoint.key)))
             bytes += report.bytesUploaded
+            bytes += try await publishIndexes(of: checkpoint.manifest, in: home, from: store)
             if let reads = checkpoint.reads {
                 let artifact = try Self.readsArtifact(reads, key: checkpoint.key, store: store)
                 let pushed = try await pusher.push(
@@ -127,6 +138,31 @@ package struct RegistryCheckpoints: CheckpointSource {
                         to: ImageReference(repository: repository, tag: Self.executionTag(identity)))
                 }
             }
+        }
+        return bytes
+    }
+
+    /// Pushes, for each layer of the checkpoint `manifest` the store has indexes of, the index
+    /// artifact a fresh runner's reuse check reads instead of the layer (`RegistryLayers`):
+    /// tagged `kiln-index-HEX` in `home`, skipped when it is there already (one `HEAD`).
+    func publishIndexes(of manifest: Descriptor, in home: Repository, from store: ContentStore) async throws -> Int64 {
+        let image = try CanonicalJSON.decode(
+            ImageManifest.self, from: try store.readBlob(manifest.digest, limit: 4 << 20), what: "checkpoint")
+        var bytes: Int64 = 0
+        let pusher = ImagePusher(client: client)
+        for layer in image.layers {
+            let reference = ImageReference(repository: home, tag: RegistryLayers.indexTag(layer.digest))
+            guard try await client.headManifest(reference) == nil,
+                let texts = LayerIndexes.read(layer.digest, from: store)
+            else { continue }
+            let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
+            let members = try store.put(texts.members, mediaType: RegistryLayers.membersType)
+            let contents = try store.put(texts.contents, mediaType: RegistryLayers.contentsType)
+            var artifact = ImageManifest(
+                config: empty, layers: [members, contents], annotations: ["dev.kiln.layer": layer.digest.description])
+            artifact.artifactType = RegistryLayers.artifactType
+            let descriptor = try store.put(try CanonicalJSON.encode(artifact), mediaType: .ociManifest)
+            bytes += try await pusher.push(descriptor, from: store, to: reference).bytesUploaded
         }
         return bytes
     }

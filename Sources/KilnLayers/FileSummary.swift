@@ -107,3 +107,10 @@ package final class SummarySink: ByteSink {
         FileSummary(digest: hasher.finalize(), interpreter: FileSummary.interpreter(ofPrefix: prefix))
     }
 }
+
+/// The summaries `LayerWriter.write` collects, by member path.
+package final class SummaryCollector {
+    package var summaries: [String: FileSummary] = [:]
+
+    package init() {}
+}

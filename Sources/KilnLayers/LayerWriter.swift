@@ -18,15 +18,23 @@ package enum LayerWriter {
     /// Writes the layer for `entries` to `output`.
     /// - Throws: `LayerError` naming the path at fault. The output may hold a partial blob then;
     ///   the caller discards it (an `AtomicFileWriter` that is not committed removes itself).
+    /// - Parameter summaries: when given, collects each regular file's `FileSummary` (by member
+    ///   path) from the bytes as they go into the tar: what a `RUN` step's reuse check needs of
+    ///   the layer, without reading it again.
     package static func write(
-        _ entries: [LayerEntry], options: LayerOptions = LayerOptions(), to output: some ByteSink
+        _ entries: [LayerEntry], options: LayerOptions = LayerOptions(), to output: some ByteSink,
+        summaries: SummaryCollector? = nil
     ) throws(LayerError) -> LayerResult {
         let ordered = try LayerPlan.order(entries)
         let pipeline = try Pipeline(options: options, output: output)
         do {
             let tar = try TarWriter(epoch: options.epoch) { chunk in try pipeline.consumeTar(chunk) }
             for entry in ordered {
-                try write(entry, to: tar)
+                let sink = summaries == nil ? nil : SummarySink()
+                try write(entry, to: tar, summary: sink)
+                if let sink, case .regularFile = entry.content {
+                    summaries?.summaries[entry.path.description] = sink.finalize()
+                }
             }
             try tar.finish()
             try pipeline.finish()
@@ -60,7 +68,7 @@ package enum LayerWriter {
         return pipeline.result(mediaType: options.mediaType)
     }
 
-    private static func write(_ entry: LayerEntry, to tar: TarWriter) throws {
+    private static func write(_ entry: LayerEntry, to tar: TarWriter, summary: SummarySink?) throws {
         guard case .regularFile(let source) = entry.content else {
             try tar.writeHeader(for: entry, size: 0)
             return
@@ -68,13 +76,19 @@ package enum LayerWriter {
         switch source {
         case .bytes(let bytes):
             try tar.writeHeader(for: entry, size: Int64(bytes.count))
-            try bytes.withUnsafeBytes { try tar.writeData($0, path: entry.path) }
+            try bytes.withUnsafeBytes { raw in
+                summary?.hasher.update(raw)
+                summary?.take(raw)
+                try tar.writeData(raw, path: entry.path)
+            }
         case .file(let path):
-            try copyFile(at: path, into: tar, as: entry)
+            try copyFile(at: path, into: tar, as: entry, summary: summary)
         }
     }
 
-    private static func copyFile(at path: String, into tar: TarWriter, as entry: LayerEntry) throws {
+    private static func copyFile(at path: String, into tar: TarWriter, as entry: LayerEntry, summary: SummarySink?)
+        throws
+    {
         let file: ReadableFile
         do {
             file = try ReadableFile(path: path, nonBlocking: true)
@@ -92,6 +106,8 @@ package enum LayerWriter {
             try file.forEachChunk { chunk in
                 copied += Int64(chunk.count)
                 guard copied <= expected else { throw LayerError.changedWhileReading(path: path) }
+                summary?.hasher.update(chunk)
+                summary?.take(chunk)
                 try tar.writeData(chunk, path: entry.path)
             }
         } catch let error as FileError where error.path == path {

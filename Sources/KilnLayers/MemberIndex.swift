@@ -27,6 +27,9 @@ package enum MemberIndex {
         return members
     }
 
+    /// Whether `bytes` read as a member index (of this format).
+    package static func isValid(_ bytes: [UInt8]) -> Bool { parse(bytes) != nil }
+
     static func render(_ members: [TarMember]) -> String {
         var text = format + "\n"
         for member in members {

@@ -10,4 +10,13 @@ package protocol BlobSource: Sendable {
     func blobFile(_ digest: Digest) throws -> String
     /// A small blob's bytes (manifests, configs), checked against the digest.
     func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8]
+    /// A file holding a blob the source does not hold yet, fetched from wherever it knows the
+    /// blob is (a layer left in its registry); throws when it knows nowhere.
+    func fetchBlob(_ descriptor: Descriptor) async throws -> String
+}
+
+extension BlobSource {
+    package func fetchBlob(_ descriptor: Descriptor) async throws -> String {
+        try blobFile(descriptor.digest)
+    }
 }

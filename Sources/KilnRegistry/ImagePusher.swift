@@ -104,10 +104,25 @@ package struct ImagePusher: Sendable {
         let ordered = blobs.sorted { $0.size > $1.size }  // start the big ones first
         let client = self.client
         return try await ordered.mapConcurrently(width: width) { blob in
-            // Streamed unread: the registry hashes what arrives and refuses a mismatch.
-            let path = try source.blobFile(blob.digest)
+            // Streamed unread: the registry hashes what arrives and refuses a mismatch. A blob
+            // the source does not hold (a layer left in its registry) is fetched only when it
+            // must be uploaded.
+            let body: BlobBody
+            if let path = try? source.blobFile(blob.digest) {
+                body = .file(path: path)
+            } else {
+                body = .deferred { () throws(RegistryError) -> String in
+                    do {
+                        return try await source.fetchBlob(blob)
+                    } catch let error as RegistryError {
+                        throw error
+                    } catch {
+                        throw .sink("\(error)", category: .io)
+                    }
+                }
+            }
             do {
-                return try await client.pushBlob(blob, body: .file(path: path), to: repository, mountFrom: mountFrom)
+                return try await client.pushBlob(blob, body: body, to: repository, mountFrom: mountFrom)
             } catch let error as RegistryError where error.registryCode == "DIGEST_INVALID" {
                 _ = try source.verifiedBlobPath(blob.digest)  // throws, naming the file, when it is corrupt
                 throw error

@@ -15,6 +15,17 @@ package enum BlobPush: Sendable, Equatable {
 package enum BlobBody: Sendable {
     case bytes([UInt8])
     case file(path: String)
+    /// A blob the caller does not hold yet: the file `fetch` makes, asked for only when the
+    /// registry neither has the blob nor can mount it (so it must be uploaded).
+    case deferred(@Sendable () async throws(RegistryError) -> String)
+}
+
+extension RegistryClient {
+    /// Notes that `repository` holds the blob `digest` (its manifest lists it), so a push to
+    /// another repository of the same registry mounts it from there.
+    package func noteBlob(_ digest: Digest, in repository: Repository) async {
+        await blobLocations.record(digest, in: repository)
+    }
 }
 
 /// Which repositories this run has seen each blob in, so a later push to another repository of
@@ -114,6 +125,10 @@ extension RegistryClient {
         // one the caller names as likely to hold it.
         let knownSource = await blobLocations.repository(
             holding: descriptor.digest, on: repository.registry, except: repository)
+        func concrete() async throws(RegistryError) -> BlobBody {
+            if case .deferred(let fetch) = body { return .file(path: try await fetch()) }
+            return body
+        }
         if try await blobExists(descriptor.digest, in: repository) {
             outcome = .alreadyPresent
         } else if let source = knownSource ?? mountFrom, source.registry == repository.registry, source != repository,
@@ -122,11 +137,11 @@ extension RegistryClient {
             switch session {
             case .mounted: outcome = .mounted
             case .uploadStarted(let location):
-                try await upload(descriptor, body: body, to: repository, session: location)
+                try await upload(descriptor, body: try await concrete(), to: repository, session: location)
                 outcome = .uploaded(bytes: descriptor.size)
             }
         } else {
-            try await upload(descriptor, body: body, to: repository, session: nil)
+            try await upload(descriptor, body: try await concrete(), to: repository, session: nil)
             outcome = .uploaded(bytes: descriptor.size)
         }
         await blobLocations.record(descriptor.digest, in: repository)

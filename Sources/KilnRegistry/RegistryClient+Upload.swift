@@ -228,6 +228,7 @@ extension BlobBody {
         switch self {
         case .bytes(let bytes): .bytes(Array(bytes[Int(offset)..<Int(offset + length)]))
         case .file(let path): .file(path: path, offset: offset, length: length)
+        case .deferred: preconditionFailure("a deferred body is made concrete before its upload")
         }
     }
 }

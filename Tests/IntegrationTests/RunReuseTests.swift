@@ -216,6 +216,58 @@ struct RunReuseTests {
     }
 
     @Test(
+        "a fresh runner checks a code edit from the layer indexes published beside the checkpoints: no base or RUN layer is downloaded"
+    )
+    func freshRunnerDownloadsNoLayer() throws {
+        let setup = try Setup(
+            "fresh-indexes",
+            dockerfile: """
+                    FROM BASE
+                    WORKDIR /tool
+                    COPY protocol.txt /tool/req.txt
+                    COPY lib/ /tool/libs/
+                    RUN mkdir -p /site && while read p; do echo "$p" > "/site/$(echo $p | tr ' ' _)"; done < /tool/req.txt
+                    RUN mkdir -p /home/app && chmod -R 0777 /home/app
+                    CMD ["sh"]
+                """)
+        let cold = try setup.build().report
+        #expect(cold["stepsRun"] as? Int == 2, "\(cold)")
+        let repository = "\(setup.registry.host)/acme/run-steps"
+        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(repository)"]).stdout
+        #expect(tags.contains("kiln-index-"), "the layers' indexes are published beside the checkpoints: \(tags)")
+        let layers = try RunReuseTests.layers(setup, arch: "amd64")
+
+        try setup.write("lib/common.txt", "common v2\n")
+        let freshCache = try setup.scratch.sub("fresh")
+        let fresh = try setup.build(cache: freshCache).report
+        #expect(
+            fresh["executorRuns"] as? Int == 0 && fresh["stepsReused"] as? Int == 2,
+            "both RUNs reused on an empty store: \(fresh)")
+        let held = Set(try FileManager.default.contentsOfDirectory(atPath: freshCache + "/blobs/sha256"))
+        let base = layers.first.map { String($0.dropFirst("sha256:".count)) }
+        let runLayers = layers.suffix(2).map { String($0.dropFirst("sha256:".count)) }
+        #expect(base.map { !held.contains($0) } == true, "the base layer stayed in the registry")
+        #expect(runLayers.allSatisfy { !held.contains($0) }, "the RUN layers stayed in the registry: \(held)")
+        #expect(
+            try setup.inImage("cat /tool/libs/common.txt /site/protocol_v1; stat -c %a /home/app")
+                == "common v2\nprotocol v1\n777\n")
+
+        // Without the published indexes a fresh runner downloads the layers and still reuses.
+        for tag in tags.components(separatedBy: "\"").filter({ $0.hasPrefix("kiln-index-") }) {
+            let deleted = try Tools.run([
+                "skopeo", "delete", "--tls-verify=false", "docker://\(repository):\(tag)",
+            ])
+            try #require(deleted.status == 0, "\(deleted.stderr)")
+        }
+        try setup.write("lib/common.txt", "common v3\n")
+        let withoutIndexes = try setup.build(cache: try setup.scratch.sub("fresh-2")).report
+        #expect(
+            withoutIndexes["executorRuns"] as? Int == 0 && withoutIndexes["stepsReused"] as? Int == 2,
+            "\(withoutIndexes)")
+        #expect(try setup.inImage("cat /tool/libs/common.txt") == "common v3\n")
+    }
+
+    @Test(
         "two branches whose step read different inputs both find their execution, locally and on a fresh runner"
     )
     func branchesBothReused() throws {
