@@ -96,20 +96,11 @@ struct SoundnessTests {
     static let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n"
     static let group = "root:x:0:\napp:x:1001:\nstaff:x:50:\n"
 
-    /// `/app/l0` → … → `/app/data` through 42 links: more than the 40 the kernel follows.
-    static var chain: [String: File] {
+    /// `/app/l0` → `/app/l1` → … → `/app/data`: a chain of `links` symlinks (the kernel follows 40).
+    static func chain(of links: Int) -> [String: File] {
         var files = [String: File]()
-        for index in 0..<41 { files["app/l\(index)"] = .link("l\(index + 1)") }
-        files["app/l41"] = .link("data")
-        files["app/data"] = .text("d1\n")
-        return files
-    }
-
-    /// The same through exactly 40 links.
-    static var chainOf40: [String: File] {
-        var files = [String: File]()
-        for index in 0..<39 { files["app/l\(index)"] = .link("l\(index + 1)") }
-        files["app/l39"] = .link("data")
+        for index in 0..<(links - 1) { files["app/l\(index)"] = .link("l\(index + 1)") }
+        files["app/l\(links - 1)"] = .link("data")
         files["app/data"] = .text("d1\n")
         return files
     }
@@ -137,8 +128,9 @@ struct SoundnessTests {
             Case("/dev/..", c + "RUN cat /dev/../app/data > /out", data, changed),
             Case(
                 "more than 40 links (ELOOP), v2 shortens the chain",
-                c + "RUN cat /app/l0 > /out 2>&1 || echo loop > /out", chain, ["app/l0": .link("l3")]),
-            Case("exactly 40 links, v2 edits the file behind them", c + "RUN cat /app/l0 > /out", chainOf40, changed),
+                c + "RUN cat /app/l0 > /out 2>&1 || echo loop > /out", chain(of: 42), ["app/l0": .link("l3")]),
+            Case(
+                "exactly 40 links, v2 edits the file behind them", c + "RUN cat /app/l0 > /out", chain(of: 40), changed),
             Case("a symlink the step makes", c + "RUN ln -s /app /tmp/l && cat /tmp/l/data > /out", data, changed),
             Case(
                 "a relative symlink the step makes", c + "RUN ln -s ../app /tmp/rel && cat /tmp/rel/data > /out", data,
