@@ -197,9 +197,8 @@ struct StepReplay {
             made(place, pid: pid, succeeded: succeeded, as: .symlink(target))
         case .remove(let place, let directory):
             let resolution = resolve(place, pid: pid, follow: false)
-            if case .found(let path, let found) = resolution, case .lower(let lowerPath, _) = found {
+            if case .found(_, .lower(let lowerPath, _)) = resolution {
                 observations.insert(Observation(lowerPath, directory ? .tree : .entry))
-                _ = path
             }
             guard succeeded != false else { return }
             guard succeeded == true else { return refuse("a removal has no outcome in the trace") }

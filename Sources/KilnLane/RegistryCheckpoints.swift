@@ -155,14 +155,12 @@ package struct RegistryCheckpoints: CheckpointSource {
             guard try await client.headManifest(reference) == nil,
                 let texts = LayerIndexes.read(layer.digest, from: store)
             else { continue }
-            let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
             let members = try store.put(texts.members, mediaType: RegistryLayers.membersType)
             let contents = try store.put(texts.contents, mediaType: RegistryLayers.contentsType)
-            var artifact = ImageManifest(
-                config: empty, layers: [members, contents], annotations: ["dev.kiln.layer": layer.digest.description])
-            artifact.artifactType = RegistryLayers.artifactType
-            let descriptor = try store.put(try CanonicalJSON.encode(artifact), mediaType: .ociManifest)
-            bytes += try await pusher.push(descriptor, from: store, to: reference).bytesUploaded
+            let artifact = try Self.artifact(
+                [members, contents], type: RegistryLayers.artifactType,
+                annotations: ["dev.kiln.layer": layer.digest.description], store: store)
+            bytes += try await pusher.push(artifact, from: store, to: reference).bytesUploaded
         }
         return bytes
     }
@@ -171,11 +169,19 @@ package struct RegistryCheckpoints: CheckpointSource {
     static func readsArtifact(_ reads: Descriptor, key: Digest, store: ContentStore, executions: [Digest]? = nil)
         throws -> Descriptor
     {
-        let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
         var annotations = [stepKeyAnnotation: key.hex]
         if let executions { annotations[stepKeysAnnotation] = executions.map(\.hex).joined(separator: ",") }
-        var manifest = ImageManifest(config: empty, layers: [reads], annotations: annotations)
-        manifest.artifactType = RunTrace.mediaType
+        return try artifact([reads], type: RunTrace.mediaType, annotations: annotations, store: store)
+    }
+
+    /// An OCI artifact manifest of `type` holding `blobs` (config: the empty descriptor), in
+    /// the store.
+    static func artifact(
+        _ blobs: [Descriptor], type: MediaType, annotations: [String: String], store: ContentStore
+    ) throws -> Descriptor {
+        let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
+        var manifest = ImageManifest(config: empty, layers: blobs, annotations: annotations)
+        manifest.artifactType = type
         return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
     }
 }

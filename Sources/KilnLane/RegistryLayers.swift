@@ -46,8 +46,8 @@ package final class RegistryLayers: RemoteLayers, Sendable {
     }
 
     package func materialize(_ layers: [Descriptor], into store: ContentStore) async throws {
-        let missing = Array(Set(layers.filter { !store.contains($0.digest) }.map(\.digest)))
-            .compactMap { digest in layers.first { $0.digest == digest } }
+        var seen = Set<Digest>()
+        let missing = layers.filter { !store.contains($0.digest) && seen.insert($0.digest).inserted }
         _ = try await missing.mapConcurrently(width: 4) { layer in
             try await self.download(layer, into: store)
         }
@@ -99,9 +99,8 @@ package final class RegistryLayers: RemoteLayers, Sendable {
             else { continue }
             let memberText = try await client.fetchBlob(members.digest, from: repository, limit: 256 << 20)
             let contentText = try await client.fetchBlob(contents.digest, from: repository, limit: 256 << 20)
-            guard Digest.sha256(of: memberText) == members.digest, Digest.sha256(of: contentText) == contents.digest,
-                LayerIndexes.valid(members: memberText, contents: contentText)
-            else { continue }
+            // (fetchBlob checked both against their digests.)
+            guard LayerIndexes.valid(members: memberText, contents: contentText) else { continue }
             try LayerIndexes.write(members: memberText, contents: contentText, of: layer, into: store)
             return true
         }
