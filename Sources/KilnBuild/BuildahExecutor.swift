@@ -92,7 +92,6 @@ package struct BuildahExecutor: Sendable {
             ))
         package init() {}
         func addReused(_ key: Digest) { counts.withLock { _ = $0.reused.insert(key) } }
-        func wasReused(_ key: Digest) -> Bool { counts.withLock { $0.reused.contains(key) } }
         func decided(_ decision: RunDecision) { counts.withLock { $0.decisions.append(decision) } }
         /// The step at `location` on `platform` took `seconds` (reused or run).
         func took(_ seconds: Double, at location: SourceLocation, platform: Platform) {

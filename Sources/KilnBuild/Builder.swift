@@ -646,12 +646,11 @@ extension Builder {
                 // Another build of this run ran the same step at the same moment.
                 counters.decided(RunDecision(location: location, platform: platform, outcome: .key))
             }
-            let reused = ran && counters.wasReused(key)
             let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads
             counters.recorded(
                 NewCheckpoint(
                     key: key, manifest: image.manifestDescriptor!, reads: reads,
-                    identity: ran && !reused && reads != nil ? identity : nil))
+                    identity: ran && reads != nil ? identity : nil))
             advance(to: image, after: index)
         }
         builder.state.stepKey = keys[last]
@@ -699,7 +698,17 @@ extension Builder {
         // The executions recorded for the identity, newest first: this store's, then the
         // registry's. The first whose observations all hold is reused; if none does, the
         // decision names what changed for the newest.
-        var keys = RunExecution.find(identity, store: store)
+        // This store's, the one that ran on layers most like these first (a processor's own
+        // last build, among the processors sharing the step's identity), then the registry's.
+        let layers = state.layers
+        let current = Set(layers.map(\.digest))
+        var keys = RunExecution.find(identity, store: store).enumerated().map { order, key in
+            let lower =
+                BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads
+                .flatMap { RunReads.load($0, store: store)?.lowerLayers } ?? []
+            return (key: key, shared: lower.count { current.contains($0) }, order: order)
+        }
+        .sorted { ($0.shared, -$0.order) > ($1.shared, -$1.order) }.map(\.key)
         do {
             if let remote = options.checkpoints {
                 for remoteKey in try await remote.executions(identity) where !keys.contains(remoteKey) {
@@ -710,6 +719,8 @@ extension Builder {
             throw BuildError.wrapping(error, at: instruction.location)
         }
         var first: RunDecision?
+        // The lower file system, read once for every execution checked.
+        var lower: LowerFilesystem?
         for executionKey in keys.prefix(RunExecution.kept) {
             var recorded = BuildahExecutor.Checkpoint.find(executionKey, store: store)
             do {
@@ -723,27 +734,41 @@ extension Builder {
                 let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
                 let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
             else { continue }
-            let layers = state.layers
-            if reads.unmodelled == nil, let remote = options.remoteLayers {
-                do {
-                    try await remote.indexes(layers, into: store)
-                } catch {
-                    throw BuildError.wrapping(error, at: instruction.location)
+            if let reason = reads.unmodelled {
+                if first == nil { first = decided(.unmodelled(reason: reason)) }
+                continue
+            }
+            let filesystem: LowerFilesystem
+            do {
+                if let lower {
+                    filesystem = lower
+                } else {
+                    try await options.remoteLayers?.indexes(layers, into: store)
+                    filesystem = try await BlockingWork.run { try LowerFilesystem(layers: layers, store: store) }
+                    lower = filesystem
                 }
+            } catch {
+                throw BuildError.wrapping(error, at: instruction.location)
             }
             let planning = options.planning
-            let (image, decision) = try await BlockingWork.run { () throws -> (BaseImage?, RunDecision) in
-                switch try RunReuse.check(reads, layers: layers, store: store) {
+            let (image, decision, checked) = try await BlockingWork.run {
+                () throws -> (BaseImage?, RunDecision, LowerFilesystem) in
+                var filesystem = filesystem
+                switch try RunReuse.check(reads, lower: &filesystem, layers: layers, store: store) {
                 case .changed(let path, let paths):
-                    return (nil, decided(.runs(changed: path, paths: paths)))
+                    return (nil, decided(.runs(changed: path, paths: paths)), filesystem)
                 case .unmodelled(let reason):
-                    return (nil, decided(.unmodelled(reason: reason)))
+                    return (nil, decided(.unmodelled(reason: reason)), filesystem)
                 case .unchanged(let paths, let below):
                     let image = try RunReuse.rebase(
                         state, recorded: recorded, reads: reads, key: key, store: store, planning: planning)
-                    return (image, decided(.reused(paths: paths, changedBelow: below)))
+                    // The rebased checkpoint is an execution of the step too (the same
+                    // observations, holding here): the next build of this processor finds it.
+                    if !planning { try RunExecution.record(identity, key: key, store: store) }
+                    return (image, decided(.reused(paths: paths, changedBelow: below)), filesystem)
                 }
             }
+            lower = checked
             if let image { return (image, decision) }
             if first == nil { first = decision }
         }

@@ -52,6 +52,9 @@ package struct LowerFilesystem {
     private var children: [String: [String]]?
     /// The paths sharing each content a hard link made, built on first need.
     private var partners: [ImageFilesystem.Content: [String]]?
+    /// States already found: several recorded executions of a step, checked against one lower
+    /// file system, share most of their observations.
+    private var states: [Observation: String] = [:]
 
     /// A state could not be found (a content digest the store's index does not have).
     package struct Unknown: Error, CustomStringConvertible {
@@ -94,6 +97,13 @@ package struct LowerFilesystem {
 
     /// The state of `observation` in this file system.
     package mutating func state(of observation: Observation) throws -> String {
+        if let known = states[observation] { return known }
+        let state = try findState(of: observation)
+        states[observation] = state
+        return state
+    }
+
+    private mutating func findState(of observation: Observation) throws -> String {
         let key = Self.key(observation.path)
         let node = filesystem.node(key)
         switch observation.kind {

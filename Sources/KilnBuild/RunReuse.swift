@@ -52,10 +52,12 @@ package enum RunReuse {
         case unmodelled(reason: String)
     }
 
-    /// Compares the recorded states with the lower file system `layers` make.
-    static func check(_ reads: RunReads, layers: [Descriptor], store: ContentStore) throws -> Verdict {
+    /// Compares the recorded states with `lower`, the file system `layers` make (read once for
+    /// every execution a build checks).
+    static func check(_ reads: RunReads, lower: inout LowerFilesystem, layers: [Descriptor], store: ContentStore)
+        throws -> Verdict
+    {
         if let reason = reads.unmodelled { return .unmodelled(reason: reason) }
-        var lower = try LowerFilesystem(layers: layers, store: store)
         for observed in reads.observations {
             let now = try? lower.state(of: Observation(observed.path, observed.kind))
             if now != observed.state { return .changed(path: observed.path, paths: reads.observations.count) }
@@ -304,8 +306,10 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
 package struct RunExecution: Codable, Sendable {
     package var keys: [Digest]
 
-    /// How many executions an identity keeps.
-    package static let kept = 4
+    /// How many executions an identity keeps: processors made from one template share their
+    /// steps' identities (the same `RUN pip install -r requirements.txt`), each with its own
+    /// read files, and each must find its own.
+    package static let kept = 32
 
     package init(keys: [Digest]) { self.keys = keys }
 

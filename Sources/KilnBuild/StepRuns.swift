@@ -31,7 +31,8 @@ package struct NewCheckpoint: Sendable {
     package var manifest: Descriptor
     /// What the step touched, when it ran traced (a `RunReads` blob).
     package var reads: Descriptor?
-    /// The step's identity, when this build ran it (not when it reused it): published so other
-    /// runners find the execution by identity.
+    /// The step's identity, when this build ran or reused it (a reused step's checkpoint is an
+    /// execution too, on its new lower layers): published so other runners, and this
+    /// processor's next build, find the execution by identity.
     package var identity: Digest?
 }

@@ -152,6 +152,37 @@ enum GeneratedRepository {
         }
     }
 
+    /// Writes `names` processors in `versions` versions each (sharing a repository per name) of
+    /// the usual processor shape: the shared library copied, then the processor's requirements,
+    /// then an install that reads only the requirements, then `mkdir`/`chmod`.
+    static func installProcessors(in fixture: LaneFixture, names: Int, versions: Int) throws {
+        try fixture.write("kiln.yaml", "processors: [tools/**/registry.yaml]\nowner: acme\n")
+        try fixture.write("code/libs/shared/lib.py", "VALUE = 1\n")
+        for name in 0..<names {
+            for version in 1...versions {
+                let folder = folder(name, version)
+                try fixture.write(
+                    "\(folder)/registry.yaml",
+                    "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n"
+                )
+                try fixture.write(
+                    "\(folder)/Dockerfile",
+                    """
+                    ARG BASE_IMAGE
+                    FROM ${BASE_IMAGE}
+                    WORKDIR /tool
+                    COPY code/libs/shared /tool/libs/shared
+                    COPY \(folder)/requirements.txt /tool/
+                    RUN mkdir -p /site && while read p; do echo "$p $(uname -m)" > "/site/$p"; done < /tool/requirements.txt
+                    RUN mkdir -p /home/app && chmod -R 0777 /home/app
+                    CMD ["sh"]
+
+                    """)
+                try fixture.write("\(folder)/requirements.txt", "fastapi\nname\(name)\nversion\(version)\n")
+            }
+        }
+    }
+
     /// Writes `count` processors with `RUN` that share their first `RUN` (same base, `ENV` and
     /// command) and then copy their own file and run a second step of their own.
     static func runProcessors(in fixture: LaneFixture, count: Int, platforms: String = "[linux/amd64, linux/arm64]")

@@ -136,6 +136,69 @@ struct LaneStressTests {
     }
 
     @Test(
+        "6 RUN processors (3 names, 2 versions sharing each repository), both platforms, default --jobs: a shared-code edit reuses every install warm and on a fresh runner, and each image equals a lane without reuse"
+    )
+    func installsReusedAcrossTheLane() throws {
+        try ARM64Emulation.register()
+        let fixture = try LaneFixture("stress-reuse", example: false)
+        try GeneratedRepository.installProcessors(in: fixture, names: 3, versions: 2)
+        let refs = (0..<3).flatMap { name in (1...2).map { GeneratedRepository.ref(name, $0) } }
+        func total(_ reports: [String: [String: Any]], _ field: String) -> Int {
+            reports.values.compactMap { $0[field] as? Int }.reduce(0, +)
+        }
+        let cold = try fixture.run(["build", "--push", "--pin"])
+        #expect(Set(LaneFixture.statuses(cold).values) == ["built"], "\(LaneFixture.statuses(cold))")
+        // Two RUNs per processor and platform; the mkdir, the same step everywhere, may be reused
+        // from another processor's execution.
+        #expect(total(cold, "stepsRun") + total(cold, "stepsReused") == 6 * 2 * 2)
+        #expect(total(cold, "stepsRun") >= 6 * 2, "every install ran: \(cold.mapValues { $0["stepsRun"] ?? "?" })")
+
+        try fixture.write("code/libs/shared/lib.py", "VALUE = 2\n")
+        let warm = try fixture.run(["build", "--push", "--pin"])
+        #expect(Set(LaneFixture.statuses(warm).values) == ["built"], "\(LaneFixture.statuses(warm))")
+        #expect(
+            total(warm, "stepsRun") == 0 && total(warm, "stepsReused") == 24,
+            "\(warm.mapValues { $0["runSteps"] ?? "" })")
+
+        try fixture.write("code/libs/shared/lib.py", "VALUE = 3\n")
+        let fresh = try fixture.run(["build", "--push", "--pin"], cache: try fixture.scratch.sub("fresh"))
+        #expect(
+            total(fresh, "stepsRun") == 0 && total(fresh, "stepsReused") == 24,
+            "\(fresh.mapValues { $0["runSteps"] ?? "" })")
+
+        // The same inputs through a lane without reuse, in a fresh store, to another registry.
+        let other = try RegistryServer()
+        let plain = try Tools.kiln(
+            [
+                "build", "--push", "--no-reuse-by-reads", "--root", fixture.repo, "--registry", other.host,
+                "--build-arg", "BASE_IMAGE=\(fixture.baseReference)", "--json", "--cache-dir",
+                try fixture.scratch.sub("plain"),
+            ])
+        try #require(plain.status == 0, "\(plain.stderr.suffix(2000))")
+        for ref in refs {
+            let (name, version) = (String(ref.prefix { $0 != "@" }), String(ref.drop { $0 != "@" }.dropFirst()))
+            let repository = "acme/" + name.replacingOccurrences(of: "/", with: "-")
+            for arch in ["amd64", "arm64"] {
+                var trees = [[String]]()
+                for host in [fixture.registry.host, other.host] {
+                    let layout =
+                        fixture.scratch.path
+                        + "/\(host.replacingOccurrences(of: ":", with: "-"))-\(name.replacingOccurrences(of: "/", with: "-"))-\(version)-\(arch)"
+                    let copied = try Tools.run([
+                        "skopeo", "copy", "--override-arch", arch, "--src-tls-verify=false",
+                        "docker://\(host)/\(repository):\(version)", "oci:\(layout):latest",
+                    ])
+                    try #require(copied.status == 0, "\(copied.stderr)")
+                    trees.append(try SoundnessTests.tree(try SoundnessTests.unpack(layout, into: layout + "/rootfs")))
+                }
+                #expect(
+                    trees[0].count > 10 && trees[0] == trees[1],
+                    "\(ref) \(arch): the reused image differs from one built without reuse")
+            }
+        }
+    }
+
+    @Test(
         "a cold lane of 8 processors at the default --jobs takes no longer than one processor at a time: no writer starves another"
     )
     func coldLaneUsesItsJobs() throws {
