@@ -14,8 +14,8 @@ package struct RegistryPrunePlan: Encodable, Sendable {
     }
 
     package var repository: String
-    /// kiln's tags (`kiln-KEY`, `kiln-step-…`, `kiln-reads-…`, `kiln-run-…`, `sha256-…`) that no
-    /// pin and no recent key needs, with the manifest each names.
+    /// kiln's tags (`kiln-KEY`, `kiln-step-…`, `kiln-reads-…`, `kiln-run-…`, `kiln-index-…`,
+    /// `sha256-…`) that no pin and no recent key needs, with the manifest each names.
     package var delete: [Deletion] = []
     /// kiln's tags kept.
     package var kept = 0
@@ -29,7 +29,8 @@ extension Lane {
     /// Tags kiln made that nothing needs any more, per repository of the lane: a key tag whose
     /// key is neither one of the current inputs' nor in `recentKeys` (keys this machine's store
     /// used lately), a step, reads or execution tag of a `RUN` step no current processor has,
-    /// and the referrers tag of an image that goes. Nothing a pin names, a version tag names, or
+    /// the referrers tag of an image that goes, and the index artifact of a layer no kept image
+    /// of the repository has. Nothing a pin names, a version tag names, or
     /// an index that is kept lists ever goes; a manifest is deleted by digest only when no kept
     /// tag names it. With `apply`, the manifests are deleted (each tag naming them goes with them).
     package func pruneRegistry(recentKeys: Set<Digest>, apply: Bool) async throws -> [RegistryPrunePlan] {
@@ -68,6 +69,9 @@ extension Lane {
         var keep = Set<Digest>()
         var candidates = [(tag: String, digest: Digest)]()
         var referrerTags = [(tag: String, subject: String, digest: Digest)]()
+        var indexTags = [(tag: String, layer: Digest, digest: Digest)]()
+        // The layers of every image kept: their index artifacts stay.
+        var keptLayers = Set<Digest>()
         func keepTree(_ digest: Digest) async throws {
             guard keep.insert(digest).inserted else { return }
             let fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: digest))
@@ -75,6 +79,8 @@ extension Lane {
                 let index = try? CanonicalJSON.decode(ImageIndex.self, from: fetched.bytes, what: "index")
             {
                 for child in index.manifests { try await keepTree(child.digest) }
+            } else if let image = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "image") {
+                keptLayers.formUnion(image.layers.map(\.digest))
             }
         }
         for digest in pinned where try await client.headManifest(.init(repository: repository, digest: digest)) != nil {
@@ -108,6 +114,8 @@ extension Lane {
                 }
             case .referrers(let subject):
                 referrerTags.append((tag, subject, descriptor.digest))
+            case .index(let layer):
+                indexTags.append((tag, layer, descriptor.digest))
             }
         }
         // A referrers tag stays with its image, and keeps what it lists.
@@ -123,6 +131,15 @@ extension Lane {
                 {
                     candidates.append(("\(entry.tag) → \(child.digest.short)", child.digest))
                 }
+            }
+        }
+        // A layer's index artifact stays while an image kept here has the layer.
+        for entry in indexTags {
+            if keptLayers.contains(entry.layer) {
+                plan.kept += 1
+                keep.insert(entry.digest)
+            } else {
+                candidates.append((entry.tag, entry.digest))
             }
         }
         plan.delete = candidates.filter { !keep.contains($0.digest) }.map {
@@ -156,6 +173,8 @@ extension Lane {
         case step(Digest)
         case execution
         case referrers(subject: String)
+        /// A layer's index artifact (`RegistryLayers.indexTag`).
+        case index(Digest)
     }
 
     static func kilnTag(_ tag: String) -> KilnTag? {
@@ -165,6 +184,7 @@ extension Lane {
         }
         if let key = hex("kiln-step-") ?? hex("kiln-reads-") { return .step(key) }
         if hex("kiln-run-") != nil { return .execution }
+        if let layer = hex("kiln-index-") { return .index(layer) }
         if let key = hex("kiln-") { return .key(key) }
         if hex("sha256-") != nil { return .referrers(subject: String(tag.dropFirst("sha256-".count))) }
         return nil

@@ -44,6 +44,65 @@ struct PruneTests {
         #expect(verified["text/echo@1"]?["status"] as? String == "ok", "every pin and its provenance: \(verified)")
     }
 
+    @Test(
+        "the registry: a layer index artifact goes once no kept image has its layer; the current images' indexes stay"
+    )
+    func layerIndexes() throws {
+        try ARM64Emulation.register()
+        let fixture = try LaneFixture("prune-indexes")
+        let folder = try LaneTests.runProcessorFolder(fixture, name: "indexed")
+        try """
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            COPY tools/run/indexed/1/protocol/ /tool/protocol/
+            RUN cat /tool/protocol/app.txt > /installed
+            CMD ["sh"]
+        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        let ref = "run/indexed@1"
+        let repository = "\(fixture.registry.host)/acme/run-indexed"
+        func indexTags() throws -> Set<String> {
+            let listed = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(repository)"])
+            try #require(listed.status == 0, "\(listed.stderr)")
+            return Set(listed.stdout.components(separatedBy: "\"").filter { $0.hasPrefix("kiln-index-") })
+        }
+        func raw(_ digest: String) throws -> [String: Any] {
+            let inspected = try Tools.run([
+                "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://\(repository)@\(digest)",
+            ])
+            try #require(inspected.status == 0, "\(inspected.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any] ?? [:]
+        }
+        for version in ["v1", "v2"] {
+            try "\(version)\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+            let built = try #require(try fixture.run(["build", "--push", "--pin", "--ref", ref])[ref])
+            #expect(built["stepsRun"] as? Int == 2, "the RUN read app.txt: it runs on both platforms: \(built)")
+        }
+        let current = try #require(try fixture.run(["plan", "--ref", ref])[ref]?["index"] as? String)
+        var currentLayers = Set<String>()
+        for child in try raw(current)["manifests"] as? [[String: Any]] ?? [] {
+            let manifest = try raw(try #require(child["digest"] as? String))
+            for layer in manifest["layers"] as? [[String: Any]] ?? [] {
+                currentLayers.insert(String((layer["digest"] as? String ?? "").dropFirst("sha256:".count)))
+            }
+        }
+        let before = try indexTags()
+        let wanted = Set(before.filter { currentLayers.contains(String($0.dropFirst("kiln-index-".count))) })
+        #expect(!wanted.isEmpty && wanted.count < before.count, "v1's RUN layers had indexes too: \(before)")
+
+        let elsewhere = try fixture.scratch.sub("elsewhere")
+        let dry = try fixture.runWithResult(["prune", "--registry-only"], cache: elsewhere)
+        let object = try JSONSerialization.jsonObject(with: Data(dry.result.stdout.utf8)) as? [String: Any]
+        let plans = try #require(object?["registry"] as? [[String: Any]], "\(dry.result.stdout)")
+        let plan = try #require(plans.first { $0["repository"] as? String == repository }, "\(plans)")
+        let deleted = Set(
+            (plan["delete"] as? [[String: Any]] ?? []).compactMap { $0["tag"] as? String }.filter {
+                $0.hasPrefix("kiln-index-")
+            })
+        #expect(deleted == before.subtracting(wanted), "exactly the indexes of layers no kept image has: \(deleted)")
+        _ = try fixture.run(["prune", "--registry-only", "--delete"], cache: elsewhere)
+        #expect(try indexTags() == wanted)
+    }
+
     @Test("the store: records unused for --older-than and what only they reach go; --max-size keeps it small")
     func store() throws {
         let fixture = try LaneFixture("prune-store")
