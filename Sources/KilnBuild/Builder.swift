@@ -25,6 +25,11 @@ package struct BuildOptions: Sendable {
     package var stepRuns = StepRuns()
     /// Plan only (`planRuns`): no `RUN` runs and no checkpoint is recorded.
     package var planning = false
+    /// With `planning` (`kiln warm`): each `RUN`'s checkpoint, not only the deepest, is fetched
+    /// with its read set, recorded as an execution of the step, and the indexes of the layers
+    /// below it are fetched, so that the next build's reuse check after an edit needs nothing
+    /// more from the registry than the lookups that find nothing new.
+    package var prefetching = false
     /// Labels and annotations the image gets beyond its Dockerfile.
     package var metadata = ImageMetadata()
     /// Where layers the store lacks are (bases and checkpoints left in their registry): nil when
@@ -549,7 +554,8 @@ extension Builder {
         let session = try executor.session()
         defer { session.remove() }
         var done = -1
-        for index in runs.reversed() {
+        // (Prefetching walks every RUN from the first, so each one's checkpoint is fetched.)
+        for index in runs.reversed() where !options.prefetching {
             var checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store)
             if checkpoint == nil, let remote = options.checkpoints {
                 do {
@@ -604,6 +610,13 @@ extension Builder {
                 platform: platform, layerOptions: layerOptions)
             let location = instructions[index].location
             if options.planning {
+                if options.prefetching,
+                    let image = try await prefetch(
+                        key, identity: identity, on: start, at: location, platform: platform, counters: counters)
+                {
+                    advance(to: image, after: index)
+                    continue
+                }
                 // Nothing runs: the step is reused by its read set, or the plan stops here (what
                 // follows depends on the layer it would make).
                 let decision = try await reuse(
@@ -661,6 +674,35 @@ extension Builder {
 
 /// `kiln plan` reached a `RUN` that would run: the platform's plan ends there.
 struct PlanStopped: Error {}
+
+extension Builder {
+    /// Prefetching (`kiln warm`): the checkpoint of `key`, from the store or the registry, with
+    /// what the reuse check of an edited build needs of it: its read set, its record as an
+    /// execution of `identity`, and the indexes of the layers below it (`state`'s). Nil when
+    /// neither has it (the plan's reuse check decides then).
+    func prefetch(
+        _ key: Digest, identity: Digest, on state: ImageState, at location: SourceLocation, platform: Platform,
+        counters: BuildahExecutor.Counters
+    ) async throws -> BaseImage? {
+        do {
+            var checkpoint = BuildahExecutor.Checkpoint.find(key, store: store)
+            if checkpoint == nil, let remote = options.checkpoints {
+                checkpoint = try await remote.fetch(key, into: store)
+            }
+            guard let checkpoint else { return nil }
+            try await options.remoteLayers?.indexes(state.layers, into: store)
+            if let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads,
+                RunReads.load(reads, store: store)?.identity == identity
+            {
+                try RunExecution.record(identity, key: key, store: store)
+            }
+            counters.decided(RunDecision(location: location, platform: platform, outcome: .key))
+            return checkpoint
+        } catch {
+            throw BuildError.wrapping(error, at: location)
+        }
+    }
+}
 
 extension Builder {
     /// What becomes of the `RUN` `instruction` about to run on `state` when its key missed: the

@@ -395,16 +395,29 @@ package struct Lane: Sendable {
         case .plan, .warm:
             guard let job else { preconditionFailure("plan and warm key in full") }
             if !missing.isEmpty { report.status = .wouldBuild }
-            if mode == .warm, !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
-                // Pre-build the RUN checkpoints (kept in the store), so the next build only
-                // assembles; nothing is pushed.
+            if mode == .warm, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
                 let checkpoints = try await checkpoints(for: repository)
-                let result = try await job.builder(
-                    platforms: missing, downloadingLayers: true, checkpoints: checkpoints
-                ).build()
-                report.stepsRun = result.stepsRun
-                report.stepsReused = result.stepsReused
-                report.runSteps = result.runDecisions.map(RunStepReport.init)
+                var decisions = [RunDecision]()
+                if !missing.isEmpty {
+                    // Pre-build the RUN checkpoints (kept in the store), so the next build only
+                    // assembles; nothing is pushed.
+                    let result = try await job.builder(
+                        platforms: missing, downloadingLayers: true, checkpoints: checkpoints
+                    ).build()
+                    report.stepsRun = result.stepsRun
+                    report.stepsReused = result.stepsReused
+                    decisions += result.runDecisions
+                }
+                let built = keys.map(\.platform).filter { found[$0] != nil }
+                if !built.isEmpty {
+                    // Built already: each RUN's checkpoint, read set and the indexes of the
+                    // layers below it are fetched, so an edit's reuse check finds them here.
+                    decisions += try await job.builder(
+                        platforms: built, downloadingLayers: true, checkpoints: checkpoints, planning: true,
+                        prefetching: true
+                    ).planRuns()
+                }
+                report.runSteps = decisions.map(RunStepReport.init)
             }
             if mode == .plan {
                 report.advice = Advice.advise(job.dockerfile).map(\.description)
@@ -492,8 +505,6 @@ package struct Lane: Sendable {
         return report
     }
 
-    /// The first `RUN` of the target stage that must run for `platform`: the one after the deepest
-    /// checkpoint this store or the registry has.
     /// What would become of each `RUN` of the missing `platforms` (`Builder.planRuns`): the
     /// reuse checks run against the store and the registry's checkpoints; nothing runs.
     func planRuns(_ job: ProcessorJob, platforms: [Platform], repository: Repository) async throws -> [RunDecision] {

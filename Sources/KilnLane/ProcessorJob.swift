@@ -89,21 +89,22 @@ struct ProcessorJob {
 
     func builder(
         platforms: [Platform], downloadingLayers: Bool, checkpoints: RegistryCheckpoints? = nil, planning: Bool = false,
-        recordingBases: Bool = false
+        prefetching: Bool = false, recordingBases: Bool = false
     ) -> Builder {
         Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
             downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints,
-            planning: planning, baseRequests: recordingBases ? baseRequests : nil)
+            planning: planning, prefetching: prefetching, baseRequests: recordingBases ? baseRequests : nil)
     }
 
     static func makeBuilder(
         dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
         downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil,
-        planning: Bool = false, baseRequests: BaseRequests? = nil
+        planning: Bool = false, prefetching: Bool = false, baseRequests: BaseRequests? = nil
     ) -> Builder {
         var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
         options.planning = planning
+        options.prefetching = prefetching
         options.buildArgs = buildArgs
         options.binfmtDirectory = lane.settings.binfmtDirectory
         options.stepRuns = lane.stepRuns

@@ -342,6 +342,74 @@ struct LaneTests {
     }
 
     @Test(
+        "warm on a fresh store fetches each RUN's checkpoint, read set, execution and layer indexes: a code edit after it reuses both steps with none of them left in the registry"
+    )
+    func warmPrefetchesReuseChecks() throws {
+        try ARM64Emulation.register()
+        let setup = try Setup("lane-warm-runs")
+        let folder = try Self.runProcessorFolder(setup, name: "reads")
+        try """
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            WORKDIR /tool
+            COPY tools/run/reads/1/protocol/ /tool/protocol/
+            COPY code/libs/textkit /tool/libs/textkit
+            RUN mkdir -p /site && cat /tool/protocol/app.txt > /site/installed
+            RUN mkdir -p /home/app && chmod -R 0777 /home/app
+            CMD ["sh"]
+        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        try "v1\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
+        let ref = "run/reads@1"
+        let cold = try #require(try setup.run(["build", "--push", "--pin", "--ref", ref])[ref])
+        #expect(cold["stepsRun"] as? Int == 4, "two RUNs on two platforms: \(cold)")
+
+        let warmCache = try setup.scratch.sub("warm-cache")
+        let warmed = try #require(try setup.run(["warm", "--ref", ref], cache: warmCache)[ref])
+        let outcomes = (warmed["runSteps"] as? [[String: Any]] ?? []).compactMap { $0["outcome"] as? String }
+        #expect(warmed["status"] as? String == "hit" && outcomes == ["key", "key", "key", "key"], "\(warmed)")
+        let indexes = try Tools.shell("find '\(warmCache)/index' -name '*.members' | wc -l").stdout
+        #expect(
+            Int(indexes.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 4,
+            "the indexes of the layers below each RUN, on both platforms: \(indexes)")
+
+        // The registry loses every read set, execution record and layer index: only what warm
+        // fetched can show the steps' reads unchanged.
+        let repository = "\(setup.registry.host)/acme/run-reads"
+        let tags = try Tools.run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(repository)"]).stdout
+        let artifacts = tags.components(separatedBy: "\"").filter {
+            $0.hasPrefix("kiln-reads-") || $0.hasPrefix("kiln-run-") || $0.hasPrefix("kiln-index-")
+        }
+        #expect(artifacts.count >= 8, "\(tags)")
+        for tag in artifacts {
+            let deleted = try Tools.run(["skopeo", "delete", "--tls-verify=false", "docker://\(repository):\(tag)"])
+            try #require(deleted.status == 0, "\(tag): \(deleted.stderr)")
+        }
+        try setup.append("code/libs/textkit/normalize.py", "# changed\n")
+        // The control: a store that was not warmed has nothing left to check the edit with.
+        let unwarmed = try #require(
+            try setup.run(["plan", "--ref", ref], cache: try setup.scratch.sub("cold-cache"))[ref])
+        let firstRuns = (unwarmed["runSteps"] as? [[String: Any]] ?? []).filter { $0["line"] as? Int == 6 }
+        #expect(
+            firstRuns.count == 2 && firstRuns.allSatisfy { $0["outcome"] as? String == "run" }, "\(unwarmed)")
+
+        let edit = try #require(try setup.run(["build", "--push", "--pin", "--ref", ref], cache: warmCache)[ref])
+        #expect(
+            edit["status"] as? String == "built" && edit["stepsRun"] as? Int == 0 && edit["stepsReused"] as? Int == 4,
+            "both RUNs reused by what they read, on both platforms: \(edit)")
+        // The RUN layers stayed in the registry: checked by their indexes, mounted on push.
+        let inspected = try Tools.run([
+            "skopeo", "inspect", "--tls-verify=false", "--override-arch", "amd64", "--override-os", "linux",
+            "docker://\(repository)@\(try #require(edit["index"] as? String))",
+        ])
+        try #require(inspected.status == 0, "\(inspected.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any] ?? [:]
+        let runLayers = (object["Layers"] as? [String] ?? []).suffix(2).map { $0.dropFirst("sha256:".count) }
+        let held = Set(try FileManager.default.contentsOfDirectory(atPath: warmCache + "/blobs/sha256"))
+        #expect(runLayers.count == 2 && runLayers.allSatisfy { !held.contains(String($0)) }, "\(runLayers)")
+
+    }
+
+    @Test(
         "kiln plan says, for each RUN, whether it comes from its key, is reused by what it read, or runs, and the build does as it said"
     )
     func planSaysWhyEachRun() throws {

@@ -106,7 +106,10 @@ struct WarmCommand: AsyncParsableCommand {
         discussion: """
             Resolves every base image and downloads its layers, hashes every processor's inputs (filling the \
             stat cache, so the next run re-checks files without reading them), and fetches the cache records \
-            of keys already built elsewhere. Builds nothing.
+            of keys already built elsewhere. For a processor with RUN steps that is built already, fetches \
+            each step's checkpoint and read set and the indexes of the layers below it, so the reuse check \
+            after a code edit needs nothing more from the registry; for one not built yet, builds its RUN \
+            checkpoints (kept in the store, pushed by the next build). Pushes nothing.
 
               kiln warm
               kiln warm --ref llm/litellm@1 --cache-dir /mnt/cache/kiln
