@@ -91,7 +91,10 @@ let package = Package(
             name: "KilnBenchTests", dependencies: ["KilnBench", "KilnLane", "KilnProcessors", "KilnTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnTestSupport"]),
+            dependencies: [
+                "KilnCore", "KilnOCI", "KilnLayers", "KilnStore", "KilnRegistry", "KilnBuild", "KilnLane",
+                "KilnTestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -46,8 +46,10 @@ package struct RegistryCheckpoints: CheckpointSource {
         let reference = ImageReference(repository: repository, tag: Self.executionTag(identity))
         guard try await client.headManifest(reference) != nil else { return [] }
         let fetched = try await client.fetchManifest(reference)
-        let manifest = try CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "execution record")
-        guard manifest.artifactType == RunTrace.mediaType, let annotations = manifest.annotations else { return [] }
+        // A record that is not one of kiln's lists nothing (the next execution replaces it).
+        guard let manifest = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "record"),
+            manifest.artifactType == RunTrace.mediaType, let annotations = manifest.annotations
+        else { return [] }
         let listed = annotations[Self.stepKeysAnnotation] ?? annotations[Self.stepKeyAnnotation] ?? ""
         return listed.split(separator: ",").compactMap { try? Digest(sha256Hex: String($0)) }
     }
@@ -128,18 +130,41 @@ package struct RegistryCheckpoints: CheckpointSource {
                             artifact, from: store,
                             to: ImageReference(repository: repository, tag: Self.readsTag(checkpoint.key)))
                     }
-                    // The record lists this execution first, then the ones already recorded.
-                    let earlier = (try? await executions(identity)) ?? []
-                    let record = try Self.readsArtifact(
-                        reads, key: checkpoint.key, store: store,
-                        executions: RunExecution.merged(checkpoint.key, before: earlier))
-                    _ = try await pusher.push(
-                        record, from: store,
-                        to: ImageReference(repository: repository, tag: Self.executionTag(identity)))
+                    try await recordExecution(checkpoint.key, of: identity, reads: reads, store: store)
                 }
             }
         }
         return bytes
+    }
+
+    /// Adds the execution `key` (its read set `reads`) to the record of `identity`, first. The
+    /// record is one tag that every build running the step rewrites (read, merge, push): within
+    /// this process one rewrite of a record runs at a time, and a rewrite is read back, and
+    /// merged again, when another runner's overwrote it meanwhile.
+    package func recordExecution(_ key: Digest, of identity: Digest, reads: Descriptor, store: ContentStore)
+        async throws
+    {
+        let reference = ImageReference(repository: repository, tag: Self.executionTag(identity))
+        let lock = reference.description
+        await ExecutionRecordLocks.shared.lock(lock)
+        do {
+            var attempt = 0
+            while true {
+                // This execution first, then the ones already recorded.
+                let earlier = try await executions(identity)
+                let record = try Self.readsArtifact(
+                    reads, key: key, store: store, executions: RunExecution.merged(key, before: earlier))
+                _ = try await ImagePusher(client: client).push(record, from: store, to: reference)
+                attempt += 1
+                if attempt == 4 { break }
+                if try await executions(identity).contains(key) { break }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
+            }
+        } catch {
+            await ExecutionRecordLocks.shared.unlock(lock)
+            throw error
+        }
+        await ExecutionRecordLocks.shared.unlock(lock)
     }
 
     /// Pushes, for each layer of the checkpoint `manifest` the store has indexes of, the index
@@ -183,5 +208,30 @@ package struct RegistryCheckpoints: CheckpointSource {
         var manifest = ImageManifest(config: empty, layers: blobs, annotations: annotations)
         manifest.artifactType = type
         return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
+    }
+}
+
+/// One rewrite at a time of each execution record (by reference) in this process: builds of
+/// processors sharing a step publish their executions at once, and a read-merge-push that
+/// overlaps another loses its key.
+actor ExecutionRecordLocks {
+    static let shared = ExecutionRecordLocks()
+    private var held = Set<String>()
+    private var waiting = [String: [CheckedContinuation<Void, Never>]]()
+
+    func lock(_ name: String) async {
+        if held.insert(name).inserted { return }
+        await withCheckedContinuation { waiting[name, default: []].append($0) }
+    }
+
+    /// Hands the lock to the next waiter, if any.
+    func unlock(_ name: String) {
+        guard var queue = waiting[name], !queue.isEmpty else {
+            held.remove(name)
+            return
+        }
+        let next = queue.removeFirst()
+        waiting[name] = queue.isEmpty ? nil : queue
+        next.resume()
     }
 }
