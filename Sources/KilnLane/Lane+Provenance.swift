@@ -4,6 +4,7 @@ import KilnCore
 import KilnOCI
 import KilnProcessors
 import KilnRegistry
+import KilnStore
 
 /// Provenance for each image the lane pushes: an in-toto statement with a SLSA provenance v1
 /// predicate (the input key, the context files and bases by digest, the Dockerfile, kiln's
@@ -73,18 +74,35 @@ extension Lane {
             artifact, from: store, to: ImageReference(repository: repository, digest: artifact.digest))
         var bytes = pushed.bytesUploaded + artifact.size
         if try await client.referrers(of: image.digest, in: repository) != nil { return bytes }
-        // No referrers API: the image's referrers tag lists the artifact (a read, an added
-        // entry, a write; two runs attaching to one image at once is not a lane's case).
+        // No referrers API: the image's referrers tag lists the artifact.
         artifact.artifactType = ProvenanceStatement.mediaType
-        let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image.digest))
-        var entries = try await referrersTagEntries(of: image.digest, in: repository)
-        guard !entries.contains(where: { $0.digest == artifact.digest }) else { return bytes }
-        entries.append(artifact)
-        let index = try Encoded(ImageIndex(manifests: entries), mediaType: .ociIndex)
-        _ = try store.put(index.bytes, mediaType: .ociIndex)
-        try await pusher.putManifest(
-            index.bytes, mediaType: .ociIndex, to: repository, reference: tag.tag ?? "", from: store)
-        bytes += Int64(index.bytes.count)
+        return bytes
+            + (try await Self.addReferrer(artifact, to: image.digest, in: repository, client: client, store: store))
+    }
+
+    /// Adds `artifact` to the referrers tag of `image` (a read, an added entry, a write: two
+    /// processors whose images are the same attach their statements at once, so the rewrite
+    /// goes through `TagRewrites`). The bytes uploaded.
+    package static func addReferrer(
+        _ artifact: Descriptor, to image: Digest, in repository: Repository, client: RegistryClient,
+        store: ContentStore
+    ) async throws -> Int64 {
+        let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
+        var bytes: Int64 = 0
+        try await TagRewrites.shared.rewrite(tag) {
+            var entries = try await referrersTagEntries(of: image, in: repository, client: client)
+            guard !entries.contains(where: { $0.digest == artifact.digest }) else { return }
+            entries.append(artifact)
+            let index = try Encoded(ImageIndex(manifests: entries), mediaType: .ociIndex)
+            _ = try store.put(index.bytes, mediaType: .ociIndex)
+            try await ImagePusher(client: client).putManifest(
+                index.bytes, mediaType: .ociIndex, to: repository, reference: tag.tag ?? "", from: store)
+            bytes += Int64(index.bytes.count)
+        } holds: {
+            try await referrersTagEntries(of: image, in: repository, client: client).contains {
+                $0.digest == artifact.digest
+            }
+        }
         return bytes
     }
 
@@ -111,6 +129,12 @@ extension Lane {
 
     /// What the referrers tag of `image` lists (none when there is no such tag).
     func referrersTagEntries(of image: Digest, in repository: Repository) async throws -> [Descriptor] {
+        try await Self.referrersTagEntries(of: image, in: repository, client: client)
+    }
+
+    static func referrersTagEntries(of image: Digest, in repository: Repository, client: RegistryClient)
+        async throws -> [Descriptor]
+    {
         let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
         guard try await client.headManifest(tag) != nil else { return [] }
         let current = try await client.fetchManifest(tag)

@@ -145,26 +145,15 @@ package struct RegistryCheckpoints: CheckpointSource {
         async throws
     {
         let reference = ImageReference(repository: repository, tag: Self.executionTag(identity))
-        let lock = reference.description
-        await ExecutionRecordLocks.shared.lock(lock)
-        do {
-            var attempt = 0
-            while true {
-                // This execution first, then the ones already recorded.
-                let earlier = try await executions(identity)
-                let record = try Self.readsArtifact(
-                    reads, key: key, store: store, executions: RunExecution.merged(key, before: earlier))
-                _ = try await ImagePusher(client: client).push(record, from: store, to: reference)
-                attempt += 1
-                if attempt == 4 { break }
-                if try await executions(identity).contains(key) { break }
-                try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
-            }
-        } catch {
-            await ExecutionRecordLocks.shared.unlock(lock)
-            throw error
+        try await TagRewrites.shared.rewrite(reference) {
+            // This execution first, then the ones already recorded.
+            let earlier = try await executions(identity)
+            let record = try Self.readsArtifact(
+                reads, key: key, store: store, executions: RunExecution.merged(key, before: earlier))
+            _ = try await ImagePusher(client: client).push(record, from: store, to: reference)
+        } holds: {
+            try await executions(identity).contains(key)
         }
-        await ExecutionRecordLocks.shared.unlock(lock)
     }
 
     /// Pushes, for each layer of the checkpoint `manifest` the store has indexes of, the index
@@ -208,30 +197,5 @@ package struct RegistryCheckpoints: CheckpointSource {
         var manifest = ImageManifest(config: empty, layers: blobs, annotations: annotations)
         manifest.artifactType = type
         return try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
-    }
-}
-
-/// One rewrite at a time of each execution record (by reference) in this process: builds of
-/// processors sharing a step publish their executions at once, and a read-merge-push that
-/// overlaps another loses its key.
-actor ExecutionRecordLocks {
-    static let shared = ExecutionRecordLocks()
-    private var held = Set<String>()
-    private var waiting = [String: [CheckedContinuation<Void, Never>]]()
-
-    func lock(_ name: String) async {
-        if held.insert(name).inserted { return }
-        await withCheckedContinuation { waiting[name, default: []].append($0) }
-    }
-
-    /// Hands the lock to the next waiter, if any.
-    func unlock(_ name: String) {
-        guard var queue = waiting[name], !queue.isEmpty else {
-            held.remove(name)
-            return
-        }
-        let next = queue.removeFirst()
-        waiting[name] = queue.isEmpty ? nil : queue
-        next.resume()
     }
 }
