@@ -338,8 +338,11 @@ package struct RunExecution: Codable, Sendable {
         (try? store.record(RunExecution.self, kind: "run", key: identity))?.keys ?? []
     }
 
+    /// Adds `key` first to the executions of `identity` (processors sharing the step record
+    /// theirs at once: one update at a time).
     static func record(_ identity: Digest, key: Digest, store: ContentStore) throws {
-        let keys = merged(key, before: find(identity, store: store))
-        try store.setRecord(RunExecution(keys: keys), kind: "run", key: identity)
+        try store.updateRecord(RunExecution.self, kind: "run", key: identity) { current in
+            RunExecution(keys: merged(key, before: current?.keys ?? []))
+        }
     }
 }

@@ -35,6 +35,25 @@ extension ContentStore {
         }
     }
 
+    /// Replaces the record of `key` with what `change` makes of it (nil: none, or one that does
+    /// not decode), with no other update of a `kind` record in between, in this process or
+    /// another (`flock` on `keys/KIND.lock`): for records that several builds add to at once.
+    package func updateRecord<Record: Codable>(
+        _ type: Record.Type, kind: String, key: Digest, durable: Bool = true, _ change: (Record?) -> Record
+    ) throws(StoreError) {
+        let lockPath = FilePaths.join(root, "keys/\(kind).lock")
+        let lock: StoreLock
+        do {
+            try FilePaths.makeDirectories(FilePaths.join(root, "keys"))
+            lock = try StoreLock(path: lockPath, mode: .exclusive)
+        } catch {
+            throw .unusable(root: root, error)
+        }
+        defer { lock.release() }
+        let current = try? record(type, kind: kind, key: key)
+        try setRecord(change(current ?? nil), kind: kind, key: key, durable: durable)
+    }
+
     /// The record stored under `key`, or nil when there is none.
     /// - Throws: `StoreError.invalidRecord` when the file exists but does not decode (it is left
     ///   in place for inspection; the caller treats the key as not built).

@@ -18,8 +18,13 @@ package final class StoreLock {
     private var descriptor: Int32
 
     /// Blocks until the lock is granted.
-    package init(root: String, mode: Mode) throws(FileError) {
-        let path = FilePaths.join(root, "lock")
+    package convenience init(root: String, mode: Mode) throws(FileError) {
+        try self.init(path: FilePaths.join(root, "lock"), mode: mode)
+    }
+
+    /// A lock on the file at `path` (made when missing), blocking until it is granted. Each lock
+    /// opens the file anew, so two in one process exclude each other as two processes do.
+    package init(path: String, mode: Mode) throws(FileError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError("open the store lock", path: path) }
         while flock(fd, mode == .shared ? LOCK_SH : LOCK_EX) != 0 {
