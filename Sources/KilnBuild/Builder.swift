@@ -556,14 +556,7 @@ extension Builder {
         var done = -1
         // (Prefetching walks every RUN from the first, so each one's checkpoint is fetched.)
         for index in runs.reversed() where !options.prefetching {
-            var checkpoint = BuildahExecutor.Checkpoint.find(keys[index], store: store)
-            if checkpoint == nil, let remote = options.checkpoints {
-                do {
-                    checkpoint = try await remote.fetch(keys[index], into: store)
-                } catch {
-                    throw BuildError.wrapping(error, at: instructions[index].location)
-                }
-            }
+            let checkpoint = try await checkpoint(keys[index], at: instructions[index].location)
             if let checkpoint, let after = afterRun[index] {
                 done = index
                 // The native builder resumes after that RUN, knowing the stage's ARGs and
@@ -676,6 +669,18 @@ extension Builder {
 struct PlanStopped: Error {}
 
 extension Builder {
+    /// The checkpoint recorded under `key`: this store's, else fetched from the registry's
+    /// (`options.checkpoints`); nil when neither has one. A registry error names `location`.
+    func checkpoint(_ key: Digest, at location: SourceLocation) async throws -> BaseImage? {
+        if let found = BuildahExecutor.Checkpoint.find(key, store: store) { return found }
+        guard let remote = options.checkpoints else { return nil }
+        do {
+            return try await remote.fetch(key, into: store)
+        } catch {
+            throw BuildError.wrapping(error, at: location)
+        }
+    }
+
     /// Prefetching (`kiln warm`): the checkpoint of `key`, from the store or the registry, with
     /// what the reuse check of an edited build needs of it: its read set, its record as an
     /// execution of `identity`, and the indexes of the layers below it (`state`'s). Nil when
@@ -684,12 +689,8 @@ extension Builder {
         _ key: Digest, identity: Digest, on state: ImageState, at location: SourceLocation, platform: Platform,
         counters: BuildahExecutor.Counters
     ) async throws -> BaseImage? {
+        guard let checkpoint = try await checkpoint(key, at: location) else { return nil }
         do {
-            var checkpoint = BuildahExecutor.Checkpoint.find(key, store: store)
-            if checkpoint == nil, let remote = options.checkpoints {
-                checkpoint = try await remote.fetch(key, into: store)
-            }
-            guard let checkpoint else { return nil }
             try await options.remoteLayers?.indexes(state.layers, into: store)
             if let reads = BuildahExecutor.Checkpoint.recorded(key, store: store)?.reads,
                 RunReads.load(reads, store: store)?.identity == identity
@@ -764,15 +765,7 @@ extension Builder {
         // The lower file system, read once for every execution checked.
         var lower: LowerFilesystem?
         for executionKey in keys.prefix(RunExecution.kept) {
-            var recorded = BuildahExecutor.Checkpoint.find(executionKey, store: store)
-            do {
-                if recorded == nil, let remote = options.checkpoints {
-                    recorded = try await remote.fetch(executionKey, into: store)
-                }
-            } catch {
-                throw BuildError.wrapping(error, at: instruction.location)
-            }
-            guard let recorded,
+            guard let recorded = try await checkpoint(executionKey, at: instruction.location),
                 let readsDescriptor = BuildahExecutor.Checkpoint.recorded(executionKey, store: store)?.reads,
                 let reads = RunReads.load(readsDescriptor, store: store), reads.identity == identity
             else { continue }
