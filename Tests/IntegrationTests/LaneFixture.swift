@@ -120,6 +120,15 @@ enum GeneratedRepository {
         "tools/gen/p\(String(format: "%02d", name))/\(version)"
     }
 
+    /// The `registry.yaml` of processor `name` version `version`: context the repository root,
+    /// both platforms pending.
+    static func writeManifest(in fixture: LaneFixture, name: Int, version: Int) throws {
+        try fixture.write(
+            "\(folder(name, version))/registry.yaml",
+            "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n"
+        )
+    }
+
     /// Writes `kiln.yaml`, the shared library and the COPY-only processors.
     static func copyProcessors(in fixture: LaneFixture, names: Int, versions: Int, kilnYAML: String? = nil) throws {
         try fixture.write("kiln.yaml", kilnYAML ?? "processors: [tools/**/registry.yaml]\nowner: acme\n")
@@ -129,10 +138,7 @@ enum GeneratedRepository {
         for name in 0..<names {
             for version in 1...versions {
                 let folder = folder(name, version)
-                try fixture.write(
-                    "\(folder)/registry.yaml",
-                    "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n"
-                )
+                try writeManifest(in: fixture, name: name, version: version)
                 try fixture.write(
                     "\(folder)/Dockerfile",
                     """
@@ -161,10 +167,7 @@ enum GeneratedRepository {
         for name in 0..<names {
             for version in 1...versions {
                 let folder = folder(name, version)
-                try fixture.write(
-                    "\(folder)/registry.yaml",
-                    "build:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n    arm64: sha256:pending\nref: \(ref(name, version))\n"
-                )
+                try writeManifest(in: fixture, name: name, version: version)
                 try fixture.write(
                     "\(folder)/Dockerfile",
                     """

@@ -275,12 +275,15 @@ struct LaneTests {
 
     /// `tools/run/NAME/1` with a `protocol/` folder and a `registry.yaml` for `run/NAME@1`
     /// (build context the repository root), for a Dockerfile the test writes.
-    static func runProcessorFolder(_ setup: Setup, name: String) throws -> String {
+    static func runProcessorFolder(_ setup: Setup, name: String, dockerfile: String? = nil) throws -> String {
         let folder = setup.repo + "/tools/run/\(name)/1"
         try FileManager.default.createDirectory(atPath: folder + "/protocol", withIntermediateDirectories: true)
         try
             "ref: run/\(name)@1\nbuild:\n  context: .\n  dockerfile: Dockerfile\nimage:\n  platforms:\n    amd64: sha256:pending\n"
             .write(toFile: folder + "/registry.yaml", atomically: true, encoding: .utf8)
+        if let dockerfile {
+            try dockerfile.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        }
         return folder
     }
 
@@ -347,17 +350,18 @@ struct LaneTests {
     func warmPrefetchesReuseChecks() throws {
         try ARM64Emulation.register()
         let setup = try Setup("lane-warm-runs")
-        let folder = try Self.runProcessorFolder(setup, name: "reads")
-        try """
-            ARG BASE_IMAGE
-            FROM ${BASE_IMAGE}
-            WORKDIR /tool
-            COPY tools/run/reads/1/protocol/ /tool/protocol/
-            COPY code/libs/textkit /tool/libs/textkit
-            RUN mkdir -p /site && cat /tool/protocol/app.txt > /site/installed
-            RUN mkdir -p /home/app && chmod -R 0777 /home/app
-            CMD ["sh"]
-        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        let folder = try Self.runProcessorFolder(
+            setup, name: "reads",
+            dockerfile: """
+                    ARG BASE_IMAGE
+                    FROM ${BASE_IMAGE}
+                    WORKDIR /tool
+                    COPY tools/run/reads/1/protocol/ /tool/protocol/
+                    COPY code/libs/textkit /tool/libs/textkit
+                    RUN mkdir -p /site && cat /tool/protocol/app.txt > /site/installed
+                    RUN mkdir -p /home/app && chmod -R 0777 /home/app
+                    CMD ["sh"]
+                """)
         try "v1\n".write(toFile: folder + "/protocol/app.txt", atomically: true, encoding: .utf8)
         let ref = "run/reads@1"
         let cold = try #require(try setup.run(["build", "--push", "--pin", "--ref", ref])[ref])

@@ -50,14 +50,15 @@ struct PruneTests {
     func layerIndexes() throws {
         try ARM64Emulation.register()
         let fixture = try LaneFixture("prune-indexes")
-        let folder = try LaneTests.runProcessorFolder(fixture, name: "indexed")
-        try """
-            ARG BASE_IMAGE
-            FROM ${BASE_IMAGE}
-            COPY tools/run/indexed/1/protocol/ /tool/protocol/
-            RUN cat /tool/protocol/app.txt > /installed
-            CMD ["sh"]
-        """.write(toFile: folder + "/Dockerfile", atomically: true, encoding: .utf8)
+        let folder = try LaneTests.runProcessorFolder(
+            fixture, name: "indexed",
+            dockerfile: """
+                    ARG BASE_IMAGE
+                    FROM ${BASE_IMAGE}
+                    COPY tools/run/indexed/1/protocol/ /tool/protocol/
+                    RUN cat /tool/protocol/app.txt > /installed
+                    CMD ["sh"]
+                """)
         let ref = "run/indexed@1"
         let repository = "\(fixture.registry.host)/acme/run-indexed"
         func indexTags() throws -> Set<String> {
