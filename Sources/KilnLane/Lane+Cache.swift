@@ -60,14 +60,20 @@ extension Lane {
         return try Self.repository(text)
     }
 
+    /// An index the registry already has for a processor's keys, found without building.
+    struct PushedIndex {
+        var found: [Platform: Descriptor]
+        var index: Digest
+        /// The version tag names the index already (false: the tag is to be moved to it).
+        var tagged: Bool
+    }
+
     /// With `--push`, the images of a processor whose every platform this store recorded as
-    /// pushed to `repository`, once one `HEAD` finds their index there: a registry stores an
-    /// index only when it has each manifest the index lists (distribution checks them at the
-    /// `PUT`), so one request stands for one per platform and the index's own. nil when a
-    /// platform has no such record or the registry lacks the index; the lookups per platform
-    /// then decide. The index's digest comes back too (the index is made and stored once).
-    func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository) async throws
-        -> (found: [Platform: Descriptor], index: Digest)?
+    /// pushed to `repository`, once the registry is found to have them (`confirmPushed`). nil
+    /// when a platform has no such record or the registry lacks one of them; the lookups per
+    /// platform then decide. The index's digest comes back too (it is made and stored once).
+    func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository, version: String)
+        async throws -> PushedIndex?
     {
         guard settings.push else { return nil }
         var found = [Platform: Descriptor]()
@@ -78,11 +84,43 @@ extension Lane {
             found[platform] = record.manifest
         }
         let index = try index(keys.map(\.platform), found)
-        guard
-            try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest))
-                != nil
-        else { return nil }
-        return (found, index.descriptor.digest)
+        return try await confirmPushed(index.descriptor.digest, found: found, repository: repository, version: version)
+    }
+
+    /// Whether `repository` still has the pushed `index` and each platform manifest in `found`,
+    /// asked all at once: the version tag (naming the index, it shows the index is there) and
+    /// one `HEAD` per platform manifest (distribution keeps an index whose manifests were
+    /// deleted, so the index alone proves nothing). When the tag names another index (inputs
+    /// reverted), the index itself is asked for, and the tag is to be moved.
+    func confirmPushed(_ index: Digest, found: [Platform: Descriptor], repository: Repository, version: String)
+        async throws -> PushedIndex?
+    {
+        let tag = Tag.isValid(version) ? version : nil
+        var asked = found.values.map { ImageReference(repository: repository, digest: $0.digest) }
+        asked.append(
+            tag.map { ImageReference(repository: repository, tag: $0) } ?? .init(repository: repository, digest: index))
+        let client = self.client
+        let answers = try await asked.mapConcurrently(width: asked.count) { try await client.headManifest($0) }
+        guard answers.dropLast().allSatisfy({ $0 != nil }) else { return nil }
+        if answers.last??.digest == index { return PushedIndex(found: found, index: index, tagged: true) }
+        guard tag != nil, try await client.headManifest(.init(repository: repository, digest: index)) != nil else {
+            return nil
+        }
+        return PushedIndex(found: found, index: index, tagged: false)
+    }
+
+    /// Moves the version tag of `repository` to `index`, which the registry has.
+    func tagVersion(_ version: String, index: Digest, in repository: Repository) async throws -> Int64 {
+        let bytes: [UInt8]
+        if let stored = try? store.readBlob(index, limit: 4 << 20) {
+            bytes = stored
+        } else {
+            bytes = try await client.fetchManifest(ImageReference(repository: repository, digest: index)).bytes
+            _ = try store.put(bytes, mediaType: .ociIndex)
+        }
+        try await ImagePusher(client: client).putManifest(
+            bytes, mediaType: .ociIndex, to: repository, reference: version, from: store)
+        return Int64(bytes.count)
     }
 
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the

@@ -184,19 +184,18 @@ extension Lane {
         return Memoized(memo: memo, keys: keys)
     }
 
-    /// The platform manifests and the index of a memo's last push, once one `HEAD` finds the index
-    /// still in `repository` (a registry keeps an index only with every manifest it lists); nil
-    /// when the memo has none for this repository, or the registry lost it.
-    func publishedHits(_ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository)
-        async throws -> (found: [Platform: Descriptor], index: Digest)?
-    {
+    /// The platform manifests and the index of a memo's last push, once the registry is found
+    /// to still have them (`confirmPushed`); nil when the memo has none for this repository, or
+    /// the registry lost one of them.
+    func publishedHits(
+        _ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository, version: String
+    ) async throws -> PushedIndex? {
         guard settings.push, let published = memoized.memo.published,
-            published.repository == repository.description, published.manifests.count == keys.count,
-            try await client.headManifest(ImageReference(repository: repository, digest: published.index)) != nil
+            published.repository == repository.description, published.manifests.count == keys.count
         else { return nil }
         var found = [Platform: Descriptor]()
         for ((platform, _), manifest) in zip(keys, published.manifests) { found[platform] = manifest }
-        return (found, published.index)
+        return try await confirmPushed(published.index, found: found, repository: repository, version: version)
     }
 
     /// Writes a processor's memo. Losing one only costs the next run a full keying pass: no fsync

@@ -9,14 +9,22 @@ import KilnRegistry
 /// What pruning one registry repository would delete (`kiln prune`, dry run by default).
 package struct RegistryPrunePlan: Encodable, Sendable {
     package struct Deletion: Encodable, Sendable, Equatable {
-        package var tag: String
+        /// The tag that named the manifest (nil: a referrer listed only by a tag that goes).
+        package var tag: String?
         package var digest: String
+        /// Why nothing needs it.
+        package var reason: String
+        /// When a `kiln prune --delete` first found nothing needing it (nil: not yet).
+        package var unneededSince: String?
     }
 
     package var repository: String
     /// kiln's tags (`kiln-KEY`, `kiln-step-…`, `kiln-reads-…`, `kiln-run-…`, `kiln-index-…`,
-    /// `sha256-…`) that no pin and no recent key needs, with the manifest each names.
+    /// `sha256-…`) that nothing has needed for the grace period, with the manifest each names.
     package var delete: [Deletion] = []
+    /// What nothing needs either, but not yet for the grace period: marked, deleted by a later
+    /// `kiln prune --delete` if still unneeded then.
+    package var pending: [Deletion] = []
     /// kiln's tags kept.
     package var kept = 0
     /// Manifests deleted (`--delete`).
@@ -25,26 +33,55 @@ package struct RegistryPrunePlan: Encodable, Sendable {
     package var unsupported: String?
 }
 
+/// What a registry prune keeps whatever its tags say: the pins and what they reach.
+package struct PruneGuards: Sendable {
+    /// Images pinned anywhere (the checkout's files, every git ref).
+    package var pinned: PinnedDigests
+    /// Keys this store built or used lately.
+    package var recentKeys: Set<Digest>
+    /// How long nothing must have needed a manifest before it is deleted (kiln's marks in the
+    /// registry say since when; a fresh runner reads them too).
+    package var gracePeriod: TimeInterval
+    package var now: Date
+
+    package init(pinned: PinnedDigests, recentKeys: Set<Digest>, gracePeriod: TimeInterval, now: Date = Date()) {
+        self.pinned = pinned
+        self.recentKeys = recentKeys
+        self.gracePeriod = gracePeriod
+        self.now = now
+    }
+}
+
 extension Lane {
+    /// The pins a prune must keep: every `REPOSITORY@sha256:…` in any processor's file of the
+    /// checkout (enabled or not, whatever platforms it names) and on every branch and tag of
+    /// the git repository. `deleting`: refuse a shallow clone.
+    package func pinnedEverywhere(deleting: Bool) async throws -> PinnedDigests {
+        var pinned = PinnedDigests()
+        for processor in try Discovery.processors(settings.config) {
+            pinned.scan(try Self.readText(processor.file))
+        }
+        try await pinned.scanRefs(of: settings.config.root, complete: deleting)
+        return pinned
+    }
+
     /// Tags kiln made that nothing needs any more, per repository of the lane: a key tag whose
-    /// key is neither one of the current inputs' nor in `recentKeys` (keys this machine's store
-    /// used lately), a step, reads or execution tag of a `RUN` step no current processor has,
-    /// the referrers tag of an image that goes, and the index artifact of a layer no kept image
-    /// of the repository has. Nothing a pin names, a version tag names, or
-    /// an index that is kept lists ever goes; a manifest is deleted by digest only when no kept
-    /// tag names it. With `apply`, the manifests are deleted (each tag naming them goes with them).
-    package func pruneRegistry(recentKeys: Set<Digest>, apply: Bool) async throws -> [RegistryPrunePlan] {
+    /// key is neither one of the current inputs' nor recent, a step, reads or execution tag of a
+    /// `RUN` step no current processor has, the referrers tag of an image that goes, and the
+    /// index artifact of a layer no kept image of the repository has. Nothing a pin anywhere
+    /// names, a version tag names, or an index that is kept lists ever goes. A manifest is
+    /// deleted (by digest, only when no kept tag names it) once nothing has needed it for the
+    /// grace period; until then `apply` marks it, in the repository, for a later prune.
+    package func pruneRegistry(guards: PruneGuards, apply: Bool) async throws -> [RegistryPrunePlan] {
         let all = try Discovery.processors(settings.config)
         await checkpointHomes.use(all, trustingMemos: false)
-        var keys = recentKeys
+        var keys = guards.recentKeys
         var repositories = Set<Repository>()
-        var pinned = [Repository: Set<Digest>]()
         let pinFiles = Set(all.map(\.file))
         for processor in all where processor.enabled && processor.duplicates.isEmpty {
             let repository = try Self.repository(try settings.config.repository(for: processor.ref))
             repositories.insert(repository)
             repositories.insert(try cacheRepository(for: repository))
-            for (reference, digest) in try pins(of: processor) { pinned[reference, default: []].insert(digest) }
             guard case .build(let platforms, _, _) = plan(processor),
                 let job = try? ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms),
                 let current = try? await job.keys(downloadingLayers: false)
@@ -52,119 +89,14 @@ extension Lane {
             for entry in current { keys.insert(entry.key.digest) }
         }
         let steps = Set(await checkpointHomes.homes { await self.computeHomes($0, trustingMemos: $1) }.keys)
-
         var plans = [RegistryPrunePlan]()
         for repository in repositories.sorted(by: { $0.description < $1.description }) {
-            plans.append(
-                try await prune(
-                    repository, keys: keys, steps: steps, pinned: pinned[repository] ?? [], apply: apply))
+            var pruning = RepositoryPrune(
+                repository: repository, client: client, keys: keys, steps: steps, guards: guards)
+            try await pruning.survey()
+            plans.append(try await pruning.finish(apply: apply, store: store))
         }
         return plans
-    }
-
-    private func prune(
-        _ repository: Repository, keys: Set<Digest>, steps: Set<Digest>, pinned: Set<Digest>, apply: Bool
-    ) async throws -> RegistryPrunePlan {
-        var plan = RegistryPrunePlan(repository: repository.description)
-        var keep = Set<Digest>()
-        var candidates = [(tag: String, digest: Digest)]()
-        var referrerTags = [(tag: String, subject: String, digest: Digest)]()
-        var indexTags = [(tag: String, layer: Digest, digest: Digest)]()
-        // The layers of every image kept: their index artifacts stay.
-        var keptLayers = Set<Digest>()
-        func keepTree(_ digest: Digest) async throws {
-            guard keep.insert(digest).inserted else { return }
-            let fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: digest))
-            if fetched.mediaType.isIndex,
-                let index = try? CanonicalJSON.decode(ImageIndex.self, from: fetched.bytes, what: "index")
-            {
-                for child in index.manifests { try await keepTree(child.digest) }
-            } else if let image = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "image") {
-                keptLayers.formUnion(image.layers.map(\.digest))
-            }
-        }
-        for digest in pinned where try await client.headManifest(.init(repository: repository, digest: digest)) != nil {
-            try await keepTree(digest)
-        }
-        for tag in try await client.tags(in: repository) {
-            guard let descriptor = try await client.headManifest(.init(repository: repository, tag: tag)) else {
-                continue
-            }
-            switch Self.kilnTag(tag) {
-            case nil:
-                try await keepTree(descriptor.digest)  // a version tag, or anyone else's
-            case .key(let key), .step(let key):
-                if keys.contains(key) || steps.contains(key) {
-                    plan.kept += 1
-                    try await keepTree(descriptor.digest)
-                } else {
-                    candidates.append((tag, descriptor.digest))
-                }
-            case .execution:
-                let manifest = try await client.fetchManifest(.init(repository: repository, digest: descriptor.digest))
-                let artifact = try? CanonicalJSON.decode(ImageManifest.self, from: manifest.bytes, what: "artifact")
-                let step = (artifact?.annotations?[RegistryCheckpoints.stepKeyAnnotation]).flatMap {
-                    try? Digest(sha256Hex: $0)
-                }
-                if let step, steps.contains(step) {
-                    plan.kept += 1
-                    keep.insert(descriptor.digest)
-                } else {
-                    candidates.append((tag, descriptor.digest))
-                }
-            case .referrers(let subject):
-                referrerTags.append((tag, subject, descriptor.digest))
-            case .index(let layer):
-                indexTags.append((tag, layer, descriptor.digest))
-            }
-        }
-        // A referrers tag stays with its image, and keeps what it lists.
-        for entry in referrerTags {
-            if let subject = try? Digest(sha256Hex: entry.subject), keep.contains(subject) {
-                plan.kept += 1
-                try await keepTree(entry.digest)
-            } else {
-                candidates.append((entry.tag, entry.digest))
-                let fetched = try await client.fetchManifest(.init(repository: repository, digest: entry.digest))
-                for child in (try? CanonicalJSON.decode(ImageIndex.self, from: fetched.bytes, what: "referrers"))?
-                    .manifests ?? [] where !keep.contains(child.digest)
-                {
-                    candidates.append(("\(entry.tag) → \(child.digest.short)", child.digest))
-                }
-            }
-        }
-        // A layer's index artifact stays while an image kept here has the layer.
-        for entry in indexTags {
-            if keptLayers.contains(entry.layer) {
-                plan.kept += 1
-                keep.insert(entry.digest)
-            } else {
-                candidates.append((entry.tag, entry.digest))
-            }
-        }
-        plan.delete = candidates.filter { !keep.contains($0.digest) }.map {
-            RegistryPrunePlan.Deletion(tag: $0.tag, digest: $0.digest.description)
-        }
-        plan.kept += candidates.count - plan.delete.count
-        if repository.registry == "ghcr.io" {
-            plan.unsupported =
-                "GHCR deletes nothing through the registry API: delete these package versions through GitHub's packages API, e.g. gh api --method DELETE /orgs/OWNER/packages/container/PACKAGE/versions/ID (each version's ID from gh api /orgs/OWNER/packages/container/PACKAGE/versions, by its name, the digest)"
-            return plan
-        }
-        guard apply else { return plan }
-        var done = Set<String>()
-        for deletion in plan.delete where done.insert(deletion.digest).inserted {
-            guard let digest = try? Digest(parsing: deletion.digest) else { continue }
-            switch try await client.deleteManifest(digest, in: repository) {
-            case .deleted: plan.deleted.append(deletion.digest)
-            case .notFound: continue
-            case .unsupported:
-                plan.unsupported =
-                    "\(repository.registry) refuses deletes through its API (for distribution, set storage.delete.enabled: true)"
-                return plan
-            }
-        }
-        return plan
     }
 
     /// The kinds of tag kiln makes.
@@ -188,26 +120,6 @@ extension Lane {
         if let key = hex("kiln-") { return .key(key) }
         if hex("sha256-") != nil { return .referrers(subject: String(tag.dropFirst("sha256-".count))) }
         return nil
-    }
-
-    /// Every `REPOSITORY@sha256:…` a processor's file pins.
-    func pins(of processor: Processor) throws -> [(Repository, Digest)] {
-        let text = try Self.readText(processor.file)
-        var values = [String]()
-        if let oci = try YAMLPins.value(at: ["image", "oci"], in: text, file: processor.displayPath) {
-            values.append(oci)
-        }
-        for platform in processor.platforms ?? settings.config.platforms {
-            if let value = try YAMLPins.value(
-                at: ["image", "platforms", Self.pinKey(platform)], in: text, file: processor.displayPath)
-            {
-                values.append(value)
-            }
-        }
-        return values.compactMap { value in
-            guard let reference = try? ImageReference(parsing: value), let digest = reference.digest else { return nil }
-            return (reference.repository, digest)
-        }
     }
 }
 

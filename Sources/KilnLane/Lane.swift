@@ -349,12 +349,13 @@ package struct Lane: Sendable {
         // An unchanged processor costs one registry round trip (its index); otherwise every
         // platform's lookup at once: with --push each is a round trip, and an unchanged lane is
         // mostly these.
-        var pushedIndex: (found: [Platform: Descriptor], index: Digest)?
+        var pushedIndex: PushedIndex?
         if complete, let memoized {
-            pushedIndex = try await publishedHits(memoized, keys: keys, repository: repository)
+            pushedIndex = try await publishedHits(
+                memoized, keys: keys, repository: repository, version: processor.ref.version)
         }
         if complete, pushedIndex == nil {
-            pushedIndex = try await pushedIndexHits(keys, repository: repository)
+            pushedIndex = try await pushedIndexHits(keys, repository: repository, version: processor.ref.version)
             if let found = pushedIndex, let memoized {
                 // Found the long way: the memo learns the index, so the next run asks only for it.
                 saveMemo(
@@ -475,8 +476,13 @@ package struct Lane: Sendable {
         }
         let indexDigest: Digest
         if let pushedIndex {
-            // An index the lookup found in the registry is there already.
+            // An index the lookup found in the registry is there already; the version tag may
+            // name another (inputs reverted).
             indexDigest = pushedIndex.index
+            if !pushedIndex.tagged, settings.push {
+                report.pushedBytes += try await tagVersion(
+                    processor.ref.version, index: indexDigest, in: repository)
+            }
         } else {
             let index = try index(keys.map(\.platform), found)
             indexDigest = index.descriptor.digest
@@ -501,6 +507,10 @@ package struct Lane: Sendable {
             report.pinChanges = pins.changed
             // Pins already as they should be: the file is not read and parsed again to find so.
             report.pinned = pins.changed.isEmpty ? false : try writePins(processor, pins.all)
+            if report.pinned == true, settings.push {
+                try await RepositoryPrune.unmark(
+                    Set(found.values.map(\.digest) + [indexDigest]), in: repository, client: client, store: store)
+            }
         }
         return report
     }
@@ -566,11 +576,14 @@ package struct Lane: Sendable {
 
     /// Puts the index in the registry unless it is there already; the bytes uploaded.
     func pushIndex(_ index: Encoded<ImageIndex>, to repository: Repository, version: String) async throws -> Int64 {
-        if try await client.headManifest(ImageReference(repository: repository, digest: index.descriptor.digest)) != nil
-        {
-            return 0
-        }
         let tag = Tag.isValid(version) ? version : index.descriptor.digest.description
+        // Already there and tagged (the tag, not the digest, is asked: the index of reverted
+        // inputs is there while the tag names another).
+        let asked =
+            Tag.isValid(version)
+            ? ImageReference(repository: repository, tag: version)
+            : ImageReference(repository: repository, digest: index.descriptor.digest)
+        if try await client.headManifest(asked)?.digest == index.descriptor.digest { return 0 }
         try await ImagePusher(client: client).putManifest(
             index.bytes, mediaType: .ociIndex, to: repository, reference: tag, from: store)
         return Int64(index.bytes.count)

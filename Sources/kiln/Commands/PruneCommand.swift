@@ -12,20 +12,28 @@ struct PruneCommand: AsyncParsableCommand {
             A dry run unless --delete. The store: records (what a key built) not used for \
             --older-than, then the least recently used while the blobs kept exceed --max-size, and the \
             blobs no kept record reaches. The registry: in every repository of the lane, kiln's tags \
-            (kiln-KEY, kiln-step-…, kiln-reads-…, kiln-run-…, sha256-… referrers) that no pin and no \
-            recent key needs: the current inputs' keys, the keys this store used within --older-than, \
-            and the RUN steps of the current Dockerfiles. Nothing a pin or a version tag names is \
-            touched. GHCR deletes nothing through the registry API: kiln lists what to delete through \
-            GitHub's packages API instead. distribution needs storage.delete.enabled: true.
+            (kiln-KEY, kiln-step-…, kiln-reads-…, kiln-run-…, kiln-index-…, sha256-… referrers) that \
+            nothing needs: not the current inputs' keys, nor keys this store used within --older-than, \
+            nor the RUN steps of the current Dockerfiles. Every image a pin names is kept: pins in any \
+            processor file of the checkout (enabled or not, any platform) and on every git branch and \
+            tag, local and remote (--delete refuses a shallow clone). A candidate is deleted only once \
+            nothing has needed it for --older-than: --delete marks each in the repository \
+            (kiln-prune-marks) with when it was first found unneeded, so a fresh runner keeps the grace \
+            period too, and a prune racing a lane only marks what the lane just pushed. GHCR deletes \
+            nothing through the registry API: kiln lists what to delete through GitHub's packages API \
+            instead. distribution needs storage.delete.enabled: true.
 
               kiln prune                               # what would go, store and registry
               kiln prune --store-only --max-size 5G --delete
               kiln prune --registry-only --older-than 14d --delete --json
+              kiln prune --registry-only --older-than 0 --delete  # no grace period
             """)
 
     @Option(
         name: .customLong("older-than"),
-        help: ArgumentHelp("What has not been used for this long goes (e.g. 30d, 12h).", valueName: "duration"))
+        help: ArgumentHelp(
+            "What has not been used (store) or needed (registry) for this long goes (e.g. 30d, 12h; 0: now).",
+            valueName: "duration"))
     var olderThan = "30d"
 
     @Option(
@@ -72,6 +80,30 @@ struct PruneCommand: AsyncParsableCommand {
         return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
     }
 
+    static func print(_ plans: [RegistryPrunePlan], deleting: Bool, refs: Int?, grace: String) {
+        if let refs {
+            Output.line("registry: keeping every image pinned in this checkout and on \(refs) git refs")
+        } else {
+            Output.line(
+                "registry: not a git repository: keeping the images this checkout pins (no other branch is seen)")
+        }
+        for plan in plans {
+            let verb = deleting && plan.unsupported == nil ? "deleted" : "would delete"
+            Output.line(
+                "\(plan.repository): \(verb) \(plan.delete.count), \(plan.pending.count) unneeded for less than \(grace), kept \(plan.kept)"
+            )
+            for deletion in plan.delete {
+                Output.line("  delete  \(deletion.tag ?? "(untagged)")  \(deletion.digest): \(deletion.reason)")
+            }
+            for deletion in plan.pending {
+                let since = deletion.unneededSince.map { "unneeded since \($0)" } ?? "first found unneeded now"
+                Output.line(
+                    "  later   \(deletion.tag ?? "(untagged)")  \(deletion.digest): \(deletion.reason); \(since)")
+            }
+            if let unsupported = plan.unsupported { Output.line("  \(unsupported)") }
+        }
+    }
+
     func run() async throws {
         struct Report: Encodable {
             struct StorePart: Encodable {
@@ -83,6 +115,8 @@ struct PruneCommand: AsyncParsableCommand {
                 var deleted: Bool
             }
             var store: StorePart?
+            /// How many git refs' pins were kept (nil: not in a git repository).
+            var pinnedRefs: Int?
             var registry: [RegistryPrunePlan]?
         }
         try await Output.reportingAsync(json: output.json) {
@@ -105,19 +139,16 @@ struct PruneCommand: AsyncParsableCommand {
             if registry || both {
                 let settings = try lane.settings(platforms: [])
                 let recent = contentStore.recordKeys(kind: "lane", usedSince: cutoff)
+                let grace = Self.seconds(olderThan) ?? 30 * 86_400
                 let plans = try await registryOptions.withClient { client in
-                    try await Lane(settings: settings, store: contentStore, client: client, observer: { _ in })
-                        .pruneRegistry(recentKeys: recent, apply: delete)
+                    let lane = Lane(settings: settings, store: contentStore, client: client, observer: { _ in })
+                    let pinned = try await lane.pinnedEverywhere(deleting: delete)
+                    report.pinnedRefs = pinned.refs
+                    return try await lane.pruneRegistry(
+                        guards: PruneGuards(pinned: pinned, recentKeys: recent, gracePeriod: grace), apply: delete)
                 }
                 report.registry = plans
-                if !output.json {
-                    for plan in plans {
-                        let verb = delete && plan.unsupported == nil ? "deleted" : "would delete"
-                        Output.line("\(plan.repository): \(verb) \(plan.delete.count) tags, kept \(plan.kept)")
-                        for deletion in plan.delete { Output.line("  \(deletion.tag)  \(deletion.digest)") }
-                        if let unsupported = plan.unsupported { Output.line("  \(unsupported)") }
-                    }
-                }
+                if !output.json { Self.print(plans, deleting: delete, refs: report.pinnedRefs, grace: olderThan) }
             }
             if output.json { Output.json(report) }
             if !delete && !output.json { Output.line("(a dry run: add --delete to remove these)") }

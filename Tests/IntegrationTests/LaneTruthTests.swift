@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// A lane's hit must be true of the registry as it is: the pinned images exist, and the
+/// version tag names the index of the current inputs.
+@Suite("A hit is true of the registry")
+struct LaneTruthTests {
+    static let file = "tools/llm/litellm/1/registry.yaml"
+
+    static func build(_ fixture: LaneFixture, version: Int, cache: String? = nil) throws -> [String: Any] {
+        try fixture.write("code/libs/runtime_common/truth-version.txt", "\(version)\n")
+        return try #require(
+            try fixture.run(["build", "--push", "--pin", "--ref", "llm/litellm@1"], cache: cache)["llm/litellm@1"])
+    }
+
+    static func versionTag(_ fixture: LaneFixture) throws -> String {
+        let result = try Tools.shell(
+            "set -o pipefail; skopeo inspect --raw --tls-verify=false docker://\(fixture.registryHost)/acme/llm-litellm:1 | sha256sum"
+        )
+        try #require(result.status == 0, "\(result.stderr)")
+        return "sha256:" + result.stdout.prefix(64)
+    }
+
+    @Test("a deleted platform manifest is pushed again, not called a hit; verify then passes")
+    func deletedManifest() throws {
+        try Tools.require("skopeo", package: "skopeo")
+        let fixture = try LaneFixture("truth-deleted")
+        _ = try Self.build(fixture, version: 1)
+        let pins = try PruneTests.pinned(fixture, Self.file)
+        let arm64 = try #require(
+            pins.first { reference in
+                let text = (try? String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8)) ?? ""
+                return text.contains("arm64: \(reference)")
+            })
+        let deleted = try Tools.run(["skopeo", "delete", "--tls-verify=false", "docker://\(arm64)"])
+        try #require(deleted.status == 0, "\(deleted.stderr)")
+        #expect(!(try PruneTests.inspect(arm64)))
+
+        let again = try Self.build(fixture, version: 1)
+        let caches = (again["platforms"] as? [[String: Any]] ?? []).map {
+            "\($0["platform"] ?? "?"): \($0["cache"] ?? "?")"
+        }
+        #expect(!caches.contains { $0.hasPrefix("linux/arm64") && $0.hasSuffix(": hit") }, "\(caches)")
+        #expect(try PruneTests.inspect(arm64), "the pinned arm64 image is back")
+        #expect(try PruneTests.pinned(fixture, Self.file) == pins)
+        let verified = try fixture.run(["verify", "--ref", "llm/litellm@1"])
+        #expect(verified["llm/litellm@1"]?["status"] as? String == "ok", "\(verified)")
+    }
+
+    @Test("inputs reverted: the version tag moves back to the index of the pinned images, warm and on a fresh runner")
+    func revertedInputs() throws {
+        try Tools.require("skopeo", package: "skopeo")
+        let fixture = try LaneFixture("truth-revert")
+        let first = try Self.build(fixture, version: 1)
+        let index1 = try #require(first["index"] as? String)
+        #expect(try Self.versionTag(fixture) == index1)
+        let second = try Self.build(fixture, version: 2)
+        let index2 = try #require(second["index"] as? String)
+        #expect(index2 != index1)
+        #expect(try Self.versionTag(fixture) == index2)
+        #expect(try Self.build(fixture, version: 1)["index"] as? String == index1)
+        #expect(try Self.versionTag(fixture) == index1, "back to v1's inputs, the tag still names v2's index")
+        #expect(try Self.build(fixture, version: 2)["index"] as? String == index2)
+        #expect(try Self.versionTag(fixture) == index2, "warm")
+        let fresh = try fixture.scratch.sub("fresh")
+        #expect(try Self.build(fixture, version: 1, cache: fresh)["index"] as? String == index1)
+        #expect(try Self.versionTag(fixture) == index1, "on a fresh runner")
+    }
+}
