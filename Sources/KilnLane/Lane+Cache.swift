@@ -43,6 +43,12 @@ struct CacheHit {
     var source: CacheSource
 }
 
+/// What looking a key up found: a hit, or a miss with why a key tag was not used (nil: none).
+struct Lookup {
+    var hit: CacheHit?
+    var refused: String?
+}
+
 extension Lane {
     static func repository(_ text: String) throws -> Repository {
         let reference = try ImageReference(parsing: text)
@@ -127,40 +133,71 @@ extension Lane {
     /// registry. When pushing, a local hit is trusted only once the registry still has the
     /// manifest (one `HEAD` by digest).
     func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws
-        -> CacheHit?
+        -> Lookup
     {
         if let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
             store.contains(record.manifest.digest)
         {
             if !settings.push {
-                return CacheHit(descriptor: record.manifest, source: .local)
+                return Lookup(hit: CacheHit(descriptor: record.manifest, source: .local))
             }
             if record.repository == repository.description,
                 try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest))
                     != nil
             {
-                return CacheHit(descriptor: record.manifest, source: .local)
+                return Lookup(hit: CacheHit(descriptor: record.manifest, source: .local))
             }
         }
         let cache = try cacheRepository(for: repository)
         guard let found = try await client.headManifest(ImageReference(repository: cache, tag: Self.cacheTag(key)))
-        else { return nil }
+        else { return Lookup() }
         if cache != repository,
             try await client.headManifest(ImageReference(repository: repository, digest: found.digest)) == nil
         {
             // The cache repository knows the key, but the target lacks the image: build it again
             // (same bytes) so the push fills the target.
-            return nil
+            return Lookup()
         }
         let descriptor = Descriptor(mediaType: found.mediaType, digest: found.digest, size: found.size)
         if fetchManifest || !store.contains(found.digest) {
             let bytes = try await client.fetchManifest(ImageReference(repository: cache, digest: found.digest)).bytes
             _ = try store.put(bytes, mediaType: found.mediaType)
         }
+        // A tag is only a name anyone can move: the image must be one for this platform.
+        if let problem = try await platformProblem(of: descriptor, in: cache, platform: platform) {
+            return Lookup(refused: "its key tag \(problem): built again")
+        }
         try store.setRecord(
             LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil),
             kind: "lane", key: key, durable: false)
-        return CacheHit(descriptor: descriptor, source: .registry)
+        return Lookup(hit: CacheHit(descriptor: descriptor, source: .registry))
+    }
+
+    /// Why the image `descriptor` (its manifest in the store) is no image for `platform`: not
+    /// an image manifest, or its config names another platform. The config is read from the
+    /// store, else fetched from `repository` (and kept). nil when it is one.
+    func platformProblem(of descriptor: Descriptor, in repository: Repository, platform: Platform) async throws
+        -> String?
+    {
+        guard descriptor.mediaType.isImageManifest,
+            let manifest = try? CanonicalJSON.decode(
+                ImageManifest.self, from: try store.readBlob(descriptor.digest, limit: 4 << 20), what: "image")
+        else { return "names no image manifest" }
+        let bytes: [UInt8]
+        if let stored = try? store.readBlob(manifest.config.digest, limit: 16 << 20) {
+            bytes = stored
+        } else {
+            bytes = try await client.fetchBlob(manifest.config.digest, from: repository, limit: 16 << 20)
+            _ = try store.put(bytes, mediaType: manifest.config.mediaType)
+        }
+        guard let config = try? CanonicalJSON.decode(ImageConfig.self, from: bytes, what: "config") else {
+            return "names an image whose config kiln cannot read"
+        }
+        let found = config.platform
+        guard found.os == platform.os, found.architecture == platform.architecture,
+            (found.variant ?? "") == (platform.variant ?? "") || platform.matches(found)
+        else { return "names an image for \(found), not \(platform)" }
+        return nil
     }
 
     static func inputsKey(_ processor: Processor, _ platform: Platform) -> Digest {

@@ -154,11 +154,15 @@ extension Lane {
                 problems.append("\(name) is '\(pin.value)', not REPOSITORY@sha256:…")
                 continue
             }
-            if try await client.headManifest(reference) == nil {
+            guard let head = try await client.headManifest(reference) else {
                 problems.append("\(name) names \(digest.short), which \(reference.repository) does not have")
                 continue
             }
             let platform = platforms.first { Self.pinKey($0) == pin.path.last }
+            if let platform, let problem = try await pinnedPlatformProblem(reference, head, platform: platform) {
+                problems.append("\(name) \(problem)")
+                continue
+            }
             let expected: Digest?
             if pin.path.last == "oci" {
                 expected =
@@ -188,5 +192,17 @@ extension Lane {
         report.status = problems.isEmpty ? .ok : .stale
         if !problems.isEmpty { report.message = problems.joined(separator: "; ") }
         return report
+    }
+
+    /// Why the image a platform pin names is no image for `platform` (nil when it is one).
+    private func pinnedPlatformProblem(_ reference: ImageReference, _ head: Descriptor, platform: Platform)
+        async throws -> String?
+    {
+        if !store.contains(head.digest) {
+            let fetched = try await client.fetchManifest(
+                ImageReference(repository: reference.repository, digest: head.digest))
+            _ = try store.put(fetched.bytes, mediaType: fetched.mediaType)
+        }
+        return try await platformProblem(of: head, in: reference.repository, platform: platform)
     }
 }

@@ -364,9 +364,9 @@ package struct Lane: Sendable {
                         repository: repository, index: found.index, found: found.found, keys: keys))
             }
         }
-        let hits: [CacheHit?]
+        let hits: [Lookup]
         if let pushedIndex {
-            hits = keys.map { CacheHit(descriptor: pushedIndex.found[$0.platform]!, source: .local) }
+            hits = keys.map { Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) }) }
         } else {
             hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
                 try await self.lookup(key, platform: platform, repository: repository, fetchManifest: mode == .warm)
@@ -374,18 +374,18 @@ package struct Lane: Sendable {
         }
         if checkOnly {
             // Something must be built: the Dockerfile and context are needed after all.
-            if hits.contains(where: { $0 == nil }) { return nil }
+            if hits.contains(where: { $0.hit == nil }) { return nil }
             start.send()
         }
-        for ((platform, key), hit) in zip(keys, hits) {
+        for ((platform, key), lookup) in zip(keys, hits) {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)
-            if let hit {
+            if let hit = lookup.hit {
                 entry.cache = hit.source.rawValue
                 entry.digest = hit.descriptor.digest.description
                 found[platform] = hit.descriptor
             } else if let inputKey = inputKeys?.first(where: { $0.platform == platform })?.key {
                 entry.cache = "miss"
-                entry.reason = explain(processor, platform: platform, key: inputKey)
+                entry.reason = lookup.refused ?? explain(processor, platform: platform, key: inputKey)
             }
             report.platforms.append(entry)
         }

@@ -66,4 +66,51 @@ struct LaneTruthTests {
         #expect(try Self.build(fixture, version: 1, cache: fresh)["index"] as? String == index1)
         #expect(try Self.versionTag(fixture) == index1, "on a fresh runner")
     }
+
+    @Test("a key tag moved to another platform's image is not used: built again, and verify names the platform")
+    func keyTagOfAnotherPlatform() throws {
+        try Tools.require("skopeo", package: "skopeo")
+        let fixture = try LaneFixture("truth-platform")
+        let first = try Self.build(fixture, version: 1)
+        let platforms = first["platforms"] as? [[String: Any]] ?? []
+        func entry(_ name: String, in report: [String: Any]) -> [String: Any] {
+            (report["platforms"] as? [[String: Any]] ?? []).first { ($0["platform"] as? String ?? "").hasPrefix(name) }
+                ?? [:]
+        }
+        try #require(platforms.count == 2, "\(platforms)")
+        let amd64 = try #require(entry("linux/amd64", in: first)["digest"] as? String)
+        let arm64 = try #require(entry("linux/arm64", in: first)["digest"] as? String)
+        let key = try #require(entry("linux/amd64", in: first)["key"] as? String)
+        let repository = "\(fixture.registryHost)/acme/llm-litellm"
+        let moved = try Tools.run([
+            "skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+            "docker://\(repository)@\(arm64)", "docker://\(repository):kiln-\(key)",
+        ])
+        try #require(moved.status == 0, "\(moved.stderr)")
+
+        // A fresh runner finds the amd64 key's tag naming the arm64 image.
+        let fresh = try fixture.scratch.sub("fresh")
+        let again = try Self.build(fixture, version: 1, cache: fresh)
+        let rebuilt = entry("linux/amd64", in: again)
+        #expect(rebuilt["cache"] as? String == "miss", "\(rebuilt)")
+        #expect((rebuilt["reason"] as? String ?? "").contains("linux/arm64"), "\(rebuilt)")
+        #expect(rebuilt["digest"] as? String == amd64, "the amd64 image, built again")
+        #expect(try PruneTests.pinned(fixture, Self.file).contains("\(repository)@\(amd64)"))
+        let tag = try Tools.shell(
+            "set -o pipefail; skopeo inspect --raw --tls-verify=false docker://\(repository):kiln-\(key) | sha256sum")
+        #expect("sha256:" + tag.stdout.prefix(64) == amd64, "the key tag names the amd64 image again")
+
+        // A pin that names the other platform's image is stale, and verify says which.
+        let text = try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8)
+        try fixture.write(
+            Self.file,
+            text.replacingOccurrences(of: "amd64: \(repository)@\(amd64)", with: "amd64: \(repository)@\(arm64)"))
+        let verified = try fixture.run(
+            ["verify", "--ref", "llm/litellm@1"], cache: try fixture.scratch.sub("verify"), expect: nil)
+        let report = try #require(verified["llm/litellm@1"])
+        #expect(report["status"] as? String == "stale", "\(report)")
+        #expect(
+            (report["message"] as? String ?? "").contains("names an image for linux/arm64/v8, not linux/amd64"),
+            "\(report)")
+    }
 }
