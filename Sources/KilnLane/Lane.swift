@@ -366,7 +366,9 @@ package struct Lane: Sendable {
         }
         let hits: [Lookup]
         if let pushedIndex {
-            hits = keys.map { Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) }) }
+            hits = keys.map {
+                Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) })
+            }
         } else {
             hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
                 try await self.lookup(key, platform: platform, repository: repository, fetchManifest: mode == .warm)
