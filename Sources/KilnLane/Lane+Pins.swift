@@ -32,7 +32,7 @@ extension Lane {
         // thousands of processors that parse was a twentieth of an unchanged lane).
         if let pins = processor.pins {
             let edits = wantedPins(pins, repository: repository, platforms: platforms, found: found, index: index)
-            if edits.allSatisfy({ pins.value(at: $0.path) == $0.value }) { return (edits, []) }
+            if edits.allSatisfy({ !$0.removes && pins.value(at: $0.path) == $0.value }) { return (edits, []) }
         }
         // Parsed once: pinning reads up to five keys of each file.
         let yaml = try YAMLPins.Parsed(Self.readText(processor.file), file: processor.displayPath)
@@ -40,10 +40,10 @@ extension Lane {
         var changed = [ProcessorReport.PinChange]()
         for edit in edits {
             let old = yaml.value(at: edit.path)
-            guard old != edit.value else { continue }
+            guard edit.removes || old != edit.value else { continue }
             changed.append(
                 ProcessorReport.PinChange(
-                    key: edit.dottedPath, old: old, new: edit.value,
+                    key: edit.dottedPath, old: old, new: edit.removes ? nil : edit.value,
                     line: yaml.line(of: edit.path)))
         }
         return (edits, changed)
@@ -76,7 +76,28 @@ extension Lane {
             }
         }
         if byIndex, let index { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
+        // A whole run: the pins of platforms no longer built go (`unbuilt-pins: remove`).
+        if index != nil, settings.config.unbuiltPins == .remove {
+            for key in Self.unbuiltPins(yaml, platforms: platforms) {
+                edits.append(.removal(["image", "platforms", key]))
+            }
+        }
         return edits
+    }
+
+    /// The `image.platforms` keys a file holds for platforms the lane does not build for it.
+    static func unbuiltPins(_ yaml: some PinReading, platforms: [Platform]) -> [String] {
+        let built = Set(platforms.map(pinKey))
+        return yaml.keys(at: ["image", "platforms"]).filter { !built.contains($0) }
+    }
+
+    /// What a stale report says of the pins of platforms no longer built (nil: there are none).
+    static func unbuiltPinsProblem(_ yaml: some PinReading, platforms: [Platform]) -> String? {
+        let unbuilt = unbuiltPins(yaml, platforms: platforms)
+        guard !unbuilt.isEmpty else { return nil }
+        let names = unbuilt.map { "image.platforms.\($0)" }.joined(separator: ", ")
+        return
+            "\(names) \(unbuilt.count == 1 ? "pins a platform" : "pin platforms") kiln no longer builds for this processor (it builds \(platforms.map(\.description).joined(separator: ", "))): the pinned image is of old inputs; kiln build --pin takes it out (unbuilt-pins: remove in kiln.yaml), or build the platform again"
     }
 
     /// Writes the pins into the processor's file; false when it already holds them.
@@ -111,8 +132,18 @@ extension Lane {
         }
         let index = complete ? try self.index(platforms, found).descriptor.digest : nil
         report.index = index?.description
+        if complete, let parsed = try? YAMLPins.Parsed(Self.readText(processor.file), file: processor.displayPath),
+            let problem = Self.unbuiltPinsProblem(parsed, platforms: platforms)
+        {
+            report.status = .stale
+            report.message = problem
+            let key = Self.unbuiltPins(parsed, platforms: platforms)[0]
+            report.location = ProcessorReport.Location(
+                file: processor.displayPath, line: parsed.line(of: ["image", "platforms", key]))
+            return report
+        }
         let pins = try pinEdits(processor, repository: repository, platforms: platforms, found: found, index: index)
-        report.pins = pins.changed.map { "\($0.key): \($0.new)" }
+        report.pins = pins.changed.map { "\($0.key): \($0.new ?? "(removed)")" }
         report.pinChanges = pins.changed
         if pins.changed.isEmpty {
             report.status = .ok
@@ -148,6 +179,7 @@ extension Lane {
             pinned.append((["image", "oci"], value))
         }
         if pinned.isEmpty { problems.append("nothing is pinned") }
+        if complete, let problem = Self.unbuiltPinsProblem(yaml, platforms: platforms) { problems.append(problem) }
         for pin in pinned {
             let name = pin.path.joined(separator: ".")
             guard let reference = try? ImageReference(parsing: pin.value), let digest = reference.digest else {

@@ -505,10 +505,16 @@ package struct Lane: Sendable {
             let pins = try pinEdits(
                 processor, repository: repository, platforms: keys.map(\.platform), found: found,
                 index: indexDigest)
-            report.pins = pins.changed.map { "\($0.key): \($0.new)" }
+            report.pins = pins.changed.map { "\($0.key): \($0.new ?? "(removed)")" }
             report.pinChanges = pins.changed
             // Pins already as they should be: the file is not read and parsed again to find so.
             report.pinned = pins.changed.isEmpty ? false : try writePins(processor, pins.all)
+            if settings.config.unbuiltPins == .report, let pins = processor.pins,
+                let problem = Self.unbuiltPinsProblem(pins, platforms: keys.map(\.platform))
+            {
+                report.status = .stale
+                report.message = problem
+            }
             if report.pinned == true, settings.push {
                 try await RepositoryPrune.unmark(
                     Set(found.values.map(\.digest) + [indexDigest]), in: repository, client: client, store: store)

@@ -122,7 +122,8 @@ package struct ProcessorReport: Encodable, Sendable {
     package struct PinChange: Encodable, Sendable, Equatable {
         package var key: String
         package var old: String?
-        package var new: String
+        /// nil: the pin is taken out (a platform no longer built).
+        package var new: String?
         package var line: Int
     }
 

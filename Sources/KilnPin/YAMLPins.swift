@@ -11,10 +11,19 @@ import Yams
 package struct PinEdit: Sendable, Hashable {
     package var path: [String]
     package var value: String
+    /// The key is taken out of the file (a pin of a platform no longer built); `value` unused.
+    package var removes = false
 
     package init(path: [String], value: String) {
         self.path = path
         self.value = value
+    }
+
+    /// Takes the pin at `path` out of the file.
+    package static func removal(_ path: [String]) -> PinEdit {
+        var edit = PinEdit(path: path, value: "")
+        edit.removes = true
+        return edit
     }
 
     package var dottedPath: String { path.joined(separator: ".") }
@@ -26,6 +35,8 @@ package protocol PinReading {
     func value(at path: [String]) -> String?
     /// Whether `path` names something other than null (a value or a mapping).
     func contains(_ path: [String]) -> Bool
+    /// The keys of the mapping at `path` (`image.platforms`), in file order.
+    func keys(at path: [String]) -> [String]
 }
 
 /// The pins a `registry.yaml` held when it was read (`image.platforms.*` and `image.oci`), kept
@@ -34,9 +45,11 @@ package protocol PinReading {
 package struct PinSnapshot: PinReading, Sendable, Equatable {
     var values: [[String]: String] = [:]
     var present: Set<[String]> = []
+    var platformKeys: [String] = []
 
     package init(_ parsed: YAMLPins.Parsed) {
         let platforms = ["image", "platforms"]
+        platformKeys = parsed.keys(at: platforms)
         let paths = [platforms, ["image", "oci"]] + parsed.keys(at: platforms).map { platforms + [$0] }
         for path in paths {
             if parsed.contains(path) { present.insert(path) }
@@ -49,6 +62,12 @@ package struct PinSnapshot: PinReading, Sendable, Equatable {
 
     /// Only `image.platforms`, its keys and `image.oci` are kept.
     package func contains(_ path: [String]) -> Bool { present.contains(path) }
+
+    /// Only the keys of `image.platforms` are kept.
+    package func keys(at path: [String]) -> [String] {
+        guard path == ["image", "platforms"] else { return [] }
+        return platformKeys
+    }
 }
 
 /// Reads and rewrites values of a YAML mapping in place, the way a person would with an editor:
@@ -266,6 +285,7 @@ package enum YAMLPins {
     static func change(for edit: PinEdit, in document: Document, root: Node?, file: String) throws(YAMLFileError)
         -> Change?
     {
+        if edit.removes { return try removal(of: edit.path, in: document, root: root, file: file) }
         guard let root else {
             // An empty file: the whole path goes at the end.
             let block = renderBlock(edit.path[...], value: edit.value, indent: 0, unit: 2, newline: document.newline)
@@ -329,6 +349,35 @@ package enum YAMLPins {
             }
         }
         return nil
+    }
+
+    /// The lines of the block mapping entry at `path` taken out (the key's line to the end of
+    /// the value's, a comment on them included); nil when there is no such key. An entry of a
+    /// flow mapping (`{amd64: …, arm64: …}`) is not taken apart: the error says to remove it.
+    static func removal(of path: [String], in document: Document, root: Node?, file: String) throws(YAMLFileError)
+        -> Change?
+    {
+        guard case .mapping(var mapping) = root, let last = path.last else { return nil }
+        for key in path.dropLast() {
+            guard let entry = entry(key, in: mapping), case .mapping(let child) = entry.value else { return nil }
+            mapping = child
+        }
+        guard let entry = entry(last, in: mapping), let keyMark = entry.key.mark else { return nil }
+        let dotted = path.joined(separator: ".")
+        // A block entry starts its line; anything before the key means a flow mapping.
+        let before = document.text(ofLine: keyMark.line).prefix(keyMark.column - 1)
+        guard mapping.style != .flow, before.allSatisfy({ $0 == " " }), case .scalar(let scalar) = entry.value else {
+            throw YAMLFileError(
+                "'\(dotted)' pins a platform kiln no longer builds; remove it by hand (kiln takes out only a one-line entry of a block mapping)",
+                location: SourceLocation(file: file, line: keyMark.line))
+        }
+        let valueEnd =
+            scalar.string.isEmpty && scalar.mark == nil
+            ? keyMark.line
+            : document.line(of: try span(of: scalar, document: document, file: file, path: dotted).upperBound)
+        let start = document.lineStarts[keyMark.line - 1]
+        let end = valueEnd < document.lineStarts.count ? document.lineStarts[valueEnd] : document.scalars.count
+        return Change(range: start..<end, replacement: "")
     }
 
     /// A new key (and the keys below it) in `mapping`.

@@ -15,6 +15,15 @@ package enum PinMode: String, Sendable, CaseIterable {
     case both
 }
 
+/// What the lane does with a pin of a platform it no longer builds (`unbuilt-pins:`): the pin
+/// names an image of old inputs, which a deployment of that platform would still run.
+package enum UnbuiltPins: String, Sendable, CaseIterable {
+    /// `--pin` takes it out of the file; `--check` and `verify` call it stale until then.
+    case remove
+    /// `--pin` leaves it, and the processor is reported stale, naming it.
+    case report
+}
+
 /// The lane's settings: `kiln.yaml` at the repository root, each overridable by a flag.
 ///
 /// ```yaml
@@ -72,6 +81,8 @@ package struct LaneConfig: Sendable {
     package var source: String?
     /// `provenance:`: push a provenance statement next to each image (nil: the default, on).
     package var provenance: Bool?
+    /// `unbuilt-pins:`: what becomes of a pin of a platform the lane no longer builds.
+    package var unbuiltPins = UnbuiltPins.remove
 
     package init(root: String) { self.root = root }
 
@@ -106,7 +117,7 @@ package struct LaneConfig: Sendable {
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
             "context-relative-to", "mirrors", "bases", "reuse-by-reads", "labels", "annotations", "source",
-            "provenance",
+            "provenance", "unbuilt-pins",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -158,6 +169,14 @@ package struct LaneConfig: Sendable {
                     location: document.location(document.node("pin")))
             }
             config.pin = mode
+        }
+        if let text = try document.string("unbuilt-pins") {
+            guard let mode = UnbuiltPins(rawValue: text) else {
+                throw YAMLFileError(
+                    "'unbuilt-pins' takes remove (--pin takes out a pin of a platform no longer built) or report (the processor is reported stale), not '\(text)'",
+                    location: document.location(document.node("unbuilt-pins")))
+            }
+            config.unbuiltPins = mode
         }
         if let jobs = try document.int("jobs") {
             guard jobs > 0 else {

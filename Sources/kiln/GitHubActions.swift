@@ -46,7 +46,7 @@ struct GitHubActions {
     static func outputs(_ reports: [ProcessorReport]) -> String {
         let changed = reports.contains { $0.pinned }
         let built = reports.filter { $0.status == .built || $0.status == .assembled }.map(\.ref)
-        var pins = [String: [String: String]]()
+        var pins = [String: [String: String?]]()  // a removed pin: null
         for report in reports where !report.pinChanges.isEmpty && report.pinned {
             pins[report.ref] = Dictionary(uniqueKeysWithValues: report.pinChanges.map { ($0.key, $0.new) })
         }

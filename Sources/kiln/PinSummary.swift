@@ -31,7 +31,7 @@ enum PinSummary {
             for report in changed {
                 for change in report.pinChanges {
                     text +=
-                        "| `\(report.ref)` | `\(change.key)` | \(digest(change.old)) | \(digest(change.new)) | \(GitHubActions.cell(reason(report, key: change.key))) |\n"
+                        "| `\(report.ref)` | `\(change.key)` | \(digest(change.old)) | \(change.new.map { digest($0) } ?? "(removed)") | \(GitHubActions.cell(change.new == nil ? "a platform no longer built" : reason(report, key: change.key))) |\n"
                 }
             }
             let files = Set(changed.map(\.file)).sorted()

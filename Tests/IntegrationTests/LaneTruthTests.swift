@@ -113,4 +113,39 @@ struct LaneTruthTests {
             (report["message"] as? String ?? "").contains("names an image for linux/arm64/v8, not linux/amd64"),
             "\(report)")
     }
+
+    @Test(
+        "a platform dropped from kiln.yaml: its pin is stale to --check and verify, --pin takes it out (or reports it)")
+    func droppedPlatform() throws {
+        let fixture = try LaneFixture("truth-dropped")
+        _ = try Self.build(fixture, version: 1)
+        let pinned = try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8)
+        let arm64Line = try #require(pinned.split(separator: "\n").first { $0.contains("arm64: ") })
+        let config = try String(contentsOfFile: fixture.repo + "/kiln.yaml", encoding: .utf8)
+        let narrowed = config.replacingOccurrences(
+            of: "platforms: [linux/amd64, linux/arm64]", with: "platforms: [linux/amd64]")
+        try #require(narrowed != config)
+        try fixture.write("kiln.yaml", narrowed)
+
+        let checked = try fixture.run(["build", "--check", "--ref", "llm/litellm@1"], expect: 1)["llm/litellm@1"]
+        #expect(checked?["status"] as? String == "stale", "\(checked ?? [:])")
+        #expect((checked?["message"] as? String ?? "").contains("image.platforms.arm64"), "\(checked ?? [:])")
+        let verified = try fixture.run(["verify", "--ref", "llm/litellm@1"], expect: 1)["llm/litellm@1"]
+        #expect((verified?["message"] as? String ?? "").contains("image.platforms.arm64"), "\(verified ?? [:])")
+
+        // unbuilt-pins: report leaves the pin and calls the processor stale.
+        try fixture.write("kiln.yaml", narrowed + "unbuilt-pins: report\n")
+        let reported = try fixture.run(["build", "--push", "--pin", "--ref", "llm/litellm@1"], expect: 1)
+        #expect(reported["llm/litellm@1"]?["status"] as? String == "stale")
+        #expect(try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8) == pinned)
+
+        // The default takes the line out, every other byte kept.
+        try fixture.write("kiln.yaml", narrowed)
+        let removed = try Self.build(fixture, version: 1)
+        #expect((removed["pins"] as? [String] ?? []).contains("image.platforms.arm64: (removed)"), "\(removed)")
+        let after = try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8)
+        #expect(after == pinned.replacingOccurrences(of: arm64Line + "\n", with: ""))
+        _ = try fixture.run(["build", "--check", "--ref", "llm/litellm@1"])
+        #expect(try fixture.run(["verify", "--ref", "llm/litellm@1"])["llm/litellm@1"]?["status"] as? String == "ok")
+    }
 }

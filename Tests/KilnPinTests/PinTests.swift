@@ -71,6 +71,36 @@ struct PinEditTests {
                 [PinEdit(path: ["image", "oci"], value: "ghcr.io/a/b@sha256:aa")], to: text, file: "r.yaml") == text)
     }
 
+    @Test(
+        "a dropped platform's pin is taken out with its line and comment, every other byte kept",
+        arguments: [
+            (
+                "image:\n  platforms:\n    amd64: r@sha256:aa\n    arm64: r@sha256:bb  # old\nref: x@1\n",
+                "image:\n  platforms:\n    amd64: r@sha256:aa\nref: x@1\n"
+            ),
+            (
+                "image:\r\n  platforms:\r\n    arm64: 'r@sha256:bb'\r\n    amd64: r@sha256:aa\r\n",
+                "image:\r\n  platforms:\r\n    amd64: r@sha256:aa\r\n"
+            ),
+            ("image:\n  platforms:\n    amd64: a\n    arm64: b", "image:\n  platforms:\n    amd64: a\n"),
+            ("image:\n  platforms:\n    amd64: a\n", "image:\n  platforms:\n    amd64: a\n"),
+            ("ref: x@1\n", "ref: x@1\n"),
+        ])
+    func removal(before: String, after: String) throws {
+        let edit = PinEdit.removal(["image", "platforms", "arm64"])
+        #expect(try YAMLPins.apply([edit], to: before, file: "r.yaml") == after)
+    }
+
+    @Test("a pin inside a flow mapping is not taken apart: the error names the key and its line")
+    func removalInFlow() throws {
+        let text = "image:\n  platforms: {amd64: a, arm64: b}\n"
+        #expect {
+            try YAMLPins.apply([PinEdit.removal(["image", "platforms", "arm64"])], to: text, file: "r.yaml")
+        } throws: { error in
+            "\(error)".contains("r.yaml:2") && "\(error)".contains("image.platforms.arm64")
+        }
+    }
+
     @Test("a value YAML would read as another type is quoted")
     func quoting() throws {
         let after = try YAMLPins.apply(
