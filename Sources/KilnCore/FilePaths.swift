@@ -154,6 +154,66 @@ package enum FilePaths {
         return String(cString: resolved)
     }
 
+    /// One path the kernel looks at while resolving another (`resolution(of:)`).
+    package enum ResolutionStep: Equatable, Sendable {
+        /// A directory passed through, by inode.
+        case directory(String, inode: UInt64)
+        /// A symlink followed (its own path, as `lstat` sees it).
+        case link(String)
+        /// The last component, or a component that is missing or no directory (resolution
+        /// stops there).
+        case end(String)
+    }
+
+    /// Every path resolving the absolute `path` passes through, as the kernel walks it: each
+    /// directory on the way, each symlink followed (its target walked in turn, from `/` when
+    /// absolute), and the last path reached. A change to any of them can change what `path`
+    /// names. nil after 40 links (`ELOOP`).
+    package static func resolution(of path: String) -> [ResolutionStep]? {
+        var steps = [ResolutionStep]()
+        var pending = path.split(separator: "/").map(String.init).reversed() as [String]
+        var current = ""
+        var links = 0
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." {
+                current = directory(of: current.isEmpty ? "/" : current)
+                if current == "/" { current = "" }
+                continue
+            }
+            let candidate = current + "/" + component
+            var info = stat()
+            guard lstat(candidate, &info) == 0 else {
+                steps.append(.end(candidate))
+                return steps
+            }
+            switch FileKind(mode: info.st_mode) {
+            case .symlink:
+                links += 1
+                guard links <= 40, let target = try? readLink(candidate) else { return nil }
+                steps.append(.link(candidate))
+                pending.append(contentsOf: target.split(separator: "/").map(String.init).reversed())
+                if target.hasPrefix("/") { current = "" }
+            case .directory where !pending.isEmpty:
+                steps.append(.directory(candidate, inode: UInt64(info.st_ino)))
+                current = candidate
+            default:
+                steps.append(.end(candidate))
+                if !pending.isEmpty { return steps }
+                current = candidate
+            }
+        }
+        return steps
+    }
+
+    /// A symlink's target.
+    static func readLink(_ path: String) throws(FileError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw FileError("read link", path: path) }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// `path` relative to `root` when it is below it (as a repository shows its files), else
     /// `path` unchanged.
     package static func relative(_ path: String, to root: String) -> String {

@@ -231,10 +231,7 @@ extension Lane {
             }
             absent.insert(candidate)
         }
-        for path in read {
-            whole.insert(path)
-            if let real = FilePaths.realPath(path) { whole.insert(real) }
-        }
+        for path in read { whole.insert(path) }
         // A directory only passed through must stay the same directory; its other entries (a pin
         // written beside the Dockerfile) do not matter.
         var directories = [String: UInt64]()
@@ -243,6 +240,25 @@ extension Lane {
             case .absent: absent.insert(disk(relative))
             case .directory(let inode): directories[disk(relative)] = inode
             case .other: whole.insert(disk(relative))
+            }
+        }
+        // Every path the kernel passes through to reach the Dockerfile, the ignore file and the
+        // context: a symlink retargeted anywhere on the way (a directory's too, as a checkout
+        // does) leads to other files.
+        for path in read + [root] {
+            guard let steps = FilePaths.resolution(of: path) else { return }  // a link loop: no memo
+            for step in steps {
+                switch step {
+                case .link(let link): whole.insert(link)
+                case .directory(let directory, let inode):
+                    if !whole.contains(directory) { directories[directory] = inode }
+                case .end(let end):
+                    switch BuildContext.Consulted.state(of: end) {
+                    case .absent: absent.insert(end)
+                    case .directory(let inode): if !whole.contains(end) { directories[end] = inode }
+                    case .other: whole.insert(end)
+                    }
+                }
             }
         }
         var lines = ""

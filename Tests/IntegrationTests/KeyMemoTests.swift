@@ -105,6 +105,24 @@ struct KeyMemoTests {
                 }
             ),
             (
+                "a Dockerfile reached through a directory link, same text", [],
+                {
+                    let folder = fixture.repo + "/\(p1)"
+                    let docker = fixture.repo + "/docker"
+                    let linked = try Tools.shell(
+                        "mkdir -p '\(docker)/v1' '\(docker)/v2' && cp '\(folder)/Dockerfile.real' '\(docker)/v1/Dockerfile' && cp '\(folder)/Dockerfile.real' '\(docker)/v2/Dockerfile' && echo 'ENV MIDDLE=2' >> '\(docker)/v2/Dockerfile' && ln -s v1 '\(docker)/cur' && ln -sfn '\(docker)/cur/Dockerfile' '\(folder)/Dockerfile'"
+                    )
+                    try #require(linked.status == 0, "\(linked.stderr)")
+                }
+            ),
+            (
+                "the directory link in the middle of the Dockerfile's path retargeted", ["gen/p01@1"],
+                {
+                    let moved = try Tools.shell("ln -sfn v2 '\(fixture.repo)/docker/cur'")
+                    try #require(moved.status == 0, "\(moved.stderr)")
+                }
+            ),
+            (
                 "a COPY by wildcard", ["gen/p02@1"],
                 {
                     let dockerfile = fixture.repo + "/\(p2)/Dockerfile"

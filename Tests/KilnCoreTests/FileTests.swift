@@ -18,6 +18,29 @@ struct FileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["out.json"])
     }
 
+    @Test("resolution walks a path as the kernel does: every directory, every link followed, the end; a loop is nil")
+    func resolution() throws {
+        let directory = try TemporaryDirectory()
+        let root = FilePaths.realPath(directory.path) ?? directory.path
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/v1", withIntermediateDirectories: true)
+        try "x".write(toFile: root + "/v1/Dockerfile", atomically: false, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: root + "/cur", withDestinationPath: "v1")
+        try fm.createDirectory(atPath: root + "/p", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: root + "/p/Dockerfile", withDestinationPath: "../cur/Dockerfile")
+        let steps = try #require(FilePaths.resolution(of: root + "/p/Dockerfile"))
+        let links = steps.compactMap { if case .link(let path) = $0 { path } else { nil } }
+        #expect(links == [root + "/p/Dockerfile", root + "/cur"])
+        #expect(steps.last == .end(root + "/v1/Dockerfile"))
+        #expect(steps.contains { if case .directory(root + "/v1", _) = $0 { true } else { false } })
+
+        // A missing component ends the walk there.
+        #expect(FilePaths.resolution(of: root + "/nope/Dockerfile")?.last == .end(root + "/nope"))
+        try fm.createSymbolicLink(atPath: root + "/a", withDestinationPath: "b")
+        try fm.createSymbolicLink(atPath: root + "/b", withDestinationPath: "a")
+        #expect(FilePaths.resolution(of: root + "/a/x") == nil)
+    }
+
     @Test("removeTree removes a directory with everything in it, and does not follow symlinks")
     func removeTree() throws {
         let directory = try TemporaryDirectory()
