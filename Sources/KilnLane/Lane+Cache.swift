@@ -47,6 +47,9 @@ struct CacheHit {
 struct Lookup {
     var hit: CacheHit?
     var refused: String?
+    /// A key tag's image has no provenance attached (a tag from before kiln pushed key tags
+    /// last, or another tool's): the hit attaches it.
+    var lacksProvenance = false
 }
 
 extension Lane {
@@ -158,19 +161,26 @@ extension Lane {
             // (same bytes) so the push fills the target.
             return Lookup()
         }
-        let descriptor = Descriptor(mediaType: found.mediaType, digest: found.digest, size: found.size)
+        var descriptor = Descriptor(mediaType: found.mediaType, digest: found.digest, size: found.size)
         if fetchManifest || !store.contains(found.digest) {
             let bytes = try await client.fetchManifest(ImageReference(repository: cache, digest: found.digest)).bytes
             _ = try store.put(bytes, mediaType: found.mediaType)
         }
+        // The size from the bytes, not the HEAD's Content-Length (a proxy may drop it): the
+        // index lists it.
+        if let size = try? store.readBlob(found.digest, limit: 4 << 20).count { descriptor.size = Int64(size) }
         // A tag is only a name anyone can move: the image must be one for this platform.
         if let problem = try await platformProblem(of: descriptor, in: cache, platform: platform) {
             return Lookup(refused: "its key tag \(problem): built again")
         }
+        var lacksProvenance = false
+        if settings.provenance, settings.push {
+            lacksProvenance = try await !hasProvenance(descriptor.digest, in: repository)
+        }
         try store.setRecord(
             LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil),
             kind: "lane", key: key, durable: false)
-        return Lookup(hit: CacheHit(descriptor: descriptor, source: .registry))
+        return Lookup(hit: CacheHit(descriptor: descriptor, source: .registry), lacksProvenance: lacksProvenance)
     }
 
     /// Why the image `descriptor` (its manifest in the store) is no image for `platform`: not
@@ -271,12 +281,14 @@ extension Lane {
             let key = keys.first { $0.platform == platform }!.key.digest
             let descriptor = image.manifest.descriptor
             if settings.push {
+                // The key tag goes last: a tag means the image and its provenance are there, so a
+                // run that failed in between builds (and attaches) again instead of a bare hit.
                 let pushed = try await publisher.push(
-                    descriptor, of: result, to: ImageReference(repository: cache, tag: Self.cacheTag(key)))
+                    descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
                 report.pushedBytes += pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
                 if cache != repository {
                     let copy = try await publisher.push(
-                        descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
+                        descriptor, of: result, to: ImageReference(repository: cache, digest: descriptor.digest))
                     report.pushedBytes += copy.bytesUploaded + descriptor.size
                 }
                 if settings.provenance, let inputKey = keys.first(where: { $0.platform == platform })?.key {
@@ -285,6 +297,9 @@ extension Lane {
                         repository: repository)
                     report.pushedBytes += try await attachProvenance(statement, to: descriptor, in: repository)
                 }
+                try await ImagePusher(client: client).putManifest(
+                    try store.readBlob(descriptor.digest, limit: 4 << 20), mediaType: descriptor.mediaType, to: cache,
+                    reference: Self.cacheTag(key), from: store)
                 observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))
             }
             try store.setRecord(

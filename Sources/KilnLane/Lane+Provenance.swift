@@ -60,6 +60,23 @@ extension Lane {
             predicate: .init(buildDefinition: definition, runDetails: run))
     }
 
+    /// Attaches provenance to each hit whose image lacks it (`Lookup.lacksProvenance`); the
+    /// bytes uploaded.
+    func repairProvenance(
+        _ job: ProcessorJob, lookups: [(Platform, Lookup)], keys: [(platform: Platform, key: InputKey)],
+        repository: Repository
+    ) async throws -> Int64 {
+        var bytes: Int64 = 0
+        for (platform, lookup) in lookups where lookup.lacksProvenance {
+            guard let image = lookup.hit?.descriptor, let key = keys.first(where: { $0.platform == platform })?.key
+            else { continue }
+            let statement = try provenanceStatement(
+                processor: job.processor, platform: platform, key: key, image: image, repository: repository)
+            bytes += try await attachProvenance(statement, to: image, in: repository)
+        }
+        return bytes
+    }
+
     /// Pushes `statement` as an artifact whose subject is `image` in `repository`, and lists it
     /// under the referrers tag when the registry has no referrers API. The bytes uploaded.
     func attachProvenance(_ statement: ProvenanceStatement, to image: Descriptor, in repository: Repository)
@@ -125,6 +142,14 @@ extension Lane {
             }
         }
         return statements
+    }
+
+    /// Whether a provenance statement is attached to `image` (one listing: the referrers API,
+    /// else the referrers tag).
+    func hasProvenance(_ image: Digest, in repository: Repository) async throws -> Bool {
+        var entries = try await client.referrers(of: image, in: repository)
+        if entries == nil { entries = try await referrersTagEntries(of: image, in: repository) }
+        return (entries ?? []).contains { $0.artifactType == ProvenanceStatement.mediaType }
     }
 
     /// What the referrers tag of `image` lists (none when there is no such tag).

@@ -376,7 +376,8 @@ package struct Lane: Sendable {
         }
         if checkOnly {
             // Something must be built: the Dockerfile and context are needed after all.
-            if hits.contains(where: { $0.hit == nil }) { return nil }
+            // (A hit whose provenance is missing is settled by the worker, which attaches it.)
+            if hits.contains(where: { $0.hit == nil || $0.lacksProvenance }) { return nil }
             start.send()
         }
         for ((platform, key), lookup) in zip(keys, hits) {
@@ -392,6 +393,10 @@ package struct Lane: Sendable {
             report.platforms.append(entry)
         }
         let missing = keys.map(\.platform).filter { found[$0] == nil }
+        if mode == .build || mode == .assemble, let job, let inputKeys {
+            report.pushedBytes += try await repairProvenance(
+                job, lookups: Array(zip(keys.map(\.platform), hits)), keys: inputKeys, repository: repository)
+        }
         report.phases?.lookup = Elapsed.lap(&clock)
 
         switch mode {

@@ -45,7 +45,7 @@ extension RegistryClient {
     }
 
     /// `HEAD /v2/NAME/manifests/REFERENCE`: the descriptor, or nil when there is no such manifest.
-    /// Falls back to `GET` when the registry sends no `Docker-Content-Digest`.
+    /// Falls back to `GET` when the registry sends no `Docker-Content-Digest` or no length.
     package func headManifest(_ reference: ImageReference) async throws(RegistryError) -> Descriptor? {
         let repository = reference.repository
         let operation = "check manifest \(reference)"
@@ -57,8 +57,9 @@ extension RegistryClient {
         if response.status == 404 { return nil }
         try response.expect([200], operation)
         guard let digest = response.header("Docker-Content-Digest").flatMap({ try? Digest(parsing: $0) }),
-            let size = response.header("Content-Length").flatMap({ Int64($0) })
+            let size = response.header("Content-Length").flatMap({ Int64($0) }), size > 0
         else {
+            // (No manifest is empty: a length of 0 is a proxy that dropped the real one.)
             return try await fetchManifest(reference).descriptor
         }
         let mediaType = response.header("Content-Type").map(MediaType.init(contentType:)) ?? .ociManifest

@@ -148,4 +148,45 @@ struct LaneTruthTests {
         _ = try fixture.run(["build", "--check", "--ref", "llm/litellm@1"])
         #expect(try fixture.run(["verify", "--ref", "llm/litellm@1"])["llm/litellm@1"]?["status"] as? String == "ok")
     }
+
+    @Test("provenance: a failed attach leaves no key tag, so the rerun attaches it; a key tag without one is repaired")
+    func provenanceOnEveryHit() throws {
+        try Tools.require("skopeo", package: "skopeo")
+        let fixture = try LaneFixture("truth-provenance")
+        let proxy = try FaultProxy(
+            upstream: fixture.registry, rules: [.init("status", method: "PUT", path: "/manifests/sha256-", status: 500)]
+        )
+        fixture.registryHost = proxy.host
+        let ref = "text/echo@1"
+        let failed = try fixture.run(["build", "--push", "--pin", "--ref", ref], expect: nil)[ref]
+        #expect(failed?["status"] as? String == "failed", "\(failed ?? [:])")
+        let planned = try fixture.run(["plan", "--ref", ref])[ref]
+        let key = try #require((planned?["platforms"] as? [[String: Any]])?.first?["key"] as? String)
+        let repository = "\(fixture.registry.host)/acme/text-echo"
+        #expect(!(try PruneTests.inspect("\(repository):kiln-\(key)")), "a key tag without its provenance")
+
+        try proxy.set([])
+        let rebuilt = try fixture.run(["build", "--push", "--pin", "--ref", ref])[ref]
+        #expect(rebuilt?["status"] as? String == "built", "\(rebuilt ?? [:])")
+        func verified() throws -> String? {
+            let fresh = try fixture.scratch.sub("verify-\(UUID().uuidString.prefix(6))")
+            let report = try fixture.run(["verify", "--provenance", "--ref", ref], cache: fresh, expect: nil)[ref]
+            return (report?["status"] as? String).map { "\($0) \(report?["message"] as? String ?? "")" }
+        }
+        let afterRerun = try verified()
+        #expect(afterRerun == "ok ", "the rerun attached the provenance: \(afterRerun ?? "-")")
+
+        // A key tag whose provenance is gone (from before kiln pushed key tags last): a fresh
+        // runner's hit attaches it again.
+        let image = try #require((rebuilt?["platforms"] as? [[String: Any]])?.first?["digest"] as? String)
+        let dropped = try Tools.run([
+            "skopeo", "delete", "--tls-verify=false", "docker://\(repository):sha256-\(image.dropFirst(7))",
+        ])
+        try #require(dropped.status == 0, "\(dropped.stderr)")
+        #expect(try verified()?.hasPrefix("stale") == true)
+        let hit = try fixture.run(["build", "--push", "--pin", "--ref", ref], cache: try fixture.scratch.sub("fresh"))[
+            ref]
+        #expect(hit?["status"] as? String == "hit", "\(hit ?? [:])")
+        #expect(try verified() == "ok ", "the hit repaired the provenance")
+    }
 }
