@@ -89,6 +89,8 @@ package struct Lane: Sendable {
     let binaryIdentity: String
     /// Base and checkpoint layers a build leaves in the registry until it needs their bytes.
     let layers: RegistryLayers
+    /// A failure every processor would meet, once one has (`LaneStop`).
+    let stop = LaneStop()
 
     package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,
@@ -160,6 +162,16 @@ package struct Lane: Sendable {
         let all = try Discovery.processors(settings.config)
         PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
+        // A setting the repository template needs (owner, registry) is missing for all or none:
+        // said once, before any work.
+        if let first = processors.first(where: \.enabled) { _ = try settings.config.repository(for: first.ref) }
+        let repositories = processors.compactMap { try? Self.repository(settings.config.repository(for: $0.ref)) }
+        let hosts = Set(
+            repositories.map(\.registry) + repositories.compactMap { try? cacheRepository(for: $0).registry })
+        stop.watch(hosts)
+        // Every processor asks the lane's registries: one that cannot be reached is said once,
+        // before any work, not retried for seconds by each processor.
+        for host in hosts.sorted() where processors.contains(where: \.enabled) { try await client.reach(host) }
         let pinFiles = Set(all.map(\.file))
         await checkpointHomes.use(all, trustingMemos: mode.trustsKeyMemo)
         defer { hashers.saveAll() }
@@ -247,6 +259,10 @@ package struct Lane: Sendable {
         } else if case .skip(let reason) = plan(processor) {
             report = ProcessorReport(processor: processor, status: .skipped)
             report.message = reason
+        } else if let reason = stop.reason {
+            report = ProcessorReport(processor: processor, status: .failed)
+            report.message = "not attempted: \(reason)"
+            report.category = ErrorCategory.network.name
         } else {
             do {
                 guard
@@ -255,6 +271,7 @@ package struct Lane: Sendable {
                 else { return nil }
                 report = worked
             } catch {
+                stop.note(error, ref: processor.ref)
                 report = ProcessorReport(processor: processor, status: .failed)
                 report.message = "\(error)"
                 report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name

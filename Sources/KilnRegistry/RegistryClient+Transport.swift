@@ -139,6 +139,12 @@ extension RegistryClient {
         }
     }
 
+    /// Contacts `registry` once (`GET /v2/`, remembered for the client's later requests): throws
+    /// when it cannot be reached, so a caller with many requests to make learns it once.
+    package func reach(_ registry: String) async throws(RegistryError) {
+        _ = try await endpoint(for: registry)
+    }
+
     /// Finds how to reach `registry`: HTTPS first; plain HTTP only for loopback hosts and hosts
     /// named with `--insecure-registry`, and only when it really answers as a registry there.
     func endpoint(for registry: String) async throws(RegistryError) -> Endpoint {

@@ -43,6 +43,17 @@ package enum RegistryError: KilnError, Equatable {
         package var code: String?
         package var message: String?
 
+        package init(
+            operation: String, method: String, url: String, status: Int, code: String? = nil, message: String? = nil
+        ) {
+            self.operation = operation
+            self.method = method
+            self.url = url
+            self.status = status
+            self.code = code
+            self.message = message
+        }
+
         package var description: String {
             var text = "\(operation): \(method) \(url) answered HTTP \(status)"
             if let code { text += " \(code)" }

@@ -189,4 +189,25 @@ struct LaneTruthTests {
         #expect(hit?["status"] as? String == "hit", "\(hit ?? [:])")
         #expect(try verified() == "ok ", "the hit repaired the provenance")
     }
+
+    @Test(
+        "an unreachable registry or a missing owner fails the lane once, before any processor",
+        arguments: ["unreachable", "no owner"])
+    func failsOnce(_ cause: String) throws {
+        let fixture = try LaneFixture("truth-once-\(cause.prefix(2))", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 12, versions: 2)
+        if cause == "unreachable" {
+            fixture.registryHost = "127.0.0.1:\(try RegistryServer.freePort())"
+        } else {
+            try fixture.write("kiln.yaml", "processors: [tools/**/registry.yaml]\n")
+        }
+        let run = try fixture.runWithResult(
+            ["build", "--push", "--pin"], expect: nil, environment: ["GITHUB_REPOSITORY_OWNER": ""])
+        #expect(run.result.status != 0)
+        #expect(run.reports.isEmpty, "no processor was worked on: \(run.reports.keys.sorted())")
+        let output = run.result.stdout + run.result.stderr
+        let needle = cause == "unreachable" ? fixture.registryHost : "{owner}"
+        let mentions = output.split(separator: "\n").filter { $0.contains(needle) }.count
+        #expect(mentions == 1, "the error is said on one line, not per processor (\(mentions)): \(output.suffix(2000))")
+    }
 }
