@@ -121,7 +121,8 @@ package struct InputKey: Sendable {
         case base(reference: String)
         case buildArg(String)
         case layerSettings
-        case metadata
+        /// The labels or annotations kiln adds, each change as `KIND KEY: 'OLD' → 'NEW'`.
+        case metadata([String])
         case fileAdded(String)
         case fileChanged(String)
         case fileRemoved(String)
@@ -132,7 +133,10 @@ package struct InputKey: Sendable {
             case .base(let reference): "base image \(reference) moved"
             case .buildArg(let name): "build arg \(name) changed"
             case .layerSettings: "layer settings or kiln's key format changed"
-            case .metadata: "the labels or annotations kiln adds changed"
+            case .metadata(let changes):
+                changes.isEmpty
+                    ? "the labels or annotations kiln adds changed"
+                    : "the \(changes.count == 1 ? "label or annotation" : "labels or annotations") kiln adds changed: \(changes.joined(separator: "; "))"
             case .fileAdded(let path): "\(path) added"
             case .fileChanged(let path): "\(path) changed"
             case .fileRemoved(let path): "\(path) removed"
@@ -202,12 +206,34 @@ package struct InputKey: Sendable {
             result.append(.buildArg(name))
         }
         if parts.layers != earlier.layers || parts.format != earlier.format { result.append(.layerSettings) }
-        if (parts.metadata ?? []) != (earlier.metadata ?? []) { result.append(.metadata) }
+        if (parts.metadata ?? []) != (earlier.metadata ?? []) {
+            result.append(.metadata(Self.metadataChanges(from: earlier.metadata ?? [], to: parts.metadata ?? [])))
+        }
         for (path, leaf) in parts.files.sorted(by: { $0.key < $1.key }) where earlier.files[path] != leaf {
             result.append(earlier.files[path] == nil ? .fileAdded(path) : .fileChanged(path))
         }
         for path in earlier.files.keys.sorted() where parts.files[path] == nil { result.append(.fileRemoved(path)) }
         return result
+    }
+
+    /// Each label or annotation whose value differs between two `metadata` key lines
+    /// (`KIND KEY=VALUE`), as `KIND KEY: 'OLD' → 'NEW'` (`(none)` where one has none).
+    static func metadataChanges(from earlier: [String], to current: [String]) -> [String] {
+        func values(_ lines: [String]) -> [String: String] {
+            var result = [String: String]()
+            for line in lines {
+                guard let equals = line.firstIndex(of: "=") else { continue }
+                result[String(line[..<equals])] = String(line[line.index(after: equals)...])
+            }
+            return result
+        }
+        let old = values(earlier)
+        let new = values(current)
+        return Set(old.keys).union(new.keys).sorted().compactMap { name in
+            guard old[name] != new[name] else { return nil }
+            let shown = { (value: String?) in value.map { "'\($0)'" } ?? "(none)" }
+            return "\(name): \(shown(old[name])) → \(shown(new[name]))"
+        }
     }
 
     /// The Dockerfile as kiln reads it: instruction texts (continuations joined, comments and

@@ -77,7 +77,8 @@ package struct LaneConfig: Sendable {
     /// `annotations:`: on every image's manifests and index.
     package var annotations: [String: String] = [:]
     /// `source:`: the repository's URL for `org.opencontainers.image.source` (GHCR links a
-    /// package to its repository through it); default `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`.
+    /// package to its repository through it); default: the checkout's origin remote, else
+    /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`.
     package var source: String?
     /// `provenance:`: push a provenance statement next to each image (nil: the default, on).
     package var provenance: Bool?

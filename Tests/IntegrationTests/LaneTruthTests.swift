@@ -210,4 +210,29 @@ struct LaneTruthTests {
         let mentions = output.split(separator: "\n").filter { $0.contains(needle) }.count
         #expect(mentions == 1, "the error is said on one line, not per processor (\(mentions)): \(output.suffix(2000))")
     }
+
+    @Test(
+        "a developer's keys match CI's: the source label comes from origin; a changed label is named with both values")
+    func developerKeysMatchCI() throws {
+        try Tools.require("git", package: "git")
+        let fixture = try LaneFixture("truth-source")
+        let made = try Tools.shell(
+            "cd '\(fixture.repo)' && git init -q && git remote add origin git@github.com:Acme/processors.git")
+        try #require(made.status == 0, "\(made.stderr)")
+        let ref = "text/echo@1"
+        let runner = ["GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "Acme/processors"]
+        let developer = ["GITHUB_SERVER_URL": "", "GITHUB_REPOSITORY": ""]
+        _ = try fixture.run(["build", "--push", "--pin", "--ref", ref], environment: runner)
+        let checked = try fixture.run(["build", "--check", "--ref", ref], expect: nil, environment: developer)[ref]
+        #expect(checked?["status"] as? String == "ok", "\(checked ?? [:])")
+
+        let config = try String(contentsOfFile: fixture.repo + "/kiln.yaml", encoding: .utf8)
+        try fixture.write("kiln.yaml", config + "source: https://example.com/other\n")
+        let stale = try fixture.run(["build", "--check", "--ref", ref], expect: 1, environment: developer)[ref]
+        let message = stale?["message"] as? String ?? ""
+        #expect(
+            message.contains(
+                "org.opencontainers.image.source: 'https://github.com/Acme/processors' → 'https://example.com/other'"),
+            "\(message)")
+    }
 }

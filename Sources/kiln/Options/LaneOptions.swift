@@ -179,7 +179,9 @@ struct LaneOptions: ParsableArguments {
         settings.shard = shard.flatMap(Shard.init(parsing:))
         settings.labels = config.labels.merging(Self.pairs(labels)) { _, flag in flag }
         settings.annotations = config.annotations.merging(Self.pairs(annotations)) { _, flag in flag }
-        settings.source = config.source ?? Self.githubSource(Environment.current)
+        // The same everywhere: kiln.yaml's, else the checkout's origin (a developer's and a
+        // runner's agree), else the runner's variables.
+        settings.source = config.source ?? GitRemote.source(root: root) ?? Self.githubSource(Environment.current)
         settings.provenance = !noProvenance && (config.provenance ?? true)
         let environment = Environment.current
         settings.revision = GitRevision.current(root: root, environment: environment)
