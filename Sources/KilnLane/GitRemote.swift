@@ -12,16 +12,12 @@ package enum GitRemote {
         return normalise(url)
     }
 
-    /// The git config file's text: `.git/config`, or for a worktree or submodule (`.git` a file
-    /// saying `gitdir: …`) the common directory's.
+    /// The git config file's text: the checkout's (the nearest `.git` at or above `root`), for
+    /// a worktree the common directory's.
     static func configText(root: String) -> String? {
-        var git = root + "/.git"
-        if let text = GitRevision.read(git), text.hasPrefix("gitdir: ") {
-            let path = String(text.dropFirst("gitdir: ".count))
-            git = path.hasPrefix("/") ? path : root + "/" + path
-            if let common = GitRevision.read(git + "/commondir") {
-                git = common.hasPrefix("/") ? common : git + "/" + common
-            }
+        guard var git = GitRevision.gitDirectory(from: root) else { return nil }
+        if let common = GitRevision.read(git + "/commondir") {
+            git = common.hasPrefix("/") ? common : git + "/" + common
         }
         return GitRevision.read(git + "/config")
     }

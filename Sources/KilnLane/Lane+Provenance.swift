@@ -188,12 +188,7 @@ extension Lane {
 package enum GitRevision {
     package static func current(root: String, environment: [String: String]) -> String? {
         if let sha = environment["GITHUB_SHA"], !sha.isEmpty { return sha }
-        var git = root + "/.git"
-        if let text = read(git), text.hasPrefix("gitdir: ") {
-            let path = String(text.dropFirst("gitdir: ".count))
-            git = path.hasPrefix("/") ? path : root + "/" + path
-        }
-        guard let head = read(git + "/HEAD") else { return nil }
+        guard let git = gitDirectory(from: root), let head = read(git + "/HEAD") else { return nil }
         guard head.hasPrefix("ref: ") else { return isCommit(head) ? head : nil }
         let ref = String(head.dropFirst("ref: ".count))
         if let value = read(git + "/" + ref), isCommit(value) { return value }
@@ -202,6 +197,22 @@ package enum GitRevision {
             if isCommit(value) { return value }
         }
         return nil
+    }
+
+    /// The git directory of the checkout holding `folder` (the nearest `.git` at or above it;
+    /// a `.git` file, as a worktree or submodule has, followed to its directory).
+    static func gitDirectory(from folder: String) -> String? {
+        var current = FilePaths.clean(FilePaths.absolute(folder))
+        while true {
+            let git = FilePaths.join(current, ".git")
+            if FilePaths.isDirectory(git) { return git }
+            if let text = read(git), text.hasPrefix("gitdir: ") {
+                let path = String(text.dropFirst("gitdir: ".count))
+                return path.hasPrefix("/") ? path : FilePaths.join(current, path)
+            }
+            if current == "/" { return nil }
+            current = FilePaths.directory(of: current)
+        }
     }
 
     static func read(_ path: String) -> String? {

@@ -58,7 +58,10 @@ struct ImageMetadataTests {
             ["plan", "--ref", "text/echo@1", "--label", "org.opencontainers.image.licenses=Apache-2.0"],
             environment: github)
         let reason = (plan["text/echo@1"]?["platforms"] as? [[String: Any]])?.first?["reason"] as? String
-        #expect(reason == "the labels or annotations kiln adds changed", "\(plan)")
+        #expect(
+            reason
+                == "the label or annotation kiln adds changed: label org.opencontainers.image.licenses: 'MIT' → 'Apache-2.0'",
+            "\(plan)")
     }
 
     @Test("a Dockerfile's own LABEL beats a default label, and --label beats the Dockerfile")
