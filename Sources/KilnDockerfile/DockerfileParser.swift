@@ -182,7 +182,7 @@ struct DockerfileParser {
         let keywordEnd = text.firstIndex(where: \.isWhitespace) ?? text.count
         let keyword = String(text[..<keywordEnd]).uppercased()
         guard Self.keywords.contains(keyword) else {
-            let close = Self.keywords.first { Self.distance($0, keyword) <= 2 }
+            let close = Self.keywords.first { EditDistance.between($0, keyword) <= 2 }
             let hint = close.map { " (did you mean \($0)?)" } ?? ""
             throw error("unknown instruction '\(String(text[..<keywordEnd]))'\(hint)", line, at: 0)
         }
@@ -412,22 +412,6 @@ struct DockerfileParser {
     static func isVariableName(_ name: String) -> Bool {
         guard let first = name.first, first.isLetter || first == "_" else { return false }
         return name.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "_") && $0.isASCII }
-    }
-
-    /// Edit distance, for "did you mean".
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a)
-        let b = Array(b)
-        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
     }
 }
 

@@ -74,6 +74,7 @@ package struct Processor: Sendable {
                 "'build' is missing; add build: {context: ., dockerfile: Dockerfile}",
                 location: SourceLocation(file: file, line: 1))
         }
+        try checkBuildKeys(document)
         let folder = FilePaths.directory(of: file)
         let contextText = try document.string("build.context") ?? "."
         let contextLocation = document.location(document.node("build.context") ?? document.node("build"))
@@ -122,6 +123,23 @@ package struct Processor: Sendable {
             alternativeContext: alternative, dockerfile: dockerfile, platforms: platforms,
             buildArgs: try document.stringMap("build.args") ?? [:], enabled: try document.bool("enabled") ?? true,
             pins: PinSnapshot(YAMLPins.Parsed(root: document.root.map { .mapping($0) })))
+    }
+
+    /// The `build:` keys kiln reads.
+    static let buildKeys = ["context", "dockerfile", "platforms", "args"]
+
+    /// `build:` keeps keys other tools read (`port`), but a near miss of one kiln reads
+    /// (`dockerfle:`) would silently build with the default: an error naming the key and its line.
+    static func checkBuildKeys(_ document: YAMLDocument) throws(YAMLFileError) {
+        guard case .mapping(let build)? = document.node("build") else { return }
+        for entry in build {
+            guard let key = entry.key.string, !buildKeys.contains(key),
+                let meant = EditDistance.nearest(to: key.lowercased(), in: buildKeys, limit: 2)
+            else { continue }
+            throw YAMLFileError(
+                "'build.\(key)' is not a key kiln reads; did you mean 'build.\(meant)'? (kiln reads build.\(buildKeys.joined(separator: ", build.")))",
+                location: document.location(entry.key))
+        }
     }
 
     /// `path` taken from `base`, which must stay inside the repository `root`: not absolute, no

@@ -116,10 +116,15 @@ struct LaneTests {
             ])
 
         let before = try setup.pins()
-        let edited = try Tools.kiln([
+        let pin = [
             "pin", "--root", setup.repo, "--ref", "llm/litellm@1", "--platform", "arm64", "--oci",
             "\(setup.registry.host)/acme/llm-litellm@sha256:" + String(repeating: "0", count: 64),
-        ])
+        ]
+        // A digest the repository does not have is refused; --offline pins it all the same.
+        let refused = try Tools.kiln(pin)
+        #expect(refused.status != 0 && refused.stderr.contains("has no sha256:000000000000"), "\(refused.stderr)")
+        #expect(try setup.pins() == before)
+        let edited = try Tools.kiln(pin + ["--offline"])
         #expect(edited.status == 0, "\(edited.stderr)")
         let stale = try setup.run(["build", "--check"], expect: 1)
         #expect(stale["llm/litellm@1"]?["status"] as? String == "stale")

@@ -235,4 +235,27 @@ struct LaneTruthTests {
                 "org.opencontainers.image.source: 'https://github.com/Acme/processors' → 'https://example.com/other'"),
             "\(message)")
     }
+
+    @Test("flags that would do nothing say so: --pin on a per-platform run; kiln pin of another platform's image")
+    func ignoredFlags() throws {
+        let fixture = try LaneFixture("truth-flags")
+        let ref = "llm/litellm@1"
+        let split = try fixture.runWithResult(["build", "--push", "--pin", "--platforms", "linux/arm64", "--ref", ref])
+        #expect(split.result.stderr.contains("note: --pin wrote no pin for 1 processor"), "\(split.result.stderr)")
+        let before = try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8)
+        #expect(!before.contains("@sha256:"), "nothing was pinned")
+
+        let arm64 = try #require((split.reports[ref]?["platforms"] as? [[String: Any]])?.first?["digest"] as? String)
+        let pin = [
+            "pin", "--root", fixture.repo, "--ref", ref, "--platform", "amd64", "--oci",
+            "\(fixture.registryHost)/acme/llm-litellm@\(arm64)",
+        ]
+        let refused = try Tools.kiln(pin)
+        #expect(refused.status != 0, "\(refused.stdout)")
+        #expect(refused.stderr.contains("is an image for linux/arm64"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: fixture.repo + "/" + Self.file, encoding: .utf8) == before)
+        let right = try Tools.kiln(
+            Array(pin.dropLast(3)) + ["arm64", "--oci", "\(fixture.registryHost)/acme/llm-litellm@\(arm64)"])
+        #expect(right.status == 0, "\(right.stderr)")
+    }
 }

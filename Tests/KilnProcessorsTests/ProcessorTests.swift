@@ -102,6 +102,15 @@ struct DiscoveryTests {
         }
     }
 
+    @Test("keys other tools keep under build: (port) are left alone")
+    func otherKeys() throws {
+        let tree = try Tree()
+        try tree.write(
+            "tools/a/b/1/registry.yaml", "ref: a/b@1\nbuild: {context: ., dockerfile: Dockerfile, port: 8000}\n")
+        try tree.write("tools/a/b/1/Dockerfile", "FROM scratch\n")
+        #expect(try Discovery.processors(LaneConfig(root: tree.path)).count == 1)
+    }
+
     @Test(
         "a registry.yaml with a problem names the file, the line and the key",
         arguments: [
@@ -112,6 +121,11 @@ struct DiscoveryTests {
             ("ref: a/b@1\n", "registry.yaml:1: 'build' is missing"),
             ("ref: a/b@1\nbuild: {}\nenabled: maybe\n", "registry.yaml:3: 'enabled' must be true or false"),
             ("ref: [a\n", "registry.yaml:"),
+            (
+                "ref: a/b@1\nbuild:\n  context: .\n  dockerfle: Other\n",
+                "registry.yaml:4: 'build.dockerfle' is not a key kiln reads; did you mean 'build.dockerfile'?"
+            ),
+            ("ref: a/b@1\nbuild: {contex: ., port: 8000}\n", "registry.yaml:2: 'build.contex' is not a key kiln reads"),
         ])
     func errors(_ text: String, _ expected: String) throws {
         let tree = try Tree()

@@ -5,6 +5,7 @@ import KilnLane
 import KilnOCI
 import KilnPin
 import KilnProcessors
+import KilnRegistry
 
 /// Runs one lane mode and prints its reports: the body of `build` (without a context), `plan`,
 /// `warm` and `verify`.
@@ -38,6 +39,13 @@ func runLaneCommand(
         }
         for report in reports where report.status == .notBuildable && !output.quiet {
             Output.errorLine("warning: \(report.ref) was not built: \(report.message ?? "")")
+        }
+        let partial = reports.filter(\.partial)
+        if pin, !partial.isEmpty {
+            // A flag that did nothing says so.
+            Output.errorLine(
+                "note: --pin wrote no pin for \(partial.count) processor\(partial.count == 1 ? "" : "s") built for some of \(partial.count == 1 ? "its" : "their") platforms only (\(partial.prefix(3).map(\.ref).joined(separator: ", "))\(partial.count > 3 ? ", …" : "")): a pin names the index over every platform; kiln assemble --pin writes it once all are pushed"
+            )
         }
         let seconds = Elapsed.seconds(since: started)
         let actions = GitHubActions(environment: Environment.current)
@@ -187,14 +195,15 @@ struct AssembleCommand: AsyncParsableCommand {
     }
 }
 
-struct PinCommand: ParsableCommand {
+struct PinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pin",
         abstract: "Pin a digest into a processor's registry.yaml by hand.",
         discussion: """
             Writes REPOSITORY@sha256:… under image.platforms.ARCH (with --platform) or image.oci, changing \
             only that value (or adding the key with the file's indentation), atomically. The same rules as the \
-            lane's --pin.
+            lane's --pin. The registry is asked first: a digest the repository does not have, or (with \
+            --platform) an image for another platform, is refused (--offline skips the check).
 
               kiln pin --ref llm/litellm@1 --platform amd64 \\
                   --oci ghcr.io/acme/llm-litellm@sha256:…
@@ -215,10 +224,14 @@ struct PinCommand: ParsableCommand {
             "The repository root (default: the nearest folder up holding kiln.yaml, else .git).", valueName: "dir"))
     var root: String?
 
+    @Flag(help: "Pin without asking the registry whether it has the image.")
+    var offline = false
+
+    @OptionGroup var registryOptions: RegistryOptions
     @OptionGroup var output: OutputOptions
 
-    func run() throws {
-        try Output.reporting(json: output.json) {
+    func run() async throws {
+        try await Output.reportingAsync(json: output.json) {
             guard let ref = ProcessorRef(parsing: ref) else {
                 throw LaneError.badFlag(
                     flag: "--ref", problem: "it takes NAMESPACE/NAME@VERSION, e.g. llm/litellm@1, not '\(self.ref)'")
@@ -239,6 +252,13 @@ struct PinCommand: ParsableCommand {
             } catch {
                 throw LaneError.badFlag(flag: "--platform", problem: "\(error)")
             }
+            if !offline {
+                let reference = try ImageReference(parsing: oci)
+                let expected = try platform.map { try Platform(buildable: $0) }
+                try await registryOptions.withClient { client in
+                    try await Self.check(reference, platform: expected, client: client)
+                }
+            }
             let edit = PinEdit(path: key.map { ["image", "platforms", $0] } ?? ["image", "oci"], value: oci)
             let changed = try YAMLPins.write([edit], toFileAt: processor.file, displayPath: processor.displayPath)
             if output.json {
@@ -256,6 +276,38 @@ struct PinCommand: ParsableCommand {
             } else {
                 Output.line("\(processor.displayPath): \(edit.dottedPath) \(changed ? "pinned to" : "already") \(oci)")
             }
+        }
+    }
+}
+
+extension PinCommand {
+    /// Refuses a pin the registry cannot serve: a digest the repository does not have, or (for a
+    /// platform pin) anything but an image for that platform.
+    static func check(_ reference: ImageReference, platform: Platform?, client: RegistryClient) async throws {
+        guard let digest = reference.digest else { return }
+        let offline = "(--offline pins it without asking)"
+        guard let head = try await client.headManifest(reference) else {
+            throw LaneError.badFlag(
+                flag: "--oci",
+                problem: "\(reference.repository) has no sha256:\(digest.short): push it first \(offline)")
+        }
+        guard let platform else { return }
+        let fetched = try await client.fetchManifest(reference)
+        guard head.mediaType.isImageManifest,
+            let manifest = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "image")
+        else {
+            throw LaneError.badFlag(
+                flag: "--oci",
+                problem:
+                    "sha256:\(digest.short) is no image manifest (an index?): a platform pin takes the platform's image \(offline)"
+            )
+        }
+        let bytes = try await client.fetchBlob(manifest.config.digest, from: reference.repository, limit: 16 << 20)
+        guard let config = try? CanonicalJSON.decode(ImageConfig.self, from: bytes, what: "config") else { return }
+        guard config.os == platform.os, config.architecture == platform.architecture else {
+            throw LaneError.badFlag(
+                flag: "--oci",
+                problem: "sha256:\(digest.short) is an image for \(config.platform), not \(platform) \(offline)")
         }
     }
 }
