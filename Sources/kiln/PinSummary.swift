@@ -24,8 +24,22 @@ enum PinSummary {
     static func markdown(_ reports: [ProcessorReport], commit: String?, seconds: Double) -> String {
         var text = "## \(title(reports, commit: commit))\n\n"
         let changed = reports.filter { $0.pinned && !$0.pinChanges.isEmpty }
+        let problems = reports.filter { $0.status == .failed || $0.status == .stale }
+        if !problems.isEmpty {
+            // What this pull request does not carry comes first.
+            text += "**\(problems.count) processor\(problems.count == 1 ? "" : "s") not pinned** (failed or stale):\n\n"
+            for report in problems.prefix(200) {
+                let why = report.message.map { $0.split(separator: "\n").first.map(String.init) ?? $0 } ?? ""
+                text += "- `\(report.ref)` \(report.status.rawValue): \(GitHubActions.cell(why))\n"
+            }
+            if problems.count > 200 { text += "- … and \(problems.count - 200) more\n" }
+            text += "\n"
+        }
         if changed.isEmpty {
-            text += "Every pin already named the image of its processor's current inputs.\n"
+            text +=
+                problems.isEmpty
+                ? "Every pin already named the image of its processor's current inputs.\n"
+                : "No other pin changed.\n"
         } else {
             text += "| processor | pin | old | new | why |\n| --- | --- | --- | --- | --- |\n"
             for report in changed {

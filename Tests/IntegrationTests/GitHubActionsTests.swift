@@ -57,6 +57,35 @@ struct GitHubActionsTests {
         #expect(try String(contentsOfFile: second.summary, encoding: .utf8).contains("of its 1 min 30 s budget"))
     }
 
+    @Test("the summary and the pull request body say what failed or is stale, first; ✅ only when all succeeded")
+    func summaryFromOutcomes() throws {
+        let fixture = try LaneFixture("actions-outcomes")
+        _ = try fixture.lane()
+        // A stale pin under --check: exit 1.
+        try fixture.append("code/libs/textkit/normalize.py", "# changed\n")
+        let check = Self.runner(fixture, "check")
+        _ = try fixture.run(["build", "--check"], expect: 1, environment: check.environment)
+        let checked = try String(contentsOfFile: check.summary, encoding: .utf8)
+        #expect(!checked.contains("✅") && checked.contains("❌ "), "\(checked)")
+        #expect(checked.contains("| `text/echo@1` | stale |"), "\(checked)")
+
+        // A failure: exit 2, and the pull request body does not claim every pin is current.
+        try fixture.append("tools/llm/litellm/1/Dockerfile", "COPY no/such/file /x\n")
+        let run = Self.runner(fixture, "run")
+        let body = fixture.scratch.path + "/pins.md"
+        _ = try fixture.run(["build", "--push", "--pin", "--summary", body], expect: 2, environment: run.environment)
+        let summary = try String(contentsOfFile: run.summary, encoding: .utf8)
+        #expect(!summary.contains("✅"), "\(summary)")
+        let verdict = try #require(summary.split(separator: "\n").first { $0.hasPrefix("❌") }, "\(summary)")
+        #expect(verdict.contains("1 failed"), "\(verdict)")
+        let failure = try #require(summary.range(of: "| `llm/litellm@1` | failed |"), "\(summary)")
+        let table = try #require(summary.range(of: "| processor | status | platforms |"), "\(summary)")
+        #expect(failure.lowerBound < table.lowerBound, "failures come before the table")
+        let pr = try String(contentsOfFile: body, encoding: .utf8)
+        #expect(pr.contains("**1 processor not pinned**") && pr.contains("`llm/litellm@1` failed"), "\(pr)")
+        #expect(!pr.contains("Every pin already named"), "\(pr)")
+    }
+
     @Test("--summary writes the pin pull request: its title, each pin old to new, and why it changed")
     func pinPullRequest() throws {
         let fixture = try LaneFixture("actions-pr")
