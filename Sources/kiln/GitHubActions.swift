@@ -87,7 +87,8 @@ struct GitHubActions {
         let listed = reports.filter { $0.status != .hit && $0.status != .ok && $0.status != .disabled }
         let quiet = reports.count - listed.count
         if !listed.isEmpty {
-            text += "| processor | status | platforms | digests | seconds | why |\n| --- | --- | --- | --- | ---: | --- |\n"
+            text +=
+                "| processor | status | platforms | digests | seconds | why |\n| --- | --- | --- | --- | ---: | --- |\n"
         }
         for (position, report) in listed.enumerated() {
             let row = Self.row(report)
