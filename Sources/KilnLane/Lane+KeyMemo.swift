@@ -279,6 +279,9 @@ extension Lane {
             guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .absent else { return }
             lines += "- " + path + "\n"
         }
+        // A memo too large to read back (a context of hundreds of thousands of files) is not
+        // written: each run keys such a processor in full.
+        guard lines.utf8.count < ContentStore.recordLimit * 3 / 4 else { return }
         let memo = KeyMemo(
             fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
             bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex), runSteps: runSteps?.map(\.hex))

@@ -57,13 +57,16 @@ extension ContentStore {
     /// The record stored under `key`, or nil when there is none.
     /// - Throws: `StoreError.invalidRecord` when the file exists but does not decode (it is left
     ///   in place for inspection; the caller treats the key as not built).
+    /// The largest record read back: a larger one is never written usefully.
+    package static let recordLimit = 1 << 20
+
     package func record<Record: Decodable>(_ type: Record.Type, kind: String, key: Digest) throws(StoreError) -> Record?
     {
         let path = try recordPath(kind: kind, key: key)
         guard FilePaths.exists(path) else { return nil }
         let bytes: [UInt8]
         do {
-            bytes = try ReadableFile.readAll(path: path, limit: 1 << 20)
+            bytes = try ReadableFile.readAll(path: path, limit: Self.recordLimit)
         } catch {
             throw .unreadable(path: path, error)
         }

@@ -181,6 +181,23 @@ struct KeyMemoTests {
         }
     }
 
+    @Test("a context too large for a readable memo writes none, and is keyed in full each run")
+    func largeContextsWriteNoMemo() throws {
+        let fixture = try LaneFixture("key-memo-large", example: false)
+        try GeneratedRepository.copyProcessors(in: fixture, names: 1, versions: 1)
+        // 12,000 files the processor copies: their memo lines pass the 1 MiB a record is read to.
+        let made = try Tools.shell(
+            "cd '\(fixture.repo)/code/libs/shared' && mkdir many && cd many && seq -f 'a-rather-long-file-name-to-fill-the-memo-%05g.py' 1 12000 | xargs touch"
+        )
+        try #require(made.status == 0, "\(made.stderr)")
+        Thread.sleep(forTimeInterval: 2.2)
+        _ = try fixture.lane()
+        let again = try fixture.lane()
+        #expect(Self.keyedFrom(again).values.allSatisfy { $0 == "inputs" }, "\(Self.keyedFrom(again))")
+        let memos = try Tools.shell("find '\(fixture.cache)/keys/key-memo' -type f -size +1024k | wc -l")
+        #expect(memos.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "a memo no run can read")
+    }
+
     @Test("a file changed less than two seconds before the keying is never trusted by a memo")
     func recentChangesAreNotMemoized() throws {
         let fixture = try LaneFixture("key-memo-racy", example: false)

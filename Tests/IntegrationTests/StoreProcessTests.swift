@@ -30,6 +30,30 @@ struct StoreProcessTests {
         }
     }
 
+    @Test("a store prune beside a running lane waits for it; the lane finishes")
+    func pruneWaitsForTheLane() throws {
+        let fixture = try LaneFixture("store-prune-lane")
+        _ = try fixture.lane()
+        try fixture.append("code/libs/textkit/normalize.py", "# changed\n")
+        // Each manifest push takes a second: the lane is under way long enough to prune beside.
+        let proxy = try FaultProxy(
+            upstream: fixture.registry, rules: [.init("delay", method: "PUT", path: "/manifests/", seconds: 1)])
+        let lane = try BackgroundKiln(
+            [
+                "build", "--push", "--pin", "--root", fixture.repo, "--registry", proxy.host, "--build-arg",
+                "BASE_IMAGE=\(fixture.baseReference)", "--json", "--cache-dir", fixture.cache,
+            ])
+        let started = lane.waitFor("\"event\":\"lane\"")
+        try #require(started, "the lane started: \(lane.stderr)")
+        let pruned = try Tools.kiln(
+            ["prune", "--store-only", "--older-than", "0", "--delete", "--cache-dir", fixture.cache])
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(pruned.stderr.contains("waiting for the kiln runs using"), "\(pruned.stderr)")
+        #expect(
+            lane.wait() == 0,
+            "the lane failed beside the prune: \(lane.stdout.suffix(2000)) \(lane.stderr.suffix(2000))")
+    }
+
     @Test("kiln store verify finds a corrupted blob, removes it and exits 4")
     func verifyCorruption() throws {
         let scratch = try Scratch("verify")

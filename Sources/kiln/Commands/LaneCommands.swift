@@ -6,6 +6,7 @@ import KilnOCI
 import KilnPin
 import KilnProcessors
 import KilnRegistry
+import KilnStore
 
 /// Runs one lane mode and prints its reports: the body of `build` (without a context), `plan`,
 /// `warm` and `verify`.
@@ -23,6 +24,10 @@ func runLaneCommand(
         settings.pin = pin
         settings.verifyProvenance = verifyProvenance
         let store = try store.open()
+        // Held for the whole run: a store prune waits for the lane instead of removing a blob
+        // it is about to read.
+        let using = try StoreLock(root: store.root, mode: .shared)
+        defer { using.release() }
         settings.executor = lane.executor(config: settings.config)
         let progress = LaneProgress(json: output.json, quiet: output.quiet, mode: output.progress)
         progress.begin(root: settings.config.root, jobs: settings.jobs)

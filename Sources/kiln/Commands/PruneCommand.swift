@@ -125,8 +125,14 @@ struct PruneCommand: AsyncParsableCommand {
             let contentStore = try storeOptions.open()
             var report = Report()
             if store || both {
+                // Exclusive while planning and removing: a lane using the store finishes first.
+                let lock = try StoreLock(root: contentStore.root, mode: .exclusive) {
+                    Output.errorLine(
+                        "kiln: waiting for the kiln runs using \(contentStore.root) to finish before pruning it")
+                }
                 let plan = try contentStore.prunePlan(unusedSince: cutoff, maxBytes: maxSize.flatMap(Self.bytes))
                 if delete { contentStore.prune(plan) }
+                lock.release()
                 report.store = .init(
                     records: plan.records.count, blobs: plan.blobs.count, freedBytes: plan.freedBytes,
                     keptBytes: plan.keptBytes, keptRecords: plan.keptRecords, deleted: delete)
