@@ -292,7 +292,7 @@ extension Lane {
                     report.pushedBytes += copy.bytesUploaded + descriptor.size
                 }
                 if settings.provenance, let inputKey = keys.first(where: { $0.platform == platform })?.key {
-                    let statement = try provenanceStatement(
+                    let statement = try await provenanceStatement(
                         processor: job.processor, platform: platform, key: inputKey, image: descriptor,
                         repository: repository)
                     report.pushedBytes += try await attachProvenance(statement, to: descriptor, in: repository)

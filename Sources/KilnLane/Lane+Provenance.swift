@@ -18,7 +18,7 @@ extension Lane {
     /// The statement for `image`, the build of `processor` for `platform` with `key`.
     func provenanceStatement(
         processor: Processor, platform: Platform, key: InputKey, image: Descriptor, repository: Repository
-    ) throws -> ProvenanceStatement {
+    ) async throws -> ProvenanceStatement {
         let root = settings.config.root
         let dockerfile = FilePaths.relative(processor.dockerfile, to: root)
         let dockerfileBytes = try ReadableFile.readAll(path: processor.dockerfile, limit: 4 << 20)
@@ -39,7 +39,14 @@ extension Lane {
             // "REFERENCE sha256:HEX": a base or --from image by its platform manifest.
             let fields = base.split(separator: " ")
             guard fields.count == 2, let digest = try? Digest(parsing: String(fields[1])) else { continue }
-            dependencies.append(.init(uri: "oci://\(fields[0])", digest: ["sha256": digest.hex]))
+            // Pulled from a mirror (or a replacement): said, so the record is true of the bytes.
+            let written = try? ImageReference(parsing: String(fields[0]))
+            var pulledFrom: String?
+            if let written, let source = await resolutions.source(of: written.repository) {
+                pulledFrom = "oci://\(source)@\(digest)"
+            }
+            dependencies.append(
+                .init(uri: "oci://\(fields[0])", digest: ["sha256": digest.hex], downloadLocation: pulledFrom))
         }
         var external = [
             "processor": processor.ref.description, "platform": platform.description, "dockerfile": dockerfile,
@@ -70,7 +77,7 @@ extension Lane {
         for (platform, lookup) in lookups where lookup.lacksProvenance {
             guard let image = lookup.hit?.descriptor, let key = keys.first(where: { $0.platform == platform })?.key
             else { continue }
-            let statement = try provenanceStatement(
+            let statement = try await provenanceStatement(
                 processor: job.processor, platform: platform, key: key, image: image, repository: repository)
             bytes += try await attachProvenance(statement, to: image, in: repository)
         }

@@ -191,6 +191,8 @@ package struct LaneEvent: Sendable {
         case pushing(bytes: Int64)
         /// A line buildah printed while running a `RUN` step.
         case output(String)
+        /// Something the user should act on that fails nothing (a lying mirror).
+        case warning(String)
         case finished(ProcessorReport)
     }
 

@@ -117,6 +117,10 @@ struct ProcessorJob {
         var bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
             sources: lane.settings.baseSources)
+        if let ref = processorRef {
+            let observer = lane.observer
+            bases.warn = { observer(LaneEvent(ref: ref, kind: .warning($0))) }
+        }
         if downloadingLayers, checkpoints != nil || planning {
             // A build with RUN steps fetches what it needs of its layers itself: a step that is
             // reused needs only their indexes.

@@ -14,13 +14,31 @@ package struct RegistryBaseImages: BaseImageSource {
     private let sources: BaseSources
     /// Where layers are left in their registry until a build needs them (nil: downloaded now).
     package var layers: RegistryLayers?
+    /// Says something the user should know once per run (a mirror that lied about a digest).
+    package var warn: (@Sendable (String) -> Void)?
 
     /// Resolutions shared by several sources for one run, so a base that many processors use is
     /// asked for once per platform (a tag could otherwise move halfway through a run).
     package actor Resolutions {
         private var entries: [String: Task<BaseImage, any Error>] = [:]
+        /// Where each base was pulled from (a mirror, or a replacement), by the repository the
+        /// Dockerfile wrote.
+        private var sources: [String: String] = [:]
+        private var warned = Set<String>()
 
         package init() {}
+
+        func record(source: Repository, for written: Repository) {
+            sources[written.description] = source.description
+        }
+
+        /// The repository `written` was pulled from, when another (a mirror, a replacement).
+        package func source(of written: Repository) -> String? {
+            sources[written.description].flatMap { $0 == written.description ? nil : $0 }
+        }
+
+        /// Whether `message` is said for the first time this run.
+        func firstTime(_ message: String) -> Bool { warned.insert(message).inserted }
 
         func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
             if let task = entries[key] { return try await task.value }
@@ -48,7 +66,7 @@ package struct RegistryBaseImages: BaseImageSource {
 
     package func image(_ written: ImageReference, platform: Platform) async throws -> BaseImage {
         let text = written.description
-        let (client, candidates) = (self.client, sources.candidates(for: written))
+        let (client, candidates, memo, warn) = (self.client, sources.candidates(for: written), self.memo, self.warn)
         let image = try await memo.image("\(text) \(platform)") {
             // Each mirror in turn, the origin last; the first that serves the image wins.
             var failures = [String]()
@@ -61,6 +79,7 @@ package struct RegistryBaseImages: BaseImageSource {
                     let pinned = PinnedBase(
                         reference: ImageReference(repository: written.repository, digest: image.root.digest),
                         manifestDigest: platformImage.manifest.digest, source: candidate.repository)
+                    await memo.record(source: candidate.repository, for: written.repository)
                     return BaseImage(
                         pinned: pinned, config: platformImage.config, layers: platformImage.imageManifest.layers)
                 } catch {
@@ -70,6 +89,13 @@ package struct RegistryBaseImages: BaseImageSource {
                         throw BuildError(.basePull(reference: text, origin: origin, mirrors: failures))
                     }
                     failures.append("\(candidate): \(error)")
+                    // A mirror serving bytes that are not what it named is worth a word: it is
+                    // skipped, but it will be again on every runner until someone fixes it.
+                    if (error as? any KilnError)?.category == .integrity {
+                        let message =
+                            "mirror \(candidate.repository.registry) served \(candidate) with bytes that do not match their digest (\(error)); skipped, pulled from the next source"
+                        if await memo.firstTime(message) { warn?(message) }
+                    }
                 }
             }
             preconditionFailure("the origin is always the last candidate")

@@ -32,11 +32,16 @@ package struct ProvenanceStatement: Codable, Sendable, Equatable {
         package var name: String?
         package var uri: String?
         package var digest: [String: String]
+        /// Where the bytes really came from, when not from `uri` (a registry mirror).
+        package var downloadLocation: String?
 
-        package init(name: String? = nil, uri: String? = nil, digest: [String: String]) {
+        package init(
+            name: String? = nil, uri: String? = nil, digest: [String: String], downloadLocation: String? = nil
+        ) {
             self.name = name
             self.uri = uri
             self.digest = digest
+            self.downloadLocation = downloadLocation
         }
     }
 

@@ -112,6 +112,9 @@ final class LaneProgress: Sendable {
                 FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8))
             }
             return
+        case .warning(let message):
+            FileHandle.standardError.write(Data("warning: \(ref): \(message)\n".utf8))
+            return
         case .finished(let report):
             text = Self.summary(report)
             if folds { state.withLock { Self.flush(ref, &$0) } }
@@ -193,6 +196,9 @@ final class LaneProgress: Sendable {
         case .output(let line):
             value.event = "output"
             value.line = line
+        case .warning(let message):
+            value.event = "warning"
+            value.line = message
         case .finished(let report):
             value.event = "finished"
             value.status = report.status.rawValue

@@ -69,6 +69,60 @@ struct LaneMirrorTests {
         let bad = try fixture.runWithResult(["plan"], expect: 2).result
         #expect(bad.stderr.contains("kiln.yaml:") && bad.stderr.contains("mirrors.docker.io"), "\(bad.stderr)")
     }
+
+    @Test(
+        "a mirror that lies about a digest is skipped with a warning; a base pulled from a mirror says so in provenance"
+    )
+    func lyingMirrorAndProvenance() throws {
+        try Tools.require("curl", package: "curl")
+        let fixture = try LaneFixture("mirrors-lying")
+        let mirror = try RegistryServer()
+        let origin = fixture.registry.host
+        let copied = try Tools.run([
+            "skopeo", "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+            "docker://\(origin)/fixtures/busybox:1", "docker://\(mirror.host)/mirror/fixtures/busybox:1",
+        ])
+        try #require(copied.status == 0, "\(copied.stderr)")
+        let proxy = try FaultProxy(
+            upstream: mirror, rules: [.init("wrong-digest", method: "GET", path: "/manifests/")])
+        try fixture.append("kiln.yaml", "mirrors:\n  \(origin): [\(proxy.host)/mirror]\n")
+        let ref = "llm/litellm@1"
+        let lied = try fixture.runWithResult(["build", "--push", "--pin", "--ref", ref])
+        #expect(lied.reports[ref]?["status"] as? String == "built")
+        let warnings = lied.result.stderr.split(separator: "\n").filter { $0.contains("\"event\":\"warning\"") }
+        #expect(warnings.count == 1, "one warning for the lying mirror: \(lied.result.stderr.suffix(3000))")
+        #expect(warnings.first?.contains("do not match their digest") == true, "\(warnings)")
+
+        // An honest mirror: the statement names the origin's reference and where the bytes came from.
+        try proxy.set([])
+        try fixture.append("tools/llm/litellm/1/protocol/ws.py", "# pulled from the mirror\n")
+        let built = try fixture.run(
+            ["build", "--push", "--pin", "--ref", ref], cache: try fixture.scratch.sub("honest"))[ref]
+        let image = try #require((built?["platforms"] as? [[String: Any]])?.first?["digest"] as? String)
+        func get(_ path: String) throws -> [String: Any] {
+            let result = try Tools.run([
+                "curl", "-fsS", "-H",
+                "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+                "http://\(fixture.registryHost)/v2/acme/llm-litellm/\(path)",
+            ])
+            try #require(result.status == 0, "\(path): \(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        let referrers = try get("manifests/sha256-\(image.dropFirst(7))")
+        let artifact = try #require((referrers["manifests"] as? [[String: Any]])?.first?["digest"] as? String)
+        let layer = try #require(
+            ((try get("manifests/\(artifact)"))["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        let statement = try get("blobs/\(layer)")
+        let dependencies =
+            ((statement["predicate"] as? [String: Any])?["buildDefinition"] as? [String: Any])?["resolvedDependencies"]
+            as? [[String: Any]] ?? []
+        let base = try #require(
+            dependencies.first { ($0["uri"] as? String ?? "").contains("fixtures/busybox") }, "\(dependencies)")
+        #expect((base["uri"] as? String ?? "").hasPrefix("oci://\(origin)/fixtures/busybox"), "\(base)")
+        #expect(
+            (base["downloadLocation"] as? String ?? "").hasPrefix(
+                "oci://\(proxy.host)/mirror/fixtures/busybox@sha256:"), "\(base)")
+    }
 }
 
 extension Data {
