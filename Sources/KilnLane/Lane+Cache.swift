@@ -254,7 +254,6 @@ extension Lane {
         report: inout ProcessorReport
     ) async throws -> [(Platform, Descriptor)] {
         for platform in platforms { observer(LaneEvent(ref: job.processor.ref, kind: .building(platform))) }
-        let cache = try cacheRepository(for: repository)
         // Only a `RUN` has checkpoints; finding their homes reads every processor's Dockerfile,
         // which a lane building one `COPY`-only processor must not pay for.
         let runs = job.dockerfile.stages.contains { $0.lastRun != nil }
@@ -278,28 +277,14 @@ extension Lane {
         }
         var built = [(Platform, Descriptor)]()
         for (platform, image) in zip(platforms, result.bundle.images) {
-            let key = keys.first { $0.platform == platform }!.key.digest
+            guard let key = keys.first(where: { $0.platform == platform })?.key.digest else {
+                throw LaneError.internalState("no key for \(platform) among the keys built for")
+            }
             let descriptor = image.manifest.descriptor
             if settings.push {
-                // The key tag goes last: a tag means the image and its provenance are there, so a
-                // run that failed in between builds (and attaches) again instead of a bare hit.
-                let pushed = try await publisher.push(
-                    descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
-                report.pushedBytes += pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
-                if cache != repository {
-                    let copy = try await publisher.push(
-                        descriptor, of: result, to: ImageReference(repository: cache, digest: descriptor.digest))
-                    report.pushedBytes += copy.bytesUploaded + descriptor.size
-                }
-                if settings.provenance, let inputKey = keys.first(where: { $0.platform == platform })?.key {
-                    let statement = try await provenanceStatement(
-                        processor: job.processor, platform: platform, key: inputKey, image: descriptor,
-                        repository: repository)
-                    report.pushedBytes += try await attachProvenance(statement, to: descriptor, in: repository)
-                }
-                try await ImagePusher(client: client).putManifest(
-                    try store.readBlob(descriptor.digest, limit: 4 << 20), mediaType: descriptor.mediaType, to: cache,
-                    reference: Self.cacheTag(key), from: store)
+                report.pushedBytes += try await publish(
+                    descriptor, of: result, job: job, platform: platform, key: key, keys: keys, repository: repository,
+                    publisher: publisher)
                 observer(LaneEvent(ref: job.processor.ref, kind: .pushing(bytes: report.pushedBytes)))
             }
             try store.setRecord(
@@ -308,5 +293,33 @@ extension Lane {
             built.append((platform, descriptor))
         }
         return built
+    }
+
+    /// Pushes one platform image just built: by digest (to the cache repository too, when it is
+    /// another), then its provenance, then its key tag last — a tag means the image and its
+    /// provenance are there, so a run that failed in between builds (and attaches) again
+    /// instead of calling a bare image a hit. The bytes uploaded.
+    func publish(
+        _ descriptor: Descriptor, of result: BuildResult, job: ProcessorJob, platform: Platform, key: Digest,
+        keys: [(platform: Platform, key: InputKey)], repository: Repository, publisher: BuildPublisher
+    ) async throws -> Int64 {
+        let cache = try cacheRepository(for: repository)
+        let pushed = try await publisher.push(
+            descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
+        var bytes = pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
+        if cache != repository {
+            let copy = try await publisher.push(
+                descriptor, of: result, to: ImageReference(repository: cache, digest: descriptor.digest))
+            bytes += copy.bytesUploaded + descriptor.size
+        }
+        if settings.provenance, let inputKey = keys.first(where: { $0.platform == platform })?.key {
+            let statement = try await provenanceStatement(
+                processor: job.processor, platform: platform, key: inputKey, image: descriptor, repository: repository)
+            bytes += try await attachProvenance(statement, to: descriptor, in: repository)
+        }
+        try await ImagePusher(client: client).putManifest(
+            try store.readBlob(descriptor.digest, limit: 4 << 20), mediaType: descriptor.mediaType, to: cache,
+            reference: Self.cacheTag(key), from: store)
+        return bytes
     }
 }

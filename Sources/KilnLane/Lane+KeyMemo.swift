@@ -57,7 +57,8 @@ struct KeyMemo: Codable {
         ) {
             self.repository = repository.description
             self.index = index
-            self.manifests = keys.map { found[$0.platform]! }
+            // Made once every platform was found or built: one manifest per key.
+            self.manifests = keys.compactMap { found[$0.platform] }
         }
     }
 }
@@ -245,8 +246,31 @@ extension Lane {
         // Every path the kernel passes through to reach the Dockerfile, the ignore file and the
         // context: a symlink retargeted anywhere on the way (a directory's too, as a checkout
         // does) leads to other files.
+        var watched = WatchedPaths(whole: whole, directories: directories, absent: absent)
         for path in read + [root] {
-            guard let steps = FilePaths.resolution(of: path) else { return }  // a link loop: no memo
+            guard watched.addResolution(of: path) else { return }  // a link loop: no memo
+        }
+        guard let lines = watched.lines(settledAt: job.started) else { return }
+        // A memo too large to read back (a context of hundreds of thousands of files) is not
+        // written: each run keys such a processor in full.
+        guard lines.utf8.count < ContentStore.recordLimit * 3 / 4 else { return }
+        let memo = KeyMemo(
+            fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
+            bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex), runSteps: runSteps?.map(\.hex))
+        job.pendingMemo.set(memo)
+    }
+
+    /// What a memo watches: paths by their whole identity, directories by inode, and paths that
+    /// must stay absent.
+    struct WatchedPaths {
+        var whole: Set<String>
+        var directories: [String: UInt64]
+        var absent: Set<String>
+
+        /// Adds every path resolving `path` passes through (`FilePaths.resolution`); false on a
+        /// link loop.
+        mutating func addResolution(of path: String) -> Bool {
+            guard let steps = FilePaths.resolution(of: path) else { return false }
             for step in steps {
                 switch step {
                 case .link(let link): whole.insert(link)
@@ -260,32 +284,32 @@ extension Lane {
                     }
                 }
             }
+            return true
         }
-        var lines = ""
-        for path in whole.sorted() {
-            guard !path.contains("\n"), let identity = StatCache.identity(of: path),
-                StatCache.isSettled(identity, at: job.started)
-            else { return }
-            lines += Self.numbers(identity).map(String.init).joined(separator: " ") + " " + path + "\n"
-        }
-        for (path, inode) in directories.sorted(by: { $0.key < $1.key }) {
-            // Swapped for another since it was followed: the keys may describe either.
-            guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .directory(inode: inode) else {
-                return
+
+        /// The memo's path lines; nil when something changed too recently to be told apart from
+        /// a later change (`StatCache.isSettled`), or moved since it was looked at.
+        func lines(settledAt started: Int64) -> String? {
+            var lines = ""
+            for path in whole.sorted() {
+                guard !path.contains("\n"), let identity = StatCache.identity(of: path),
+                    StatCache.isSettled(identity, at: started)
+                else { return nil }
+                lines += Lane.numbers(identity).map(String.init).joined(separator: " ") + " " + path + "\n"
             }
-            lines += "d \(inode) \(path)\n"
+            for (path, inode) in directories.sorted(by: { $0.key < $1.key }) {
+                // Swapped for another since it was followed: the keys may describe either.
+                guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .directory(inode: inode) else {
+                    return nil
+                }
+                lines += "d \(inode) \(path)\n"
+            }
+            for path in absent.sorted() {
+                guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .absent else { return nil }
+                lines += "- " + path + "\n"
+            }
+            return lines
         }
-        for path in absent.sorted() {
-            guard !path.contains("\n"), BuildContext.Consulted.state(of: path) == .absent else { return }
-            lines += "- " + path + "\n"
-        }
-        // A memo too large to read back (a context of hundreds of thousands of files) is not
-        // written: each run keys such a processor in full.
-        guard lines.utf8.count < ContentStore.recordLimit * 3 / 4 else { return }
-        let memo = KeyMemo(
-            fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
-            bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex), runSteps: runSteps?.map(\.hex))
-        job.pendingMemo.set(memo)
     }
 
     /// What a memo keeps of an `lstat`.

@@ -68,11 +68,12 @@ extension Lane {
         }
         var edits = [PinEdit]()
         if byPlatform {
+            // Every platform's image was found or built before pins are made.
             for platform in platforms {
+                guard let image = found[platform] else { continue }
                 edits.append(
                     PinEdit(
-                        path: ["image", "platforms", Self.pinKey(platform)],
-                        value: "\(repository)@\(found[platform]!.digest)"))
+                        path: ["image", "platforms", Self.pinKey(platform)], value: "\(repository)@\(image.digest)"))
             }
         }
         if byIndex, let index { edits.append(PinEdit(path: ["image", "oci"], value: "\(repository)@\(index)")) }
@@ -208,22 +209,32 @@ extension Lane {
                 continue
             }
             guard settings.verifyProvenance else { continue }
-            // Provenance is attached to each platform image: the pinned one, or every one the
-            // pinned index lists.
-            let images =
-                platform.map { [($0, digest)] } ?? platforms.compactMap { p in found[p].map { (p, $0.digest) } }
-            for (imagePlatform, image) in images {
-                guard let key = keys.first(where: { $0.platform == imagePlatform })?.key else { continue }
-                if let problem = try await provenanceProblem(
-                    of: image, in: reference.repository, key: key, name: "\(name) (\(imagePlatform))")
-                {
-                    problems.append(problem)
-                }
-            }
+            problems += try await provenanceProblems(
+                name: name, pinned: digest, platform: platform, platforms: platforms, keys: keys, found: found,
+                repository: reference.repository)
         }
         report.status = problems.isEmpty ? .ok : .stale
         if !problems.isEmpty { report.message = problems.joined(separator: "; ") }
         return report
+    }
+
+    /// `verify --provenance` of one pin: provenance is attached to each platform image, the
+    /// pinned one or every one the pinned index lists; what is wrong with it.
+    private func provenanceProblems(
+        name: String, pinned digest: Digest, platform: Platform?, platforms: [Platform],
+        keys: [(platform: Platform, key: InputKey)], found: [Platform: Descriptor], repository: Repository
+    ) async throws -> [String] {
+        let images = platform.map { [($0, digest)] } ?? platforms.compactMap { p in found[p].map { (p, $0.digest) } }
+        var problems = [String]()
+        for (imagePlatform, image) in images {
+            guard let key = keys.first(where: { $0.platform == imagePlatform })?.key else { continue }
+            if let problem = try await provenanceProblem(
+                of: image, in: repository, key: key, name: "\(name) (\(imagePlatform))")
+            {
+                problems.append(problem)
+            }
+        }
+        return problems
     }
 
     /// Why the image a platform pin names is no image for `platform` (nil when it is one).

@@ -96,7 +96,7 @@ extension Lane {
         let pusher = ImagePusher(client: client)
         let pushed = try await pusher.push(
             artifact, from: store, to: ImageReference(repository: repository, digest: artifact.digest))
-        var bytes = pushed.bytesUploaded + artifact.size
+        let bytes = pushed.bytesUploaded + artifact.size
         if try await client.referrers(of: image.digest, in: repository) != nil { return bytes }
         // No referrers API: the image's referrers tag lists the artifact.
         artifact.artifactType = ProvenanceStatement.mediaType

@@ -265,10 +265,10 @@ package struct Lane: Sendable {
             report.category = ErrorCategory.network.name
         } else {
             do {
-                guard
-                    let worked = try await work(
-                        processor, mode: mode, pinFiles: pinFiles, start: start, checkOnly: checkOnly)
-                else { return nil }
+                let run = ProcessorRun(
+                    lane: self, processor: processor, mode: mode, pinFiles: pinFiles, start: start,
+                    checkOnly: checkOnly)
+                guard let worked = try await run.run() else { return nil }
                 report = worked
             } catch {
                 stop.note(error, ref: processor.ref)
@@ -309,242 +309,6 @@ package struct Lane: Sendable {
         return .build(chosen, declared: declared, complete: chosen.count == declared.count)
     }
 
-    /// - Parameter start: sends the processor's `started` event, once.
-    /// - Parameter checkOnly: keys come from the key memo (`memoizedKeys`) or not at all: nil when
-    ///   there is none, or when an image is missing (the Dockerfile and context are needed then,
-    ///   to build and to say why). Otherwise the processor is keyed in full.
-    func work(
-        _ processor: Processor, mode: Mode, pinFiles: Set<String>, start: StartEvent, checkOnly: Bool = false
-    ) async throws -> ProcessorReport? {
-        let repository = try Self.repository(try settings.config.repository(for: processor.ref))
-        var report = ProcessorReport(processor: processor, status: .hit)
-        report.repository = repository.description
-        guard case .build(let platforms, let declared, let complete) = plan(processor) else { return report }
-        if mode == .assemble && !complete {
-            throw LaneError.assembleNeedsEveryPlatform
-        }
-        var clock = Elapsed.now()
-        report.phases = ProcessorReport.Phases()
-        // An unchanged processor's keys come from its memo (a few lstats); the Dockerfile is read
-        // and the context walked only when something changed, or when the mode needs them.
-        let memoized = checkOnly && mode.trustsKeyMemo ? await memoizedKeys(processor, platforms: platforms) : nil
-        if checkOnly, memoized == nil { return nil }
-        if let steps = memoized?.memo.runSteps {
-            checkpointHomes.found(runSteps: steps, inMemo: Self.memoSlot(processor, platforms))
-        }
-        // A memo made by this pass is written on the way out, with the index once it is known
-        // to be in the registry.
-        var published: KeyMemo.Published?
-        var job: ProcessorJob?
-        defer {
-            job?.pendingMemo.take().map { saveMemo($0, for: processor, platforms: platforms, published: published) }
-        }
-        if !checkOnly {
-            start.send()
-            observer(LaneEvent(ref: processor.ref, kind: .hashing))
-        }
-        var inputKeys: [(platform: Platform, key: InputKey)]?
-        let keys: [(platform: Platform, key: Digest)]
-        if let memoized {
-            keys = memoized.keys
-            report.keyedFrom = "memo"
-        } else {
-            let full = try ProcessorJob(processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms)
-            if let problem = full.unbuildable {
-                report.status = .notBuildable
-                report.message = problem
-                report.phases = nil
-                return report
-            }
-            job = full
-            report.keyedFrom = "inputs"
-            inputKeys = try await full.keys(downloadingLayers: mode == .warm, memoizing: mode.trustsKeyMemo)
-            keys = inputKeys!.map { ($0.platform, $0.key.digest) }
-        }
-        report.phases?.hash = Elapsed.lap(&clock)
-        var found = [Platform: Descriptor]()
-        // An unchanged processor costs one registry round trip (its index); otherwise every
-        // platform's lookup at once: with --push each is a round trip, and an unchanged lane is
-        // mostly these.
-        var pushedIndex: PushedIndex?
-        if complete, let memoized {
-            pushedIndex = try await publishedHits(
-                memoized, keys: keys, repository: repository, version: processor.ref.version)
-        }
-        if complete, pushedIndex == nil {
-            pushedIndex = try await pushedIndexHits(keys, repository: repository, version: processor.ref.version)
-            if let found = pushedIndex, let memoized {
-                // Found the long way: the memo learns the index, so the next run asks only for it.
-                saveMemo(
-                    memoized.memo, for: processor, platforms: platforms,
-                    published: KeyMemo.Published(
-                        repository: repository, index: found.index, found: found.found, keys: keys))
-            }
-        }
-        let hits: [Lookup]
-        if let pushedIndex {
-            hits = keys.map {
-                Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) })
-            }
-        } else {
-            hits = try await keys.mapConcurrently(width: keys.count) { platform, key in
-                try await self.lookup(key, platform: platform, repository: repository, fetchManifest: mode == .warm)
-            }
-        }
-        if checkOnly {
-            // Something must be built: the Dockerfile and context are needed after all.
-            // (A hit whose provenance is missing is settled by the worker, which attaches it.)
-            if hits.contains(where: { $0.hit == nil || $0.lacksProvenance }) { return nil }
-            start.send()
-        }
-        for ((platform, key), lookup) in zip(keys, hits) {
-            var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)
-            if let hit = lookup.hit {
-                entry.cache = hit.source.rawValue
-                entry.digest = hit.descriptor.digest.description
-                found[platform] = hit.descriptor
-            } else if let inputKey = inputKeys?.first(where: { $0.platform == platform })?.key {
-                entry.cache = "miss"
-                entry.reason = lookup.refused ?? explain(processor, platform: platform, key: inputKey)
-            }
-            report.platforms.append(entry)
-        }
-        let missing = keys.map(\.platform).filter { found[$0] == nil }
-        if mode == .build || mode == .assemble, let job, let inputKeys {
-            report.pushedBytes += try await repairProvenance(
-                job, lookups: Array(zip(keys.map(\.platform), hits)), keys: inputKeys, repository: repository)
-        }
-        report.phases?.lookup = Elapsed.lap(&clock)
-
-        switch mode {
-        case .plan, .warm:
-            guard let job else { preconditionFailure("plan and warm key in full") }
-            if !missing.isEmpty { report.status = .wouldBuild }
-            if mode == .warm, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
-                let checkpoints = try await checkpoints(for: repository)
-                var decisions = [RunDecision]()
-                if !missing.isEmpty {
-                    // Pre-build the RUN checkpoints (kept in the store), so the next build only
-                    // assembles; nothing is pushed.
-                    let result = try await job.builder(
-                        platforms: missing, downloadingLayers: true, checkpoints: checkpoints
-                    ).build()
-                    report.stepsRun = result.stepsRun
-                    report.stepsReused = result.stepsReused
-                    decisions += result.runDecisions
-                }
-                let built = keys.map(\.platform).filter { found[$0] != nil }
-                if !built.isEmpty {
-                    // Built already: each RUN's checkpoint, read set and the indexes of the
-                    // layers below it are fetched, so an edit's reuse check finds them here.
-                    decisions += try await job.builder(
-                        platforms: built, downloadingLayers: true, checkpoints: checkpoints, planning: true,
-                        prefetching: true
-                    ).planRuns()
-                }
-                report.runSteps = decisions.map(RunStepReport.init)
-            }
-            if mode == .plan {
-                report.advice = Advice.advise(job.dockerfile).map(\.description)
-                if !missing.isEmpty, job.dockerfile.stages.contains(where: { $0.lastRun != nil }) {
-                    let decisions = try await planRuns(job, platforms: missing, repository: repository)
-                    report.runSteps = decisions.map(RunStepReport.init)
-                    report.firstStep = firstStep(job, decisions: decisions, report: report)
-                }
-            }
-            if report.status != .notBuildable, missing.isEmpty {
-                report.index = try index(keys.map(\.platform), found).descriptor.digest.description
-            }
-            return report
-        case .check:
-            return try check(
-                processor, report: report, repository: repository, platforms: keys.map(\.platform), found: found,
-                complete: complete)
-        case .verify:
-            guard let inputKeys else { preconditionFailure("verify keys in full") }
-            return try await verify(
-                processor, report: report, repository: repository, keys: inputKeys, found: found, complete: complete)
-        case .assemble:
-            if let platform = missing.first, let key = keys.first(where: { $0.platform == platform })?.key {
-                throw LaneError.missingPlatform(
-                    ref: processor.ref.description, platform: platform.description,
-                    repository: try cacheRepository(for: repository).description,
-                    tag: Self.cacheTag(key), others: missing.dropFirst().map(\.description))
-            }
-        case .build:
-            break
-        }
-        if !missing.isEmpty {
-            // A memo's keys that miss were keyed again in full above.
-            guard let job, let inputKeys else { preconditionFailure("a build keys in full") }
-            report.status = .built
-            let built = try await build(
-                job, platforms: missing, keys: inputKeys, repository: repository, report: &report)
-            for (platform, descriptor) in built {
-                found[platform] = descriptor
-                if let position = report.platforms.firstIndex(where: { $0.platform == platform.description }) {
-                    report.platforms[position].digest = descriptor.digest.description
-                }
-            }
-        }
-        // A memo's keys are the ones remembered when it was written.
-        for (platform, key) in inputKeys ?? [] { try remember(processor, platform: platform, key: key) }
-        guard complete else {
-            // A per-platform run: the platform manifests and their key tags are pushed; the
-            // version tag and the pins wait for the index over every platform (kiln assemble).
-            let left = declared.filter { !platforms.contains($0) }
-            report.partial = true
-            report.message =
-                "\(left.map(\.description).joined(separator: ", ")) left to another run; kiln assemble tags and pins the index once every platform is pushed"
-            return report
-        }
-        let indexDigest: Digest
-        if let pushedIndex {
-            // An index the lookup found in the registry is there already; the version tag may
-            // name another (inputs reverted).
-            indexDigest = pushedIndex.index
-            if !pushedIndex.tagged, settings.push {
-                report.pushedBytes += try await tagVersion(
-                    processor.ref.version, index: indexDigest, in: repository)
-            }
-        } else {
-            let index = try index(keys.map(\.platform), found)
-            indexDigest = index.descriptor.digest
-            if settings.push {
-                _ = Elapsed.lap(&clock)
-                report.pushedBytes += try await pushIndex(index, to: repository, version: processor.ref.version)
-                report.phases?.push += Elapsed.lap(&clock)
-            }
-        }
-        report.index = indexDigest.description
-        if settings.push {
-            published = KeyMemo.Published(repository: repository, index: indexDigest, found: found, keys: keys)
-        }
-        if mode == .assemble { report.status = .assembled }
-        if settings.pin {
-            _ = Elapsed.lap(&clock)
-            defer { report.phases?.pin = Elapsed.lap(&clock) }
-            let pins = try pinEdits(
-                processor, repository: repository, platforms: keys.map(\.platform), found: found,
-                index: indexDigest)
-            report.pins = pins.changed.map { "\($0.key): \($0.new ?? "(removed)")" }
-            report.pinChanges = pins.changed
-            // Pins already as they should be: the file is not read and parsed again to find so.
-            report.pinned = pins.changed.isEmpty ? false : try writePins(processor, pins.all)
-            if settings.config.unbuiltPins == .report, let pins = processor.pins,
-                let problem = Self.unbuiltPinsProblem(pins, platforms: keys.map(\.platform))
-            {
-                report.status = .stale
-                report.message = problem
-            }
-            if report.pinned == true, settings.push {
-                try await RepositoryPrune.unmark(
-                    Set(found.values.map(\.digest) + [indexDigest]), in: repository, client: client, store: store)
-            }
-        }
-        return report
-    }
-
     /// What would become of each `RUN` of the missing `platforms` (`Builder.planRuns`): the
     /// reuse checks run against the store and the registry's checkpoints; nothing runs.
     func planRuns(_ job: ProcessorJob, platforms: [Platform], repository: Repository) async throws -> [RunDecision] {
@@ -579,8 +343,10 @@ package struct Lane: Sendable {
 
     /// The index over the platform manifests, in the lane's platform order.
     func index(_ platforms: [Platform], _ found: [Platform: Descriptor]) throws -> Encoded<ImageIndex> {
-        let manifests = platforms.map { platform -> Descriptor in
-            var descriptor = found[platform]!
+        let manifests = try platforms.map { platform -> Descriptor in
+            guard var descriptor = found[platform] else {
+                throw LaneError.internalState("an index made before \(platform)'s image was found")
+            }
             descriptor.platform = platform
             descriptor.annotations = nil
             return descriptor
@@ -656,6 +422,8 @@ package enum LaneError: KilnError {
     case nothingChecked(String)
     /// A flag's value is not what it takes.
     case badFlag(flag: String, problem: String)
+    /// A stage was reached without what it needs: a bug in kiln, said instead of crashing.
+    case internalState(String)
 
     package var description: String {
         switch self {
@@ -668,8 +436,12 @@ package enum LaneError: KilnError {
                 + (others.isEmpty ? "" : " (also missing: \(others.joined(separator: ", ")))")
         case .nothingChecked(let summary): "nothing was checked: no selected processor has pins to compare (\(summary))"
         case .badFlag(let flag, let problem): "\(flag): \(problem)"
+        case .internalState(let what): "internal error: \(what) (please report it)"
         }
     }
 
-    package var category: ErrorCategory { .input }
+    package var category: ErrorCategory {
+        if case .internalState = self { return .internal }
+        return .input
+    }
 }

@@ -98,7 +98,9 @@ package struct RegistryBaseImages: BaseImageSource {
                     }
                 }
             }
-            preconditionFailure("the origin is always the last candidate")
+            // (Unreached: the origin is always the last candidate, and its failure is thrown.)
+            throw BuildError(
+                .basePull(reference: text, origin: BuildError(.executor("no source to pull from")), mirrors: failures))
         }
         guard downloadsLayers else { return image }
         if let layers {

@@ -32,6 +32,6 @@ package struct Shard: Sendable, Hashable, CustomStringConvertible {
         let sorted = Array(Set(keys)).sorted()
         var position = [String: Int]()
         for (offset, key) in sorted.enumerated() { position[key] = offset }
-        return zip(processors, keys).filter { position[$0.1]! % count == index - 1 }.map(\.0)
+        return zip(processors, keys).filter { (position[$0.1] ?? 0) % count == index - 1 }.map(\.0)
     }
 }

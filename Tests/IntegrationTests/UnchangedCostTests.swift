@@ -45,7 +45,7 @@ struct UnchangedCostTests {
         let dockerfiles = opened.filter { $0.contains("/Dockerfile\"") }
         #expect(dockerfiles.isEmpty, "an unchanged run read \(dockerfiles.count) Dockerfiles: \(dockerfiles.prefix(2))")
         // Nor the store's lane records: the memo remembers the index it was pushed as, so an
-        // unchanged processor is its memo and one HEAD.
+        // unchanged processor is its memo and one round of HEADs.
         let records = lines.filter { $0.contains("\"\(fixture.cache)/keys/lane/") && !$0.contains("= -1") }
         #expect(records.isEmpty, "an unchanged run read \(records.count) lane records: \(records.prefix(2))")
         let contextFiles = opened.filter { $0.contains("/code/libs/") || $0.contains("/protocol/") }

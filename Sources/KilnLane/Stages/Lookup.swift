@@ -1,0 +1,67 @@
+import KilnBuild
+import KilnCore
+import KilnOCI
+
+/// Where each platform's image was found, or why not.
+struct LookedUp {
+    /// The index the registry has for these keys, when it was found whole (memo or records).
+    var pushedIndex: Lane.PushedIndex?
+    /// Per platform of `Keyed.keys`, in order.
+    var lookups: [(platform: Platform, lookup: Lookup)]
+    var found: [Platform: Descriptor]
+    var missing: [Platform]
+
+    /// Every image was found and nothing needs the worker (a hit missing its provenance does).
+    var settled: Bool { lookups.allSatisfy { $0.lookup.hit != nil && !$0.lookup.lacksProvenance } }
+}
+
+extension ProcessorRun {
+    /// Lookup: an unchanged processor costs one round of `HEAD`s (its index, its version tag,
+    /// its platform manifests); otherwise every platform's key is looked up at once.
+    func lookup(_ keyed: Keyed) async throws -> LookedUp {
+        defer { report.phases?.lookup = Elapsed.lap(&clock) }
+        let version = processor.ref.version
+        var pushedIndex: Lane.PushedIndex?
+        if keyed.complete, let memoized = keyed.memoized {
+            pushedIndex = try await lane.publishedHits(
+                memoized, keys: keyed.keys, repository: keyed.repository, version: version)
+        }
+        if keyed.complete, pushedIndex == nil {
+            pushedIndex = try await lane.pushedIndexHits(keyed.keys, repository: keyed.repository, version: version)
+            if let found = pushedIndex, let memoized = keyed.memoized {
+                // Found the long way: the memo learns the index, so the next run asks only for it.
+                lane.saveMemo(
+                    memoized.memo, for: processor, platforms: keyed.platforms,
+                    published: KeyMemo.Published(
+                        repository: keyed.repository, index: found.index, found: found.found, keys: keyed.keys))
+            }
+        }
+        let lookups: [Lookup]
+        if let pushedIndex {
+            lookups = keyed.keys.map {
+                Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) })
+            }
+        } else {
+            let (lane, repository, warm) = (self.lane, keyed.repository, mode == .warm)
+            lookups = try await keyed.keys.mapConcurrently(width: keyed.keys.count) { platform, key in
+                try await lane.lookup(key, platform: platform, repository: repository, fetchManifest: warm)
+            }
+        }
+        var result = LookedUp(
+            pushedIndex: pushedIndex, lookups: Array(zip(keyed.keys.map(\.platform), lookups)), found: [:], missing: [])
+        for ((platform, key), lookup) in zip(keyed.keys, lookups) {
+            var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)
+            if let hit = lookup.hit {
+                entry.cache = hit.source.rawValue
+                entry.digest = hit.descriptor.digest.description
+                result.found[platform] = hit.descriptor
+            } else if let inputKey = keyed.full?.inputs.first(where: { $0.platform == platform })?.key {
+                entry.cache = "miss"
+                entry.reason = lookup.refused ?? lane.explain(processor, platform: platform, key: inputKey)
+            }
+            report.platforms.append(entry)
+        }
+        result.missing = keyed.keys.map(\.platform).filter { result.found[$0] == nil }
+        return result
+    }
+}
