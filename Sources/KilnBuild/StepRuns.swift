@@ -5,23 +5,29 @@ import KilnOCI
 /// share their first steps (the same `FROM`, `ENV` and `RUN apt-get …`); when two builds of a run
 /// need the same step at the same time, the second waits for the first and starts from its
 /// checkpoint instead of running buildah again.
-package actor StepRuns {
-    private var running = [Digest: Task<BaseImage, any Error>]()
+package final class StepRuns: Sendable {
+    /// A step's image, and whether this flight ran it.
+    struct Outcome: Sendable {
+        var image: BaseImage
+        var ran: Bool
+    }
+
+    private let running = SingleFlight<Digest, Outcome>(keeping: .nothing)
 
     package init() {}
 
     /// The checkpoint image for `key`: the one a build already running it makes, else one
     /// `recorded()` finds (a build of this run finished it a moment ago), else `run()`'s.
     func run(
-        _ key: Digest, recorded: @Sendable () -> BaseImage?, _ run: @escaping @Sendable () async throws -> BaseImage
+        _ key: Digest, recorded: @escaping @Sendable () -> BaseImage?,
+        _ run: @escaping @Sendable () async throws -> BaseImage
     ) async throws -> (image: BaseImage, ran: Bool) {
-        if let task = running[key] { return (try await task.value, false) }
-        if let image = recorded() { return (image, false) }
-        let task = Task { try await run() }
-        running[key] = task
-        let result = await task.result
-        running[key] = nil
-        return (try result.get(), true)
+        let result = try await running.value(for: key) {
+            // Nothing under way: a build of this run may have finished it a moment ago.
+            if let image = recorded() { return Outcome(image: image, ran: false) }
+            return Outcome(image: try await run(), ran: true)
+        }
+        return (result.value.image, result.made && result.value.ran)
     }
 }
 

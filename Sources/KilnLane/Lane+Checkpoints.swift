@@ -14,7 +14,8 @@ import Synchronization
 actor CheckpointHomes {
     private var processors: [Processor] = []
     private var trustsMemos = false
-    private var table: Task<[Digest: Repository], Never>?
+    /// Computed once per `use` (one key: the lane's one table).
+    private let table = SingleFlight<Int, [Digest: Repository]>(keeping: .results)
     /// The `RUN` step keys the run's checks found in processors' key memos (`KeyMemo.runSteps`),
     /// by memo slot: the homes take them from here before reading a memo again.
     private nonisolated let memoized = Mutex<[Digest: [String]]>([:])
@@ -31,22 +32,20 @@ actor CheckpointHomes {
     /// selection, or two runners would look in different places).
     /// - Parameter trustingMemos: a processor's step keys may come from its key memo while the
     ///   memo holds (as its keys may in this mode); otherwise each is keyed in full.
-    func use(_ processors: [Processor], trustingMemos: Bool) {
+    func use(_ processors: [Processor], trustingMemos: Bool) async {
         self.processors = processors
         trustsMemos = trustingMemos
-        table = nil
+        await table.reset()
         memoized.withLock { $0 = [:] }
     }
 
     func homes(
         _ compute: @escaping @Sendable (_ processors: [Processor], _ trustingMemos: Bool) async -> [Digest: Repository]
     ) async -> [Digest: Repository] {
-        if let table { return await table.value }
         let processors = self.processors
         let trustsMemos = self.trustsMemos
-        let task = Task { await compute(processors, trustsMemos) }
-        table = task
-        return await task.value
+        // (compute cannot fail.)
+        return (try? await table.value(for: 0) { await compute(processors, trustsMemos) }.value) ?? [:]
     }
 }
 

@@ -20,7 +20,7 @@ package struct RegistryBaseImages: BaseImageSource {
     /// Resolutions shared by several sources for one run, so a base that many processors use is
     /// asked for once per platform (a tag could otherwise move halfway through a run).
     package actor Resolutions {
-        private var entries: [String: Task<BaseImage, any Error>] = [:]
+        private let entries = SingleFlight<String, BaseImage>(keeping: .results)
         /// Where each base was pulled from (a mirror, or a replacement), by the repository the
         /// Dockerfile wrote.
         private var sources: [String: String] = [:]
@@ -41,10 +41,7 @@ package struct RegistryBaseImages: BaseImageSource {
         func firstTime(_ message: String) -> Bool { warned.insert(message).inserted }
 
         func image(_ key: String, _ make: @escaping @Sendable () async throws -> BaseImage) async throws -> BaseImage {
-            if let task = entries[key] { return try await task.value }
-            let task = Task { try await make() }
-            entries[key] = task
-            return try await task.value
+            try await entries.value(for: key, make).value
         }
     }
 

@@ -20,21 +20,14 @@ struct Endpoint: Sendable {
 
 /// What kiln learnt about each registry host during a run.
 actor EndpointCache {
-    private var endpoints = [String: Task<Endpoint, any Error>]()
+    private let endpoints = SingleFlight<String, Endpoint>(keeping: .successes)
     private var chunkSizes = [String: Int]()
 
     /// The endpoint for `host`, discovered once however many tasks ask at the same time.
+    /// (A failed discovery is not kept: a later request tries again.)
     func endpoint(for host: String, discover: @escaping @Sendable () async throws -> Endpoint) async throws -> Endpoint
     {
-        if let known = endpoints[host] { return try await known.value }
-        let task = Task { try await discover() }
-        endpoints[host] = task
-        do {
-            return try await task.value
-        } catch {
-            endpoints[host] = nil  // let a later request try again
-            throw error
-        }
+        try await endpoints.value(for: host, discover).value
     }
 
     func learnedChunkSize(_ host: String) -> Int? { chunkSizes[host] }
