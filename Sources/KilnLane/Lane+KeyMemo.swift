@@ -126,7 +126,7 @@ extension Lane {
             KeyMemo.format, InputKey.format, KilnVersion.current, binaryIdentity,
             "ref \(processor.ref)", "context \(processor.context)", "dockerfile \(processor.dockerfile)",
             "platforms \(platforms.map(\.description).joined(separator: ","))",
-            "layers \(settings.layerOptions.epoch) \(settings.layerOptions.compression)",
+            "layers \(settings.layerOptions.keyLine)",  // the text the keys hash
             "executor \(settings.executor != nil)",
             "processors \(settings.config.globs.joined(separator: ","))",
         ]
