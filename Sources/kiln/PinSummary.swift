@@ -30,7 +30,7 @@ enum PinSummary {
             text += "**\(problems.count) processor\(problems.count == 1 ? "" : "s") not pinned** (failed or stale):\n\n"
             for report in problems.prefix(200) {
                 let why = report.message.map { $0.split(separator: "\n").first.map(String.init) ?? $0 } ?? ""
-                text += "- `\(report.ref)` \(report.status.rawValue): \(GitHubActions.cell(why))\n"
+                text += "- `\(report.ref)` \(report.status.rawValue): \(LaneSummary.cell(why))\n"
             }
             if problems.count > 200 { text += "- … and \(problems.count - 200) more\n" }
             text += "\n"
@@ -45,7 +45,7 @@ enum PinSummary {
             for report in changed {
                 for change in report.pinChanges {
                     text +=
-                        "| `\(report.ref)` | `\(change.key)` | \(digest(change.old)) | \(change.new.map { digest($0) } ?? "(removed)") | \(GitHubActions.cell(change.new == nil ? "a platform no longer built" : reason(report, key: change.key))) |\n"
+                        "| `\(report.ref)` | `\(change.key)` | \(digest(change.old)) | \(change.new.map { digest($0) } ?? "(removed)") | \(LaneSummary.cell(change.new == nil ? "a platform no longer built" : reason(report, key: change.key))) |\n"
                 }
             }
             let files = Set(changed.map(\.file)).sorted()
