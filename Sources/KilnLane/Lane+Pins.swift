@@ -107,23 +107,18 @@ extension Lane {
     }
 
     /// `--check`: whether the file's pins are those of the current inputs.
+    /// - Parameter missing: the platforms whose image of the current inputs was not found, with
+    ///   why (the lookup's verdict, never the report's text).
     func check(
         _ processor: Processor, report: ProcessorReport, repository: Repository, platforms: [Platform],
-        found: [Platform: Descriptor],
-        complete: Bool
+        found: [Platform: Descriptor], missing: [(platform: Platform, reason: String?)], complete: Bool
     ) throws -> ProcessorReport {
         var report = report
-        let missing = report.platforms.filter { $0.cache == "miss" }
         if !missing.isEmpty {
             report.status = .stale
             let yaml = try YAMLPins.Parsed(Self.readText(processor.file), file: processor.displayPath)
             // The stale pin's key: a missing platform's, else the index's, else `image`.
-            let keys =
-                missing.compactMap { entry in
-                    platforms.first { $0.description == entry.platform }.map {
-                        ["image", "platforms", Self.pinKey($0)]
-                    }
-                } + [["image", "oci"]]
+            let keys = missing.map { ["image", "platforms", Self.pinKey($0.platform)] } + [["image", "oci"]]
             let path = keys.first { yaml.contains($0) } ?? ["image"]
             report.location = ProcessorReport.Location(file: processor.displayPath, line: yaml.line(of: path))
             report.message =
@@ -163,7 +158,8 @@ extension Lane {
     /// of the current inputs.
     func verify(
         _ processor: Processor, report: ProcessorReport, repository: Repository,
-        keys: [(platform: Platform, key: InputKey)], found: [Platform: Descriptor], complete: Bool
+        keys: [(platform: Platform, key: InputKey)], found: [Platform: Descriptor], reasons: [Platform: String],
+        complete: Bool
     ) async throws -> ProcessorReport {
         let platforms = keys.map(\.platform)
         var report = report
@@ -204,7 +200,7 @@ extension Lane {
                 expected = platform.flatMap { found[$0]?.digest }
             }
             if expected != digest {
-                let why = report.platforms.first { $0.platform == platform?.description && $0.cache == "miss" }?.reason
+                let why = platform.flatMap { reasons[$0] }
                 problems.append("\(name) is not the image of the current inputs" + (why.map { " (\($0))" } ?? ""))
                 continue
             }

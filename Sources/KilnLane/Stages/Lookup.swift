@@ -10,6 +10,12 @@ struct LookedUp {
     var lookups: [(platform: Platform, lookup: Lookup)]
     var found: [Platform: Descriptor]
     var missing: [Platform]
+    /// Why each missing platform's key missed (keyed in full: the key's first difference from
+    /// the last build, or why a key tag was refused).
+    var reasons: [Platform: String] = [:]
+
+    /// The missing platforms with their reasons, in key order.
+    var missingWithReasons: [(platform: Platform, reason: String?)] { missing.map { ($0, reasons[$0]) } }
 
     /// Every image was found and nothing needs the worker (a hit missing its provenance does).
     var settled: Bool { lookups.allSatisfy { $0.lookup.hit != nil && !$0.lookup.lacksProvenance } }
@@ -56,8 +62,10 @@ extension ProcessorRun {
                 entry.digest = hit.descriptor.digest.description
                 result.found[platform] = hit.descriptor
             } else if let inputKey = keyed.full?.inputs.first(where: { $0.platform == platform })?.key {
+                let reason = lookup.refused ?? lane.explain(processor, platform: platform, key: inputKey)
+                result.reasons[platform] = reason
                 entry.cache = "miss"
-                entry.reason = lookup.refused ?? lane.explain(processor, platform: platform, key: inputKey)
+                entry.reason = reason
             }
             report.platforms.append(entry)
         }

@@ -12,11 +12,12 @@ extension ProcessorRun {
         case .check:
             return try lane.check(
                 processor, report: report, repository: keyed.repository, platforms: keyed.keys.map(\.platform),
-                found: lookedUp.found, complete: keyed.complete)
+                found: lookedUp.found, missing: lookedUp.missingWithReasons, complete: keyed.complete)
         case .verify:
             return try await lane.verify(
                 processor, report: report, repository: keyed.repository,
-                keys: try fullKeys(keyed, for: "verify").inputs, found: lookedUp.found, complete: keyed.complete)
+                keys: try fullKeys(keyed, for: "verify").inputs, found: lookedUp.found, reasons: lookedUp.reasons,
+                complete: keyed.complete)
         case .assemble:
             if let platform = lookedUp.missing.first,
                 let key = keyed.keys.first(where: { $0.platform == platform })?.key
@@ -50,7 +51,8 @@ extension ProcessorRun {
                 report.firstStep = lane.firstStep(job, decisions: decisions, report: report)
             }
         }
-        if report.status != .notBuildable, missing.isEmpty {
+        // (A processor kiln cannot build ended at Keying.)
+        if missing.isEmpty {
             report.index = try lane.index(keyed.keys.map(\.platform), lookedUp.found).descriptor.digest.description
         }
         return report
