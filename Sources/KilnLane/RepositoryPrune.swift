@@ -32,10 +32,6 @@ struct RepositoryPrune {
         self.guards = guards
     }
 
-    /// The tag kiln keeps its marks under: since when nothing has needed each candidate.
-    static let marksTag = "kiln-prune-marks"
-    static let marksType = MediaType("application/vnd.kiln.prune-marks.v1+json")
-
     /// Lists the repository's tags and sorts kiln's into kept and candidates.
     mutating func survey() async throws {
         for digest in guards.pinned.byRepository[repository] ?? []
@@ -142,7 +138,8 @@ struct RepositoryPrune {
             return !keep.contains(digest) && !guards.pinned.all.contains(digest)
         }
         plan.kept = kept + candidates.count - unneeded.count
-        let marks = try await readMarks()
+        let stored = PruneMarks(repository: repository, client: client)
+        let marks = try await stored.read()
         let now = Self.timestamp(guards.now)
         var written = [String: String]()
         for var deletion in unneeded {
@@ -158,9 +155,8 @@ struct RepositoryPrune {
             }
         }
         if apply, written != marks {
-            let reference = ImageReference(repository: repository, tag: Self.marksTag)
-            try await TagRewrites.shared.rewrite(reference) {
-                try await writeMarks(written, store: store)
+            try await TagRewrites.shared.rewrite(stored.reference) {
+                try await stored.write(written, store: store)
             } holds: {
                 true
             }
@@ -191,9 +187,45 @@ struct RepositoryPrune {
         return plan
     }
 
-    /// kiln's marks in the repository: digest → when a prune first found nothing needing it.
-    func readMarks() async throws -> [String: String] {
-        let reference = ImageReference(repository: repository, tag: Self.marksTag)
+    /// Takes `digests` off the marks of `repository`: the lane pins them again (a revert to
+    /// inputs a prune found unneeded long ago must not be deleted as soon as it is pinned). One
+    /// `HEAD` when there are no marks.
+    static func unmark(_ digests: Set<Digest>, in repository: Repository, client: RegistryClient, store: ContentStore)
+        async throws
+    {
+        let marks = PruneMarks(repository: repository, client: client)
+        guard try await client.headManifest(marks.reference) != nil else { return }
+        let names = Set(digests.map(\.description))
+        try await TagRewrites.shared.rewrite(marks.reference) {
+            let current = try await marks.read()
+            guard current.keys.contains(where: names.contains) else { return }
+            try await marks.write(current.filter { !names.contains($0.key) }, store: store)
+        } holds: {
+            !(try await marks.read().keys.contains(where: names.contains))
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+
+    static func date(_ text: String) -> Date? {
+        try? Date(text, strategy: .iso8601)
+    }
+}
+
+/// kiln's prune marks in one repository (the `kiln-prune-marks` tag): digest → when a prune first
+/// found nothing needing it, as an artifact holding one JSON blob.
+struct PruneMarks {
+    static let tag = "kiln-prune-marks"
+    static let mediaType = MediaType("application/vnd.kiln.prune-marks.v1+json")
+
+    let repository: Repository
+    let client: RegistryClient
+
+    var reference: ImageReference { ImageReference(repository: repository, tag: Self.tag) }
+
+    func read() async throws -> [String: String] {
         guard try await client.headManifest(reference) != nil else { return [:] }
         let fetched = try await client.fetchManifest(reference)
         guard let artifact = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "prune marks"),
@@ -203,42 +235,11 @@ struct RepositoryPrune {
         return (try? JSONDecoder().decode([String: String].self, from: Data(bytes))) ?? [:]
     }
 
-    /// Takes `digests` off the marks of `repository`: the lane pins them again (a revert to
-    /// inputs a prune found unneeded long ago must not be deleted as soon as it is pinned). One
-    /// `HEAD` when there are no marks.
-    static func unmark(_ digests: Set<Digest>, in repository: Repository, client: RegistryClient, store: ContentStore)
-        async throws
-    {
-        let reference = ImageReference(repository: repository, tag: marksTag)
-        guard try await client.headManifest(reference) != nil else { return }
-        let pruning = RepositoryPrune(
-            repository: repository, client: client, keys: [], steps: [],
-            guards: PruneGuards(pinned: PinnedDigests(), recentKeys: [], gracePeriod: 0))
-        let names = Set(digests.map(\.description))
-        try await TagRewrites.shared.rewrite(reference) {
-            let marks = try await pruning.readMarks()
-            guard marks.keys.contains(where: names.contains) else { return }
-            try await pruning.writeMarks(marks.filter { !names.contains($0.key) }, store: store)
-        } holds: {
-            !(try await pruning.readMarks().keys.contains(where: names.contains))
-        }
-    }
-
-    private func writeMarks(_ marks: [String: String], store: ContentStore) async throws {
+    func write(_ marks: [String: String], store: ContentStore) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let blob = try store.put(Array(try encoder.encode(marks)), mediaType: Self.marksType)
-        let artifact = try RegistryCheckpoints.artifact(
-            [blob], type: Self.marksType, annotations: [:], store: store)
-        _ = try await ImagePusher(client: client).push(
-            artifact, from: store, to: ImageReference(repository: repository, tag: Self.marksTag))
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601)
-    }
-
-    static func date(_ text: String) -> Date? {
-        try? Date(text, strategy: .iso8601)
+        let blob = try store.put(Array(try encoder.encode(marks)), mediaType: Self.mediaType)
+        let artifact = try RegistryCheckpoints.artifact([blob], type: Self.mediaType, annotations: [:], store: store)
+        _ = try await ImagePusher(client: client).push(artifact, from: store, to: reference)
     }
 }
