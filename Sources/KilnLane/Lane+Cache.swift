@@ -81,10 +81,10 @@ extension Lane {
     /// pushed to `repository`, once the registry is found to have them (`confirmPushed`). nil
     /// when a platform has no such record or the registry lacks one of them; the lookups per
     /// platform then decide. The index's digest comes back too (it is made and stored once).
-    func pushedIndexHits(_ keys: [(platform: Platform, key: Digest)], repository: Repository, version: String)
-        async throws -> PushedIndex?
-    {
-        guard settings.push else { return nil }
+    func pushedIndexHits(
+        _ keys: [(platform: Platform, key: Digest)], repository: Repository, version: String, confirming: Bool
+    ) async throws -> PushedIndex? {
+        guard confirming else { return nil }
         var found = [Platform: Descriptor]()
         for (platform, key) in keys {
             guard let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
@@ -133,15 +133,16 @@ extension Lane {
     }
 
     /// Finds a key's image: the local store first, then one `HEAD` of the key's tag in the
-    /// registry. When pushing, a local hit is trusted only once the registry still has the
-    /// manifest (one `HEAD` by digest).
-    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool) async throws
-        -> Lookup
+    /// registry. When `confirming` (every mode but a build that does not push), a local hit is
+    /// trusted only once the registry still has the manifest (one `HEAD` by digest): a pin to
+    /// an image deleted from the registry is no hit, whatever this store remembers.
+    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool, confirming: Bool)
+        async throws -> Lookup
     {
         if let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
             store.contains(record.manifest.digest)
         {
-            if !settings.push {
+            if !confirming {
                 return Lookup(hit: CacheHit(descriptor: record.manifest, source: .local))
             }
             if record.repository == repository.description,

@@ -189,9 +189,10 @@ extension Lane {
     /// to still have them (`confirmPushed`); nil when the memo has none for this repository, or
     /// the registry lost one of them.
     func publishedHits(
-        _ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository, version: String
+        _ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository, version: String,
+        confirming: Bool
     ) async throws -> PushedIndex? {
-        guard settings.push, let published = memoized.memo.published,
+        guard confirming, let published = memoized.memo.published,
             published.repository == repository.description, published.manifests.count == keys.count
         else { return nil }
         var found = [Platform: Descriptor]()

@@ -116,9 +116,17 @@ struct RepositoryPrune {
         }
     }
 
+    /// Keeps `digest` and what it lists. A manifest an index lists may be gone (distribution
+    /// keeps an index whose children were deleted): nothing under it to keep.
     private mutating func keepTree(_ digest: Digest) async throws {
         guard keep.insert(digest).inserted else { return }
-        let fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: digest))
+        let fetched: FetchedManifest
+        do {
+            fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: digest))
+        } catch {
+            guard case .http(let failure) = error, failure.status == 404 else { throw error }
+            return
+        }
         if fetched.mediaType.isIndex,
             let index = try? CanonicalJSON.decode(ImageIndex.self, from: fetched.bytes, what: "index")
         {

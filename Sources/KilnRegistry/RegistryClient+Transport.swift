@@ -246,6 +246,10 @@ extension RegistryClient {
         let client = endpoint.unverifiedTLS ? (insecureHTTP ?? self.http) : self.http
         let deadline = NIODeadline.now() + .seconds(configuration.requestTimeout)
         do {
+            if let transport = configuration.transport {
+                return try await exchange(
+                    http, with: transport, request: request, url: url, registry: registry, consume: consume)
+            }
             switch request.body {
             case .none:
                 if [.POST, .PUT, .PATCH].contains(request.method) { http.body = .bytes(ByteBuffer()) }
@@ -269,6 +273,31 @@ extension RegistryClient {
         } catch {
             throw Self.classify(error, registry: registry, operation: request.operation)
         }
+    }
+
+    /// The exchange answered by `transport` instead of the network (see `RegistryTransport`).
+    private func exchange(
+        _ http: HTTPClientRequest, with transport: any RegistryTransport, request: RegistryRequest, url: String,
+        registry: String, consume: BodyConsumer?
+    ) async throws -> RegistryResponse {
+        var bytes = [UInt8]()
+        switch request.body {
+        case .none: break
+        case .bytes(let given): bytes = given
+        case .file(let path, let offset, let length):
+            let chunk = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                try await handle.readChunk(fromAbsoluteOffset: offset, length: .bytes(length))
+            }
+            bytes = Array(buffer: chunk)
+        }
+        let answer = try await transport.respond(
+            to: TransportRequest(
+                method: http.method.rawValue, url: url, headers: http.headers.map { ($0.name, $0.value) }, body: bytes))
+        let response = HTTPClientResponse(
+            status: HTTPResponseStatus(statusCode: answer.status),
+            headers: HTTPHeaders(answer.headers.map { ($0.name, $0.value) }),
+            body: .bytes(ByteBuffer(bytes: answer.body)))
+        return try await collect(response, request: request, url: url, registry: registry, consume: consume)
     }
 
     private func collect(

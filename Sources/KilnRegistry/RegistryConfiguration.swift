@@ -20,6 +20,8 @@ package struct RegistryConfiguration: Sendable {
     package var retry = RetryPolicy()
     /// Seconds one request may take, upload bodies included.
     package var requestTimeout: Int64 = 600
+    /// Answers requests instead of the network (an in-memory registry in tests); nil in use.
+    package var transport: (any RegistryTransport)?
     package var userAgent = "kiln/\(KilnVersion.current)"
 
     package init() {}

@@ -21,7 +21,9 @@ struct LaneTruthTests {
         return "sha256:" + result.stdout.prefix(64)
     }
 
-    @Test("a deleted platform manifest is pushed again, not called a hit; verify then passes")
+    @Test(
+        "a deleted platform manifest: stale to --check and plan from a warm store, no stop for prune, pushed again; verify then passes"
+    )
     func deletedManifest() throws {
         try Tools.require("skopeo", package: "skopeo")
         let fixture = try LaneFixture("truth-deleted")
@@ -35,6 +37,13 @@ struct LaneTruthTests {
         let deleted = try Tools.run(["skopeo", "delete", "--tls-verify=false", "docker://\(arm64)"])
         try #require(deleted.status == 0, "\(deleted.stderr)")
         #expect(!(try PruneTests.inspect(arm64)))
+        // The store that built it still has it: no reason to call the pin right.
+        let checked = try fixture.run(["build", "--check", "--ref", "llm/litellm@1"], expect: 1)
+        #expect(checked["llm/litellm@1"]?["status"] as? String == "stale", "\(checked)")
+        let planned = try fixture.run(["plan", "--ref", "llm/litellm@1"])
+        #expect(planned["llm/litellm@1"]?["status"] as? String == "would-build", "\(planned)")
+        // The index still lists the deleted manifest: prune keeps what it can and goes on.
+        _ = try fixture.run(["prune", "--registry-only", "--older-than", "0"])
 
         let again = try Self.build(fixture, version: 1)
         let caches = (again["platforms"] as? [[String: Any]] ?? []).map {

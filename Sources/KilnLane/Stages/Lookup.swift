@@ -22,6 +22,11 @@ struct LookedUp {
 }
 
 extension ProcessorRun {
+    /// Whether a hit must be in the registry, not only in this store: in every mode but a build
+    /// that does not push (whose images stay here), since plan, check, verify, warm and assemble
+    /// speak of what the registry has.
+    var confirming: Bool { lane.settings.push || mode != .build }
+
     /// Lookup: an unchanged processor costs one round of `HEAD`s (its index, its version tag,
     /// its platform manifests); otherwise every platform's key is looked up at once.
     func lookup(_ keyed: Keyed) async throws -> LookedUp {
@@ -30,10 +35,11 @@ extension ProcessorRun {
         var pushedIndex: Lane.PushedIndex?
         if keyed.complete, let memoized = keyed.memoized {
             pushedIndex = try await lane.publishedHits(
-                memoized, keys: keyed.keys, repository: keyed.repository, version: version)
+                memoized, keys: keyed.keys, repository: keyed.repository, version: version, confirming: confirming)
         }
         if keyed.complete, pushedIndex == nil {
-            pushedIndex = try await lane.pushedIndexHits(keyed.keys, repository: keyed.repository, version: version)
+            pushedIndex = try await lane.pushedIndexHits(
+                keyed.keys, repository: keyed.repository, version: version, confirming: confirming)
             if let found = pushedIndex, let memoized = keyed.memoized {
                 // Found the long way: the memo learns the index, so the next run asks only for it.
                 lane.saveMemo(
@@ -48,9 +54,10 @@ extension ProcessorRun {
                 Lookup(hit: pushedIndex.found[$0.platform].map { CacheHit(descriptor: $0, source: .local) })
             }
         } else {
-            let (lane, repository, warm) = (self.lane, keyed.repository, mode == .warm)
+            let (lane, repository, warm, confirming) = (self.lane, keyed.repository, mode == .warm, confirming)
             lookups = try await keyed.keys.mapConcurrently(width: keyed.keys.count) { platform, key in
-                try await lane.lookup(key, platform: platform, repository: repository, fetchManifest: warm)
+                try await lane.lookup(
+                    key, platform: platform, repository: repository, fetchManifest: warm, confirming: confirming)
             }
         }
         var result = LookedUp(
