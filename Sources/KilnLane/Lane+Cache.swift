@@ -82,7 +82,8 @@ extension Lane {
     /// when a platform has no such record or the registry lacks one of them; the lookups per
     /// platform then decide. The index's digest comes back too (it is made and stored once).
     func pushedIndexHits(
-        _ keys: [(platform: Platform, key: Digest)], repository: Repository, version: String, confirming: Bool
+        _ keys: [(platform: Platform, key: Digest)], repository: Repository, version: String, confirming: Bool,
+        heads: HeadAnswers
     ) async throws -> PushedIndex? {
         guard confirming else { return nil }
         var found = [Platform: Descriptor]()
@@ -93,7 +94,8 @@ extension Lane {
             found[platform] = record.manifest
         }
         let index = try index(keys.map(\.platform), found)
-        return try await confirmPushed(index.descriptor.digest, found: found, repository: repository, version: version)
+        return try await confirmPushed(
+            index.descriptor.digest, found: found, repository: repository, version: version, heads: heads)
     }
 
     /// Whether `repository` still has the pushed `index` and each platform manifest in `found`,
@@ -101,18 +103,17 @@ extension Lane {
     /// one `HEAD` per platform manifest (distribution keeps an index whose manifests were
     /// deleted, so the index alone proves nothing). When the tag names another index (inputs
     /// reverted), the index itself is asked for, and the tag is to be moved.
-    func confirmPushed(_ index: Digest, found: [Platform: Descriptor], repository: Repository, version: String)
-        async throws -> PushedIndex?
-    {
+    func confirmPushed(
+        _ index: Digest, found: [Platform: Descriptor], repository: Repository, version: String, heads: HeadAnswers
+    ) async throws -> PushedIndex? {
         let tag = Tag.isValid(version) ? version : nil
         var asked = found.values.map { ImageReference(repository: repository, digest: $0.digest) }
         asked.append(
             tag.map { ImageReference(repository: repository, tag: $0) } ?? .init(repository: repository, digest: index))
-        let client = self.client
-        let answers = try await asked.mapConcurrently(width: asked.count) { try await client.headManifest($0) }
+        let answers = try await asked.mapConcurrently(width: asked.count) { try await heads.head($0) }
         guard answers.dropLast().allSatisfy({ $0 != nil }) else { return nil }
         if answers.last??.digest == index { return PushedIndex(found: found, index: index, tagged: true) }
-        guard tag != nil, try await client.headManifest(.init(repository: repository, digest: index)) != nil else {
+        guard tag != nil, try await heads.head(.init(repository: repository, digest: index)) != nil else {
             return nil
         }
         return PushedIndex(found: found, index: index, tagged: false)
@@ -136,9 +137,10 @@ extension Lane {
     /// registry. When `confirming` (every mode but a build that does not push), a local hit is
     /// trusted only once the registry still has the manifest (one `HEAD` by digest): a pin to
     /// an image deleted from the registry is no hit, whatever this store remembers.
-    func lookup(_ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool, confirming: Bool)
-        async throws -> Lookup
-    {
+    func lookup(
+        _ key: Digest, platform: Platform, repository: Repository, fetchManifest: Bool, confirming: Bool,
+        heads: HeadAnswers
+    ) async throws -> Lookup {
         if let record = try? store.record(LaneRecord.self, kind: "lane", key: key),
             store.contains(record.manifest.digest)
         {
@@ -146,17 +148,16 @@ extension Lane {
                 return Lookup(hit: CacheHit(descriptor: record.manifest, source: .local))
             }
             if record.repository == repository.description,
-                try await client.headManifest(ImageReference(repository: repository, digest: record.manifest.digest))
-                    != nil
+                try await heads.head(ImageReference(repository: repository, digest: record.manifest.digest)) != nil
             {
                 return Lookup(hit: CacheHit(descriptor: record.manifest, source: .local))
             }
         }
         let cache = try cacheRepository(for: repository)
-        guard let found = try await client.headManifest(ImageReference(repository: cache, tag: Self.cacheTag(key)))
+        guard let found = try await heads.head(ImageReference(repository: cache, tag: Self.cacheTag(key)))
         else { return Lookup() }
         if cache != repository,
-            try await client.headManifest(ImageReference(repository: repository, digest: found.digest)) == nil
+            try await heads.head(ImageReference(repository: repository, digest: found.digest)) == nil
         {
             // The cache repository knows the key, but the target lacks the image: build it again
             // (same bytes) so the push fills the target.

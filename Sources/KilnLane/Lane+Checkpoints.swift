@@ -73,8 +73,10 @@ extension Lane {
             guard case .build(let platforms, _, _) = plan(processor),
                 let repository = try? Self.repository(try settings.config.repository(for: processor.ref))
             else { continue }
-            var steps = trustingMemos ? await memoizedRunSteps(processor, platforms: platforms) : nil
-            if steps == nil {
+            let steps: [Digest]
+            if trustingMemos, let memoized = await memoizedRunSteps(processor, platforms: platforms) {
+                steps = memoized
+            } else {
                 guard
                     let job = try? ProcessorJob(
                         processor: processor, lane: self, pinFiles: pinFiles, platforms: platforms),
@@ -82,7 +84,7 @@ extension Lane {
                 else { continue }
                 steps = keys
             }
-            for key in steps! where homes[key] == nil { homes[key] = repository }
+            for key in steps where homes[key] == nil { homes[key] = repository }
         }
         return homes
     }

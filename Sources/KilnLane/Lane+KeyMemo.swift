@@ -190,14 +190,15 @@ extension Lane {
     /// the registry lost one of them.
     func publishedHits(
         _ memoized: Memoized, keys: [(platform: Platform, key: Digest)], repository: Repository, version: String,
-        confirming: Bool
+        confirming: Bool, heads: HeadAnswers
     ) async throws -> PushedIndex? {
         guard confirming, let published = memoized.memo.published,
             published.repository == repository.description, published.manifests.count == keys.count
         else { return nil }
         var found = [Platform: Descriptor]()
         for ((platform, _), manifest) in zip(keys, published.manifests) { found[platform] = manifest }
-        return try await confirmPushed(published.index, found: found, repository: repository, version: version)
+        return try await confirmPushed(
+            published.index, found: found, repository: repository, version: version, heads: heads)
     }
 
     /// Writes a processor's memo. Losing one only costs the next run a full keying pass: no fsync

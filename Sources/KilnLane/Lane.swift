@@ -191,45 +191,53 @@ package struct Lane: Sendable {
         // Each processor is checked first from its memo and one lookup (`checkJobs` at a time);
         // one that needs more goes to the workers (`jobs` at a time) while the later ones are
         // still being checked: one changed processor among thousands is built during the checks.
-        let (checks, queue) = AsyncStream.makeStream(of: (index: Int, settled: Bool).self)
-        async let worked = workQueued(checks, processors, mode: mode, pinFiles: pinFiles)
-        let checked = await Array(processors.indices).mapConcurrently(width: settings.checkJobs) { index in
-            let report = await self.process(processors[index], mode: mode, pinFiles: pinFiles, checkOnly: true)
-            queue.yield((index, report != nil))
-            return report
+        let (checks, queue) = AsyncStream.makeStream(of: (index: Int, pending: Pending?).self)
+        async let worked = workQueued(checks, count: processors.count)
+        let checked = await Array(processors.indices).mapConcurrently(width: settings.checkJobs) {
+            index -> ProcessorReport? in
+            switch await self.check(processors[index], mode: mode, pinFiles: pinFiles) {
+            case .done(let report):
+                queue.yield((index, nil))
+                return report
+            case .pending(let pending):
+                queue.yield((index, pending))
+                return nil
+            }
         }
         queue.finish()
         var reports = checked
         for (index, report) in await worked { reports[index] = report }
-        return reports.map { $0! }
+        return zip(reports, processors).map { report, processor in
+            report
+                ?? {
+                    var lost = ProcessorReport(processor: processor, status: .failed)
+                    lost.message = "kiln lost track of it (a bug)"
+                    return lost
+                }()
+        }
     }
 
-    /// Works on each processor whose check did not settle it, `jobs` at a time, in ref order:
-    /// one is started once every check before it is done.
-    private func workQueued(
-        _ checks: AsyncStream<(index: Int, settled: Bool)>, _ processors: [Processor], mode: Mode,
-        pinFiles: Set<String>
-    ) async -> [(Int, ProcessorReport)] {
+    /// Works on each processor the check pass handed over, `jobs` at a time, in ref order: one is
+    /// started once every check before it is done.
+    private func workQueued(_ checks: AsyncStream<(index: Int, pending: Pending?)>, count: Int) async -> [(
+        Int, ProcessorReport
+    )] {
         await withTaskGroup(of: (Int, ProcessorReport).self) { group in
             var results = [(Int, ProcessorReport)]()
             var running = 0
-            var checked = [Bool?](repeating: nil, count: processors.count)
+            var checked = [Pending??](repeating: nil, count: count)
             var next = 0
             for await check in checks {
-                checked[check.index] = check.settled
-                while next < processors.count, let settled = checked[next] {
+                checked[check.index] = .some(check.pending)
+                while next < count, let handed = checked[next] {
                     let index = next
                     next += 1
-                    if settled { continue }
+                    guard let pending = handed else { continue }
                     if running >= max(1, settings.jobs), let done = await group.next() {
                         results.append(done)
                         running -= 1
                     }
-                    group.addTask {
-                        let report = await self.process(
-                            processors[index], mode: mode, pinFiles: pinFiles, checkOnly: false)
-                        return (index, report!)
-                    }
+                    group.addTask { (index, await self.resume(pending)) }
                     running += 1
                 }
             }
@@ -238,16 +246,55 @@ package struct Lane: Sendable {
         }
     }
 
-    /// One processor, never throwing: a failure becomes its report.
-    /// - Parameter checkOnly: nil, and no event, when the processor needs more than its memo and
-    ///   a lookup (`work`'s `checkOnly`).
-    func process(_ processor: Processor, mode: Mode, pinFiles: Set<String>, checkOnly: Bool = false) async
-        -> ProcessorReport?
-    {
+    /// What the check pass made of a processor: its report, or the run to go on with.
+    enum Checked {
+        case done(ProcessorReport)
+        case pending(Pending)
+    }
+
+    /// A processor the check pass could not settle, as it left it: its keys from the memo and
+    /// their lookups when it got that far (`ProcessorRun.handoff`). Handed once, from the check's
+    /// task to a worker's; never used by two tasks at once.
+    struct Pending: @unchecked Sendable {
+        let run: ProcessorRun
+        let started: Double
+    }
+
+    /// The check pass over one processor, never throwing: a failure becomes its report.
+    func check(_ processor: Processor, mode: Mode, pinFiles: Set<String>) async -> Checked {
         let started = Elapsed.now()
-        var report: ProcessorReport
-        // `work` sends it once it knows it goes on; every other way, before the report.
+        // The run sends it once it knows it goes on; every other way, before the report.
         let start = StartEvent(ref: processor.ref, observer: observer)
+        if let report = preflight(processor) {
+            return .done(finish(report, processor: processor, started: started, start: start))
+        }
+        let run = ProcessorRun(
+            lane: self, processor: processor, mode: mode, pinFiles: pinFiles, start: start, checkOnly: true)
+        return await execute(run, started: started)
+    }
+
+    /// The worker's part: the run the check pass handed over, from where it stopped.
+    func resume(_ pending: Pending) async -> ProcessorReport {
+        let run = pending.run
+        run.checkOnly = false
+        if let reason = stop.reason {
+            var report = ProcessorReport(processor: run.processor, status: .failed)
+            report.message = "not attempted: \(reason)"
+            report.category = ErrorCategory.network.name
+            return finish(report, processor: run.processor, started: pending.started, start: run.start)
+        }
+        switch await execute(run, started: pending.started) {
+        case .done(let report): return report
+        case .pending:
+            let report = ProcessorReport(processor: run.processor, status: .failed)
+            return finish(report, processor: run.processor, started: pending.started, start: run.start)
+        }
+    }
+
+    /// A processor's report when it needs no stage: disabled, a duplicate ref, nothing to build on
+    /// this run, or the lane stopped.
+    private func preflight(_ processor: Processor) -> ProcessorReport? {
+        var report: ProcessorReport
         if !processor.enabled {
             report = ProcessorReport(processor: processor, status: .disabled)
             report.message = "enabled: false in \(processor.displayPath)"
@@ -264,23 +311,34 @@ package struct Lane: Sendable {
             report.message = "not attempted: \(reason)"
             report.category = ErrorCategory.network.name
         } else {
-            do {
-                let run = ProcessorRun(
-                    lane: self, processor: processor, mode: mode, pinFiles: pinFiles, start: start,
-                    checkOnly: checkOnly)
-                guard let worked = try await run.run() else { return nil }
-                report = worked
-            } catch {
-                stop.note(error, ref: processor.ref)
-                report = ProcessorReport(processor: processor, status: .failed)
-                report.message = "\(error)"
-                report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name
-                if let location = (error as? any KilnError)?.sourceLocation {
-                    report.location = ProcessorReport.Location(
-                        file: FilePaths.relative(location.file, to: settings.config.root), line: location.line)
-                }
+            return nil
+        }
+        return report
+    }
+
+    /// Runs the stages; a failure becomes the report.
+    private func execute(_ run: ProcessorRun, started: Double) async -> Checked {
+        var report: ProcessorReport
+        do {
+            guard let worked = try await run.run() else { return .pending(Pending(run: run, started: started)) }
+            report = worked
+        } catch {
+            stop.note(error, ref: run.processor.ref)
+            report = ProcessorReport(processor: run.processor, status: .failed)
+            report.message = "\(error)"
+            report.category = (error as? any KilnError)?.category.name ?? ErrorCategory.internal.name
+            if let location = (error as? any KilnError)?.sourceLocation {
+                report.location = ProcessorReport.Location(
+                    file: FilePaths.relative(location.file, to: settings.config.root), line: location.line)
             }
         }
+        return .done(finish(report, processor: run.processor, started: started, start: run.start))
+    }
+
+    private func finish(_ report: ProcessorReport, processor: Processor, started: Double, start: StartEvent)
+        -> ProcessorReport
+    {
+        var report = report
         report.seconds = Elapsed.seconds(since: started)
         start.send()
         observer(LaneEvent(ref: processor.ref, kind: .finished(report)))

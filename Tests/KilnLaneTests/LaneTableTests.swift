@@ -165,3 +165,21 @@ struct LaneTableTests {
         _ = try await lane.pruneRegistry(guards: guards, apply: true)
     }
 }
+
+@Suite("The check pass hands over what it learnt")
+struct HandoffTests {
+    @Test("a processor the check could not settle is not asked about twice: one HEAD per manifest before the push")
+    func nothingTwice() async throws {
+        let repo = try InProcessLane()
+        _ = try await repo.run(.build, store: "runner")
+        let pin = try #require(repo.pins().first)
+        await repo.registry.delete(pin.repository, pin.digest)
+        await repo.registry.clearLog()
+        let reports = try await repo.run(.build, store: "runner")
+        #expect(reports["t/a@1"]?.status == .built)
+        let asked = await repo.registry.requests("HEAD /v2/\(pin.repository)/manifests/\(pin.digest)")
+        let log = await repo.registry.log
+        #expect(asked.count == 1, "\(log.joined(separator: "\n"))")
+        #expect(await repo.registry.manifest(pin.repository, pin.digest) != nil)
+    }
+}

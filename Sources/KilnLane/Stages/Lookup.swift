@@ -1,6 +1,8 @@
 import KilnBuild
 import KilnCore
 import KilnOCI
+import KilnRegistry
+import Synchronization
 
 /// Where each platform's image was found, or why not.
 struct LookedUp {
@@ -33,13 +35,15 @@ extension ProcessorRun {
         defer { report.phases?.lookup = Elapsed.lap(&clock) }
         let version = processor.ref.version
         var pushedIndex: Lane.PushedIndex?
+        let heads = HeadAnswers(client: lane.client)
         if keyed.complete, let memoized = keyed.memoized {
             pushedIndex = try await lane.publishedHits(
-                memoized, keys: keyed.keys, repository: keyed.repository, version: version, confirming: confirming)
+                memoized, keys: keyed.keys, repository: keyed.repository, version: version, confirming: confirming,
+                heads: heads)
         }
         if keyed.complete, pushedIndex == nil {
             pushedIndex = try await lane.pushedIndexHits(
-                keyed.keys, repository: keyed.repository, version: version, confirming: confirming)
+                keyed.keys, repository: keyed.repository, version: version, confirming: confirming, heads: heads)
             if let found = pushedIndex, let memoized = keyed.memoized {
                 // Found the long way: the memo learns the index, so the next run asks only for it.
                 lane.saveMemo(
@@ -57,11 +61,19 @@ extension ProcessorRun {
             let (lane, repository, warm, confirming) = (self.lane, keyed.repository, mode == .warm, confirming)
             lookups = try await keyed.keys.mapConcurrently(width: keyed.keys.count) { platform, key in
                 try await lane.lookup(
-                    key, platform: platform, repository: repository, fetchManifest: warm, confirming: confirming)
+                    key, platform: platform, repository: repository, fetchManifest: warm, confirming: confirming,
+                    heads: heads)
             }
         }
+        return recorded(keyed, lookups, pushedIndex: pushedIndex)
+    }
+
+    /// The lookups as a `LookedUp`, with a reason for each miss (keyed in full), written into the
+    /// report's platforms.
+    func recorded(_ keyed: Keyed, _ lookups: [Lookup], pushedIndex: Lane.PushedIndex?) -> LookedUp {
         var result = LookedUp(
             pushedIndex: pushedIndex, lookups: Array(zip(keyed.keys.map(\.platform), lookups)), found: [:], missing: [])
+        report.platforms = []
         for ((platform, key), lookup) in zip(keyed.keys, lookups) {
             var entry = ProcessorReport.PlatformReport(platform: platform.description, key: key.hex)
             if let hit = lookup.hit {
@@ -78,5 +90,23 @@ extension ProcessorRun {
         }
         result.missing = keyed.keys.map(\.platform).filter { result.found[$0] == nil }
         return result
+    }
+}
+
+/// The registry's answers to one lookup's `HEAD`s of manifests: nothing is pushed during a
+/// lookup, so a manifest the index check asked about is not asked again by the platform lookups
+/// after it.
+final class HeadAnswers: Sendable {
+    private let answers = Mutex<[String: Descriptor?]>([:])
+    private let client: RegistryClient
+
+    init(client: RegistryClient) { self.client = client }
+
+    func head(_ reference: ImageReference) async throws -> Descriptor? {
+        let key = reference.description
+        if let known = answers.withLock({ $0[key] }) { return known }
+        let answer = try await client.headManifest(reference)
+        answers.withLock { $0[key] = answer }
+        return answer
     }
 }

@@ -17,8 +17,12 @@ final class ProcessorRun {
     let mode: Lane.Mode
     let pinFiles: Set<String>
     let start: StartEvent
-    /// The check pass: keys from the memo only, and nothing built.
-    let checkOnly: Bool
+    /// The check pass: keys from the memo only, and nothing built. The worker that takes the
+    /// run over clears it.
+    var checkOnly: Bool
+    /// What the check pass found of a processor it could not settle: its keys from the memo and
+    /// their lookups (nil when the memo was not right). The worker goes on from there.
+    var handoff: (keyed: Keyed, lookedUp: LookedUp)?
     var report: ProcessorReport
     var clock = Elapsed.now()
     /// The job of a full keying pass, whose memo is written when the processor is done.
@@ -44,10 +48,19 @@ final class ProcessorRun {
             }
         }
         do {
-            let keyed = try await keying()
-            var lookedUp = try await lookup(keyed)
+            let keyed: Keyed
+            var lookedUp: LookedUp
+            if let handed = handoff, !checkOnly {
+                (keyed, lookedUp) = try await continuing(handed)
+            } else {
+                keyed = try await keying()
+                lookedUp = try await lookup(keyed)
+            }
             if checkOnly {
-                guard lookedUp.settled else { throw StageExit.unsettled }
+                guard lookedUp.settled else {
+                    handoff = (keyed, lookedUp)
+                    throw StageExit.unsettled
+                }
                 start.send()
             }
             try await repairProvenance(keyed, lookedUp)
@@ -62,6 +75,16 @@ final class ProcessorRun {
         } catch StageExit.done(let final) {
             return final
         }
+    }
+
+    /// The worker's start on a run the check pass keyed from the memo: keyed in full (a build
+    /// needs the Dockerfile and the context), and, the keys being the memo's, the lookups the
+    /// check made are kept; only the missing platforms' reasons are added. Nothing is asked of
+    /// the registry twice.
+    func continuing(_ handed: (keyed: Keyed, lookedUp: LookedUp)) async throws -> (Keyed, LookedUp) {
+        let keyed = try await keying()
+        guard keyed.keys.map(\.key) == handed.keyed.keys.map(\.key) else { return (keyed, try await lookup(keyed)) }
+        return (keyed, recorded(keyed, handed.lookedUp.lookups.map(\.lookup), pushedIndex: handed.lookedUp.pushedIndex))
     }
 
     /// A hit whose image lacks its provenance gets it (build and assemble only).
