@@ -614,7 +614,9 @@ extension Builder {
                 // follows depends on the layer it would make).
                 let decision = try await reuse(
                     identity, traced: traced, on: start, key: key, at: instructions[index], platform: platform)
-                counters.decided(decision.decision)
+                var decided = decision.decision
+                decided.identity = identity
+                counters.decided(decided)
                 guard let image = decision.image else {
                     for later in runs where later > index {
                         counters.decided(
@@ -636,7 +638,9 @@ extension Builder {
                 defer { counters.took(Elapsed.seconds(since: began), at: location, platform: platform) }
                 let decision = try await reuse(
                     identity, traced: traced, on: start, key: key, at: instructions[index], platform: platform)
-                counters.decided(decision.decision)
+                var decided = decision.decision
+                decided.identity = identity
+                counters.decided(decided)
                 log(decision.decision.description)
                 if let image = decision.image {
                     counters.addReused(key)

@@ -256,6 +256,8 @@ package struct RunDecision: Sendable, Equatable, CustomStringConvertible {
     /// How long the step took in this build: reusing it, or running it and recording its
     /// checkpoint (nil when it came from its key, or in a plan).
     package var seconds: Double?
+    /// The step's identity (`RunReuse.identity`), when a plan decided it.
+    package var identity: Digest?
 
     package var line: Int { location.line }
 

@@ -122,18 +122,9 @@ extension Lane {
     /// and annotations, the layer settings, whether `RUN` can run, and which files are processors'
     /// (hidden from every context).
     func keyFingerprint(_ processor: Processor, platforms: [Platform]) -> String {
-        var lines = [
-            KeyMemo.format, InputKey.format, KilnVersion.current, binaryIdentity,
-            "ref \(processor.ref)", "context \(processor.context)", "dockerfile \(processor.dockerfile)",
-            "platforms \(platforms.map(\.description).joined(separator: ","))",
-            "layers \(settings.layerOptions.keyLine)",  // the text the keys hash
-            "executor \(settings.executor != nil)",
-            "processors \(settings.config.globs.joined(separator: ","))",
-        ]
-        lines += ProcessorJob.buildArgs(processor, lane: self).sorted { $0.key < $1.key }.map {
-            "arg \($0.key)=\($0.value)"
-        }
-        lines += metadata(for: processor.ref).keyLines
+        let lines =
+            [KeyMemo.format, InputKey.format, KilnVersion.current, binaryIdentity]
+            + KeyInputs(processor, platforms: platforms, lane: self).fingerprintLines
         return Digest.sha256(of: Array(lines.joined(separator: "\n").utf8)).hex
     }
 

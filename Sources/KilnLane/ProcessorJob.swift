@@ -39,6 +39,8 @@ struct ProcessorJob {
     let context: BuildContext
     let platforms: [Platform]
     let buildArgs: [String: String]
+    /// What the lane's settings put into its images (`KeyInputs`): the builder's options come from it.
+    let inputs: KeyInputs
     /// Why the native builder cannot build it (a `RUN` step), naming the line.
     let unbuildable: String?
     /// What resolving its sources looked at, and the bases its keys asked for: the key memo.
@@ -64,16 +66,12 @@ struct ProcessorJob {
             root: processor.context, dockerfile: processor.dockerfile, hiding: pinFiles, walks: lane.walks,
             consulted: consulted)
         self.platforms = platforms
-        buildArgs = Self.buildArgs(processor, lane: lane)
+        inputs = KeyInputs(processor, platforms: platforms, lane: lane)
+        buildArgs = inputs.buildArgs
         let builder = Self.makeBuilder(
-            dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
+            dockerfile: dockerfile, context: context, lane: lane, inputs: inputs, platforms: platforms,
             downloadingLayers: false)
         unbuildable = lane.settings.executor == nil ? try Self.runProblem(builder) : nil
-    }
-
-    /// The lane's build args with the processor's own over them.
-    static func buildArgs(_ processor: Processor, lane: Lane) -> [String: String] {
-        lane.settings.config.buildArgs.merging(processor.buildArgs) { _, own in own }
     }
 
     /// The preflight's complaint about a `RUN` step; other preflight errors are thrown.
@@ -92,20 +90,20 @@ struct ProcessorJob {
         prefetching: Bool = false, recordingBases: Bool = false
     ) -> Builder {
         Self.makeBuilder(
-            dockerfile: dockerfile, context: context, lane: lane, platforms: platforms, buildArgs: buildArgs,
+            dockerfile: dockerfile, context: context, lane: lane, inputs: inputs, platforms: platforms,
             downloadingLayers: downloadingLayers, processorRef: processor.ref, checkpoints: checkpoints,
             planning: planning, prefetching: prefetching, baseRequests: recordingBases ? baseRequests : nil)
     }
 
     static func makeBuilder(
-        dockerfile: Dockerfile, context: BuildContext, lane: Lane, platforms: [Platform], buildArgs: [String: String],
+        dockerfile: Dockerfile, context: BuildContext, lane: Lane, inputs: KeyInputs, platforms: [Platform],
         downloadingLayers: Bool, processorRef: ProcessorRef? = nil, checkpoints: RegistryCheckpoints? = nil,
         planning: Bool = false, prefetching: Bool = false, baseRequests: BaseRequests? = nil
     ) -> Builder {
-        var options = BuildOptions(platforms: platforms, layerOptions: lane.settings.layerOptions)
+        var options = BuildOptions(platforms: platforms, layerOptions: inputs.layerOptions)
         options.planning = planning
         options.prefetching = prefetching
-        options.buildArgs = buildArgs
+        options.buildArgs = inputs.buildArgs
         options.binfmtDirectory = lane.settings.binfmtDirectory
         options.stepRuns = lane.stepRuns
         if var executor = lane.settings.executor, let ref = processorRef {
@@ -113,7 +111,7 @@ struct ProcessorJob {
             options.executor = executor
         }
         options.checkpoints = checkpoints
-        if let ref = processorRef { options.metadata = lane.metadata(for: ref) }
+        if processorRef != nil { options.metadata = inputs.metadata }
         var bases = RegistryBaseImages(
             client: lane.client, store: lane.store, downloadsLayers: downloadingLayers, resolutions: lane.resolutions,
             sources: lane.settings.baseSources)
