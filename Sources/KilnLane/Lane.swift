@@ -378,7 +378,7 @@ package struct Lane: Sendable {
 
     /// The plan's one line: the first `RUN` that runs, where and why (the key's reason and the read
     /// set's), or that none does.
-    func firstStep(_ job: ProcessorJob, decisions: [RunDecision], report: ProcessorReport) -> String {
+    func firstStep(_ job: ProcessorJob, decisions: [RunDecision], reasons: [Platform: String]) -> String {
         let runs = decisions.first { decision in
             if case .runs = decision.outcome { return true }
             if case .positional = decision.outcome { return true }
@@ -393,7 +393,7 @@ package struct Lane: Sendable {
             let keyed = decisions.filter { $0.outcome == .key }.count
             return "no RUN runs: \(keyed) from checkpoints, \(reused) reused by what they read"
         }
-        let why = report.platforms.first { $0.platform == first.platform.description }?.reason
+        let why = reasons[first.platform]
         let source = String(step.source.prefix(60)) + (step.source.count > 60 ? "…" : "")
         return "first RUN to run: \(step.location) \(source) (\(first.platform): "
             + (why.map { "\($0); " } ?? "") + "\(first.reason))"

@@ -48,7 +48,7 @@ extension ProcessorRun {
             if !missing.isEmpty, runs {
                 let decisions = try await lane.planRuns(job, platforms: missing, repository: keyed.repository)
                 report.runSteps = decisions.map(RunStepReport.init)
-                report.firstStep = lane.firstStep(job, decisions: decisions, report: report)
+                report.firstStep = lane.firstStep(job, decisions: decisions, reasons: lookedUp.reasons)
             }
         }
         // (A processor kiln cannot build ended at Keying.)
