@@ -13,7 +13,8 @@ extension Lane {
     /// to one processor, or to a library several of them copy. Resolves bases (their configs, not
     /// their layers) as the keys need; a processor whose inputs cannot be read has no files.
     package func inputs() async throws -> [Inputs] {
-        let all = try Discovery.processors(settings.config)
+        let config = settings.config
+        let all = try await BlockingWork.run { try Discovery.processors(config) }
         let pinFiles = Set(all.map(\.file))
         let processors = try select(from: all).filter { $0.enabled && $0.duplicates.isEmpty }
         defer { hashers.saveAll() }

@@ -168,8 +168,14 @@ extension Lane {
         async throws -> [Descriptor]
     {
         let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
-        guard try await client.headManifest(tag) != nil else { return [] }
-        let current = try await client.fetchManifest(tag)
+        let current: FetchedManifest
+        do {
+            current = try await client.fetchManifest(tag)
+        } catch {
+            // No such tag: nothing refers to the image (one request, not a HEAD and a GET).
+            guard case .http(let failure) = error, failure.status == 404 else { throw error }
+            return []
+        }
         return (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?.manifests ?? []
     }
 

@@ -73,7 +73,8 @@ extension Lane {
     /// deleted (by digest, only when no kept tag names it) once nothing has needed it for the
     /// grace period; until then `apply` marks it, in the repository, for a later prune.
     package func pruneRegistry(guards: PruneGuards, apply: Bool) async throws -> [RegistryPrunePlan] {
-        let all = try Discovery.processors(settings.config)
+        let config = settings.config
+        let all = try await BlockingWork.run { try Discovery.processors(config) }
         await checkpointHomes.use(all, trustingMemos: false)
         var keys = guards.recentKeys
         var repositories = Set<Repository>()

@@ -159,7 +159,9 @@ package struct Lane: Sendable {
     ///   `--check` and `verify`, when no processor's pins were checked at all.
     package func run(_ mode: Mode) async throws -> [ProcessorReport] {
         store.sweepLeftovers()
-        let all = try Discovery.processors(settings.config)
+        let config = settings.config
+        // Discovery reads every registry.yaml on every core: off the cooperative pool.
+        let all = try await BlockingWork.run { try Discovery.processors(config) }
         PinTemporaries.sweep(all.map(\.file))
         let processors = try select(from: all)
         // A setting the repository template needs (owner, registry) is missing for all or none:

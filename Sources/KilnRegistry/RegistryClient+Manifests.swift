@@ -93,8 +93,16 @@ extension RegistryClient {
             method: .GET, target: .path("/v2/\(repository.path)/referrers/\(digest)"),
             headers: [("Accept", MediaType.ociIndex.rawValue)], operation: operation,
             scopes: [Scope.pull(repository)], idempotent: true, maxResponseBody: Self.manifestLimit)
+        // A registry with the API never answers 404 for a repository it has (distribution spec
+        // v1.1): once a host has, its other referrers requests are not sent.
+        if await endpoints.lacksReferrersAPI(repository.registry) { return nil }
         let response = try await send(request, to: repository.registry)
-        if response.status == 404 || response.status == 405 { return nil }
+        if response.status == 404 || response.status == 405 {
+            if response.failure(operation).registryCode != "NAME_UNKNOWN" {
+                await endpoints.learnLacksReferrersAPI(repository.registry)
+            }
+            return nil
+        }
         try response.expect([200], operation)
         guard let index = try? CanonicalJSON.decode(ImageIndex.self, from: response.body, what: "referrers") else {
             return nil

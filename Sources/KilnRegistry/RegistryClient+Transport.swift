@@ -30,8 +30,14 @@ actor EndpointCache {
         try await endpoints.value(for: host, discover).value
     }
 
+    private var withoutReferrersAPI = Set<String>()
+
     func learnedChunkSize(_ host: String) -> Int? { chunkSizes[host] }
     func learnChunkSize(_ host: String, _ size: Int) { chunkSizes[host] = size }
+
+    /// Whether `host` answered a referrers request as a registry without the API.
+    func lacksReferrersAPI(_ host: String) -> Bool { withoutReferrersAPI.contains(host) }
+    func learnLacksReferrersAPI(_ host: String) { withoutReferrersAPI.insert(host) }
 }
 
 /// Reads a successful response's body as it arrives (a blob download), instead of collecting it.

@@ -183,3 +183,20 @@ struct HandoffTests {
         #expect(await repo.registry.manifest(pin.repository, pin.digest) != nil)
     }
 }
+
+@Suite("What a fresh runner asks of a registry without the referrers API")
+struct FreshRunnerRequestTests {
+    @Test("each hit's provenance is one GET of its referrers tag; the missing referrers API is asked about once")
+    func referrersOnce() async throws {
+        let repo = try InProcessLane()
+        _ = try await repo.run(.build, store: "runner")
+        await repo.registry.clearLog()
+        let reports = try await repo.run(.build, store: "fresh")
+        #expect(reports.values.allSatisfy { $0.status == .hit })
+        let log = await repo.registry.log
+        #expect(log.filter { $0.contains("/referrers/") }.count == 1, "\(log.joined(separator: "\n"))")
+        #expect(log.filter { $0.hasPrefix("HEAD") && $0.contains("/manifests/sha256-") }.isEmpty)
+        // Two processors, two platforms: one GET of each image's referrers tag.
+        #expect(log.filter { $0.hasPrefix("GET") && $0.contains("/manifests/sha256-") }.count == 4)
+    }
+}
