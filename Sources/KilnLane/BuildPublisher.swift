@@ -33,11 +33,14 @@ package struct BuildPublisher: Sendable {
     }
 
     /// Pushes one image of the bundle (the index, or a platform manifest) to `target`.
-    package func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference) async throws -> PushReport
+    /// - Parameter puttingRoot: false: its blobs (and children), not the image's own manifest.
+    package func push(_ image: Descriptor, of result: BuildResult, to target: ImageReference, puttingRoot: Bool = true)
+        async throws -> PushReport
     {
         let mount = result.bases.compactMap(\.source).first { $0.registry == target.repository.registry }
         let source: any BlobSource = layers.map { LayeredSource(store: store, layers: $0) } ?? store
-        return try await ImagePusher(client: client).push(image, from: source, to: target, mountFrom: mount)
+        return try await ImagePusher(client: client).push(
+            image, from: source, to: target, mountFrom: mount, puttingRoot: puttingRoot)
     }
 }
 

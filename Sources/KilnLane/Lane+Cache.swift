@@ -297,17 +297,20 @@ extension Lane {
         return built
     }
 
-    /// Pushes one platform image just built: by digest (to the cache repository too, when it is
-    /// another), then its provenance, then its key tag last — a tag means the image and its
-    /// provenance are there, so a run that failed in between builds (and attaches) again
-    /// instead of calling a bare image a hit. The bytes uploaded.
+    /// Pushes one platform image just built: its blobs (and the manifest by digest, to the cache
+    /// repository too, when that is another), then its provenance, then its key tag last — a
+    /// tag means the image and its provenance are there, so a run that failed in between builds
+    /// (and attaches) again instead of calling a bare image a hit. Where the key tag goes to the
+    /// image's own repository, the manifest goes up once, with the tag: a statement may be
+    /// pushed before its subject (distribution spec v1.1). The bytes uploaded.
     func publish(
         _ descriptor: Descriptor, of result: BuildResult, job: ProcessorJob, platform: Platform, key: Digest,
         keys: [(platform: Platform, key: InputKey)], repository: Repository, publisher: BuildPublisher
     ) async throws -> Int64 {
         let cache = try cacheRepository(for: repository)
         let pushed = try await publisher.push(
-            descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest))
+            descriptor, of: result, to: ImageReference(repository: repository, digest: descriptor.digest),
+            puttingRoot: cache != repository)
         var bytes = pushed.bytesUploaded + (pushed.alreadyPresent ? 0 : descriptor.size)
         if cache != repository {
             let copy = try await publisher.push(

@@ -91,6 +91,8 @@ package struct Lane: Sendable {
     let layers: RegistryLayers
     /// A failure every processor would meet, once one has (`LaneStop`).
     let stop = LaneStop()
+    /// Repositories this run found without prune marks (`RepositoryPrune.unmark`).
+    let markless = MarklessRepositories()
 
     package init(
         settings: LaneSettings, store: ContentStore, client: RegistryClient,

@@ -3,6 +3,7 @@ import KilnCore
 import KilnOCI
 import KilnRegistry
 import KilnStore
+import Synchronization
 
 /// One repository's registry prune: which of kiln's tags nothing needs (`survey`), then which
 /// of those nothing has needed for the grace period, by kiln's marks (`finish`).
@@ -197,12 +198,18 @@ struct RepositoryPrune {
 
     /// Takes `digests` off the marks of `repository`: the lane pins them again (a revert to
     /// inputs a prune found unneeded long ago must not be deleted as soon as it is pinned). One
-    /// `HEAD` when there are no marks.
-    static func unmark(_ digests: Set<Digest>, in repository: Repository, client: RegistryClient, store: ContentStore)
-        async throws
-    {
+    /// `HEAD` when there are no marks, and none for a repository `markless` already knows has
+    /// none in this run (a prune marking meanwhile is harmless: nothing a pin names is deleted).
+    static func unmark(
+        _ digests: Set<Digest>, in repository: Repository, client: RegistryClient, store: ContentStore,
+        markless: MarklessRepositories? = nil
+    ) async throws {
+        if markless?.contains(repository) == true { return }
         let marks = PruneMarks(repository: repository, client: client)
-        guard try await client.headManifest(marks.reference) != nil else { return }
+        guard try await client.headManifest(marks.reference) != nil else {
+            markless?.insert(repository)
+            return
+        }
         let names = Set(digests.map(\.description))
         try await TagRewrites.shared.rewrite(marks.reference) {
             let current = try await marks.read()
@@ -250,4 +257,13 @@ struct PruneMarks {
         let artifact = try RegistryCheckpoints.artifact([blob], type: Self.mediaType, annotations: [:], store: store)
         _ = try await ImagePusher(client: client).push(artifact, from: store, to: reference)
     }
+}
+
+/// Repositories a lane run found without prune marks: the other processors pinned into them in
+/// the same run do not ask again.
+final class MarklessRepositories: Sendable {
+    private let known = Mutex(Set<Repository>())
+
+    func contains(_ repository: Repository) -> Bool { known.withLock { $0.contains(repository) } }
+    func insert(_ repository: Repository) { _ = known.withLock { $0.insert(repository) } }
 }

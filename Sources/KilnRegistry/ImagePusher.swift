@@ -29,9 +29,11 @@ package struct ImagePusher: Sendable {
     ///   - root: the index or manifest to push, as listed in the source.
     ///   - target: where; its tag names the result (a digest-only target pushes untagged).
     ///   - mountFrom: another repository of the same registry that may hold the blobs already.
+    ///   - puttingRoot: false: everything the root lists, but not the root itself (the caller
+    ///     puts it later, under a tag that must come last).
     package func push(
         _ root: Descriptor, from source: some BlobSource, to target: ImageReference,
-        mountFrom: Repository? = nil
+        mountFrom: Repository? = nil, puttingRoot: Bool = true
     ) async throws -> PushReport {
         let rootBytes = try source.readBlob(root.digest, limit: RegistryClient.manifestLimit)
         if let tag = target.tag,
@@ -77,8 +79,10 @@ package struct ImagePusher: Sendable {
             report.platforms.append((child.descriptor.platform, child.descriptor.digest))
         }
         let reference = target.tag ?? root.digest.description
-        try await putManifest(
-            rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference, from: source)
+        if puttingRoot {
+            try await putManifest(
+                rootBytes, mediaType: root.mediaType, to: target.repository, reference: reference, from: source)
+        }
         if children.isEmpty { report.platforms.append((root.platform, root.digest)) }
         return report
     }

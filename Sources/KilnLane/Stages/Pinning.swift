@@ -27,7 +27,7 @@ extension ProcessorRun {
         if report.pinned, settings.push {
             try await RepositoryPrune.unmark(
                 Set(lookedUp.found.values.map(\.digest) + [index]), in: keyed.repository, client: lane.client,
-                store: lane.store)
+                store: lane.store, markless: lane.markless)
         }
     }
 }
