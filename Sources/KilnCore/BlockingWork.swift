@@ -12,8 +12,12 @@ import Synchronization
 /// and a lane with dozens of processors hashing at once ends with dozens of threads fighting
 /// for two cores and the disk.
 package enum BlockingWork {
-    /// Bodies that may run at once: twice the cores (a body often waits on the disk), at least 4.
-    package static let width = Swift.max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    /// Bodies that may run at once: four per core, at least 16. Bodies differ by orders of
+    /// magnitude (applying a base image's layers against hashing a small file): with as few
+    /// slots as cores, a handful of long ones held every slot and a lane's short work waited
+    /// behind them for a minute (seen in the test suite); the bound is against threads by the
+    /// hundred, not for a tight fit.
+    package static let width = Swift.max(16, ProcessInfo.processInfo.activeProcessorCount * 4)
     private static let queue = DispatchQueue(label: "kiln.blocking", qos: .userInitiated, attributes: .concurrent)
     private static let slots = Slots(width)
 

@@ -41,7 +41,7 @@ struct BlockingWorkTests {
 
     @Test(
         "a body's error reaches the caller and frees its slot: after more failures than slots, bodies still run",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(5)))
     func errors() async throws {
         struct Failure: Error {}
         for _ in 0..<(BlockingWork.width * 2) {
