@@ -38,7 +38,6 @@ struct ProcessorJob {
     let dockerfile: Dockerfile
     let context: BuildContext
     let platforms: [Platform]
-    let buildArgs: [String: String]
     /// What the lane's settings put into its images (`KeyInputs`): the builder's options come from it.
     let inputs: KeyInputs
     /// Why the native builder cannot build it (a `RUN` step), naming the line.
@@ -67,7 +66,6 @@ struct ProcessorJob {
             consulted: consulted)
         self.platforms = platforms
         inputs = KeyInputs(processor, platforms: platforms, lane: lane)
-        buildArgs = inputs.buildArgs
         let builder = Self.makeBuilder(
             dockerfile: dockerfile, context: context, lane: lane, inputs: inputs, platforms: platforms,
             downloadingLayers: false)
