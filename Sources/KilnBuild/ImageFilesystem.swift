@@ -61,7 +61,7 @@ struct ImageFilesystem {
                 remove(Self.join(parent, String(name.dropFirst(4))))
             }
         }
-        var byPath = [String: Node]()
+        nodes.reserveCapacity(nodes.count + members.count)
         for member in members {
             let name = FilePaths.lastComponent(of: "/" + member.path)
             if member.path.isEmpty || name.hasPrefix(".wh.") { continue }
@@ -78,21 +78,22 @@ struct ImageFilesystem {
                 node.size = size
             case .symlink(let target): node.kind = .symlink(target)
             case .hardLink(let target):
-                guard let linked = byPath[target] ?? nodes[target] else { continue }
+                guard let linked = nodes[target] else { continue }
                 node = linked
             case .other: node.kind = .other
             }
             if let existing = nodes[member.path], existing.kind == .directory, node.kind != .directory {
                 removeChildren(of: member.path)
             }
-            byPath[member.path] = node
             nodes[member.path] = node
         }
     }
 
     /// Applies entries kiln wrote into a layer.
+    /// A hard link takes the node its target has at that point of the layer (as extracting it
+    /// would: a target removed by an earlier entry of the layer is no longer there to link).
     mutating func apply(entries: [LayerEntry]) {
-        var byPath = [String: Node]()
+        nodes.reserveCapacity(nodes.count + entries.count)
         for entry in entries {
             let path = entry.path.description
             var node = Node(kind: .directory, mode: entry.mode, uid: entry.uid, gid: entry.gid)
@@ -103,14 +104,13 @@ struct ImageFilesystem {
                 node.content = .source(source)
             case .symlink(let target): node.kind = .symlink(target)
             case .hardLink(let target):
-                guard let linked = byPath[target.description] ?? nodes[target.description] else { continue }
+                guard let linked = nodes[target.description] else { continue }
                 node = linked
             case .special: node.kind = .other
             }
             if let existing = nodes[path], existing.kind == .directory, node.kind != .directory {
                 removeChildren(of: path)
             }
-            byPath[path] = node
             nodes[path] = node
         }
     }

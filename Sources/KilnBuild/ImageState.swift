@@ -11,8 +11,15 @@ struct ImageState {
     /// The step key of this state: chained from the base's platform manifest digest through
     /// every instruction applied (see `StepKeys`).
     var stepKey: Digest
-    /// Blob files of layers not yet applied to `filesystem` (read only when an instruction needs it).
-    private var pendingBlobs: [(blob: String, index: String)] = []
+    /// A layer not yet applied to `filesystem`: it is applied when an instruction first asks,
+    /// so a stage whose last `COPY` brings a million files never holds their nodes.
+    private enum PendingLayer {
+        /// A base layer's blob file and its member index.
+        case blob(String, index: String)
+        /// The entries of a layer kiln wrote.
+        case entries([LayerEntry])
+    }
+    private var pending: [PendingLayer] = []
     private var filesystemValue = ImageFilesystem()
 
     /// An empty image for `platform` (`FROM scratch`).
@@ -32,7 +39,7 @@ struct ImageState {
             return layer
         }
         stepKey = StepKeys.start(base: base.manifestDigest)
-        pendingBlobs = base.layers.map { (store.blobPath($0.digest), store.memberIndexPath($0.digest)) }
+        pending = base.layers.map { .blob(store.blobPath($0.digest), index: store.memberIndexPath($0.digest)) }
     }
 
     /// The container config, changed in place (no copy per instruction: a Dockerfile of many
@@ -49,19 +56,20 @@ struct ImageState {
     /// Where each environment variable is in `runtime.env`, built on first use.
     private var environmentIndex: [String: Int]?
 
-    /// The file system, reading base layers the first time it is asked for.
+    /// The file system, applying the layers added since it was last asked for.
     mutating func filesystem() throws(LayerError) -> ImageFilesystem {
-        if !pendingBlobs.isEmpty {
-            for pending in pendingBlobs { try filesystemValue.apply(layerBlob: pending.blob, index: pending.index) }
-            pendingBlobs = []
+        while !pending.isEmpty {
+            switch pending.removeFirst() {
+            case .blob(let blob, let index): try filesystemValue.apply(layerBlob: blob, index: index)
+            case .entries(let entries): filesystemValue.apply(entries: entries)
+            }
         }
         return filesystemValue
     }
 
     /// Adds a layer kiln wrote, and its history entry.
-    mutating func append(layer: LayerResult, entries: [LayerEntry], history: History) throws(LayerError) {
-        _ = try filesystem()
-        filesystemValue.apply(entries: entries)
+    mutating func append(layer: LayerResult, entries: [LayerEntry], history: History) {
+        pending.append(.entries(entries))
         layers.append(layer.descriptor)
         config.rootfs.diffIDs.append(layer.diffID)
         appendHistory(history)

@@ -147,28 +147,48 @@ package struct InputKey: Sendable {
     package var parts: Parts
     package var digest: Digest
 
+    /// The context files' part of a key: each file's leaf (type, mode, content digest or link
+    /// target) by path, and the root of the hash list over them in path order. Platforms that
+    /// read the same files share one (a million-file context is held once, not per platform).
+    package struct FileLeaves: Sendable {
+        package var files: [String: String]
+        package var root: String
+
+        package init(_ items: [BuildContext.Item], digests: [String: Digest]) {
+            var files = [String: String](minimumCapacity: items.count)
+            let hasher = SHA256Hasher()
+            for item in items {
+                let leaf: String
+                switch item.kind {
+                case .file: leaf = "file \(String(item.mode, radix: 8)) \(digests[item.path]?.hex ?? "?")"
+                case .directory: leaf = "dir \(String(item.mode, radix: 8))"
+                case .symlink(let target): leaf = "symlink \(target)"
+                }
+                files[item.path] = leaf
+                hasher.update(Array("\(item.path)\u{0}\(leaf)\n".utf8))
+            }
+            self.files = files
+            root = "\(items.count) \(hasher.finalize().hex)"
+        }
+    }
+
     package init(
         dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest],
         layerOptions: LayerOptions
     ) {
-        var files = [String: String]()
-        let fileHasher = SHA256Hasher()
-        for item in inputs.files {
-            let leaf: String
-            switch item.kind {
-            case .file: leaf = "file \(String(item.mode, radix: 8)) \(fileDigests[item.path]?.hex ?? "?")"
-            case .directory: leaf = "dir \(String(item.mode, radix: 8))"
-            case .symlink(let target): leaf = "symlink \(target)"
-            }
-            files[item.path] = leaf
-            fileHasher.update(Array("\(item.path)\u{0}\(leaf)\n".utf8))
-        }
+        self.init(
+            dockerfile: dockerfile, target: target, inputs: inputs,
+            leaves: FileLeaves(inputs.files, digests: fileDigests), layerOptions: layerOptions)
+    }
+
+    package init(
+        dockerfile: Dockerfile, target: String?, inputs: BuildInputs, leaves: FileLeaves, layerOptions: LayerOptions
+    ) {
         parts = Parts(
             format: Self.format, platform: inputs.platform.description, target: target ?? "",
             dockerfile: Self.dockerfileDigest(dockerfile).hex, args: inputs.buildArgs,
             bases: inputs.bases.map(\.description),
-            layers: layerOptions.keyLine, files: files,
-            filesRoot: "\(inputs.files.count) \(fileHasher.finalize().hex)")
+            layers: layerOptions.keyLine, files: leaves.files, filesRoot: leaves.root)
         if !inputs.metadata.isEmpty { parts.metadata = inputs.metadata.keyLines }
         digest = Digest.sha256(of: Array(Self.lines(parts).joined(separator: "\n").utf8))
     }

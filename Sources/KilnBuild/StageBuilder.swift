@@ -221,7 +221,7 @@ struct StageBuilder {
         do {
             let layer = try LayerWriter.write(entries, options: layerOptions, to: ingest)
             _ = try ingest.commit(expected: layer.digest)
-            try state.append(layer: layer, entries: entries, history: history)
+            state.append(layer: layer, entries: entries, history: history)
         } catch {
             ingest.discard()
             throw error

@@ -141,14 +141,24 @@ struct ProcessorJob {
         }
         let hasher = lane.hashers.hasher(for: context.root)
         var result = [(platform: Platform, key: InputKey)]()
+        // Platforms usually read the same files: their leaves are made (and held) once.
+        var shared: (files: [BuildContext.Item], leaves: InputKey.FileLeaves)?
         for input in inputs {
             let files = input.files
-            let digests = try await BlockingWork.run { try hasher.digests(of: files) }
+            let leaves: InputKey.FileLeaves
+            if let shared, shared.files == files {
+                leaves = shared.leaves
+            } else {
+                leaves = try await BlockingWork.run {
+                    InputKey.FileLeaves(files, digests: try hasher.digests(of: files))
+                }
+                shared = (files, leaves)
+            }
             result.append(
                 (
                     input.platform,
                     InputKey(
-                        dockerfile: dockerfile, target: nil, inputs: input, fileDigests: digests,
+                        dockerfile: dockerfile, target: nil, inputs: input, leaves: leaves,
                         layerOptions: lane.settings.layerOptions)
                 ))
         }
