@@ -171,14 +171,22 @@ extension Lane {
         // The size from the bytes, not the HEAD's Content-Length (a proxy may drop it): the
         // index lists it.
         if let size = try? store.readBlob(found.digest, limit: 4 << 20).count { descriptor.size = Int64(size) }
-        // A tag is only a name anyone can move: the image must be one for this platform.
-        if let problem = try await platformProblem(of: descriptor, in: cache, platform: platform) {
-            return Lookup(refused: "its key tag \(problem): built again")
-        }
-        var lacksProvenance = false
+        // A tag is only a name anyone can move: the image must be this key's build for this
+        // platform. The image's provenance listing (read anyway: a hit carries its provenance)
+        // says so when its statements record key and platform; otherwise the config decides.
+        var listing: ProvenanceListing?
         if settings.provenance, settings.push {
-            lacksProvenance = try await !hasProvenance(descriptor.digest, in: repository)
+            listing = ProvenanceListing(try await provenanceEntries(of: descriptor.digest, in: repository))
         }
+        switch listing?.verdict(key: key, platform: platform) ?? .silent {
+        case .vouched where descriptor.mediaType.isImageManifest: break
+        case .contradicted(let problem): return Lookup(refused: "its key tag \(problem): built again")
+        case .vouched, .silent:
+            if let problem = try await platformProblem(of: descriptor, in: cache, platform: platform) {
+                return Lookup(refused: "its key tag \(problem): built again")
+            }
+        }
+        let lacksProvenance = listing.map { $0.entries.isEmpty } ?? false
         try store.setRecord(
             LaneRecord(manifest: descriptor, repository: cache == repository ? repository.description : nil),
             kind: "lane", key: key, durable: false)

@@ -91,15 +91,18 @@ extension Lane {
     {
         let blob = try store.put(try CanonicalJSON.encode(statement), mediaType: ProvenanceStatement.mediaType)
         let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
-        let manifest = ProvenanceStatement.artifact(statement: blob, empty: empty, subject: image)
+        let manifest = ProvenanceStatement.artifact(
+            statement: blob, empty: empty, subject: image, annotations: statement.annotations)
         var artifact = try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
         let pusher = ImagePusher(client: client)
         let pushed = try await pusher.push(
             artifact, from: store, to: ImageReference(repository: repository, digest: artifact.digest))
         let bytes = pushed.bytesUploaded + artifact.size
         if try await client.referrers(of: image.digest, in: repository) != nil { return bytes }
-        // No referrers API: the image's referrers tag lists the artifact.
+        // No referrers API: the image's referrers tag lists the artifact (with its annotations,
+        // as the API would).
         artifact.artifactType = ProvenanceStatement.mediaType
+        artifact.annotations = manifest.annotations
         return bytes
             + (try await Self.addReferrer(artifact, to: image.digest, in: repository, client: client, store: store))
     }
@@ -151,12 +154,12 @@ extension Lane {
         return statements
     }
 
-    /// Whether a provenance statement is attached to `image` (one listing: the referrers API,
-    /// else the referrers tag).
-    func hasProvenance(_ image: Digest, in repository: Repository) async throws -> Bool {
+    /// The provenance statements attached to `image`, as its referrers listing names them (one
+    /// listing: the referrers API, else the referrers tag).
+    func provenanceEntries(of image: Digest, in repository: Repository) async throws -> [Descriptor] {
         var entries = try await client.referrers(of: image, in: repository)
         if entries == nil { entries = try await referrersTagEntries(of: image, in: repository) }
-        return (entries ?? []).contains { $0.artifactType == ProvenanceStatement.mediaType }
+        return (entries ?? []).filter { $0.artifactType == ProvenanceStatement.mediaType }
     }
 
     /// What the referrers tag of `image` lists (none when there is no such tag).
@@ -236,5 +239,49 @@ package enum GitRevision {
 
     static func isCommit(_ text: String) -> Bool {
         (text.count == 40 || text.count == 64) && text.allSatisfy(\.isHexDigit)
+    }
+}
+
+/// What an image's provenance listing says of the build it is: each statement's entry carries
+/// the input key and platform it records (`ProvenanceStatement.annotations`; statements from
+/// before kiln recorded them carry neither).
+package struct ProvenanceListing {
+    /// The listing's provenance entries.
+    package var entries: [Descriptor]
+
+    package init(_ entries: [Descriptor]) { self.entries = entries }
+
+    package enum Verdict: Equatable {
+        /// A statement records this key and platform.
+        case vouched
+        /// Statements record other builds and none this key for this platform: why not.
+        case contradicted(String)
+        /// No statement records a key (none, or all from before keys were recorded).
+        case silent
+    }
+
+    /// Whether the image is the build of `key` for `platform`, as its statements record.
+    package func verdict(key: Digest, platform: Platform) -> Verdict {
+        let recorded = entries.compactMap { entry -> (key: String, platform: String)? in
+            guard let annotations = entry.annotations,
+                let key = annotations[ProvenanceStatement.inputKeyAnnotation],
+                let platform = annotations[ProvenanceStatement.platformAnnotation]
+            else { return nil }
+            return (key, platform)
+        }
+        if recorded.contains(where: { $0.key == key.description && $0.platform == platform.description }) {
+            return .vouched
+        }
+        if let other = recorded.first(where: { $0.key == key.description }) {
+            return .contradicted("names the image kiln built for \(other.platform)")
+        }
+        if !recorded.contains(where: { $0.platform == platform.description }), let other = recorded.first {
+            return .contradicted("names an image kiln built for \(other.platform)")
+        }
+        if let other = recorded.first {
+            return .contradicted(
+                "names an image kiln built from other inputs (input key \(other.key.prefix(19))…)")
+        }
+        return .silent
     }
 }

@@ -93,16 +93,33 @@ package struct ProvenanceStatement: Codable, Sendable, Equatable {
         }
     }
 
+    /// The annotations of the artifact (and of its entry in the image's referrers listing, which
+    /// carries them) naming the input key and the platform the statement records: one listing
+    /// says which build an image is, without reading its config or the statement.
+    package static let inputKeyAnnotation = "dev.kiln.input-key"
+    package static let platformAnnotation = "dev.kiln.platform"
+
+    /// This statement's `inputKeyAnnotation` and `platformAnnotation`, from its parameters.
+    package var annotations: [String: String] {
+        var result = [String: String]()
+        result[Self.inputKeyAnnotation] = predicate.buildDefinition.internalParameters["inputKey"]
+        result[Self.platformAnnotation] = predicate.buildDefinition.externalParameters["platform"]
+        return result
+    }
+
     /// The artifact manifest carrying `statement` (a blob of this media type) for `subject`: the
     /// empty config, one layer, `artifactType` the statement's media type (image-spec v1.1,
     /// "Guidelines for artifact usage").
-    package static func artifact(statement: Descriptor, empty: Descriptor, subject: Descriptor) -> ImageManifest {
+    package static func artifact(
+        statement: Descriptor, empty: Descriptor, subject: Descriptor, annotations: [String: String]? = nil
+    ) -> ImageManifest {
         var subject = subject
         subject.platform = nil
         subject.annotations = nil
         var manifest = ImageManifest(config: empty, layers: [statement])
         manifest.artifactType = mediaType
         manifest.subject = subject
+        if let annotations, !annotations.isEmpty { manifest.annotations = annotations }
         return manifest
     }
 }

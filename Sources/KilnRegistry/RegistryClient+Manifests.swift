@@ -95,14 +95,27 @@ extension RegistryClient {
             scopes: [Scope.pull(repository)], idempotent: true, maxResponseBody: Self.manifestLimit)
         // A registry with the API never answers 404 for a repository it has (distribution spec
         // v1.1): once a host has, its other referrers requests are not sent.
-        if await endpoints.lacksReferrersAPI(repository.registry) { return nil }
-        let response = try await send(request, to: repository.registry)
-        if response.status == 404 || response.status == 405 {
-            if response.failure(operation).registryCode != "NAME_UNKNOWN" {
-                await endpoints.learnLacksReferrersAPI(repository.registry)
+        let host = repository.registry
+        if await endpoints.lacksReferrersAPI(host) { return nil }
+        let endpoints = self.endpoints
+        @Sendable func answer() async throws(RegistryError) -> RegistryResponse {
+            let response = try await send(request, to: host)
+            if response.status == 404 || response.status == 405,
+                response.failure(operation).registryCode != "NAME_UNKNOWN"
+            {
+                await endpoints.learnLacksReferrersAPI(host)
             }
-            return nil
+            return response
         }
+        let probe = await endpoints.probeReferrers(host) { try? await answer() }
+        let response: RegistryResponse
+        if probe.made, let answered = probe.response {
+            response = answered
+        } else {
+            if await endpoints.lacksReferrersAPI(host) { return nil }
+            response = try await answer()
+        }
+        if response.status == 404 || response.status == 405 { return nil }
         try response.expect([200], operation)
         guard let index = try? CanonicalJSON.decode(ImageIndex.self, from: response.body, what: "referrers") else {
             return nil

@@ -31,6 +31,17 @@ actor EndpointCache {
     }
 
     private var withoutReferrersAPI = Set<String>()
+    private let referrersProbes = SingleFlight<String, RegistryResponse?>(keeping: .results)
+
+    /// The first referrers request to `host` (`send`'s answer, nil when it failed) tells whether
+    /// the host has the API; the callers arriving meanwhile wait for it instead of each asking.
+    /// `made`: this caller's own request was the probe.
+    func probeReferrers(_ host: String, _ send: @escaping @Sendable () async -> RegistryResponse?) async -> (
+        response: RegistryResponse?, made: Bool
+    ) {
+        guard let probe = try? await referrersProbes.value(for: host, send) else { return (nil, false) }
+        return (probe.value, probe.made)
+    }
 
     func learnedChunkSize(_ host: String) -> Int? { chunkSizes[host] }
     func learnChunkSize(_ host: String, _ size: Int) { chunkSizes[host] = size }

@@ -198,5 +198,76 @@ struct FreshRunnerRequestTests {
         #expect(log.filter { $0.hasPrefix("HEAD") && $0.contains("/manifests/sha256-") }.isEmpty)
         // Two processors, two platforms: one GET of each image's referrers tag.
         #expect(log.filter { $0.hasPrefix("GET") && $0.contains("/manifests/sha256-") }.count == 4)
+        // The statements record key and platform: no image's config is read to check its tag.
+        #expect(log.filter { $0.hasPrefix("GET") && $0.contains("/blobs/") }.isEmpty, "\(log.joined(separator: "\n"))")
+    }
+
+    @Test("a key tag moved to another key's image of the same platform is refused, and the image built again")
+    func keyTagOfAnotherKey() async throws {
+        let repo = try InProcessLane()
+        let built = try await repo.run(.build, store: "runner")
+        let amd64 = "linux/amd64"
+        let a = try #require(built["t/a@1"]?.platforms.first { $0.platform == amd64 })
+        let b = try #require(built["t/b@1"]?.platforms.first { $0.platform == amd64 })
+        let (aDigest, bDigest, aKey) = (try #require(a.digest), try #require(b.digest), try #require(a.key))
+        let pins = repo.pins()
+        let aRepository = try #require(pins.first { $0.digest == aDigest }?.repository)
+        let bRepository = try #require(pins.first { $0.digest == bDigest }?.repository)
+        // Both repositories hold b's image (pushed under a's name by whoever moved the tag).
+        await repo.registry.copyManifest(bDigest, from: bRepository, to: aRepository)
+        await repo.registry.copyTag("sha256-\(bDigest.dropFirst(7))", from: bRepository, to: aRepository)
+        await repo.registry.retag(aRepository, "kiln-\(aKey)", to: bDigest)
+        let reports = try await repo.run(.build, store: "fresh")
+        let again = try #require(reports["t/a@1"]?.platforms.first { $0.platform == amd64 })
+        #expect(again.cache == "miss", "\(again)")
+        #expect(again.reason?.contains("built from other inputs") == true, "\(again.reason ?? "")")
+        #expect(again.digest == aDigest)
+        #expect(await repo.registry.digest(aRepository, tag: "kiln-\(aKey)") == aDigest)
+    }
+}
+
+@Suite("Provenance listings vouch for a key tag's image")
+struct ProvenanceListingTests {
+    static let key = Digest.sha256(of: Array("k".utf8))
+    static let other = Digest.sha256(of: Array("o".utf8))
+
+    static func entry(key: Digest?, platform: String?) -> Descriptor {
+        var annotations = [String: String]()
+        annotations[ProvenanceStatement.inputKeyAnnotation] = key?.description
+        annotations[ProvenanceStatement.platformAnnotation] = platform
+        return Descriptor(
+            mediaType: .ociManifest, digest: .sha256(of: Array("\(key?.hex ?? "") \(platform ?? "")".utf8)), size: 1,
+            annotations: annotations.isEmpty ? nil : annotations)
+    }
+
+    @Test("vouched only by a statement of this key and platform; other builds contradict; old statements say nothing")
+    func verdicts() throws {
+        let amd64 = try Platform(parsing: "linux/amd64")
+        func verdict(_ entries: [Descriptor]) -> ProvenanceListing.Verdict {
+            ProvenanceListing(entries).verdict(key: Self.key, platform: amd64)
+        }
+        #expect(verdict([]) == .silent)
+        #expect(verdict([Self.entry(key: nil, platform: nil)]) == .silent)
+        #expect(verdict([Self.entry(key: Self.key, platform: "linux/amd64")]) == .vouched)
+        // Two keys whose images are the same: each statement names its own key.
+        #expect(
+            verdict([
+                Self.entry(key: Self.other, platform: "linux/amd64"),
+                Self.entry(key: Self.key, platform: "linux/amd64"),
+            ])
+                == .vouched)
+        guard case .contradicted(let platform) = verdict([Self.entry(key: Self.key, platform: "linux/arm64/v8")]) else {
+            Issue.record("another platform's statement vouched")
+            return
+        }
+        #expect(platform.contains("linux/arm64/v8"))
+        #expect(
+            verdict([Self.entry(key: Self.other, platform: "linux/arm64/v8")])
+                == .contradicted("names an image kiln built for linux/arm64/v8"))
+        guard case .contradicted(let inputs) = verdict([Self.entry(key: Self.other, platform: "linux/amd64")]) else {
+            Issue.record("another key's statement vouched")
+            return
+        }
+        #expect(inputs.contains("other inputs"))
     }
 }

@@ -51,6 +51,19 @@ actor InMemoryRegistry: RegistryTransport {
     }
 
     /// Points `tag` at `digest` behind kiln's back.
+    /// Copies a tag, and the manifest it names, from one repository into another (as a client
+    /// pushing it there would).
+    func copyTag(_ tag: String, from source: String, to target: String) {
+        guard let digest = tagged[source]?[tag] else { return }
+        copyManifest(digest, from: source, to: target)
+        tagged[target, default: [:]][tag] = digest
+    }
+
+    /// Copies the manifest `digest` from one repository into another.
+    func copyManifest(_ digest: String, from source: String, to target: String) {
+        manifests[target, default: [:]][digest] = manifests[source]?[digest]
+    }
+
     func retag(_ repository: String, _ tag: String, to digest: String) {
         tagged[repository, default: [:]][tag] = digest
     }
