@@ -7,7 +7,8 @@
 # strace to record what each RUN step touches, qemu-user-static for arm64 RUN steps (the tests
 # register it with binfmt_misc), and arm64 package lists so those tests can fetch
 # busybox-static:arm64 with apt-get download, debootstrap for the release test's bare Debian, and
-# Chromium's headless shell to check that kiln bench's report page renders.
+# Chromium's headless shell to check that kiln bench's report page renders, and cmark-gfm to
+# render the step summary and pin pull request as GitHub would (no markup from outside text).
 set -euo pipefail
 
 packages=()
@@ -36,6 +37,7 @@ python3 -c 'import yaml' 2>/dev/null || packages+=(python3-yaml)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 need_tool git git
 need_tool curl curl
+need_tool cmark-gfm cmark-gfm
 need_tool strace strace
 need_tool buildah buildah
 need_tool qemu-aarch64-static qemu-user-static

@@ -1,4 +1,5 @@
 import Foundation
+import KilnCore
 
 /// The GitHub Actions step summary of a lane run, written from the outcomes (the CLI writes it to
 /// `$GITHUB_STEP_SUMMARY`).
@@ -30,9 +31,10 @@ package enum LaneSummary {
             text += "❌ \(parts.joined(separator: ", ")); the lane took \(time).\n\n"
             text += "| processor | status | where | why |\n| --- | --- | --- | --- |\n"
             for report in problems {
-                let place = report.location.map { "`\($0.file):\($0.line)`" } ?? "`\(report.file)`"
+                let place = OutsideText.markdownCode(report.location.map { "\($0.file):\($0.line)" } ?? report.file)
                 let why = report.message.map { $0.split(separator: "\n").first.map(String.init) ?? $0 } ?? ""
-                text += "| `\(report.ref)` | \(report.status.rawValue) | \(place) | \(Self.cell(why)) |\n"
+                text +=
+                    "| \(OutsideText.markdownCode(report.ref)) | \(report.status.rawValue) | \(place) | \(Self.cell(why)) |\n"
             }
             text += "\n"
         }
@@ -56,9 +58,9 @@ package enum LaneSummary {
 
     /// One processor's row of the summary table.
     package static func row(_ report: ProcessorReport) -> String {
-        let platforms = report.platforms.map(\.platform).joined(separator: ", ")
+        let platforms = Self.cell(report.platforms.map(\.platform).joined(separator: ", "))
         let digests = report.platforms.compactMap { platform in
-            platform.digest.map { "\(platform.platform) `\(Self.short($0))`" }
+            platform.digest.map { "\(Self.cell(platform.platform)) \(OutsideText.markdownCode(Self.short($0)))" }
         }.joined(separator: "<br>")
         var why = report.platforms.compactMap { platform in
             platform.reason.map { "\(platform.platform): \($0)" }
@@ -68,18 +70,17 @@ package enum LaneSummary {
         {
             why.append(message.split(separator: "\n").first.map(String.init) ?? message)
         }
-        return "| `\(report.ref)` | \(report.status.rawValue) | \(platforms) | \(digests) | "
-            + String(format: "%.1f", report.seconds) + " | \(Self.cell(why.joined(separator: "<br>"))) |\n"
+        return "| \(OutsideText.markdownCode(report.ref)) | \(report.status.rawValue) | \(platforms) | \(digests) | "
+            + String(format: "%.1f", report.seconds) + " | \(why.map(Self.cell).joined(separator: "<br>")) |\n"
     }
 
     package static func short(_ digest: String) -> String {
         digest.hasPrefix("sha256:") ? String(digest.prefix(7 + 12)) + "…" : digest
     }
 
-    /// Text made safe for a Markdown table cell.
-    package static func cell(_ text: String) -> String {
-        text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
-    }
+    /// Outside text (a message, a reason, names from the repository) in a Markdown table cell:
+    /// shown as written, one line, no markup, links or mentions (`OutsideText.markdown`).
+    package static func cell(_ text: String) -> String { OutsideText.markdown(text) }
 
     /// `42.1 s`, `10 min`, `1 min 30 s`.
     package static func duration(_ seconds: Double) -> String {

@@ -28,19 +28,17 @@ struct GitHubActions {
         if isActive {
             let lines = Self.annotations(reports)
             guard !lines.isEmpty else { return }
-            let text = lines.joined(separator: "\n") + "\n"
-            if json {
-                FileHandle.standardError.write(Data(text.utf8))
-            } else {
-                FileHandle.standardOutput.write(Data(text.utf8))
-            }
+            Output.command(lines.joined(separator: "\n") + "\n", toStandardError: json)
         }
     }
 
     /// One more step output, when the runner gave an output file.
     func output(_ name: String, _ value: String) throws {
         guard let path = environment["GITHUB_OUTPUT"], !path.isEmpty else { return }
-        try Self.append("\(name)=\(value.replacingOccurrences(of: "\n", with: " "))\n", to: path)
+        // The runner reads the file by lines, ended by LF, CR or CRLF: a value stays on its own.
+        let line = value.replacingOccurrences(of: "\r\n", with: " ").replacingOccurrences(of: "\n", with: " ")
+            .replacingOccurrences(of: "\r", with: " ")
+        try Self.append("\(name)=\(line)\n", to: path)
     }
 
     /// `name=value` lines for `$GITHUB_OUTPUT` (every value is one line of text or JSON).

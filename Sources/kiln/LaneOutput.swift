@@ -84,10 +84,9 @@ final class LaneProgress: Sendable {
                 var root: String
                 var jobs: Int
             }
-            FileHandle.standardError.write(Data((Output.jsonText(Event(root: root, jobs: jobs)) + "\n").utf8))
+            Output.errorJSON(Output.jsonText(Event(root: root, jobs: jobs)))
         } else {
-            FileHandle.standardError.write(
-                Data("kiln: lane in \(root), \(jobs) processor\(jobs == 1 ? "" : "s") at once\n".utf8))
+            Output.errorLine("kiln: lane in \(root), \(jobs) processor\(jobs == 1 ? "" : "s") at once")
         }
     }
 
@@ -109,11 +108,11 @@ final class LaneProgress: Sendable {
             if folds {
                 fold(line, of: ref)
             } else if !live {
-                FileHandle.standardError.write(Data("\(ref) | \(line)\n".utf8))
+                Output.errorLine("\(ref) | \(line)")
             }
             return
         case .warning(let message):
-            FileHandle.standardError.write(Data("warning: \(ref): \(message)\n".utf8))
+            Output.errorLine("warning: \(ref): \(message)")
             return
         case .finished(let report):
             text = Self.summary(report)
@@ -122,7 +121,7 @@ final class LaneProgress: Sendable {
         let finished = if case .finished = event.kind { true } else { false }
         state.withLock { state in
             guard live else {
-                FileHandle.standardError.write(Data("\(ref): \(text)\n".utf8))
+                Output.errorLine("\(ref): \(text)")
                 return
             }
             let (width, height) = (Self.terminalWidth, Self.terminalHeight)
@@ -147,7 +146,7 @@ final class LaneProgress: Sendable {
                     "\u{1B}[2K\(Self.fitted("…", "and \(state.order.count - shown.count) more under way", width: width))\n"
             }
             state.drawn = shown.count + (shown.count < state.order.count ? 1 : 0)
-            FileHandle.standardError.write(Data(output.utf8))
+            Output.standardError(output)
         }
     }
 
@@ -168,9 +167,8 @@ final class LaneProgress: Sendable {
         // What a step prints is not the workflow's to obey: commands stay off inside the group.
         let token = "kiln-" + String(UInt64.random(in: .min ... .max), radix: 16)
         let body = pending.lines.joined(separator: "\n")
-        FileHandle.standardError.write(
-            Data(
-                "::group::\(ref): RUN output\n::stop-commands::\(token)\n\(body)\n::\(token)::\n::endgroup::\n".utf8))
+        let title = GitHubActions.data("\(ref): RUN output")
+        Output.command("::group::\(title)\n::stop-commands::\(token)\n\(body)\n::\(token)::\n::endgroup::\n")
     }
 
     /// One JSON event line: `{"event": "started"|"hashing"|"building"|"pushed"|"output"|"finished", "ref": …, …}`.
@@ -206,7 +204,7 @@ final class LaneProgress: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let bytes = try? encoder.encode(value) else { return }
-        FileHandle.standardError.write(bytes + Data("\n".utf8))
+        Output.errorJSON(String(decoding: bytes, as: UTF8.self))
     }
 
     static func summary(_ report: ProcessorReport) -> String {

@@ -17,7 +17,7 @@ enum Output {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let bytes = try? encoder.encode(value) else { return }
-        line(String(decoding: bytes, as: UTF8.self))
+        print(OutsideText.jsonWorkflowSafe(String(decoding: bytes, as: UTF8.self)))
     }
 
     /// A value as one line of JSON text.
@@ -27,8 +27,28 @@ enum Output {
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
+    /// A line to stdout. Whatever outside text it carries (names from the repository, a
+    /// registry's or a step's words) starts no workflow command in a CI log
+    /// (`OutsideText.workflowSafe`); kiln's own commands go through `command`.
     static func line(_ text: String) {
-        print(text)
+        print(OutsideText.workflowSafe(text))
+    }
+
+    /// Text to stderr as it is (kiln's own progress may hold several lines), workflow-safe.
+    static func standardError(_ text: String) {
+        FileHandle.standardError.write(Data(OutsideText.workflowSafe(text).utf8))
+    }
+
+    /// A line of JSON to stderr (an event, an error), workflow-safe without changing its value.
+    static func errorJSON(_ json: String) {
+        FileHandle.standardError.write(Data((OutsideText.jsonWorkflowSafe(json) + "\n").utf8))
+    }
+
+    /// Workflow commands kiln itself gives (annotations, groups), written as they are: every
+    /// outside text in them is already escaped as the command's data.
+    static func command(_ text: String, toStandardError: Bool = true) {
+        let handle = toStandardError ? FileHandle.standardError : FileHandle.standardOutput
+        handle.write(Data(text.utf8))
     }
 
     /// Writes bytes to stdout unchanged (for `--raw`).
@@ -37,7 +57,7 @@ enum Output {
     }
 
     static func errorLine(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        standardError(text + "\n")
     }
 
     /// Runs a command body, turning kiln's errors into one line on stderr (a JSON object with
@@ -83,7 +103,7 @@ enum Output {
             let body = Failure.Body(
                 category: category.name, message: message, file: location?.file, line: location?.line)
             let bytes = (try? encoder.encode(Failure(error: body))) ?? Data()
-            errorLine(String(decoding: bytes, as: UTF8.self))
+            errorJSON(String(decoding: bytes, as: UTF8.self))
         } else {
             errorLine("kiln: error: \(message)")
         }
@@ -93,7 +113,7 @@ enum Output {
                 properties = ["file=\(GitHubActions.property(location.file))", "line=\(location.line)"]
             }
             let head = properties.isEmpty ? "::error" : "::error " + properties.joined(separator: ",")
-            errorLine("\(head)::\(GitHubActions.data(message))")
+            command("\(head)::\(GitHubActions.data(message))\n")
         }
     }
 }

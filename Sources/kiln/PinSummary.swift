@@ -20,9 +20,18 @@ enum PinSummary {
         return "\(what) @ \(commit.prefix(12))"
     }
 
+    /// The title as the file's first line: a processor's name in code, so nothing in it renders.
+    static func heading(_ reports: [ProcessorReport], commit: String?) -> String {
+        let changed = reports.filter { $0.pinned && !$0.pinChanges.isEmpty }
+        guard changed.count == 1 else { return title(reports, commit: commit) }
+        let name = OutsideText.markdownCode(changed[0].ref, inTable: false)
+        guard let commit, !commit.isEmpty else { return "Pin digest for \(name)" }
+        return "Pin digest for \(name) @ \(OutsideText.markdown(String(commit.prefix(12))))"
+    }
+
     /// The whole file: title, table, and what built it.
     static func markdown(_ reports: [ProcessorReport], commit: String?, seconds: Double) -> String {
-        var text = "## \(title(reports, commit: commit))\n\n"
+        var text = "## \(heading(reports, commit: commit))\n\n"
         let changed = reports.filter { $0.pinned && !$0.pinChanges.isEmpty }
         let problems = reports.filter { $0.status == .failed || $0.status == .stale }
         if !problems.isEmpty {
@@ -30,7 +39,8 @@ enum PinSummary {
             text += "**\(problems.count) processor\(problems.count == 1 ? "" : "s") not pinned** (failed or stale):\n\n"
             for report in problems.prefix(200) {
                 let why = report.message.map { $0.split(separator: "\n").first.map(String.init) ?? $0 } ?? ""
-                text += "- `\(report.ref)` \(report.status.rawValue): \(LaneSummary.cell(why))\n"
+                text +=
+                    "- \(OutsideText.markdownCode(report.ref, inTable: false)) \(report.status.rawValue): \(LaneSummary.cell(why))\n"
             }
             if problems.count > 200 { text += "- … and \(problems.count - 200) more\n" }
             text += "\n"
@@ -45,11 +55,12 @@ enum PinSummary {
             for report in changed {
                 for change in report.pinChanges {
                     text +=
-                        "| `\(report.ref)` | `\(change.key)` | \(digest(change.old)) | \(change.new.map { digest($0) } ?? "(removed)") | \(LaneSummary.cell(change.new == nil ? "a platform no longer built" : reason(report, key: change.key))) |\n"
+                        "| \(OutsideText.markdownCode(report.ref)) | \(OutsideText.markdownCode(change.key)) | \(digest(change.old)) | \(change.new.map { digest($0) } ?? "(removed)") | \(LaneSummary.cell(change.new == nil ? "a platform no longer built" : reason(report, key: change.key))) |\n"
                 }
             }
             let files = Set(changed.map(\.file)).sorted()
-            text += "\nFiles: " + files.map { "`\($0)`" }.joined(separator: ", ") + "\n"
+            text +=
+                "\nFiles: " + files.map { OutsideText.markdownCode($0, inTable: false) }.joined(separator: ", ") + "\n"
         }
         text += String(format: "\nBuilt and pinned by kiln %@ in %.1f s.\n", KilnVersion.current, seconds)
         return text
@@ -76,9 +87,9 @@ enum PinSummary {
     /// `repo@sha256:…` as its digest, shortened, in code; a missing or placeholder value as is.
     static func digest(_ value: String?) -> String {
         guard let value, !value.isEmpty else { return "(none)" }
-        guard let at = value.range(of: "@sha256:") else { return "`\(value)`" }
+        guard let at = value.range(of: "@sha256:") else { return OutsideText.markdownCode(value) }
         let hex = value[at.upperBound...]
-        return "`sha256:\(hex.prefix(12))…`"
+        return OutsideText.markdownCode("sha256:\(hex.prefix(12))…")
     }
 
     /// Writes the file atomically.

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 
 /// The lane as a GitHub Actions step: run with the variables the runner sets, it writes the
@@ -100,10 +101,10 @@ struct GitHubActionsTests {
             ["build", "--push", "--pin", "--ref", "text/echo@1", "--summary", summary], environment: runner.environment)
         let text = try String(contentsOfFile: summary, encoding: .utf8)
         let lines = text.split(separator: "\n").map(String.init)
-        #expect(lines.first == "## Pin digest for text/echo@1 @ 0123456789ab", "\(text)")
+        #expect(lines.first == "## Pin digest for `text/echo@1` @ 0123456789ab", "\(text)")
         let row = try #require(lines.first { $0.hasPrefix("| `text/echo@1` | `image.oci` |") }, "\(text)")
         #expect(row.contains("`sha256:\(old.dropFirst(7).prefix(12))…`"), "the old digest: \(row)")
-        #expect(row.contains("normalize.py"), "why: the changed file: \(row)")
+        #expect(row.contains("normalize\\.py"), "why: the changed file (as Markdown text): \(row)")
         let after = try String(contentsOfFile: fixture.repo + "/tools/text/echo/1/registry.yaml", encoding: .utf8)
         let new = try #require(after.split(separator: "\n").first { $0.contains("oci:") }?.split(separator: "@").last)
         #expect(row.contains("`sha256:\(new.dropFirst(7).prefix(12))…`"), "the new digest: \(row)")
@@ -184,5 +185,73 @@ struct GitHubActionsTests {
         let resume = try #require(text.range(of: "::\(token)::", range: stop.upperBound..<text.endIndex))
         #expect(stop.upperBound < injected.lowerBound && injected.upperBound < resume.lowerBound)
         #expect(text.range(of: "::endgroup::", range: resume.upperBound..<text.endIndex) != nil)
+    }
+
+    /// The commands a log gives that kiln did not mean: any but its annotations and RUN groups.
+    static func foreignCommands(_ log: String) -> [WorkflowRunner.Command] {
+        WorkflowRunner().commands(in: log).filter { command in
+            switch command.name {
+            case "group", "endgroup", "stop-commands": false
+            case "error": !command.line.hasPrefix("::error file=") && !command.line.hasPrefix("::error title=")
+            default: true
+            }
+        }
+    }
+
+    @Test("names from the repository and errors print no workflow command, markup or mention, in text and --json")
+    func outsideTextSaysNothing() throws {
+        let fixture = try LaneFixture("actions-injection")
+        _ = try fixture.lane()
+        // A file name carrying commands (old and new syntax), HTML and a mention, COPY'd but absent.
+        let name = "evil <img src=x> @org/team `t` | c ##[error]e\\n::add-mask::x\\r::warning::w"
+        try fixture.append("tools/llm/litellm/1/Dockerfile", "COPY [\"\(name)\", \"/x\"]\n")
+        let run = Self.runner(fixture, "run")
+        let body = fixture.scratch.path + "/pins.md"
+        let json = try fixture.runWithResult(
+            ["build", "--push", "--pin", "--summary", body], expect: 2, environment: run.environment
+        ).result
+        let plain = try Tools.kiln(
+            ["build", "--push", "--progress", "plain", "--cache-dir", fixture.cache]
+                + fixture.common.filter { $0 != "--json" }, environment: run.environment)
+        #expect(plain.status == 2, "\(plain.stderr.suffix(2000))")
+        let failure = try #require(LaneFixture.reports(json.stdout)["llm/litellm@1"]?["message"] as? String)
+        #expect(failure.contains("::add-mask::x"), "the name reaches the message: \(failure)")
+        for (label, log) in [
+            ("json stdout", json.stdout), ("json stderr", json.stderr), ("stdout", plain.stdout),
+            ("stderr", plain.stderr),
+        ] {
+            #expect(Self.foreignCommands(log).isEmpty, "\(label): \(Self.foreignCommands(log))\n\(log.suffix(2000))")
+        }
+        #expect(plain.stderr.contains("add-mask"), "the failure is still told: \(plain.stderr.suffix(2000))")
+        // The summary and the pull request body, rendered as GitHub renders Markdown.
+        for file in [run.summary, body] {
+            let markdown = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(markdown.contains("evil"), "\(markdown)")
+            let html = try OutsideTextRendering.html(markdown)
+            #expect(!html.contains("raw HTML omitted") && !html.contains("<img"), "\(html)")
+            // GitHub mentions no one inside code; elsewhere every @ is cut from the name after it.
+            var prose = html
+            while let open = prose.range(of: "<code>"),
+                let close = prose.range(of: "</code>", range: open.upperBound..<prose.endIndex)
+            {
+                prose.removeSubrange(open.lowerBound..<close.upperBound)
+            }
+            let mentions = prose.components(separatedBy: "@").dropFirst().filter { !$0.hasPrefix("\u{200B}") }
+            #expect(mentions.isEmpty, "a mention: \(mentions)\n\(html)")
+        }
+    }
+}
+
+/// Markdown rendered by cmark-gfm (GitHub's flavour: tables, autolinks).
+enum OutsideTextRendering {
+    static func html(_ markdown: String) throws -> String {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/cmark-gfm"),
+            "cmark-gfm is missing: apt-get install cmark-gfm (scripts/install-deps.sh installs it)")
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-md-\(UUID().uuidString).md")
+        try markdown.write(to: input, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: input) }
+        let result = try Tools.run(["cmark-gfm", "-e", "table", "-e", "autolink", input.path])
+        return result.stdout
     }
 }
