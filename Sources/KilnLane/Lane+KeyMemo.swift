@@ -205,13 +205,20 @@ extension Lane {
     /// processor is done), unless something the pass looked at changed too recently to be told
     /// apart from a later change by its times.
     func memoize(
-        _ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: [String], runSteps: [Digest]?
+        _ job: ProcessorJob, keys: [(platform: Platform, key: InputKey)], reads: MemoReads, runSteps: [Digest]?
     ) {
         let root = job.context.root
+        // A memo too large to read back is not made: its lines (each `lstat`'s four numbers
+        // and a path) of the files one platform reads already pass the limit.
+        var least = 0
+        for path in reads.largest {
+            least += root.utf8.count + path.utf8.count + 8
+            if least >= ContentStore.recordLimit * 3 / 4 { return }
+        }
         func disk(_ relative: String) -> String { relative.isEmpty ? root : FilePaths.join(root, relative) }
         let consulted = job.consulted.recorded
         // Whole identities: what was read or listed, the Dockerfile and the ignore file.
-        var whole = Set(reads.map(disk))
+        var whole = Set(reads.all.map(disk))
         whole.formUnion(consulted.listed.map(disk))
         let dockerfile = FilePaths.absolute(job.processor.dockerfile)
         var absent = Set<String>()
@@ -251,6 +258,23 @@ extension Lane {
             fingerprint: keyFingerprint(job.processor, platforms: job.platforms), paths: lines,
             bases: job.baseRequests.all, keys: keys.map(\.key.digest.hex), runSteps: runSteps?.map(\.hex))
         job.pendingMemo.set(memo)
+    }
+
+    /// The context files each platform's key read (platforms reading the same files are listed
+    /// once).
+    struct MemoReads {
+        var lists: [[BuildContext.Item]]
+
+        init(_ lists: [[BuildContext.Item]]) {
+            var distinct = [[BuildContext.Item]]()
+            for list in lists where !distinct.contains(list) { distinct.append(list) }
+            self.lists = distinct
+        }
+
+        /// Every path read, by any platform.
+        var all: [String] { lists.count == 1 ? lists[0].map(\.path) : Array(Set(lists.flatMap { $0.map(\.path) })) }
+        /// The paths of the platform that read the most.
+        var largest: [String] { lists.max { $0.count < $1.count }?.map(\.path) ?? [] }
     }
 
     /// What a memo watches: paths by their whole identity, directories by inode, and paths that

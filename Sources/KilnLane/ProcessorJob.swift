@@ -164,7 +164,7 @@ struct ProcessorJob {
         }
         if memoizing {
             lane.memoize(
-                self, keys: result, reads: inputs.flatMap { $0.files.map(\.path) },
+                self, keys: result, reads: Lane.MemoReads(inputs.map(\.files)),
                 runSteps: try? await runStepKeys())
         }
         return result
