@@ -206,8 +206,8 @@ extension Lane {
             }
             guard settings.verifyProvenance else { continue }
             problems += try await provenanceProblems(
-                name: name, pinned: digest, platform: platform, platforms: platforms, keys: keys, found: found,
-                repository: reference.repository)
+                processor, name: name, pinned: digest, platform: platform, platforms: platforms, keys: keys,
+                found: found, repository: reference.repository)
         }
         report.status = problems.isEmpty ? .ok : .stale
         if !problems.isEmpty { report.message = problems.joined(separator: "; ") }
@@ -217,7 +217,7 @@ extension Lane {
     /// `verify --provenance` of one pin: provenance is attached to each platform image, the
     /// pinned one or every one the pinned index lists; what is wrong with it.
     private func provenanceProblems(
-        name: String, pinned digest: Digest, platform: Platform?, platforms: [Platform],
+        _ processor: Processor, name: String, pinned digest: Digest, platform: Platform?, platforms: [Platform],
         keys: [(platform: Platform, key: InputKey)], found: [Platform: Descriptor], repository: Repository
     ) async throws -> [String] {
         let images = platform.map { [($0, digest)] } ?? platforms.compactMap { p in found[p].map { (p, $0.digest) } }
@@ -225,7 +225,8 @@ extension Lane {
         for (imagePlatform, image) in images {
             guard let key = keys.first(where: { $0.platform == imagePlatform })?.key else { continue }
             if let problem = try await provenanceProblem(
-                of: image, in: repository, key: key, name: "\(name) (\(imagePlatform))")
+                of: image, in: repository, processor: processor, platform: imagePlatform, key: key,
+                name: "\(name) (\(imagePlatform))")
             {
                 problems.append(problem)
             }

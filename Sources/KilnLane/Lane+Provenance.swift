@@ -182,21 +182,119 @@ extension Lane {
         return (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?.manifests ?? []
     }
 
-    /// `kiln verify --provenance`: what is wrong with `image`'s provenance, for the build with
-    /// `key` (nil when a statement names the image and that key).
-    func provenanceProblem(of image: Digest, in repository: Repository, key: InputKey, name: String) async throws
-        -> String?
-    {
+    /// `kiln verify --provenance`: what is wrong with `image`'s provenance, for the build of
+    /// `processor` for `platform` with `key` (nil when a statement names the image and records
+    /// exactly what the current inputs give).
+    func provenanceProblem(
+        of image: Digest, in repository: Repository, processor: Processor, platform: Platform, key: InputKey,
+        name: String
+    ) async throws -> String? {
         let statements = try await provenance(of: image, in: repository)
         guard !statements.isEmpty else { return "\(name) has no provenance attached" }
         let matching = statements.filter { $0.subject.contains { $0.digest["sha256"] == image.hex } }
         guard !matching.isEmpty else { return "the provenance attached to \(name) names another image" }
-        let keys = matching.compactMap { $0.predicate.buildDefinition.internalParameters["inputKey"] }
-        guard keys.contains(key.digest.description) else {
+        let keyed = matching.filter {
+            $0.predicate.buildDefinition.internalParameters["inputKey"] == key.digest.description
+        }
+        guard let first = keyed.first else {
+            let keys = matching.compactMap { $0.predicate.buildDefinition.internalParameters["inputKey"] }
             return
                 "the provenance of \(name) records input key \(keys.first.map { String($0.prefix(19)) } ?? "?")…, not the current inputs' \(key.digest.short)"
         }
-        return nil
+        // Every field the current inputs decide must be as recorded: a statement naming the image
+        // and the key but another builder, other dependencies or parameters is not this build's.
+        let expected = try await provenanceStatement(
+            processor: processor, platform: platform, key: key,
+            image: Descriptor(
+                mediaType: .ociManifest, digest: image, size: 0), repository: repository)
+        let source = settings.source
+        var differences = ProvenanceCheck.differences(first, from: expected, source: source)
+        for statement in keyed.dropFirst() where !differences.isEmpty {
+            let others = ProvenanceCheck.differences(statement, from: expected, source: source)
+            if others.count < differences.count { differences = others }
+        }
+        guard !differences.isEmpty else { return nil }
+        return "the provenance of \(name) is not what the current inputs give: "
+            + differences.joined(separator: "; ")
+    }
+}
+
+/// What a recorded statement says differently from the one the current inputs give, field by
+/// field: what kiln can recompute (statement and predicate types, build type, parameters,
+/// dependencies by name and digest, the builder). The git commit, kiln's version, the
+/// invocation and where a base was pulled from belong to the run that built the image, not to
+/// its inputs, and are not compared.
+package enum ProvenanceCheck {
+    package static func differences(
+        _ recorded: ProvenanceStatement, from expected: ProvenanceStatement, source: String?
+    )
+        -> [String]
+    {
+        var result = [String]()
+        if recorded.type != expected.type { result.append("statement type \(recorded.type)") }
+        if recorded.predicateType != expected.predicateType {
+            result.append("predicate type \(recorded.predicateType)")
+        }
+        let (have, want) = (recorded.predicate.buildDefinition, expected.predicate.buildDefinition)
+        if have.buildType != want.buildType { result.append("build type \(have.buildType)") }
+        let external = ["processor", "platform", "dockerfile", "context"] + (source == nil ? [] : ["source"])
+        result += parameters(have.externalParameters, want.externalParameters, only: external, what: "parameter")
+        result += parameters(
+            have.internalParameters, want.internalParameters, only: nil, what: "internal parameter")
+        result += dependencies(have.resolvedDependencies, want.resolvedDependencies)
+        let builder = recorded.predicate.runDetails.builder.id
+        // A workflow run of this repository (of some repository, when this checkout names none).
+        let run = builder.range(of: "/actions/runs/")
+        let ownRun =
+            run.map { builder[$0.upperBound...].allSatisfy(\.isNumber) && !builder[$0.upperBound...].isEmpty } == true
+            && (source.map { builder.hasPrefix($0 + "/actions/runs/") } ?? true)
+        if builder != "kiln", builder != expected.predicate.runDetails.builder.id, !ownRun {
+            result.append("builder \(builder) (expected kiln or this repository's workflow runs)")
+        }
+        return result
+    }
+
+    /// Parameters that differ (`only`: these names; nil: every name on either side).
+    static func parameters(_ have: [String: String], _ want: [String: String], only: [String]?, what: String)
+        -> [String]
+    {
+        let names = only ?? Array(Set(have.keys).union(want.keys)).sorted()
+        return names.compactMap { name in
+            have[name] == want[name]
+                ? nil
+                : "\(what) \(name): \(have[name].map { "'\($0)'" } ?? "absent") recorded, \(want[name].map { "'\($0)'" } ?? "absent") now"
+        }
+    }
+
+    /// Dependencies by name or URI and digest; the commit (`git+…`) is the run's.
+    static func dependencies(
+        _ have: [ProvenanceStatement.ResourceDescriptor], _ want: [ProvenanceStatement.ResourceDescriptor]
+    ) -> [String] {
+        func table(_ list: [ProvenanceStatement.ResourceDescriptor]) -> [String: [String: String]] {
+            var result = [String: [String: String]]()
+            for entry in list {
+                guard let id = entry.name ?? entry.uri, !id.hasPrefix("git+") else { continue }
+                result[id] = entry.digest
+            }
+            return result
+        }
+        let (recorded, current) = (table(have), table(want))
+        var result = [String]()
+        for (id, digest) in current.sorted(by: { $0.key < $1.key }) {
+            guard let was = recorded[id] else {
+                result.append("dependency \(id) missing")
+                continue
+            }
+            if was != digest {
+                result.append("dependency \(id): \(Self.short(was)) recorded, \(Self.short(digest)) now")
+            }
+        }
+        for id in recorded.keys.sorted() where current[id] == nil { result.append("dependency \(id) not an input") }
+        return result
+    }
+
+    static func short(_ digest: [String: String]) -> String {
+        digest.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.prefix(12))…" }.joined(separator: ",")
     }
 }
 

@@ -1,4 +1,8 @@
 import Foundation
+import KilnCore
+import KilnOCI
+import KilnRegistry
+import KilnStore
 import Testing
 
 /// Provenance next to each pushed image: an in-toto statement (SLSA provenance v1) in an OCI
@@ -89,5 +93,63 @@ struct ProvenanceTests {
         let report = try #require(missing["text/echo@1"])
         #expect(report["status"] as? String == "stale")
         #expect((report["message"] as? String)?.contains("has no provenance attached") == true, "\(report)")
+    }
+
+    @Test("verify --provenance refuses a statement naming the image and key but another builder or dependencies")
+    func forgedStatement() async throws {
+        try Tools.require("curl", package: "curl")
+        let fixture = try LaneFixture("provenance-forged")
+        let reports = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1"])
+        let echo = try #require(reports["text/echo@1"])
+        let repositoryText = try #require(echo["repository"] as? String)
+        let platform = try #require((echo["platforms"] as? [[String: Any]])?.first)
+        let image = try Digest(parsing: try #require(platform["digest"] as? String))
+        let name = String(repositoryText.drop { $0 != "/" }.dropFirst())
+        let base = "http://\(fixture.registryHost)/v2/\(name)"
+        let listing = try Self.json(try Self.get("\(base)/manifests/sha256-\(image.hex)"))
+        let entry = try #require((listing["manifests"] as? [[String: Any]])?.first)
+        let artifact = try Self.json(try Self.get("\(base)/manifests/\(entry["digest"] as? String ?? "")"))
+        let layer = try #require((artifact["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        let genuine = try CanonicalJSON.decode(
+            ProvenanceStatement.self, from: Array(try Self.get("\(base)/blobs/\(layer)")), what: "statement")
+
+        // The same subject and input key; another builder and another digest for a file.
+        var forged = genuine
+        forged.predicate.runDetails.builder.id = "https://evil.example/builder"
+        let file = "code/libs/textkit/normalize.py"
+        let position = try #require(
+            forged.predicate.buildDefinition.resolvedDependencies.firstIndex { $0.name == file },
+            "\(forged.predicate.buildDefinition.resolvedDependencies)")
+        forged.predicate.buildDefinition.resolvedDependencies[position].digest = [
+            "sha256": String(repeating: "0", count: 64)
+        ]
+        let scratch = try Scratch("forge")
+        let store = try ContentStore(root: scratch.path + "/store")
+        let client = try RegistryClient()
+        defer { Task { await client.shutdown() } }
+        let repository = try ImageReference(parsing: repositoryText).repository
+        let subject = try #require(
+            try await client.headManifest(ImageReference(repository: repository, digest: image)))
+        let blob = try store.put(try CanonicalJSON.encode(forged), mediaType: ProvenanceStatement.mediaType)
+        let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
+        let manifest = ProvenanceStatement.artifact(
+            statement: blob, empty: empty, subject: subject, annotations: forged.annotations)
+        var pushed = try store.put(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
+        _ = try await ImagePusher(client: client).push(
+            pushed, from: store, to: ImageReference(repository: repository, digest: pushed.digest))
+        pushed.artifactType = ProvenanceStatement.mediaType
+        pushed.annotations = manifest.annotations
+        // The forgery replaces the genuine statement in the image's referrers listing.
+        let index = try Encoded(ImageIndex(manifests: [pushed]), mediaType: .ociIndex)
+        _ = try store.put(index.bytes, mediaType: .ociIndex)
+        try await ImagePusher(client: client).putManifest(
+            index.bytes, mediaType: .ociIndex, to: repository, reference: "sha256-\(image.hex)", from: store)
+
+        let refused = try fixture.run(["verify", "--provenance", "--ref", "text/echo@1"], expect: 1)
+        let report = try #require(refused["text/echo@1"])
+        let message = report["message"] as? String ?? ""
+        #expect(report["status"] as? String == "stale", "\(report)")
+        #expect(message.contains("builder https://evil.example/builder"), "\(message)")
+        #expect(message.contains("dependency \(file)"), "\(message)")
     }
 }

@@ -271,3 +271,45 @@ struct ProvenanceListingTests {
         #expect(inputs.contains("other inputs"))
     }
 }
+
+@Suite("verify --provenance compares what the inputs decide")
+struct ProvenanceCheckTests {
+    static func statement(builder: String = "kiln", file: String = "aa", revision: String = "1") -> ProvenanceStatement
+    {
+        let definition = ProvenanceStatement.BuildDefinition(
+            buildType: "https://kiln.build/provenance/lane/v1",
+            externalParameters: [
+                "processor": "t/a@1", "platform": "linux/amd64", "dockerfile": "t/a/Dockerfile", "context": ".",
+                "source": "https://github.com/acme/repo", "revision": revision,
+            ],
+            internalParameters: ["inputKey": "sha256:11", "keyFormat": "kiln-input-key/2"],
+            resolvedDependencies: [
+                .init(uri: "git+https://github.com/acme/repo", digest: ["gitCommit": revision]),
+                .init(name: "t/a/data.txt", digest: ["sha256": file]),
+            ])
+        return ProvenanceStatement(
+            subject: [.init(name: "r", digest: ["sha256": "ff"])],
+            predicate: .init(buildDefinition: definition, runDetails: .init(builder: .init(id: builder))))
+    }
+
+    @Test("the commit and the run differ freely; a file digest, a parameter or a foreign builder do not")
+    func differences() {
+        let source = "https://github.com/acme/repo"
+        let now = Self.statement()
+        func check(_ recorded: ProvenanceStatement, source: String? = source) -> [String] {
+            ProvenanceCheck.differences(recorded, from: now, source: source)
+        }
+        #expect(check(Self.statement(revision: "2")).isEmpty)
+        #expect(check(Self.statement(builder: source + "/actions/runs/77")).isEmpty)
+        #expect(check(Self.statement(builder: "https://github.com/other/repo/actions/runs/77")).count == 1)
+        #expect(check(Self.statement(builder: "https://github.com/other/repo/actions/runs/77"), source: nil).isEmpty)
+        #expect(check(Self.statement(builder: "https://evil.example/builder")).first?.hasPrefix("builder") == true)
+        #expect(check(Self.statement(file: "bb")).first?.hasPrefix("dependency t/a/data.txt") == true)
+        var parameter = Self.statement()
+        parameter.predicate.buildDefinition.internalParameters["buildArg.X"] = "1"
+        #expect(check(parameter).first?.hasPrefix("internal parameter buildArg.X") == true)
+        var extra = Self.statement()
+        extra.predicate.buildDefinition.resolvedDependencies.append(.init(name: "other", digest: ["sha256": "cc"]))
+        #expect(check(extra) == ["dependency other not an input"])
+    }
+}
