@@ -67,7 +67,7 @@ let package = Package(
 
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnTestSupport"]),
-        .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
+        .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI", "KilnCore", "KilnTestSupport"]),
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),

@@ -46,8 +46,16 @@ need_tool chromium-headless-shell chromium-headless-shell
 [ -x /usr/bin/time ] || packages+=(time)
 needs_arm64=false
 dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 || needs_arm64=true
+# securesystemslib from PyPI (with a cryptography new enough for it): the in-toto project's own
+# verifier of the DSSE envelopes kiln signs.
+needs_securesystemslib=false
+/usr/bin/python3 -c 'import securesystemslib.dsse, cryptography' 2>/dev/null || needs_securesystemslib=true
+install_securesystemslib() {
+    /usr/bin/python3 -m pip install -q --break-system-packages 'securesystemslib[crypto]==1.1.0'
+}
 
 if [ ${#packages[@]} -eq 0 ] && [ "$needs_arm64" = false ]; then
+    [ "$needs_securesystemslib" = false ] || [ "$(id -u)" -ne 0 ] || install_securesystemslib
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -64,3 +72,4 @@ if [ ${#packages[@]} -gt 0 ]; then
     echo "installing: ${packages[*]}" >&2
     apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
+[ "$needs_securesystemslib" = false ] || install_securesystemslib

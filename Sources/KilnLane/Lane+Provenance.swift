@@ -89,7 +89,12 @@ extension Lane {
     func attachProvenance(_ statement: ProvenanceStatement, to image: Descriptor, in repository: Repository)
         async throws -> Int64
     {
-        let blob = try store.put(try CanonicalJSON.encode(statement), mediaType: ProvenanceStatement.mediaType)
+        let encoded = try CanonicalJSON.encode(statement)
+        var signed: Int64 = 0
+        if let key = settings.signingKey {
+            signed = try await attachSignedStatement(encoded, to: image, in: repository, key: key)
+        }
+        let blob = try store.put(encoded, mediaType: ProvenanceStatement.mediaType)
         let empty = try store.put(Array("{}".utf8), mediaType: .ociEmpty)
         let manifest = ProvenanceStatement.artifact(
             statement: blob, empty: empty, subject: image, annotations: statement.annotations)
@@ -97,7 +102,7 @@ extension Lane {
         let pusher = ImagePusher(client: client)
         let pushed = try await pusher.push(
             artifact, from: store, to: ImageReference(repository: repository, digest: artifact.digest))
-        let bytes = pushed.bytesUploaded + artifact.size
+        let bytes = pushed.bytesUploaded + artifact.size + signed
         if try await client.referrers(of: image.digest, in: repository) != nil { return bytes }
         // No referrers API: the image's referrers tag lists the artifact (with its annotations,
         // as the API would).
@@ -105,6 +110,68 @@ extension Lane {
         artifact.annotations = manifest.annotations
         return bytes
             + (try await Self.addReferrer(artifact, to: image.digest, in: repository, client: client, store: store))
+    }
+
+    /// The tag under which the signed statements of `image` are kept (cosign's `.att`).
+    static func attestationTag(_ image: Digest) -> String { "sha256-\(image.hex).att" }
+
+    /// Pushes `statement` signed by `key` as a DSSE envelope, a layer of the image's `.att` tag
+    /// (added to the envelopes already there, as `cosign attest` does). The bytes uploaded.
+    func attachSignedStatement(_ statement: [UInt8], to image: Descriptor, in repository: Repository, key: SigningKey)
+        async throws -> Int64
+    {
+        let envelope = try DSSEEnvelope.signed(statement, type: ProvenanceStatement.mediaType.rawValue, by: key)
+        var layer = try store.put(try CanonicalJSON.encode(envelope), mediaType: DSSEEnvelope.mediaType)
+        layer.annotations = ["predicateType": ProvenanceStatement.slsaProvenance]
+        let tag = ImageReference(repository: repository, tag: Self.attestationTag(image.digest))
+        var bytes: Int64 = 0
+        try await TagRewrites.shared.rewrite(tag) {
+            var layers = try await signedLayers(of: image.digest, in: repository)
+            guard !layers.contains(where: { $0.digest == layer.digest }) else { return }
+            layers.append(layer)
+            let config = try store.put(
+                try CanonicalJSON.encode(AttestationConfig(diffIDs: layers.map(\.digest.description))),
+                mediaType: .ociConfig)
+            let manifest = try store.put(
+                try CanonicalJSON.encode(ImageManifest(config: config, layers: layers)), mediaType: .ociManifest)
+            bytes += try await ImagePusher(client: client).push(manifest, from: store, to: tag).bytesUploaded
+        } holds: {
+            try await signedLayers(of: image.digest, in: repository).contains { $0.digest == layer.digest }
+        }
+        return bytes
+    }
+
+    /// The envelopes the image's `.att` tag lists (none when there is no such tag).
+    func signedLayers(of image: Digest, in repository: Repository) async throws -> [Descriptor] {
+        let tag = ImageReference(repository: repository, tag: Self.attestationTag(image))
+        let fetched: FetchedManifest
+        do {
+            fetched = try await client.fetchManifest(tag)
+        } catch {
+            guard case .http(let failure) = error, failure.status == 404 else { throw error }
+            return []
+        }
+        let manifest = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "attestations")
+        return (manifest?.layers ?? []).filter { $0.mediaType == DSSEEnvelope.mediaType }
+    }
+
+    /// The statements on `image` signed by `key` (each envelope's signature checked over its
+    /// payload and type), and how many envelopes there were.
+    func signedProvenance(of image: Digest, in repository: Repository, key: VerifyingKey) async throws -> (
+        statements: [ProvenanceStatement], envelopes: Int
+    ) {
+        let layers = try await signedLayers(of: image, in: repository)
+        var statements = [ProvenanceStatement]()
+        for layer in layers {
+            let bytes = try await client.fetchBlob(layer.digest, from: repository, limit: 16 << 20)
+            guard let envelope = try? CanonicalJSON.decode(DSSEEnvelope.self, from: bytes, what: "envelope"),
+                envelope.payloadType == ProvenanceStatement.mediaType.rawValue,
+                let payload = envelope.verified(by: key),
+                let statement = try? CanonicalJSON.decode(ProvenanceStatement.self, from: payload, what: "provenance")
+            else { continue }
+            statements.append(statement)
+        }
+        return (statements, layers.count)
     }
 
     /// Adds `artifact` to the referrers tag of `image` (a read, an added entry, a write: two
@@ -189,7 +256,18 @@ extension Lane {
         of image: Digest, in repository: Repository, processor: Processor, platform: Platform, key: InputKey,
         name: String
     ) async throws -> String? {
-        let statements = try await provenance(of: image, in: repository)
+        let statements: [ProvenanceStatement]
+        if let key = settings.verifyingKey {
+            let signed = try await signedProvenance(of: image, in: repository, key: key)
+            guard signed.envelopes > 0 else { return "\(name) has no signed provenance" }
+            guard !signed.statements.isEmpty else {
+                return
+                    "no provenance on \(name) is signed by the given key (\(signed.envelopes) signed by another key or altered)"
+            }
+            statements = signed.statements
+        } else {
+            statements = try await provenance(of: image, in: repository)
+        }
         guard !statements.isEmpty else { return "\(name) has no provenance attached" }
         let matching = statements.filter { $0.subject.contains { $0.digest["sha256"] == image.hex } }
         guard !matching.isEmpty else { return "the provenance attached to \(name) names another image" }
@@ -382,4 +460,23 @@ package struct ProvenanceListing {
         }
         return .silent
     }
+}
+
+/// The config of an `.att` image (as cosign writes one): no platform, the envelopes as its layers.
+struct AttestationConfig: Codable {
+    struct RootFS: Codable {
+        var type = "layers"
+        var diffIDs: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case type
+            case diffIDs = "diff_ids"
+        }
+    }
+    var architecture = ""
+    var os = ""
+    var rootfs: RootFS
+    var config = [String: String]()
+
+    init(diffIDs: [String]) { rootfs = RootFS(diffIDs: diffIDs) }
 }

@@ -53,6 +53,11 @@ package struct LaneSettings: Sendable {
     package var provenance = true
     /// `kiln verify --provenance`: also check each pinned image's provenance.
     package var verifyProvenance = false
+    /// `--sign-key`: each statement is also pushed signed, as a DSSE envelope under the image's
+    /// `sha256-HEX.att` tag (as `cosign attest` stores attestations).
+    package var signingKey: SigningKey?
+    /// `kiln verify --provenance --key`: only statements this key signed count.
+    package var verifyingKey: VerifyingKey?
     /// The commit the repository is at, for provenance (`$GITHUB_SHA`, else `.git`).
     package var revision: String?
     /// Who ran the build, for provenance: the GitHub Actions run's URL on a runner.

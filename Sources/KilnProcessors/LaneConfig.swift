@@ -82,6 +82,9 @@ package struct LaneConfig: Sendable {
     package var source: String?
     /// `provenance:`: push a provenance statement next to each image (nil: the default, on).
     package var provenance: Bool?
+    /// `sign-key:`: a PEM private key (relative to the repository root) that signs each
+    /// provenance statement; `--sign-key` overrides it.
+    package var signKey: String?
     /// `unbuilt-pins:`: what becomes of a pin of a platform the lane no longer builds.
     package var unbuiltPins = UnbuiltPins.remove
 
@@ -118,7 +121,7 @@ package struct LaneConfig: Sendable {
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
             "context-relative-to", "mirrors", "bases", "reuse-by-reads", "labels", "annotations", "source",
-            "provenance", "unbuilt-pins",
+            "provenance", "sign-key", "unbuilt-pins",
         ]
         for entry in document.root ?? Node.Mapping([]) {
             guard let key = entry.key.string, known.contains(key) else {
@@ -234,6 +237,7 @@ package struct LaneConfig: Sendable {
         config.annotations = try document.stringMap("annotations") ?? [:]
         config.source = try document.string("source")
         config.provenance = try document.bool("provenance")
+        config.signKey = try document.string("sign-key")
         return config
     }
 

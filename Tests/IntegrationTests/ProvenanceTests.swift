@@ -152,4 +152,97 @@ struct ProvenanceTests {
         #expect(message.contains("builder https://evil.example/builder"), "\(message)")
         #expect(message.contains("dependency \(file)"), "\(message)")
     }
+
+    /// A P-256 key pair made by openssl: (private PEM path, public PEM path).
+    static func keyPair(_ folder: String, _ name: String) throws -> (String, String) {
+        let made = try Tools.shell(
+            "cd '\(folder)' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(name).pem && openssl pkey -in \(name).pem -pubout -out \(name).pub"
+        )
+        try #require(made.status == 0, "\(made.stderr)")
+        return ("\(folder)/\(name).pem", "\(folder)/\(name).pub")
+    }
+
+    @Test(
+        "--sign-key pushes DSSE-signed statements under .att; verify --key refuses unsigned, re-signed and altered ones; securesystemslib verifies them"
+    )
+    func signedStatements() async throws {
+        try Tools.require("openssl", package: "openssl")
+        try Tools.require("curl", package: "curl")
+        let check = try Tools.run(["/usr/bin/python3", "-c", "import securesystemslib.dsse, cryptography"])
+        try #require(
+            check.status == 0,
+            "securesystemslib is missing: /usr/bin/python3 -m pip install --break-system-packages 'securesystemslib[crypto]==1.1.0' (.ci/run does)"
+        )
+        let fixture = try LaneFixture("provenance-signed")
+        let keys = try Scratch("signing-keys")
+        let (signing, verifying) = try Self.keyPair(keys.path, "kiln")
+        let (_, other) = try Self.keyPair(keys.path, "other")
+        let reports = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1", "--sign-key", signing])
+        let good = try fixture.run(["verify", "--ref", "text/echo@1", "--key", verifying])
+        #expect(good["text/echo@1"]?["status"] as? String == "ok", "\(good)")
+        let resigned = try fixture.run(["verify", "--ref", "text/echo@1", "--key", other], expect: 1)
+        #expect(
+            (resigned["text/echo@1"]?["message"] as? String)?.contains("signed by the given key") == true,
+            "\(resigned)")
+
+        // The envelope as pushed, checked by the in-toto project's own library.
+        let echo = try #require(reports["text/echo@1"])
+        let repositoryText = try #require(echo["repository"] as? String)
+        let image = try Digest(
+            parsing: try #require((echo["platforms"] as? [[String: Any]])?.first?["digest"] as? String))
+        let name = String(repositoryText.drop { $0 != "/" }.dropFirst())
+        let base = "http://\(fixture.registryHost)/v2/\(name)"
+        let attestations = try Self.json(try Self.get("\(base)/manifests/sha256-\(image.hex).att"))
+        let layer = try #require((attestations["layers"] as? [[String: Any]])?.first)
+        #expect(layer["mediaType"] as? String == "application/vnd.dsse.envelope.v1+json")
+        let envelopeBytes = try Self.get("\(base)/blobs/\(layer["digest"] as? String ?? "")")
+        let envelopePath = keys.path + "/envelope.json"
+        try envelopeBytes.write(to: URL(fileURLWithPath: envelopePath))
+        let script = """
+            import json, sys
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+            from securesystemslib.dsse import Envelope
+            from securesystemslib.signer import SSlibKey
+            envelope = Envelope.from_dict(json.load(open(sys.argv[1])))
+            keyid = next(iter(envelope.signatures))
+            key = SSlibKey.from_crypto(load_pem_public_key(open(sys.argv[2], 'rb').read()), keyid=keyid)
+            envelope.verify([key], 1)
+            print(json.loads(envelope.payload)['predicateType'])
+            """
+        let verified = try Tools.run(["/usr/bin/python3", "-c", script, envelopePath, verifying])
+        #expect(verified.status == 0, "securesystemslib: \(verified.stderr)")
+        #expect(verified.stdout.contains("https://slsa.dev/provenance/v1"), "\(verified.stdout)")
+        let wrongKey = try Tools.run(["/usr/bin/python3", "-c", script, envelopePath, other])
+        #expect(wrongKey.status != 0, "securesystemslib accepted another key")
+
+        // Altered: the statement changed under the same signature.
+        var envelope = try CanonicalJSON.decode(DSSEEnvelope.self, from: Array(envelopeBytes), what: "envelope")
+        var statement = try CanonicalJSON.decode(
+            ProvenanceStatement.self, from: Array(try #require(Data(base64Encoded: envelope.payload))),
+            what: "statement")
+        statement.predicate.runDetails.builder.id = "kiln-but-altered"
+        envelope.payload = Data(try CanonicalJSON.encode(statement)).base64EncodedString()
+        let store = try ContentStore(root: keys.path + "/store")
+        let client = try RegistryClient()
+        defer { Task { await client.shutdown() } }
+        let repository = try ImageReference(parsing: repositoryText).repository
+        var altered = try store.put(try CanonicalJSON.encode(envelope), mediaType: DSSEEnvelope.mediaType)
+        altered.annotations = ["predicateType": "https://slsa.dev/provenance/v1"]
+        let config = try store.put(Array("{}".utf8), mediaType: .ociConfig)
+        let manifest = try store.put(
+            try CanonicalJSON.encode(ImageManifest(config: config, layers: [altered])), mediaType: .ociManifest)
+        _ = try await ImagePusher(client: client).push(
+            manifest, from: store, to: ImageReference(repository: repository, tag: "sha256-\(image.hex).att"))
+        let refused = try fixture.run(["verify", "--ref", "text/echo@1", "--key", verifying], expect: 1)
+        #expect(
+            (refused["text/echo@1"]?["message"] as? String)?.contains("signed by the given key") == true, "\(refused)")
+
+        // Unsigned: a processor built without a key.
+        try fixture.append("code/libs/textkit/normalize.py", "# changed\n")
+        _ = try fixture.run(["build", "--push", "--pin", "--ref", "text/echo@1"])
+        let unsigned = try fixture.run(["verify", "--ref", "text/echo@1", "--key", verifying], expect: 1)
+        #expect(
+            (unsigned["text/echo@1"]?["message"] as? String)?.contains("has no signed provenance") == true,
+            "\(unsigned)")
+    }
 }

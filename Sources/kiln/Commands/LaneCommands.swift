@@ -14,7 +14,7 @@ func runLaneCommand(
     _ mode: Lane.Mode, lane: LaneOptions, platforms: [String], registry: RegistryOptions, store: StoreOptions,
     output: OutputOptions,
     push: Bool = false, pin: Bool = false, summary: String? = nil, verifyProvenance: Bool = false,
-    failing: Set<ProcessorReport.Status>
+    verifyingKey: String? = nil, failing: Set<ProcessorReport.Status>
 ) async throws {
     var status = ExitCode.success
     let started = Elapsed.now()
@@ -22,7 +22,8 @@ func runLaneCommand(
         var settings = try lane.settings(platforms: platforms)
         settings.push = push
         settings.pin = pin
-        settings.verifyProvenance = verifyProvenance
+        settings.verifyProvenance = verifyProvenance || verifyingKey != nil
+        if let verifyingKey { settings.verifyingKey = try VerifyingKey(pemFile: verifyingKey) }
         let store = try store.open()
         // Held for the whole run: a store prune waits for the lane instead of removing a blob
         // it is about to read.
@@ -78,12 +79,13 @@ struct LaneRunOptions: ParsableArguments {
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    func run(_ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = [], verifyProvenance: Bool = false)
-        async throws
-    {
+    func run(
+        _ mode: Lane.Mode, failing: Set<ProcessorReport.Status> = [], verifyProvenance: Bool = false,
+        verifyingKey: String? = nil
+    ) async throws {
         try await runLaneCommand(
             mode, lane: lane, platforms: platforms, registry: registry, store: store, output: output,
-            verifyProvenance: verifyProvenance, failing: failing)
+            verifyProvenance: verifyProvenance, verifyingKey: verifyingKey, failing: failing)
     }
 }
 
@@ -149,16 +151,29 @@ struct VerifyCommand: AsyncParsableCommand {
 
             With --provenance, each pinned image must also have a provenance statement attached (an \
             in-toto artifact whose subject is the image, found through the referrers API or the \
-            sha256-HEX tag) that records the current inputs' key.
+            sha256-HEX tag) that records what the current inputs give: the key, each file and base by \
+            digest, the parameters, and a builder that is kiln or this repository's workflow. With \
+            --key, only statements signed by that public key count (DSSE envelopes under the image's \
+            sha256-HEX.att tag, as kiln build --sign-key pushes them): an unsigned, re-signed or \
+            altered statement makes the pin stale.
+
+              kiln verify --provenance --key kiln-provenance.pub
             """)
 
     @Flag(help: "Also check each pinned image's provenance against the current inputs.")
     var provenance = false
 
+    @Option(
+        name: .customLong("key"),
+        help: ArgumentHelp(
+            "A PEM public key (ECDSA P-256 or Ed25519): only provenance it signed counts (implies --provenance).",
+            valueName: "path"))
+    var key: String?
+
     @OptionGroup var options: LaneRunOptions
 
     func run() async throws {
-        try await options.run(.verify, failing: [.stale], verifyProvenance: provenance)
+        try await options.run(.verify, failing: [.stale], verifyProvenance: provenance, verifyingKey: key)
     }
 }
 

@@ -96,6 +96,13 @@ struct LaneOptions: ParsableArguments {
             valueName: "duration"))
     var budget: String = "10m"
 
+    @Option(
+        name: .customLong("sign-key"),
+        help: ArgumentHelp(
+            "Also push each provenance statement signed with this PEM private key (ECDSA P-256 or Ed25519), as a DSSE envelope under the image's sha256-HEX.att tag, as cosign attest does (kiln.yaml: sign-key).",
+            valueName: "path"))
+    var signKey: String?
+
     @Flag(
         name: .customLong("no-provenance"),
         help: "Push no provenance statement next to the images (kiln.yaml: provenance: false).")
@@ -183,6 +190,11 @@ struct LaneOptions: ParsableArguments {
         // runner's agree), else the runner's variables.
         settings.source = config.source ?? GitRemote.source(root: root) ?? Self.githubSource(Environment.current)
         settings.provenance = !noProvenance && (config.provenance ?? true)
+        if let path = signKey ?? config.signKey, settings.provenance {
+            let full =
+                path.hasPrefix("/") ? path : (signKey != nil ? FilePaths.absolute(path) : config.root + "/" + path)
+            settings.signingKey = try SigningKey(pemFile: full)
+        }
         let environment = Environment.current
         settings.revision = GitRevision.current(root: root, environment: environment)
         if let repository = Self.githubSource(environment), let run = environment["GITHUB_RUN_ID"], !run.isEmpty {
