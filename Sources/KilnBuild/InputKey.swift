@@ -173,15 +173,6 @@ package struct InputKey: Sendable {
     }
 
     package init(
-        dockerfile: Dockerfile, target: String?, inputs: BuildInputs, fileDigests: [String: Digest],
-        layerOptions: LayerOptions
-    ) {
-        self.init(
-            dockerfile: dockerfile, target: target, inputs: inputs,
-            leaves: FileLeaves(inputs.files, digests: fileDigests), layerOptions: layerOptions)
-    }
-
-    package init(
         dockerfile: Dockerfile, target: String?, inputs: BuildInputs, leaves: FileLeaves, layerOptions: LayerOptions
     ) {
         parts = Parts(

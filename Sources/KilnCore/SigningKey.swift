@@ -14,29 +14,12 @@ package struct SigningError: KilnError {
 package final class SigningKey: @unchecked Sendable {
     // An EVP_PKEY, never changed once read (OpenSSL allows concurrent use of a const key).
     private let key: OpaquePointer
-    /// The public half, as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
-    package let publicKeyPEM: String
     /// SHA-256 of the public key's DER SubjectPublicKeyInfo, hex: the `keyid` of signatures.
     package let keyID: String
 
     package init(pemFile path: String) throws(SigningError) {
-        let bytes: [UInt8]
-        do {
-            bytes = try ReadableFile.readAll(path: path, limit: 1 << 20)
-        } catch {
-            throw SigningError("cannot read the signing key \(path): \(error)")
-        }
-        guard let key = KeyPEM.read(bytes, private: true) else {
-            throw SigningError(
-                "\(path) is not an unencrypted PEM private key (make one: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(path))"
-            )
-        }
-        guard KeyPEM.supported(key) else {
-            EVP_PKEY_free(key)
-            throw SigningError("\(path): kiln signs with ECDSA P-256 or Ed25519 keys only")
-        }
-        self.key = key
-        (publicKeyPEM, keyID) = KeyPEM.publicHalf(key)
+        key = try KeyPEM.load(path, private: true)
+        keyID = KeyPEM.keyID(key)
     }
 
     deinit { EVP_PKEY_free(key) }
@@ -66,22 +49,8 @@ package final class VerifyingKey: @unchecked Sendable {
     package let keyID: String
 
     package init(pemFile path: String) throws(SigningError) {
-        let bytes: [UInt8]
-        do {
-            bytes = try ReadableFile.readAll(path: path, limit: 1 << 20)
-        } catch {
-            throw SigningError("cannot read the public key \(path): \(error)")
-        }
-        guard let key = KeyPEM.read(bytes, private: false) else {
-            throw SigningError(
-                "\(path) is not a PEM public key (the public half of a signing key: openssl pkey -in KEY -pubout)")
-        }
-        guard KeyPEM.supported(key) else {
-            EVP_PKEY_free(key)
-            throw SigningError("\(path): kiln checks ECDSA P-256 or Ed25519 signatures only")
-        }
-        self.key = key
-        keyID = KeyPEM.publicHalf(key).keyID
+        key = try KeyPEM.load(path, private: false)
+        keyID = KeyPEM.keyID(key)
     }
 
     deinit { EVP_PKEY_free(key) }
@@ -97,6 +66,31 @@ package final class VerifyingKey: @unchecked Sendable {
 
 /// PEM keys through OpenSSL.
 enum KeyPEM {
+    /// The key in the PEM file at `path`: a private key (unencrypted) or a public one, of a
+    /// kind kiln signs with; each refusal says what to do.
+    static func load(_ path: String, private: Bool) throws(SigningError) -> OpaquePointer {
+        let what = `private` ? "signing key" : "public key"
+        let bytes: [UInt8]
+        do {
+            bytes = try ReadableFile.readAll(path: path, limit: 1 << 20)
+        } catch {
+            throw SigningError("cannot read the \(what) \(path): \(error)")
+        }
+        guard let key = read(bytes, private: `private`) else {
+            throw SigningError(
+                `private`
+                    ? "\(path) is not an unencrypted PEM private key (make one: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(path))"
+                    : "\(path) is not a PEM public key (the public half of a signing key: openssl pkey -in KEY -pubout)"
+            )
+        }
+        guard supported(key) else {
+            EVP_PKEY_free(key)
+            throw SigningError(
+                "\(path): kiln \(`private` ? "signs with" : "checks signatures of") ECDSA P-256 or Ed25519 keys only")
+        }
+        return key
+    }
+
     static func read(_ bytes: [UInt8], private: Bool) -> OpaquePointer? {
         bytes.withUnsafeBytes { buffer -> OpaquePointer? in
             guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
@@ -128,26 +122,12 @@ enum KeyPEM {
         EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? nil : EVP_sha256()
     }
 
-    /// The public key as PEM, and the SHA-256 (hex) of its DER SubjectPublicKeyInfo.
-    static func publicHalf(_ key: OpaquePointer) -> (pem: String, keyID: String) {
-        var pem = ""
-        if let bio = BIO_new(BIO_s_mem()) {
-            if PEM_write_bio_PUBKEY(bio, key) == 1 {
-                var pointer: UnsafeMutablePointer<CChar>?
-                let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
-                if let pointer, length > 0 {
-                    pem = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-                }
-            }
-            BIO_free(bio)
-        }
+    /// The SHA-256 (hex) of the key's DER SubjectPublicKeyInfo.
+    static func keyID(_ key: OpaquePointer) -> String {
         var der: UnsafeMutablePointer<UInt8>?
         let length = i2d_PUBKEY(key, &der)
-        var id = ""
-        if length > 0, let der {
-            id = Digest.sha256(of: Array(UnsafeBufferPointer(start: der, count: Int(length)))).hex
-            CRYPTO_free(der, #file, #line)
-        }
-        return (pem, id)
+        guard length > 0, let der else { return "" }
+        defer { CRYPTO_free(der, #file, #line) }
+        return Digest.sha256(of: Array(UnsafeBufferPointer(start: der, count: Int(length)))).hex
     }
 }

@@ -144,13 +144,7 @@ extension Lane {
     /// The envelopes the image's `.att` tag lists (none when there is no such tag).
     func signedLayers(of image: Digest, in repository: Repository) async throws -> [Descriptor] {
         let tag = ImageReference(repository: repository, tag: Self.attestationTag(image))
-        let fetched: FetchedManifest
-        do {
-            fetched = try await client.fetchManifest(tag)
-        } catch {
-            guard case .http(let failure) = error, failure.status == 404 else { throw error }
-            return []
-        }
+        guard let fetched = try await client.fetchManifestIfPresent(tag) else { return [] }
         let manifest = try? CanonicalJSON.decode(ImageManifest.self, from: fetched.bytes, what: "attestations")
         return (manifest?.layers ?? []).filter { $0.mediaType == DSSEEnvelope.mediaType }
     }
@@ -238,14 +232,8 @@ extension Lane {
         async throws -> [Descriptor]
     {
         let tag = ImageReference(repository: repository, tag: RegistryClient.referrersTag(image))
-        let current: FetchedManifest
-        do {
-            current = try await client.fetchManifest(tag)
-        } catch {
-            // No such tag: nothing refers to the image (one request, not a HEAD and a GET).
-            guard case .http(let failure) = error, failure.status == 404 else { throw error }
-            return []
-        }
+        // No such tag: nothing refers to the image.
+        guard let current = try await client.fetchManifestIfPresent(tag) else { return [] }
         return (try? CanonicalJSON.decode(ImageIndex.self, from: current.bytes, what: "referrers tag"))?.manifests ?? []
     }
 

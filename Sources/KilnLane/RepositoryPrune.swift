@@ -121,13 +121,10 @@ struct RepositoryPrune {
     /// keeps an index whose children were deleted): nothing under it to keep.
     private mutating func keepTree(_ digest: Digest) async throws {
         guard keep.insert(digest).inserted else { return }
-        let fetched: FetchedManifest
-        do {
-            fetched = try await client.fetchManifest(ImageReference(repository: repository, digest: digest))
-        } catch {
-            guard case .http(let failure) = error, failure.status == 404 else { throw error }
-            return
-        }
+        guard
+            let fetched = try await client.fetchManifestIfPresent(
+                ImageReference(repository: repository, digest: digest))
+        else { return }
         if fetched.mediaType.isIndex,
             let index = try? CanonicalJSON.decode(ImageIndex.self, from: fetched.bytes, what: "index")
         {

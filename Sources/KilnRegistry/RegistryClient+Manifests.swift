@@ -19,6 +19,17 @@ extension RegistryClient {
     /// The largest manifest kiln reads (registries cap them at 4 MiB).
     static let manifestLimit = 8 << 20
 
+    /// `fetchManifest`, nil when the registry has no such manifest (404): one request, not a
+    /// `HEAD` and a `GET`.
+    package func fetchManifestIfPresent(_ reference: ImageReference) async throws(RegistryError) -> FetchedManifest? {
+        do {
+            return try await fetchManifest(reference)
+        } catch {
+            guard case .http(let failure) = error, failure.status == 404 else { throw error }
+            return nil
+        }
+    }
+
     /// `GET /v2/NAME/manifests/REFERENCE`. Fetched by digest, the bytes must hash to it; by tag,
     /// to the `Docker-Content-Digest` the registry reports, when it reports one.
     package func fetchManifest(_ reference: ImageReference) async throws(RegistryError) -> FetchedManifest {
