@@ -4,7 +4,8 @@
 # The release archive is checked against its .sha256 before anything is unpacked. Without
 # VERSION the action's own checkout is built (make release; needs Swift 6.1+ on the runner).
 # What the binary needs (libarchive, zlib, OpenSSL's libcrypto, the CA bundle) and, with
-# RUN_STEPS=true, what RUN steps need (buildah, strace) are installed only when missing.
+# RUN_STEPS=true, what RUN steps need (buildah, runc to give each step its own namespaces, strace)
+# are installed only when missing.
 set -euo pipefail
 install_dir=${INSTALL_DIR:-/usr/local/bin}
 sudo=""
@@ -21,6 +22,7 @@ have_library libcrypto.so.3 || packages+=(libssl3)
 [ -e /etc/ssl/certs/ca-certificates.crt ] || packages+=(ca-certificates)
 if [ "${RUN_STEPS:-true}" = true ]; then
     command -v buildah >/dev/null || packages+=(buildah)
+    command -v runc >/dev/null || packages+=(runc)
     command -v strace >/dev/null || packages+=(strace)
 fi
 if [ ${#packages[@]} -gt 0 ]; then

@@ -4,11 +4,13 @@
 # output (tar, gzip, umoci, skopeo, GNU time, setpriv), the registry they push to, and what the
 # registry tests put around it (nginx as a capped TLS front, htpasswd, openssl for certificates,
 # python3 for the test token server), buildah for the Dockerfile differential tests and RUN steps,
-# strace to record what each RUN step touches, qemu-user-static for arm64 RUN steps (the tests
+# runc to run each RUN step in its own namespaces (buildah --isolation oci), strace to record
+# what each RUN step touches, qemu-user-static for arm64 RUN steps (the tests
 # register it with binfmt_misc), and arm64 package lists so those tests can fetch
 # busybox-static:arm64 with apt-get download, debootstrap for the release test's bare Debian, and
 # Chromium's headless shell to check that kiln bench's report page renders, and cmark-gfm to
-# render the step summary and pin pull request as GitHub would (no markup from outside text).
+# render the step summary and pin pull request as GitHub would (no markup from outside text), and
+# sudo to check that the action hands kiln only the environment it reads.
 set -euo pipefail
 
 packages=()
@@ -40,6 +42,8 @@ need_tool curl curl
 need_tool cmark-gfm cmark-gfm
 need_tool strace strace
 need_tool buildah buildah
+need_tool runc runc
+need_tool sudo sudo
 need_tool qemu-aarch64-static qemu-user-static
 need_tool debootstrap debootstrap
 need_tool chromium-headless-shell chromium-headless-shell

@@ -42,7 +42,7 @@ extension BuildahExecutor {
         let mark = try Self.io { () throws(FileError) in try ContainerChanges.Watermark.take(in: session.folder.path) }
 
         let runtime = start.config.config
-        var arguments = session.storageArguments + ["run", "--isolation", isolation]
+        var arguments = session.storageArguments + ["run"] + isolation.buildahArguments
         if let directory = runtime?.workingDir, !directory.isEmpty { arguments += ["--workingdir", directory] }
         if let user = runtime?.user, !user.isEmpty { arguments += ["--user", user] }
         // The image's environment, then the ARGs in scope that no ENV of the image overrides,

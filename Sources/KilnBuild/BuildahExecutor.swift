@@ -6,7 +6,8 @@ import KilnOCI
 import KilnStore
 import Synchronization
 
-/// Runs `RUN` steps with buildah (daemonless; `--isolation chroot` by default). kiln hands it one
+/// Runs `RUN` steps with buildah (daemonless; `--isolation oci` with runc where it can, see
+/// `StepIsolation`). kiln hands it one
 /// `RUN` at a time on the image kiln built so far — a plain `RUN` in the stage's working
 /// container, whose root kiln unpacks and diffs itself (`WorkingContainer`), any other as a
 /// Dockerfile `FROM` that image (with the `ARG`s in scope) through `buildah build` — and keeps
@@ -22,7 +23,10 @@ import Synchronization
 package struct BuildahExecutor: Sendable {
     /// Where each stage's private folder (buildah storage, secret files, export) is made.
     package let runtimeRoot: String
-    package var isolation = "chroot"
+    /// How each step is kept apart from this machine (`StepIsolation.resolve`).
+    package var isolation = StepIsolation.chroot
+    /// Said once, at the first step, when kiln chose chroot isolation by itself.
+    package var isolationWarning: String?
     /// Each line buildah prints, for a prefixed live log (secret values already masked).
     package var log: @Sendable (String) -> Void = { _ in }
     /// Secrets for `RUN --mount=type=secret,id=…`; their values never reach a layer, the log,
@@ -169,6 +173,7 @@ package struct BuildahExecutor: Sendable {
     /// The tools a step runs with: buildah, and strace when the step is traced (its log to
     /// `traceFile`).
     struct Tools: Sendable {
+        var isolation: StepIsolation
         var buildah: String
         var strace: String?
         var traceFile: String
@@ -209,7 +214,7 @@ package struct BuildahExecutor: Sendable {
         let lineLog = { @Sendable (line: String) in log(prefix + mask(line)) }
         // Traced: strace writes the log to a file of the step's folder, stopping only for the
         // calls the parser reads.
-        var tools = Tools(buildah: buildah, strace: nil, traceFile: scratch.path + "/trace")
+        var tools = Tools(isolation: isolation, buildah: buildah, strace: nil, traceFile: scratch.path + "/trace")
         if reusesByReads && step.traced {
             if let found = ChildProcess.find("strace", path: environment["PATH"]) {
                 if let problem = await Self.tracingProblem(found, scratch: scratch.path) {
@@ -221,6 +226,7 @@ package struct BuildahExecutor: Sendable {
                 Self.warnUntraced(log, "strace is not installed (apt-get install strace)")
             }
         }
+        if let isolationWarning { Self.warnOnce(Self.isolationWarned, log, "kiln: " + isolationWarning) }
         counters.add(steps: 1)
         let image: PlatformImage
         do {
@@ -314,7 +320,9 @@ package struct BuildahExecutor: Sendable {
         try AtomicFileWriter.write(Array(try Self.dockerfile(segment, from: imageID).utf8), to: dockerfile)
         var arguments =
             base + [
-                "build", "--isolation", isolation, "--platform", "\(platform)", "--timestamp", "\(layerOptions.epoch)",
+                "build"
+            ] + isolation.buildahArguments + [
+                "--platform", "\(platform)", "--timestamp", "\(layerOptions.epoch)",
                 "--format", "docker", "--pull=never", "--layers=false", "-f", dockerfile, "-t", tag,
             ]
         for (name, value) in segment.args.sorted(by: { $0.key < $1.key }) {
@@ -430,28 +438,46 @@ package struct BuildahExecutor: Sendable {
         }
     }
 
-    /// Runs buildah with `arguments` for a step, under strace when the step is traced, and (as
-    /// root, where `unshare` is installed) as the first process of a PID namespace of its own
-    /// with its own `/proc`: when the step's main process ends and buildah exits, the kernel
-    /// kills whatever the step left running, traced or not, as BuildKit's runtime does. So a
-    /// background process never writes into the root after the step's layer is taken, and a
-    /// traced step waits for no more than an untraced one.
+    /// Runs buildah with `arguments` for a step, under strace when the step is traced. The step's
+    /// processes live in a PID namespace of their own: runc's with OCI isolation, and with chroot
+    /// isolation (as root, where `unshare` is installed) buildah runs as the first process of one
+    /// with its own `/proc`. When the step's main process ends, the kernel kills whatever the step
+    /// left running, traced or not, as BuildKit's runtime does. So a background process never
+    /// writes into the root after the step's layer is taken, and a traced step waits for no more
+    /// than an untraced one.
     static func runStep(_ arguments: [String], tools: Tools, log: @escaping @Sendable (String) -> Void)
         async throws -> (status: Int32, output: String)
     {
         var command = [tools.buildah] + arguments
-        if let unshare = namespaceTool {
+        if tools.isolation == .chroot, let unshare = namespaceTool {
             command = [unshare, "--pid", "--fork", "--kill-child", "--mount-proc"] + command
         }
         if let strace = tools.strace { command = [strace] + straceArguments(output: tools.traceFile) + command }
         var attempt = 1
         while true {
             let outcome = try await run(command[0], Array(command.dropFirst()), log: log)
+            if outcome.status != 0, case .oci = tools.isolation, let refusal = containerRefusal(outcome.output) {
+                throw BuildError(
+                    .executor(
+                        "runc could not start the step's container (\(refusal)); --isolation chroot runs steps "
+                            + "without namespaces of their own, where a step can reach this machine"))
+            }
             guard outcome.status != 0, attempt < 3, let failure = runtimeStartFailure(outcome.output) else {
                 return outcome
             }
             log("kiln: buildah's runtime did not start (\(failure)); the step had not begun: trying again")
             attempt += 1
+        }
+    }
+
+    /// Why runc could not make a step's container, from buildah's output; nil when it did (a
+    /// step whose command is missing fails as the step, not as the runtime).
+    package static func containerRefusal(_ output: String) -> String? {
+        output.split(separator: "\n").first { line in
+            line.contains("runc create failed") && !line.contains("unable to start container process: exec:")
+        }.map { line in
+            String(line[(line.range(of: "runc create failed")?.lowerBound ?? line.startIndex)...])
+                .trimmingCharacters(in: CharacterSet(charactersIn: "\" \n"))
         }
     }
 
@@ -480,14 +506,20 @@ package struct BuildahExecutor: Sendable {
         ]
     }
 
-    private static let untracedWarning = Mutex(false)
+    private static let untracedWarned = Mutex(false)
+    private static let isolationWarned = Mutex(false)
 
     static func warnUntraced(_ log: @Sendable (String) -> Void, _ reason: String) {
-        let first = untracedWarning.withLock { warned in
+        warnOnce(untracedWarned, log, "kiln: \(reason): RUN steps are reused by position only")
+    }
+
+    /// Logs `message` the first time `flag` is seen unset in this process.
+    private static func warnOnce(_ flag: borrowing Mutex<Bool>, _ log: @Sendable (String) -> Void, _ message: String) {
+        let first = flag.withLock { warned in
             defer { warned = true }
             return !warned
         }
-        if first { log("kiln: \(reason): RUN steps are reused by position only") }
+        if first { log(message) }
     }
 
     /// Whether strace works on this machine, found once per process by tracing `true` with the
@@ -575,7 +607,8 @@ package struct BuildahExecutor: Sendable {
         -> (status: Int32, output: String)
     {
         do {
-            let outcome = try await ChildProcess.run(tool, arguments, line: log)
+            let outcome = try await ChildProcess.run(
+                tool, arguments, environment: StepIsolation.toolEnvironment(), line: log)
             return (outcome.status, outcome.output)
         } catch {
             throw BuildError(.executor(error.description))

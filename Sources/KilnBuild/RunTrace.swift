@@ -10,12 +10,16 @@ import KilnOCI
 /// step's path operations in the order they started, with what the kernel answered, for
 /// `StepReplay` to resolve against the file system the step ran on.
 ///
-/// The log mixes buildah's own work on the host with the step's. The step's processes are the
-/// children (not threads) that a `buildah-chroot-exec` re-exec starts after its `chroot(ROOT)`,
-/// and everything they start; paths they name are paths inside the image, and the host paths
-/// `-y` prints for descriptors lose the `ROOT` prefix. Everything else (buildah, its
-/// `chrootuser-open` and `buildah-copier` helpers, the chroot-exec process itself) is left out,
-/// but for the chroot-exec's working directory, where the step's first process starts.
+/// The log mixes buildah's own work on the host with the step's. With chroot isolation the
+/// step's processes are the children (not threads) that a `buildah-chroot-exec` re-exec starts
+/// after its `chroot(ROOT)`, and everything they start; paths they name are paths inside the
+/// image, and the host paths `-y` prints for descriptors lose the `ROOT` prefix. With OCI
+/// isolation (runc) the step's first process is the one below `runc init` that pivots into the
+/// root: from its first `execve` after `pivot_root` it is the step, with everything it starts,
+/// and `-y` prints paths as the step sees them (the old root is gone). Everything else (buildah,
+/// its `chrootuser-open` and `buildah-copier` helpers, runc, the chroot-exec process, the
+/// pivoting process before its `execve`) is left out, but for the working directory the step's
+/// first process starts in.
 ///
 /// Whatever the log shows that kiln does not model makes the trace `unmodelled`, with the reason:
 /// a step that calls `chroot`, `mount` or `unshare`, resolves with `RESOLVE_IN_ROOT`, is killed
@@ -124,18 +128,46 @@ package struct RunTrace: Sendable {
         var parent = [Int: Int]()
         var threads = Set<Int>()
         var sharesFS = Set<Int>()
-        var chrootExec = [Int: String]()  // pid → root, once chrooted
+        var chrootExec = [Int: String]()  // pid → root, once chrooted (OCI: "", paths as printed)
         var execPids = Set<Int>()
+        // OCI isolation: `runc init` processes, the process below one that pivoted into the root
+        // (the step's first process), once it has started the step (`execve`), and the
+        // processes it started since.
+        var runtimeInits = Set<Int>()
+        var pivoted = Set<Int>()
+        var launched = Set<Int>()
+        var launchedChildren = Set<Int>()
+        func below(_ pid: Int, _ set: Set<Int>) -> Bool {
+            var current = pid
+            var steps = 0
+            while true {
+                if set.contains(current) { return true }
+                guard let up = parent[current], steps < 4096 else { return false }
+                current = up
+                steps += 1
+            }
+        }
         for line in lines {
-            guard case .call(let call, _, let arguments, let result) = line.kind else { continue }
+            guard case .call(let call, let name, let arguments, let result) = line.kind else { continue }
             switch call {
             case .clone:
                 guard let child = log.childPid(result), child > 0 else { continue }
                 parent[child] = line.pid
                 if log.contains(arguments, "CLONE_THREAD") { threads.insert(child) }
                 if log.contains(arguments, "CLONE_FS") { sharesFS.insert(child) }
+                if launched.contains(line.pid) { launchedChildren.insert(child) }
             case .execute:
                 if log.contains(arguments, "[\"buildah-chroot-exec\"") { execPids.insert(line.pid) }
+                if log.isRuntimeInit(arguments) { runtimeInits.insert(line.pid) }
+                if pivoted.contains(line.pid), !launched.contains(line.pid), log.starts(result, "0") {
+                    launched.insert(line.pid)
+                }
+            case .unmodelled where name == "pivot_root":
+                // The runtime's pivot, by a process below `runc init` that is no step process.
+                if log.starts(result, "0"), below(line.pid, runtimeInits), !below(line.pid, pivoted) {
+                    pivoted.insert(line.pid)
+                    chrootExec[line.pid] = ""
+                }
             case .chroot:
                 if execPids.contains(line.pid), log.starts(result, "0"),
                     let first = log.arguments(arguments).first, let root = log.string(first)
@@ -155,8 +187,13 @@ package struct RunTrace: Sendable {
             while let up = parent[current] {
                 chain.append(current)
                 if let root = chrootExec[up] {
-                    // The chroot-exec's own threads are buildah's, not the step's.
-                    if let first = chain.last, !threads.contains(first) { found = root }
+                    if pivoted.contains(up) {
+                        // Started by the step's first process once it was the step.
+                        if let first = chain.last, launchedChildren.contains(first) { found = root }
+                    } else if let first = chain.last, !threads.contains(first) {
+                        // The chroot-exec's own threads are buildah's, not the step's.
+                        found = root
+                    }
                     break
                 }
                 current = up
@@ -169,13 +206,14 @@ package struct RunTrace: Sendable {
         var events = [Event]()
         var processes = Set<Int>()
         var entered = Set<Int>()  // chroot-execs inside their root
+        var started = Set<Int>()  // pivoting processes that are the step by now
         var unmodelled: String?
         func refuse(_ reason: String) { if unmodelled == nil { unmodelled = reason } }
 
         for line in lines {
             let execRoot = chrootExec[line.pid]
             guard let root = execRoot ?? root(of: line.pid) else { continue }
-            let isExec = execRoot != nil
+            let isExec = execRoot != nil && !started.contains(line.pid)
             if !isExec { processes.insert(line.pid) }
             let (call, name, argumentRange, resultRange): (StraceLog.Call, String, Range<Int>, Range<Int>)
             switch line.kind {
@@ -241,6 +279,28 @@ package struct RunTrace: Sendable {
                 return inside(host).map(Returned.inside) ?? .outside
             }
 
+            if isExec, pivoted.contains(line.pid) {
+                // The runtime's process that becomes the step: where its working directory is,
+                // from its pivot into the root, until it starts the step.
+                if call == .unmodelled, name == "pivot_root", succeeded == true, !entered.contains(line.pid) {
+                    entered.insert(line.pid)
+                    emit(.enterRoot)
+                    continue
+                }
+                guard entered.contains(line.pid) else { continue }
+                switch call {
+                case .chdir: if let target = place(0) { emit(.chdir(target)) }
+                case .fchdir: emit(.fchdir(descriptor(0)))
+                case .execute where succeeded == true:
+                    started.insert(line.pid)
+                    processes.insert(line.pid)
+                    if let target = place(name == "execveat" ? 1 : 0, at: name == "execveat" ? 0 : nil) {
+                        emit(.execute(target))
+                    }
+                default: break
+                }
+                continue
+            }
             if isExec {
                 // The chroot-exec: only where its working directory is, and the processes it starts.
                 if call == .chroot, succeeded == true {
@@ -684,6 +744,15 @@ struct StraceLog {
         }
         if start < range.upperBound { parts.append(trimmed(start, range.upperBound)) }
         return parts
+    }
+
+    /// Whether an `execve`'s arguments start runc's container init (`["…runc", "init"]`).
+    func isRuntimeInit(_ range: Range<Int>) -> Bool {
+        let fields = arguments(range)
+        guard fields.count > 1, starts(fields[1], "[\"") else { return false }
+        let suffix = Array("runc\", \"init\"]".utf8)
+        let argv = fields[1]
+        return argv.count >= suffix.count && Self.has(bytes, at: argv.upperBound - suffix.count, suffix)
     }
 
     func starts(_ range: Range<Int>, _ prefix: String) -> Bool {

@@ -63,6 +63,9 @@ package struct LaneConfig: Sendable {
     package var jobs: Int?
     /// `reuse-by-reads`: reuse RUN steps by what they read (nil: the default, on).
     package var reuseByReads: Bool?
+    /// `isolation:`: how RUN steps are kept apart from the machine, `oci` or `chroot` (nil: oci
+    /// where runc is installed, else chroot with a warning).
+    package var isolation: String?
     /// A repository for the key tags instead of each target repository.
     package var cacheRepository: String?
     /// Build args for every processor (a processor's own `build.args` win).
@@ -120,7 +123,7 @@ package struct LaneConfig: Sendable {
         config.file = path
         let known: Set<String> = [
             "processors", "registry", "owner", "repo", "repository", "platforms", "pin", "jobs", "cache-repo", "args",
-            "context-relative-to", "mirrors", "bases", "reuse-by-reads", "labels", "annotations", "source",
+            "context-relative-to", "mirrors", "bases", "reuse-by-reads", "isolation", "labels", "annotations", "source",
             "provenance", "sign-key", "unbuilt-pins",
         ]
         for entry in document.root ?? Node.Mapping([]) {
@@ -190,6 +193,14 @@ package struct LaneConfig: Sendable {
         }
         config.cacheRepository = try document.string("cache-repo")
         config.reuseByReads = try document.bool("reuse-by-reads")
+        if let isolation = try document.string("isolation") {
+            guard ["oci", "chroot"].contains(isolation) else {
+                throw YAMLFileError(
+                    "'isolation' takes oci (each RUN step in its own namespaces, with runc) or chroot (buildah's chroot; a step can reach the host), not '\(isolation)'",
+                    location: document.location(document.node("isolation")))
+            }
+            config.isolation = isolation
+        }
         if let node = document.node("mirrors") {
             guard case .mapping(let mapping) = node else {
                 throw YAMLFileError(

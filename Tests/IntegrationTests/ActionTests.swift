@@ -87,4 +87,27 @@ struct ActionTests {
         let unknown = try Tools.run(["bash", step], environment: environment)
         #expect(unknown.status == 2 && unknown.stdout.contains("::error::the kiln action's command is build"))
     }
+
+    @Test("the action runs kiln through sudo with only the variables kiln reads: the runner's other secrets stay out")
+    func sudoEnvironment() throws {
+        try Tools.require("sudo", package: "sudo")
+        let scratch = try Scratch("action-sudo")
+        let dump = scratch.path + "/environment"
+        let fake = scratch.path + "/kiln"
+        try "#!/bin/sh\nenv > '\(dump)'\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        chmod(fake, 0o755)
+        let ran = try Tools.run(
+            ["bash", Tools.packageRoot + "/scripts/action-run.sh"],
+            environment: [
+                "KILN": fake, "KILN_ACTION_SUDO": "always", "GITHUB_TOKEN": "token-for-kiln",
+                "GITHUB_ACTIONS": "true", "KILN_CACHE_DIR": scratch.path + "/cache",
+                "AWS_SECRET_ACCESS_KEY": "canary-aws", "ACTIONS_RUNTIME_TOKEN": "canary-runtime",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "canary-oidc", "NPM_TOKEN": "canary-npm",
+            ])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        let seen = try String(contentsOfFile: dump, encoding: .utf8)
+        #expect(seen.contains("GITHUB_TOKEN=token-for-kiln"), "kiln gets the token it logs in with")
+        #expect(seen.contains("KILN_CACHE_DIR=" + scratch.path + "/cache"))
+        #expect(!seen.contains("canary"), "the runner's other variables reached kiln:\n\(seen)")
+    }
 }

@@ -44,8 +44,8 @@ struct RunTraceTests {
     }
 
     @Test(
-        "the step's reads, listings, probes and changes are there in order, on both architectures, and nothing is unmodelled",
-        arguments: ["amd64", "arm64"])
+        "the step's reads, listings, probes and changes are there in order, on both architectures and isolations, and nothing is unmodelled",
+        arguments: ["amd64", "arm64", "oci-amd64", "oci-arm64"])
     func stepEvents(architecture: String) throws {
         let trace = try Self.trace("step-\(architecture)")
         #expect(trace.unmodelled == nil, "\(trace.unmodelled ?? "")")
@@ -75,8 +75,8 @@ struct RunTraceTests {
     }
 
     @Test(
-        "buildah's own work is left out: its host files and helpers (chrootuser-open reads /etc/passwd for it)",
-        arguments: ["amd64", "arm64"])
+        "buildah's and runc's own work is left out: host files, helpers (chrootuser-open reads /etc/passwd), mounts",
+        arguments: ["amd64", "arm64", "oci-amd64", "oci-arm64"])
     func buildahLeftOut(architecture: String) throws {
         let trace = try Self.trace("step-\(architecture)")
         for event in Self.summary(trace) {
@@ -139,6 +139,64 @@ struct RunTraceTests {
             ])
         #expect(trace.events.last?.returned == .inside("/w/padded"))
         #expect(trace.events[4].succeeded == false)
+    }
+
+    @Test(
+        "OCI isolation: the process below runc init that pivots is the step from its execve on; runc's mounts, its threads and a later step's pivot_root are told apart"
+    )
+    func ociLog() {
+        let runtime = """
+            20 execve("/proc/self/exe", ["/usr/sbin/runc", "init"], 0x1 /* 7 vars */) = 0
+            20 clone(child_stack=0x1, flags=CLONE_PARENT|SIGCHLD) = 21
+            21 unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID) = 0
+            21 clone(child_stack=0x1, flags=CLONE_PARENT|SIGCHLD) = 22
+            22 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_THREAD} => {parent_tid=[2 /* 23 in strace's PID NS */]}, 88) = 2 /* 23 in strace's PID NS */
+            23 openat(AT_FDCWD</b/rootfs>, "/runtime-thread", O_RDONLY) = 3</runtime-thread>
+            22 mkdirat(AT_FDCWD</b/rootfs>, "/b/rootfs/proc", 0755) = 0
+            22 mount("proc", "/proc/self/fd/6", "proc", MS_NOSUID, NULL) = 0
+            22 pivot_root(".", ".") = 0
+            22 umount2(".", MNT_DETACH) = 0
+            22 chdir("/w") = 0
+            22 mount("/dev/null", "/proc/kcore", 0x1, MS_BIND, NULL) = 0
+            22 openat(AT_FDCWD</w>, "/dev/null", O_RDWR|O_CLOEXEC) = 6</dev/null>
+            22 execve("/bin/sh", ["/bin/sh", "-c", "x"], 0x2 /* 3 vars */) = 0
+            22 openat(AT_FDCWD</w>, "data", O_RDONLY) = 3</w/data>
+            22 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_THREAD} => {parent_tid=[5 /* 25 in strace's PID NS */]}, 88) = 5 /* 25 in strace's PID NS */
+            25 newfstatat(AT_FDCWD</w>, "thread-read", 0x3, 0) = -1 ENOENT (No such file or directory)
+            22 clone(child_stack=NULL, flags=SIGCHLD) = 6 /* 26 in strace's PID NS */
+            26 getdents64(3</w/sub>, 0x4 /* 3 entries */, 32768) = 72
+
+            """
+        let trace = RunTrace(parsing: runtime)
+        #expect(trace.unmodelled == nil, "\(trace.unmodelled ?? "")")
+        #expect(trace.processes == 3)
+        #expect(
+            trace.events.map(\.operation) == [
+                .enterRoot,
+                .chdir(.init(base: .cwd(seen: nil), path: "/w")),
+                .execute(.init(base: .cwd(seen: nil), path: "/bin/sh")),
+                .open(
+                    .init(base: .cwd(seen: "/w"), path: "data"), create: false, exclusive: false, follow: true,
+                    write: false, temporary: false),
+                .fork(child: 25, sharesFS: true),
+                .observe(.init(base: .cwd(seen: "/w"), path: "thread-read"), follow: true),
+                .fork(child: 26, sharesFS: false),
+                .list("/w/sub"),
+            ], "\(trace.events.map(\.operation))")
+        #expect(trace.events[3].returned == .inside("/w/data"))
+        // A step that pivots or mounts itself is not modelled.
+        for line in ["26 pivot_root(\".\", \"old\") = 0", "22 mount(\"none\", \"/x\", \"tmpfs\", 0, NULL) = 0"] {
+            #expect(RunTrace(parsing: runtime + line + "\n").unmodelled?.contains("the step called") == true, "\(line)")
+        }
+        // `git init` in a step is not runc's init.
+        let gitInit =
+            runtime + """
+                26 execve("/usr/bin/git", ["git", "init"], 0x2 /* 3 vars */) = 0
+                26 clone(child_stack=NULL, flags=SIGCHLD) = 7 /* 27 in strace's PID NS */
+                27 pivot_root(".", ".") = 0
+
+                """
+        #expect(RunTrace(parsing: gitInit).unmodelled?.contains("pivot_root") == true)
     }
 
     @Test(

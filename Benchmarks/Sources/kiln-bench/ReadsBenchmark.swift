@@ -6,7 +6,8 @@ import Foundation
 /// install -r requirements.txt` from PyPI, then `mkdir`/`chmod`. Per platform, side by side with
 /// `buildah bud --layers` + push to the same loopback registry:
 ///   - cold: kiln traced (reuse by reads on, the default), kiln untraced (`--no-reuse-by-reads`),
-///     buildah, each first in turn; the tracing overhead is the pip step's seconds in kiln's
+///     kiln traced with buildah's chroot isolation (`--isolation chroot`, against the default's
+///     runc namespaces), buildah, each first in turn; the tracing overhead is the pip step's seconds in kiln's
 ///     report, traced / untraced, and the whole build's;
 ///   - a one-line code edit, caches warm: kiln (the install is reused by its read set) and buildah
 ///     (its positional cache misses, pip runs again);
@@ -75,8 +76,8 @@ enum ReadsBenchmark {
                 medians. A fresh runner is an empty store with the checkpoints in the registry; "store" is what it \
                 held afterwards (everything it downloaded or wrote).
 
-                | platform | pip step traced / untraced | kiln cold traced / untraced | buildah cold | kiln code edit | fresh runner edit (store) | new file in the COPY | buildah code edit |
-                | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+                | platform | pip step traced / untraced | kiln cold traced / untraced | kiln cold, oci / chroot isolation | buildah cold | kiln code edit | fresh runner edit (store) | new file in the COPY | buildah code edit |
+                | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 
                 """
             var details = [String]()
@@ -87,7 +88,7 @@ enum ReadsBenchmark {
                 func f(_ value: Double) -> String { String(format: "%.1f s", value) }
                 func ratio(_ value: Double) -> String { String(format: "%.2f×", value) }
                 report +=
-                    "| \(platform) | \(f(run.tracedStep)) / \(f(run.untracedStep)) = \(ratio(run.tracedStep / run.untracedStep)) | \(f(run.traced)) / \(f(run.untraced)) = \(ratio(run.traced / run.untraced)) | \(f(run.buildahCold)) | \(String(format: "%.2f s", median(run.kilnEdits))) | \(String(format: "%.2f s", median(run.freshEdits))) (\(String(format: "%.1f MB", run.freshStore / 1e6))) | \(String(format: "%.2f s", median(run.newFiles))) | \(f(median(run.buildahEdits))) |\n"
+                    "| \(platform) | \(f(run.tracedStep)) / \(f(run.untracedStep)) = \(ratio(run.tracedStep / run.untracedStep)) | \(f(run.traced)) / \(f(run.untraced)) = \(ratio(run.traced / run.untraced)) | \(f(run.traced)) / \(f(run.chroot)) = \(ratio(run.traced / run.chroot)) | \(f(run.buildahCold)) | \(String(format: "%.2f s", median(run.kilnEdits))) | \(String(format: "%.2f s", median(run.freshEdits))) (\(String(format: "%.1f MB", run.freshStore / 1e6))) | \(String(format: "%.2f s", median(run.newFiles))) | \(f(median(run.buildahEdits))) |\n"
                 details.append("\(platform) — \(run.note)")
             }
             print(report + "\n" + details.joined(separator: "\n"))
@@ -97,6 +98,8 @@ enum ReadsBenchmark {
     struct Figures {
         var traced: Double
         var untraced: Double
+        /// Traced, with `--isolation chroot` (the default is runc's namespaces).
+        var chroot: Double
         var buildahCold: Double
         /// The pip install step's own seconds (kiln's report), traced and untraced.
         var tracedStep: Double
@@ -157,11 +160,14 @@ enum ReadsBenchmark {
         try setVersion("cold")
         var tracedColds = [Double]()
         var untracedColds = [Double]()
+        var chrootColds = [Double]()
         var buildahColds = [Double]()
         var tracedSteps = [Double]()
         var untracedSteps = [Double]()
         for run in 0..<colds {
-            _ = shell("rm -rf '\(scratch)/traced' '\(scratch)/untraced' '\(scratch)/buildah' '\(scratch)/buildah-run'")
+            _ = shell(
+                "rm -rf '\(scratch)/traced' '\(scratch)/untraced' '\(scratch)/chroot' '\(scratch)/buildah' '\(scratch)/buildah-run'"
+            )
             let suffix = run == colds - 1 ? "" : "-\(run)"
             let builds: [() -> Void] = [
                 {
@@ -173,6 +179,11 @@ enum ReadsBenchmark {
                 {
                     tracedColds.append(PushBenchmark.timed(kilnBuild("traced", tag: "reads-\(arch)\(suffix)")))
                     tracedSteps.append(pipSeconds())
+                },
+                {
+                    chrootColds.append(
+                        PushBenchmark.timed(
+                            kilnBuild("chroot", tag: "reads-chroot-\(arch)\(suffix)", "--isolation chroot")))
                 },
                 { buildahColds.append(PushBenchmark.timed(buildah("buildah-reads-\(arch)\(suffix)"))) },
             ]
@@ -232,12 +243,13 @@ enum ReadsBenchmark {
         }
         _ = shell("rm -rf '\(scratch)'")
         return Figures(
-            traced: traced, untraced: untraced, buildahCold: buildahCold, tracedStep: median(tracedSteps),
+            traced: traced, untraced: untraced, chroot: median(chrootColds), buildahCold: buildahCold,
+            tracedStep: median(tracedSteps),
             untracedStep: median(untracedSteps), kilnEdits: kilnEdits, freshEdits: freshEdits,
             freshStore: median(freshStores), newFiles: newFiles, buildahEdits: peerEdits,
             note: """
                 all runs (s): pip step traced \(tracedSteps.map(f).joined(separator: " ")), untraced \(untracedSteps.map(f).joined(separator: " ")); \
-                colds kiln traced \(tracedColds.map(f).joined(separator: " ")), untraced \(untracedColds.map(f).joined(separator: " ")), buildah \(buildahColds.map(f).joined(separator: " ")); \
+                colds kiln traced \(tracedColds.map(f).joined(separator: " ")), untraced \(untracedColds.map(f).joined(separator: " ")), chroot isolation \(chrootColds.map(f).joined(separator: " ")), buildah \(buildahColds.map(f).joined(separator: " ")); \
                 kiln edits \(kilnEdits.map(f).joined(separator: " ")); fresh edits \(freshEdits.map(f).joined(separator: " ")) with stores of \(freshStores.map { String(format: "%.1f MB", $0 / 1e6) }.joined(separator: " ")); \
                 new files \(newFiles.map(f).joined(separator: " ")); requirements change \(f(requirementsChange)); buildah edits \(peerEdits.map(f).joined(separator: " ")); \
                 \(outcomes.joined(separator: ", ")); the edited image runs: \(check.output.split(separator: "\n").last ?? "")

@@ -38,7 +38,7 @@ struct BuildCommand: AsyncParsableCommand {
             out the same for every platform are one blob.
 
             The result goes to an OCI layout (-o, default oci:kiln-out:latest) or a registry (-t). RUN steps go \
-            to buildah (--isolation chroot, storage in the store), one segment at a time from the deepest \
+            to buildah (--isolation oci with runc, each step in its own namespaces; storage in a private folder), one segment at a time from the deepest \
             checkpoint already recorded under the step's key, so an unchanged RUN never runs again; the steps \
             after a stage's last RUN are built natively. A RUN for another architecture needs QEMU registered \
             with binfmt_misc.
@@ -137,7 +137,7 @@ struct BuildCommand: AsyncParsableCommand {
             options.metadata = lane.metadata
             options.target = target
             options.binfmtDirectory = Emulation.directory(environment: Environment.current)
-            var executor = lane.executor()
+            var executor = try lane.executor()
             let json = output.json
             executor.log = { line in
                 Output.errorLine(json ? Output.jsonText(["event": "output", "line": line]) : "buildah | \(line)")

@@ -29,7 +29,7 @@ func runLaneCommand(
         // it is about to read.
         let using = try StoreLock(root: store.root, mode: .shared)
         defer { using.release() }
-        settings.executor = lane.executor(config: settings.config)
+        settings.executor = try lane.executor(config: settings.config)
         let progress = LaneProgress(json: output.json, quiet: output.quiet, mode: output.progress)
         progress.begin(root: settings.config.root, jobs: settings.jobs)
         let reports = try await registry.withClient { client in

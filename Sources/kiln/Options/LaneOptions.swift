@@ -115,6 +115,13 @@ struct LaneOptions: ParsableArguments {
     )
     var noReuseByReads = false
 
+    @Option(
+        name: .customLong("isolation"),
+        help: ArgumentHelp(
+            "How RUN steps are kept apart from this machine: oci (each step in its own mount, PID, IPC and UTS namespaces with runc; the default where runc is installed) or chroot (buildah's chroot: code in a step can reach the host as root) (kiln.yaml: isolation).",
+            valueName: "oci|chroot"))
+    var isolation: StepIsolation.Choice?
+
     /// `--budget` in seconds.
     var budgetSeconds: Double { Self.seconds(budget) ?? 600 }
 
@@ -231,13 +238,16 @@ struct LaneOptions: ParsableArguments {
     /// The executor for RUN steps, with the `--secret`s; its working folders are private and
     /// outside the store (`RuntimeDirectory`).
     /// - Parameter config: the repository's kiln.yaml, when the caller has loaded it already.
-    func executor(config: LaneConfig? = nil) -> BuildahExecutor {
+    /// - Throws: `BuildError` when the isolation asked for is not available here.
+    func executor(config: LaneConfig? = nil) throws(BuildError) -> BuildahExecutor {
         var executor = BuildahExecutor(runtimeRoot: RuntimeDirectory.path(environment: Environment.current))
         executor.secrets = secrets.compactMap(BuildahExecutor.Secret.init(parsing:))
         // A kiln.yaml that does not load is reported by the lane's settings; here it only means
         // the default.
         let config = config ?? (try? LaneConfig.load(root: LaneConfig.findRoot(explicit: root, from: ".")))
         executor.reusesByReads = !noReuseByReads && (config?.reuseByReads ?? true)
+        let choice = isolation ?? config?.isolation.flatMap(StepIsolation.Choice.init(rawValue:))
+        (executor.isolation, executor.isolationWarning) = try StepIsolation.resolve(choice)
         return executor
     }
 
@@ -257,3 +267,5 @@ struct LaneOptions: ParsableArguments {
         return result
     }
 }
+
+extension StepIsolation.Choice: ExpressibleByArgument {}
