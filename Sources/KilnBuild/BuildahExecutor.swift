@@ -390,9 +390,17 @@ package struct BuildahExecutor: Sendable {
                     "buildah's image has \(manifest.layers.count) layers on \(start.layers.count): a RUN step adds exactly one"
                 ))
         }
+        // The runtime's mount stubs buildah's layer carries are left out, as from a working
+        // container's (`ContainerChanges.removeMountStubs`).
+        let tarPath = folder + "/" + tar.digest.hex
+        var lower = ImageFilesystem()
+        for layer in start.layers {
+            try lower.apply(layerBlob: store.blobPath(layer.digest), index: store.memberIndexPath(layer.digest))
+        }
+        let dropping = ContainerChanges.stubMembers(of: try TarFilter.members(tarAt: tarPath), lower: lower)
         let ingest = try store.beginIngest()
-        let layer = try LayerWriter.compress(tarAt: folder + "/" + tar.digest.hex, options: layerOptions, to: ingest)
-        guard layer.diffID == exported.rootfs.diffIDs.last else {
+        let layer = try LayerWriter.compress(tarAt: tarPath, options: layerOptions, to: ingest, dropping: dropping)
+        guard !dropping.isEmpty || layer.diffID == exported.rootfs.diffIDs.last else {
             throw BuildError(.executor("buildah's exported layer does not match its image config's diff ID"))
         }
         _ = try ingest.commit(expected: layer.digest)

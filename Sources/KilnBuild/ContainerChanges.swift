@@ -76,6 +76,7 @@ package enum ContainerChanges {
     static func entries(in root: String, lower: ImageFilesystem, since mark: Watermark) throws(LayerError)
         -> [LayerEntry]
     {
+        removeMountStubs(in: root, lower: lower)
         var children = [String: [String]]()
         for path in lower.nodePaths {
             children[ImageFilesystem.parent(of: path), default: []].append(FilePaths.lastComponent(of: "/" + path))
@@ -83,6 +84,58 @@ package enum ContainerChanges {
         var walk = Walk(root: root, lower: lower, lowerChildren: children, mark: mark)
         _ = try walk.visit(directory: "")
         return walk.entries
+    }
+
+    /// What a container runtime makes in a step's root to mount over, deepest first: buildah's
+    /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/run/.containerenv` and
+    /// `/run/secrets`, runc's `/dev`, `/proc` and `/sys`, and `/etc` and `/run` when they had to be
+    /// made for them.
+    static let mountStubs = [
+        "etc/hosts", "etc/hostname", "etc/resolv.conf", "run/.containerenv", "run/secrets", "dev", "proc", "sys",
+        "run", "etc",
+    ]
+
+    /// Removes from the root the runtime's mount stubs that the lower layers did not hold and that
+    /// are still stubs (an empty file, an empty directory), as BuildKit does after a step: the
+    /// step's layer holds only what the step wrote. A step cannot write through a stub (its
+    /// writes went to what was mounted on it); a symlink in the way is the step's and is kept.
+    static func removeMountStubs(in root: String, lower: ImageFilesystem) {
+        guard let top = try? RootDirectory(path: root).directory("", create: false) else { return }
+        for stub in mountStubs where lower.node(stub) == nil {
+            let parentPath = ImageFilesystem.parent(of: stub)
+            let name = FilePaths.lastComponent(of: "/" + stub)
+            guard let parent = parentPath.isEmpty ? top : try? top.open(parentPath),
+                let info = parent.status(name)
+            else { continue }
+            let kind = info.st_mode & S_IFMT
+            let isStub: Bool =
+                switch kind {
+                case S_IFREG: info.st_size == 0
+                case S_IFDIR: (try? parent.open(name).names().isEmpty) ?? false
+                default: false
+                }
+            if isStub { try? parent.remove(name) }
+        }
+    }
+
+    /// The mount stubs among a layer's `members` (buildah's own export of a step) to leave out:
+    /// those the lower layers did not hold that are still stubs (an empty file, or a directory
+    /// with nothing kept below it).
+    static func stubMembers(of members: [TarFilter.Member], lower: ImageFilesystem) -> Set<String> {
+        var dropped = Set<String>()
+        let byName = Dictionary(members.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        for stub in mountStubs where lower.node(stub) == nil {
+            guard let member = byName[stub] else { continue }
+            let isStub: Bool
+            switch member.type {
+            case UInt8(ascii: "0"), 0: isStub = member.size == 0
+            case UInt8(ascii: "5"):
+                isStub = !members.contains { $0.name.hasPrefix(stub + "/") && !dropped.contains($0.name) }
+            default: isStub = false
+            }
+            if isStub { dropped.insert(stub) }
+        }
+        return dropped
     }
 
     /// Stamps every path of `entries` in the root with the layer's time (`epoch`), so the tree

@@ -16,7 +16,7 @@ import KilnOCI
 package enum StepKeys {
     /// `/4`: every step key covers the layer options (`SOURCE_DATE_EPOCH` stamps every file a
     /// layer holds, the gzip level its bytes), which a step's checkpoint was written with.
-    package static let format = "kiln-step-key/4"
+    package static let format = "kiln-step-key/5"
 
     /// One instruction and the key of the state after it.
     package struct Step: Sendable {

@@ -48,3 +48,19 @@ package enum LayerError: KilnError, Equatable {
         }
     }
 }
+
+extension LayerError {
+    /// Runs `body`, which reads the file at `path`, with what it throws as a `LayerError`: a
+    /// `FileError` is the file's being unreadable, anything else a broken archive.
+    static func reading<T>(_ path: String, _ body: () throws -> T) throws(LayerError) -> T {
+        do {
+            return try body()
+        } catch let error as LayerError {
+            throw error
+        } catch let error as FileError {
+            throw .unreadable(path: path, error)
+        } catch {
+            throw .archive("\(error)", path: nil)
+        }
+    }
+}

@@ -50,20 +50,20 @@ package enum LayerWriter {
 
     /// A layer tar someone else wrote (buildah's export of a `RUN` step's layer), compressed as
     /// `options` say into `output`: the same tar gives the same blob on any machine.
-    package static func compress(tarAt path: String, options: LayerOptions, to output: some ByteSink)
-        throws(LayerError) -> LayerResult
-    {
+    package static func compress(
+        tarAt path: String, options: LayerOptions, to output: some ByteSink, dropping: Set<String> = []
+    ) throws(LayerError) -> LayerResult {
         let pipeline = try Pipeline(options: options, output: output)
-        do {
-            let file = try ReadableFile(path: path)
-            try file.forEachChunk { chunk in try pipeline.consumeTar(chunk) }
+        try LayerError.reading(path) {
+            if dropping.isEmpty {
+                let file = try ReadableFile(path: path)
+                try file.forEachChunk { chunk in try pipeline.consumeTar(chunk) }
+            } else {
+                try TarFilter.stream(tarAt: path, dropping: dropping) { bytes in
+                    try bytes.withUnsafeBytes { raw in try pipeline.consumeTar(raw) }
+                }
+            }
             try pipeline.finish()
-        } catch let error as LayerError {
-            throw error
-        } catch let error as FileError {
-            throw .unreadable(path: path, error)
-        } catch {
-            throw .archive("\(error)", path: nil)
         }
         return pipeline.result(mediaType: options.mediaType)
     }

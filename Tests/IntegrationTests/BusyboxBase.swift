@@ -59,6 +59,26 @@ struct Buildah {
 /// What two unpacked root file systems are made of, as text that diffs well: every path's type,
 /// mode, owner and link target (mtimes aside), and every regular file's SHA-256.
 enum RootfsListing {
+    /// Takes out of buildah's unpacked `rootfs` the empty files and directories its runtime made
+    /// to mount over, where kiln's `reference` tree has none: buildah keeps them in a RUN layer,
+    /// BuildKit and kiln do not (docs/dockerfile.md, "What RUN leaves").
+    static func removeRuntimeStubs(_ rootfs: String, absentFrom reference: String) {
+        let manager = FileManager.default
+        for stub in [
+            "etc/hosts", "etc/hostname", "etc/resolv.conf", "run/.containerenv", "run/secrets", "dev", "proc", "sys",
+            "run",
+        ] where (try? manager.attributesOfItem(atPath: reference + "/" + stub)) == nil {
+            let path = rootfs + "/" + stub
+            guard let attributes = try? manager.attributesOfItem(atPath: path) else { continue }
+            let type = attributes[.type] as? FileAttributeType
+            if type == .typeRegular, (attributes[.size] as? Int) == 0 {
+                try? manager.removeItem(atPath: path)
+            } else if type == .typeDirectory, (try? manager.contentsOfDirectory(atPath: path))?.isEmpty == true {
+                try? manager.removeItem(atPath: path)
+            }
+        }
+    }
+
     static func of(_ rootfs: String) throws -> String {
         let listing = try Tools.shell("cd '\(rootfs)' && find . -printf '%y %m %U:%G %p %l\\n' | LC_ALL=C sort -k4")
         let sums = try Tools.shell("cd '\(rootfs)' && find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2")
@@ -84,6 +104,8 @@ enum RootfsListing {
         ] {
             guard let value = config[key], !(value is NSNull) else { continue }
             if let text = value as? String, text.isEmpty { continue }
+            // BuildKit's (and kiln's) `FROM scratch` works in `/`, buildah's in none: the same.
+            if key == "WorkingDir", let text = value as? String, text == "/" { continue }
             let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
             result[key] = String(decoding: data, as: UTF8.self)
         }

@@ -146,4 +146,40 @@ struct ContainerChangesTests {
             in: root, lowerLayers: layers + [layer], store: fixture.store, since: mark2)
         #expect(none.isEmpty, "\(none.map(\.path.description))")
     }
+
+    @Test(
+        "the runtime's mount stubs the image lacked are not in the step's layer; what the image had, or the step wrote there, is"
+    )
+    func mountStubs() throws {
+        let fixture = try Fixture()
+        let base = try fixture.layer([
+            try Self.file("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), try Self.file("etc/hostname", "image\n"),
+        ])
+        let root = try fixture.root("container", [base])
+        let mark = try ContainerChanges.Watermark.take(in: fixture.folder)
+        let manager = FileManager.default
+        // What buildah and runc make to mount over.
+        for file in ["etc/hosts", "etc/resolv.conf", "run/.containerenv"] {
+            try manager.createDirectory(
+                atPath: root + "/" + (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            manager.createFile(atPath: root + "/" + file, contents: nil)
+        }
+        for directory in ["dev", "proc"] {
+            try manager.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        // What the step made: a file under /run, a symlink where a stub would be.
+        try "1\n".write(toFile: root + "/run/app.pid", atomically: false, encoding: .utf8)
+        symlink("/tmp/elsewhere", root + "/sys")
+
+        let entries = try ContainerChanges.entries(in: root, lowerLayers: [base], store: fixture.store, since: mark)
+        let paths = Set(entries.map(\.path.description))
+        for stub in ["etc/hosts", "etc/resolv.conf", "run/.containerenv", "dev", "proc"] {
+            #expect(!paths.contains(stub), "\(stub) is the runtime's, not the step's: \(paths.sorted())")
+            #expect(!manager.fileExists(atPath: root + "/" + stub))
+        }
+        #expect(paths.contains("run/app.pid") && paths.contains("run"), "\(paths.sorted())")
+        #expect(paths.contains("sys"), "a symlink the step made stays: \(paths.sorted())")
+        #expect(!paths.contains("etc/hostname") && !paths.contains("etc"), "the image's own files are left alone")
+        #expect(try String(contentsOfFile: root + "/etc/hostname", encoding: .utf8) == "image\n")
+    }
 }
