@@ -71,7 +71,8 @@ let package = Package(
         .testTarget(name: "KilnLayersTests", dependencies: ["KilnLayers", "KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnStoreTests", dependencies: ["KilnStore", "KilnOCI", "KilnTestSupport"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
-        .testTarget(name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"]),
+        .testTarget(
+            name: "KilnDockerfileTests", dependencies: ["KilnDockerfile", "KilnCore"], exclude: ["Conformance"]),
         .testTarget(name: "KilnPinTests", dependencies: ["KilnPin"]),
         .testTarget(
             name: "KilnBuildTests",

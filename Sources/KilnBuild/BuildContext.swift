@@ -45,8 +45,12 @@ package struct BuildContext: Sendable {
         var ignore: DockerIgnore
         do {
             (ignore, ignoreFile) = try DockerIgnore.load(context: absolute, dockerfile: FilePaths.absolute(dockerfile))
-        } catch {
+        } catch let error as DockerIgnoreError {
+            throw .input(error.description, location: error.location)
+        } catch let error as FileError {
             throw .io(error)
+        } catch {
+            throw .input("\(error)", location: nil)
         }
         hidden = hiding
         self.walks = walks

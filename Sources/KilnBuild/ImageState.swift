@@ -24,7 +24,10 @@ struct ImageState {
 
     /// An empty image for `platform` (`FROM scratch`).
     init(scratchFor platform: Platform) {
-        config = ImageConfig(platform: platform, config: ContainerConfig(), rootfs: RootFS(diffIDs: []), history: [])
+        // BuildKit's empty image works in `/`.
+        var runtime = ContainerConfig()
+        runtime.workingDir = "/"
+        config = ImageConfig(platform: platform, config: runtime, rootfs: RootFS(diffIDs: []), history: [])
         layers = []
         stepKey = StepKeys.start(scratch: platform)
     }

@@ -94,6 +94,15 @@ struct StageBuilder {
         }
     }
 
+    /// `word` expanded and split into fields, as BuildKit gives `EXPOSE` its ports.
+    func expandFields(_ word: String, _ instruction: Instruction) throws(BuildError) -> [String] {
+        do {
+            return try expander.fields(word) { lookup($0) }
+        } catch {
+            throw .input("cannot substitute variables in '\(word)': \(error)", location: instruction.location)
+        }
+    }
+
     /// Applies `instructions` in order on the blocking queue (`BlockingWork`): layers are
     /// written, base layers read and context files hashed there, off the cooperative pool.
     mutating func run(_ instructions: some Collection<Instruction> & Sendable) async throws {
@@ -155,8 +164,10 @@ struct StageBuilder {
             case .expose(let ports):
                 if state.runtime.exposedPorts == nil { state.runtime.exposedPorts = [:] }
                 for port in ports {
-                    for key in try Self.portKeys(try expand(port, instruction), instruction) {
-                        state.runtime.exposedPorts![key] = EmptyObject()
+                    for field in try expandFields(port, instruction) {
+                        for key in try Self.portKeys(field, instruction) {
+                            state.runtime.exposedPorts![key] = EmptyObject()
+                        }
                     }
                 }
             case .volume(let paths):

@@ -1,40 +1,63 @@
 import KilnCore
 
-/// A `.dockerignore` file with Docker's semantics: one pattern per line relative to the context
-/// root, `#` comment lines, `!` re-includes, the last matching pattern deciding, `*` and `?`
-/// within one path component, `**` across any number of them, and a pattern that matches a
-/// directory excluding everything under it.
+/// A `.dockerignore` file with moby's semantics (BuildKit's): one pattern per line relative to
+/// the context root, `#` comment lines, `!` re-includes, the last matching pattern deciding, and
+/// a pattern that matches a directory excluding everything under it. What a pattern matches is
+/// `IgnorePattern`'s.
 package struct DockerIgnore: Sendable, Equatable {
     package struct Pattern: Sendable, Equatable {
         /// The cleaned pattern (no leading `/` or `./`, no trailing `/`).
         package var text: String
         /// `!pattern`: re-include what matches.
         package var reincludes: Bool
-        fileprivate var segments: [Segment]
+        let matcher: IgnorePattern
     }
 
-    fileprivate enum Segment: Sendable, Equatable {
-        /// `**`: zero or more whole components.
-        case anyDepth
-        /// One component's wildcard pattern.
-        case component([Character])
+    /// Whose reading of a pattern: a `.dockerignore`'s (moby's, quirks included: `**/name` matches
+    /// any path ending in `name`), or kiln's own globs (processor globs in kiln.yaml), where
+    /// `**/name` matches only a component `name`.
+    package enum Dialect: Sendable {
+        case dockerignore, glob
     }
 
     package var patterns: [Pattern] {
-        didSet { lastNames = Self.lastNames(of: patterns) }
+        didSet { suffixes = Self.suffixes(of: patterns) }
     }
-    /// The names every pattern must end in, when each ends in a literal one (`**/registry.yaml`):
-    /// a path whose own name is none of them matches no pattern by itself, without matching.
-    private var lastNames: Set<String>?
+    /// The literal tails the patterns' paths end in, when each pattern has one (`registry.yaml`):
+    /// a path ending in none of them matches no pattern by itself.
+    private var suffixes: [String]?
 
     package init(patterns: [Pattern] = []) {
         self.patterns = patterns
-        lastNames = Self.lastNames(of: patterns)
+        suffixes = Self.suffixes(of: patterns)
     }
 
-    /// Parses the file's text.
-    package init(parsing text: String) {
+    /// Parses the file's text, leaving out patterns moby refuses (`init(validating:)` refuses them).
+    package init(parsing text: String, dialect: Dialect = .dockerignore) {
         var patterns = [Pattern]()
+        Self.read(text, dialect: dialect) { pattern, _, _ in
+            if let pattern { patterns.append(pattern) }
+        }
+        self.init(patterns: patterns)
+    }
+
+    /// Parses the file's text, refusing what moby's matcher refuses, at its line.
+    package init(validating text: String, dialect: Dialect = .dockerignore) throws(DockerIgnoreError) {
+        var patterns = [Pattern]()
+        var failure: DockerIgnoreError?
+        Self.read(text, dialect: dialect) { pattern, line, problem in
+            if let pattern { patterns.append(pattern) }
+            if failure == nil, let problem {
+                failure = DockerIgnoreError(pattern: problem.0, line: line, reason: problem.1)
+            }
+        }
+        if let failure { throw failure }
+        self.init(patterns: patterns)
+    }
+
+    private static func read(
+        _ text: String, dialect: Dialect, _ each: (Pattern?, Int, (String, String)?) -> Void
+    ) {
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = Substring(rawLine)
             if number == 0, line.first == "\u{FEFF}" { line = line.dropFirst() }
@@ -43,23 +66,28 @@ package struct DockerIgnore: Sendable, Equatable {
             guard !pattern.isEmpty else { continue }
             let reincludes = pattern.first == "!"
             if reincludes { pattern = pattern.dropFirst().trimmingWhitespace() }
+            guard !pattern.isEmpty else {
+                each(nil, number + 1, (String(line.trimmingWhitespace()), "is a '!' with no pattern to re-include"))
+                continue
+            }
             var cleaned = Self.clean(String(pattern))
             if cleaned.count > 1, cleaned.hasPrefix("/") { cleaned.removeFirst() }
-            patterns.append(Pattern(text: cleaned, reincludes: reincludes, segments: Self.segments(of: cleaned)))
+            do {
+                let matcher = try IgnorePattern(cleaned, dialect: dialect)
+                each(Pattern(text: cleaned, reincludes: reincludes, matcher: matcher), number + 1, nil)
+            } catch {
+                each(nil, number + 1, (String(pattern), error.reason))
+            }
         }
-        self.patterns = patterns
-        lastNames = Self.lastNames(of: patterns)
     }
 
-    private static func lastNames(of patterns: [Pattern]) -> Set<String>? {
-        var names = Set<String>()
+    private static func suffixes(of patterns: [Pattern]) -> [String]? {
+        var suffixes = [String]()
         for pattern in patterns {
-            guard case .component(let characters)? = pattern.segments.last,
-                !characters.contains(where: { "*?[\\".contains($0) })
-            else { return nil }
-            names.insert(String(characters))
+            guard let suffix = pattern.matcher.requiredSuffix else { return nil }
+            suffixes.append(suffix)
         }
-        return names
+        return suffixes
     }
 
     /// The ignore files a build looks for, the first that exists winning: the Dockerfile's own
@@ -71,10 +99,18 @@ package struct DockerIgnore: Sendable, Equatable {
     /// Reads the ignore file that applies to a build: `<Dockerfile>.dockerignore` beside the
     /// Dockerfile when there is one (BuildKit's rule), else `.dockerignore` at the context root.
     /// - Returns: the rules, and the file they came from (nil when there is none).
-    package static func load(context: String, dockerfile: String) throws(FileError) -> (DockerIgnore, String?) {
+    /// - Throws: `FileError` when the file cannot be read; `DockerIgnoreError` (with the file and
+    ///   line) for a pattern moby refuses.
+    package static func load(context: String, dockerfile: String) throws -> (DockerIgnore, String?) {
         for path in candidates(context: context, dockerfile: dockerfile) where FilePaths.exists(path) {
             let bytes = try ReadableFile.readAll(path: path, limit: 4 << 20)
-            return (DockerIgnore(parsing: String(decoding: bytes, as: UTF8.self)), path)
+            do {
+                return (try DockerIgnore(validating: String(decoding: bytes, as: UTF8.self)), path)
+            } catch {
+                var located = error
+                located.file = path
+                throw located
+            }
         }
         return (DockerIgnore(), nil)
     }
@@ -87,23 +123,18 @@ package struct DockerIgnore: Sendable, Equatable {
     ///   most of the context walk.
     package func excludes(_ path: String, parentIncluded: Bool = false) -> Bool {
         if parentIncluded, !patterns.contains(where: \.reincludes) {
-            if let lastNames, !path.hasSuffix("/"), !lastNames.contains(FilePaths.lastComponent(of: path)) {
-                return false
-            }
-            let components = path.split(separator: "/").map { Array($0) }
-            return patterns.contains { Self.match($0.segments[...], components[...]) }
+            if let suffixes, !suffixes.contains(where: { path.hasSuffix($0) }) { return false }
+            return patterns.contains { $0.matcher.matches(path) }
         }
-        let components = path.split(separator: "/").map { Array($0) }
+        var parents = [String]()
+        var index = path.startIndex
+        while let slash = path[index...].firstIndex(of: "/") {
+            if slash > path.startIndex { parents.append(String(path[..<slash])) }
+            index = path.index(after: slash)
+        }
         var excluded = false
         for pattern in patterns where pattern.reincludes == excluded {
-            var matched = Self.match(pattern.segments[...], components[...])
-            if !matched {
-                for count in stride(from: 1, to: components.count, by: 1)
-                where Self.match(pattern.segments[...], components[..<count]) {
-                    matched = true
-                    break
-                }
-            }
+            let matched = pattern.matcher.matches(path) || parents.contains { pattern.matcher.matches($0) }
             if matched { excluded = !pattern.reincludes }
         }
         return excluded
@@ -114,34 +145,8 @@ package struct DockerIgnore: Sendable, Equatable {
     package func mayReinclude(under path: String) -> Bool {
         patterns.contains { pattern in
             guard pattern.reincludes else { return false }
-            if pattern.segments.contains(.anyDepth) { return true }
+            if pattern.matcher.spansDirectories { return true }
             return pattern.text.hasPrefix(path + "/") || Glob.hasWildcard(pattern.text)
-        }
-    }
-
-    private static func match(_ segments: ArraySlice<Segment>, _ components: ArraySlice<[Character]>) -> Bool {
-        guard let first = segments.first else { return components.isEmpty }
-        switch first {
-        case .anyDepth:
-            let rest = segments.dropFirst()
-            if rest.isEmpty { return true }
-            for skip in 0...components.count where match(rest, components.dropFirst(skip)) { return true }
-            return false
-        case .component(let pattern):
-            guard let component = components.first, Glob.matches(pattern, component, separator: "/") else {
-                return false
-            }
-            return match(segments.dropFirst(), components.dropFirst())
-        }
-    }
-
-    /// A pattern's components; `**` inside a component (`a**b`) behaves like `*` there.
-    fileprivate static func segments(of pattern: String) -> [Segment] {
-        pattern.split(separator: "/", omittingEmptySubsequences: true).map { part in
-            if part == "**" { return .anyDepth }
-            var characters = [Character]()
-            for character in part where !(character == "*" && characters.last == "*") { characters.append(character) }
-            return .component(characters)
         }
     }
 
@@ -169,5 +174,18 @@ extension Substring {
         while let first = result.first, first.isWhitespace { result = result.dropFirst() }
         while let last = result.last, last.isWhitespace { result = result.dropLast() }
         return result
+    }
+}
+
+/// A `.dockerignore` pattern moby's matcher refuses.
+package struct DockerIgnoreError: Error, Equatable, CustomStringConvertible {
+    package var pattern: String
+    package var line: Int
+    package var reason: String
+    /// The ignore file, once known.
+    package var file: String?
+    package var location: SourceLocation { SourceLocation(file: file ?? ".dockerignore", line: line) }
+    package var description: String {
+        "the .dockerignore pattern '\(pattern)' \(reason); BuildKit refuses it too: fix or remove it"
     }
 }

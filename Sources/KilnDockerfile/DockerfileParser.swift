@@ -206,6 +206,13 @@ struct DockerfileParser {
         throws(DockerfileError)
         -> Command
     {
+        if ["RUN", "CMD", "ENTRYPOINT", "VOLUME", "SHELL", "HEALTHCHECK"].contains(keyword), rest.hasPrefix("["),
+            Self.isArrayOfOtherThanStrings(rest)
+        {
+            // BuildKit reads text that is a JSON array as the exec form, and refuses one that
+            // holds anything but strings (it is no shell command either).
+            throw error("\(keyword)'s JSON array may hold only strings", line, at: start)
+        }
         switch keyword {
         case "FROM": return .from
         case "ARG":
@@ -261,6 +268,12 @@ struct DockerfileParser {
         default:
             throw error("unknown instruction '\(keyword)'", line, at: 0)
         }
+    }
+
+    /// Whether `text` is a JSON array that holds something other than strings.
+    static func isArrayOfOtherThanStrings(_ text: String) -> Bool {
+        guard let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else { return false }
+        return array.contains { !($0 is String) }
     }
 
     /// Exec form when the text is a JSON array of strings, shell form otherwise (as BuildKit decides).

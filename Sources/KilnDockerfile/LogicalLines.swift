@@ -136,10 +136,15 @@ struct LineSplitter {
     private static func isBlank(_ line: [Character]) -> Bool { leadingBlanks(line) == line.count }
 
     /// Removes a trailing escape character (and blanks after it); true when one was there.
+    /// Whether the line continues on the next (it ends, white space aside, in an odd number of
+    /// escape characters: `\\` is an escaped escape, as in BuildKit), and the line without the
+    /// continuing one.
     private func trimContinuation(_ line: inout [Character]) -> Bool {
         var end = line.count
         while end > 0, line[end - 1] == " " || line[end - 1] == "\t" { end -= 1 }
-        guard end > 0, line[end - 1] == directives.escape else { return false }
+        var escapes = 0
+        while escapes < end, line[end - 1 - escapes] == directives.escape { escapes += 1 }
+        guard escapes % 2 == 1 else { return false }
         line.removeSubrange((end - 1)...)
         return true
     }

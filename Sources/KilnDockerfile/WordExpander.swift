@@ -7,6 +7,8 @@
 package struct WordExpander: Sendable {
     package var escape: Character
     package var raw: Bool
+    /// Keeps escapes (not quotes) in the result: a substitution pattern's text.
+    var keepsEscapes = false
 
     package init(escape: Character = "\\", raw: Bool = false) {
         self.escape = escape
@@ -28,6 +30,47 @@ package struct WordExpander: Sendable {
     package func expand(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> String {
         var scanner = Scanner(text: Array(word))
         return try process(&scanner, stop: nil, lookup)
+    }
+
+    /// Expands a word and splits it into fields as BuildKit does for `EXPOSE`: white space
+    /// outside quotes, and in what an unquoted substitution gave, separates fields; quotes and
+    /// escapes keep it.
+    package func fields(_ word: String, _ lookup: (String) -> String?) throws(Failure) -> [String] {
+        var scanner = Scanner(text: Array(word))
+        var fields = [String]()
+        var current = ""
+        var started = false
+        func end() {
+            if started || !current.isEmpty { fields.append(current) }
+            current = ""
+            started = false
+        }
+        while let character = scanner.next() {
+            try Self.checkLength(current)
+            switch character {
+            case " ", "\t", "\n":
+                end()
+            case "'":
+                current += try singleQuoted(&scanner)
+                started = true
+            case "\"":
+                current += try doubleQuoted(&scanner, lookup)
+                started = true
+            case "$":
+                for piece in try dollar(&scanner, lookup) {
+                    if piece == " " || piece == "\t" || piece == "\n" { end() } else { current.append(piece) }
+                }
+            case escape:
+                if let escaped = scanner.next() {
+                    current.append(escaped)
+                    started = true
+                }
+            default:
+                current.append(character)
+            }
+        }
+        end()
+        return fields
     }
 
     struct Scanner {
@@ -58,11 +101,12 @@ package struct WordExpander: Sendable {
             case "$":
                 result += try dollar(&scanner, lookup)
             case escape:
+                // A lone escape at the end of the word escapes nothing and is dropped.
                 guard let escaped = scanner.next() else {
-                    result.append(character)
+                    if raw { result.append(character) }
                     break
                 }
-                if raw && escaped != "$" { result.append(character) }
+                if (raw || keepsEscapes) && escaped != "$" { result.append(character) }
                 result.append(escaped)
             default:
                 result.append(character)
@@ -106,8 +150,19 @@ package struct WordExpander: Sendable {
         throw Failure(description: "unterminated double quote")
     }
 
+    /// A parameter's name: a variable name, a positional parameter (every digit: `$10` is the
+    /// tenth) or a special one (`@ * # ? - $ !`). A Dockerfile has no positional or special
+    /// parameters: they are never set.
     private func name(_ scanner: inout Scanner) -> String {
         if let first = scanner.peek(), first.isNumber, first.isASCII {
+            var digits = ""
+            while let digit = scanner.peek(), digit.isASCII, digit.isNumber {
+                digits.append(digit)
+                _ = scanner.next()
+            }
+            return digits
+        }
+        if let first = scanner.peek(), "@*#?-$!".contains(first) {
             _ = scanner.next()
             return String(first)
         }
@@ -121,10 +176,16 @@ package struct WordExpander: Sendable {
         return name
     }
 
+    /// The value of a parameter: never set for positional and special ones.
+    private static func value(_ name: String, _ lookup: (String) -> String?) -> String? {
+        guard let first = name.first, first.isLetter || first == "_" else { return nil }
+        return lookup(name)
+    }
+
     private func dollar(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
         guard scanner.peek() == "{" else {
             let name = name(&scanner)
-            return name.isEmpty ? "$" : lookup(name) ?? ""
+            return name.isEmpty ? "$" : Self.value(name, lookup) ?? ""
         }
         _ = scanner.next()
         let name = name(&scanner)
@@ -132,7 +193,7 @@ package struct WordExpander: Sendable {
             throw Failure(description: "bad substitution: '${' must be followed by a variable name")
         }
         guard let modifier = scanner.next() else { throw Failure(description: "missing '}' after ${\(name)") }
-        let value = lookup(name)
+        let value = Self.value(name, lookup)
         switch modifier {
         case "}":
             return value ?? ""
@@ -149,11 +210,113 @@ package struct WordExpander: Sendable {
         case "#", "%":
             let longest = scanner.peek() == modifier
             if longest { _ = scanner.next() }
-            let pattern = try argument(&scanner, lookup)
+            let pattern = try Self.pattern(try patternArgument(&scanner, stop: "}", lookup))
             return Self.trim(value ?? "", pattern: pattern, fromStart: modifier == "#", longest: longest)
+        case "/":
+            let all = scanner.peek() == "/"
+            if all { _ = scanner.next() }
+            let needle = try patternArgument(&scanner, stop: "/", lookup)
+            let replacement = try patternArgument(&scanner, stop: "}", lookup)
+            guard let value else { return "" }
+            return Self.replace(in: value, pattern: try Self.pattern(needle), with: replacement, all: all)
         default:
             throw Failure(description: "unsupported modifier '\(modifier)' in ${\(name)…}")
         }
+    }
+
+    /// The text of a pattern or replacement up to an unescaped `stop`, with variables expanded
+    /// and escapes kept (BuildKit reads them as the pattern's own escapes).
+    private func patternArgument(_ scanner: inout Scanner, stop: Character, _ lookup: (String) -> String?)
+        throws(Failure) -> String
+    {
+        var expander = self
+        expander.keepsEscapes = true
+        let word = try expander.process(&scanner, stop: stop, lookup)
+        _ = scanner.next()
+        return word
+    }
+
+    /// One element of a substitution pattern.
+    enum PatternElement: Equatable {
+        case literal(Character)
+        /// `*`: any run of characters.
+        case any
+        /// `?`: one character.
+        case one
+    }
+
+    /// A substitution pattern as BuildKit reads one: `*` and `?` are wildcards, an escaped `*`,
+    /// `?` or escape character is that character, an escaped `}` or `/` is that character, and
+    /// every other character (brackets too) stands for itself.
+    static func pattern(_ text: String) throws(Failure) -> [PatternElement] {
+        var elements = [PatternElement]()
+        var characters = Array(text)[...]
+        while let character = characters.popFirst() {
+            switch character {
+            case "*": elements.append(.any)
+            case "?": elements.append(.one)
+            case "\\":
+                guard let next = characters.popFirst() else {
+                    throw Failure(description: "the pattern '\(text)' ends in an escape")
+                }
+                guard "*?\\}/".contains(next) else {
+                    throw Failure(description: "invalid escape '\\\(next)' in the pattern '\(text)'")
+                }
+                elements.append(.literal(next))
+            default: elements.append(.literal(character))
+            }
+        }
+        return elements
+    }
+
+    static func matches(_ pattern: ArraySlice<PatternElement>, _ text: ArraySlice<Character>) -> Bool {
+        guard let first = pattern.first else { return text.isEmpty }
+        switch first {
+        case .any:
+            var rest = text
+            while true {
+                if matches(pattern.dropFirst(), rest) { return true }
+                guard !rest.isEmpty else { return false }
+                rest = rest.dropFirst()
+            }
+        case .one:
+            return !text.isEmpty && matches(pattern.dropFirst(), text.dropFirst())
+        case .literal(let character):
+            return text.first == character && matches(pattern.dropFirst(), text.dropFirst())
+        }
+    }
+
+    /// `${x/pat/rep}` (the first match, leftmost and longest) and `${x//pat/rep}` (every match,
+    /// left to right, none overlapping).
+    static func replace(in value: String, pattern: [PatternElement], with replacement: String, all: Bool) -> String {
+        let characters = Array(value)
+        var result = ""
+        var start = 0
+        var index = 0
+        while index <= characters.count {
+            var matchEnd: Int?
+            for end in stride(from: characters.count, through: index, by: -1)
+            where matches(pattern[...], characters[index..<end]) {
+                matchEnd = end
+                break
+            }
+            guard let end = matchEnd else {
+                index += 1
+                continue
+            }
+            result += String(characters[start..<index]) + replacement
+            if !all { return result + String(characters[end...]) }
+            if end == index {
+                // An empty match: keep one character and go on after it.
+                if index < characters.count { result.append(characters[index]) }
+                start = index + 1
+                index += 1
+            } else {
+                start = end
+                index = end
+            }
+        }
+        return start < characters.count ? result + String(characters[start...]) : result
     }
 
     private func argument(_ scanner: inout Scanner, _ lookup: (String) -> String?) throws(Failure) -> String {
@@ -174,14 +337,14 @@ package struct WordExpander: Sendable {
         }
     }
 
-    /// `${x#pat}`/`${x##pat}`/`${x%pat}`/`${x%%pat}` with `*` and `?` wildcards.
-    static func trim(_ value: String, pattern: String, fromStart: Bool, longest: Bool) -> String {
+    /// `${x#pat}`/`${x##pat}`/`${x%pat}`/`${x%%pat}`.
+    static func trim(_ value: String, pattern: [PatternElement], fromStart: Bool, longest: Bool) -> String {
         let characters = Array(value)
         let lengths = Array(0...characters.count)
         let order = longest ? lengths.reversed() : lengths
         for length in order {
             let part = fromStart ? characters[..<length] : characters[(characters.count - length)...]
-            if Glob.matches(Array(pattern), Array(part), separator: nil) {
+            if matches(pattern[...], part) {
                 return fromStart ? String(characters[length...]) : String(characters[..<(characters.count - length)])
             }
         }

@@ -20,7 +20,7 @@ package enum Discovery {
     /// - Throws: `YAMLFileError` for the first file that is not a valid `registry.yaml`; when no
     ///   file matches the globs; when a glob `kiln.yaml` lists matches nothing.
     package static func processors(_ config: LaneConfig) throws(YAMLFileError) -> [Processor] {
-        let matcher = DockerIgnore(parsing: config.globs.joined(separator: "\n"))
+        let matcher = DockerIgnore(parsing: config.globs.joined(separator: "\n"), dialect: .glob)
         var files = [String]()
         do {
             try walk(config.root, relative: "", matcher: matcher, into: &files)
@@ -73,7 +73,7 @@ package enum Discovery {
         }
         guard config.globsFromFile else { return }
         for glob in config.globs where !glob.hasPrefix("!") {
-            let single = DockerIgnore(parsing: glob)
+            let single = DockerIgnore(parsing: glob, dialect: .glob)
             if !files.contains(where: { single.excludes($0) }) {
                 throw YAMLFileError(
                     "the processor glob '\(glob)' matches no file under \(config.root)", location: location)
