@@ -294,12 +294,14 @@ package struct BuildahExecutor: Sendable {
     ) async throws -> PlatformImage {
         let base = session.storageArguments
         let buildah = tools.buildah
-        // buildah names an image it pulls from a layout after the layout's path, which is lower
-        // case here.
+        // buildah names an image it pulls from a layout after the layout's path, and refuses a
+        // name with capitals: the path is given relative to the step's folder, so it is
+        // `start` wherever the runtime folder is.
         let layout = scratch.path + "/start"
         let startImage = try PlatformImage(config: start.config, layers: start.layers)
         try OCILayout(root: layout).write(.single(startImage), tag: "start", layersFrom: store)
-        let pulled = try await Self.run(buildah, base + ["pull", "--quiet", "oci:\(layout):start"])
+        let pulled = try await Self.run(
+            buildah, base + ["pull", "--quiet", "oci:start:start"], directory: scratch.path)
         guard pulled.status == 0, let imageID = pulled.output.split(separator: "\n").last.map(String.init) else {
             throw BuildError(.executor("buildah could not load the checkpoint image: \(Self.tail(pulled.output))"))
         }
@@ -610,13 +612,13 @@ package struct BuildahExecutor: Sendable {
     // MARK: - Processes
 
     /// Runs a tool (off the cooperative pool), handing each line of its output to `log`.
-    static func run(_ tool: String, _ arguments: [String], log: @escaping @Sendable (String) -> Void = { _ in })
-        async throws
-        -> (status: Int32, output: String)
-    {
+    static func run(
+        _ tool: String, _ arguments: [String], directory: String? = nil,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> (status: Int32, output: String) {
         do {
             let outcome = try await ChildProcess.run(
-                tool, arguments, environment: StepIsolation.toolEnvironment(), line: log)
+                tool, arguments, environment: StepIsolation.toolEnvironment(), directory: directory, line: log)
             return (outcome.status, outcome.output)
         } catch {
             throw BuildError(.executor(error.description))

@@ -460,6 +460,12 @@ package struct Builder: Sendable {
                 let image = try await self.bases.image(try ImageReference(parsing: base), platform: stagePlatform)
                 bases.append(image)
                 state = ImageState(base: image, store: store)
+            } catch var error as BuildError where error.category == .input && base != stage.base {
+                // The reference came from variables: say which wrote it.
+                if case .invalid(let message) = error.problem {
+                    error.problem = .invalid(message + "; " + chosenBy(stage.base, expanded: base))
+                }
+                throw BuildError.wrapping(error, at: location)
             } catch {
                 throw BuildError.wrapping(error, at: location)
             }
@@ -468,6 +474,19 @@ package struct Builder: Sendable {
             state.setEnvironment("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         }
         return (base, state)
+    }
+
+    /// Where a `FROM` written with variables got its reference: the `ARG`s before the first
+    /// `FROM` that declare them, with their lines, or `--build-arg`.
+    private func chosenBy(_ written: String, expanded: String) -> String {
+        let declared = dockerfile.globalArgs.compactMap { instruction -> String? in
+            guard case .arg(let args) = instruction.command else { return nil }
+            let names = args.map(\.name).filter { written.contains("$" + $0) || written.contains("${" + $0) }
+            guard !names.isEmpty else { return nil }
+            return "\(names.joined(separator: ", ")) (ARG at line \(instruction.location.line))"
+        }
+        let source = declared.isEmpty ? "--build-arg" : declared.joined(separator: ", ") + " or --build-arg"
+        return "FROM \(written) gave '\(expanded)', set by \(source)"
     }
 
     /// The images a stage's `COPY --from=IMAGE` name (not stages), by name.

@@ -42,12 +42,14 @@ package enum ChildProcess {
     ///   - timeout: seconds it may run; unlimited when nil.
     ///   - standardOutput: a file that gets the child's standard output (created or truncated);
     ///     only its standard error then reaches `line` and the outcome.
+    ///   - directory: the child's working directory; the parent's when nil.
     ///   - line: called with each line of output as it arrives (without the newline).
     package static func run(
         _ program: String, _ arguments: [String], environment: [String]? = nil, timeout: Double? = nil,
-        standardOutput: String? = nil, line: @escaping @Sendable (String) -> Void = { _ in }
+        standardOutput: String? = nil, directory: String? = nil, line: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws(LaunchError) -> Outcome {
-        let child = try spawn(program, arguments, environment: environment, standardOutput: standardOutput)
+        let child = try spawn(
+            program, arguments, environment: environment, standardOutput: standardOutput, directory: directory)
         let timer = timeout.map { seconds in
             let source = DispatchSource.makeTimerSource(queue: .global())
             source.schedule(deadline: .now() + seconds)
@@ -139,9 +141,10 @@ package enum ChildProcess {
 
     /// Starts the child in a process group of its own, stdout (unless sent to `standardOutput`)
     /// and stderr on one pipe.
-    static func spawn(_ program: String, _ arguments: [String], environment: [String]?, standardOutput: String? = nil)
-        throws(LaunchError) -> Child
-    {
+    static func spawn(
+        _ program: String, _ arguments: [String], environment: [String]?, standardOutput: String? = nil,
+        directory: String? = nil
+    ) throws(LaunchError) -> Child {
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw LaunchError(program: program, code: errno) }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
@@ -158,6 +161,11 @@ package enum ChildProcess {
         }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
         posix_spawn_file_actions_addclose(&actions, writeEnd)
+        if let directory {
+            guard let addChdir = Self.addChdir, addChdir(&actions, directory) == 0 else {
+                throw LaunchError(program: program, code: ENOSYS)
+            }
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -193,6 +201,15 @@ package enum ChildProcess {
         }
         return Child(pid: pid, output: readEnd)
     }
+
+    /// glibc's `posix_spawn_file_actions_addchdir_np` (2.29 and later), which Swift's Glibc
+    /// module does not declare.
+    private typealias AddChdir =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    private static let addChdir: AddChdir? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddChdir.self)
+    }()
 
     /// The first executable named `tool` on `PATH`.
     package static func find(_ tool: String, path: String?) -> String? {

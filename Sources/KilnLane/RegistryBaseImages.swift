@@ -61,6 +61,17 @@ package struct RegistryBaseImages: BaseImageSource {
         self.sources = sources
     }
 
+    /// A registry's "no such manifest or repository" for a base image, as the bad input it is
+    /// (exit 2, naming the image and the registry); any other error as it was.
+    static func missing(_ error: any Error, text: String, candidate: ImageReference) -> any Error {
+        guard case .http(let failure) = error as? RegistryError,
+            failure.status == 404 || ["MANIFEST_UNKNOWN", "NAME_UNKNOWN"].contains(failure.code ?? "")
+        else { return error }
+        return BuildError.input(
+            "the base image '\(text)' does not exist: \(candidate.repository.registry) has no \(candidate) (\(failure.code ?? "HTTP 404")); check the image name and tag",
+            location: nil)
+    }
+
     package func image(_ written: ImageReference, platform: Platform) async throws -> BaseImage {
         let text = written.description
         let (client, candidates, memo, warn) = (self.client, sources.candidates(for: written), self.memo, self.warn)
@@ -81,7 +92,7 @@ package struct RegistryBaseImages: BaseImageSource {
                         pinned: pinned, config: platformImage.config, layers: platformImage.imageManifest.layers)
                 } catch {
                     guard number < candidates.count - 1 else {
-                        if failures.isEmpty { throw error }
+                        if failures.isEmpty { throw Self.missing(error, text: text, candidate: candidate) }
                         let origin = (error as? any KilnError) ?? BuildError(.executor("\(error)"))
                         throw BuildError(.basePull(reference: text, origin: origin, mirrors: failures))
                     }

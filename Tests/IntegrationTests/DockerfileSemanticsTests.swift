@@ -90,4 +90,38 @@ struct DockerfileSemanticsTests {
             #expect(members.contains(name == "plain" ? "out/a" : "out-secret"), "\(members.sorted())")
         }
     }
+
+    @Test("a RUN with a secret builds when the runtime folder's path holds capitals")
+    func capitalRuntimeFolder() throws {
+        let setup = try RunStepTests.Setup("semantics-capitals")
+        let runtime = try setup.scratch.sub("Runtime-Folder")
+        let secret = setup.scratch.path + "/token"
+        try "s3cret\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        try setup.write(
+            "Dockerfile", "FROM \(setup.base.reference)\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /n\n"
+        )
+        let built = try Tools.kiln(
+            [
+                "build", "--platform", "linux/amd64", "--secret", "id=tok,src=\(secret)", "--cache-dir", setup.cache,
+                "-o", "oci:\(setup.scratch.path)/out:latest", setup.context,
+            ], environment: ["KILN_RUNTIME_DIR": runtime])
+        #expect(built.status == 0, "\(built.stderr)")
+    }
+
+    @Test(
+        "a base image that does not exist is bad input (exit 2) naming the image, the registry and the ARG that chose it"
+    )
+    func missingBase() throws {
+        let registry = try RegistryServer()
+        let scratch = try Scratch("semantics-missing-base")
+        let context = try scratch.sub("context")
+        try "ARG BASE=\(registry.host)/library/python:3.12-slim\nFROM ${BASE}\nRUN true\n".write(
+            toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        let result = try Tools.kiln([
+            "build", "--cache-dir", scratch.path + "/cache", "-o", "oci:\(scratch.path)/out:latest", context,
+        ])
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains("does not exist") && result.stderr.contains("library/python:3.12-slim"))
+        #expect(result.stderr.contains("Dockerfile:2") && result.stderr.contains("ARG at line 1"), "\(result.stderr)")
+    }
 }
