@@ -43,6 +43,16 @@ extension BuildahExecutor {
 
         let runtime = start.config.config
         var arguments = session.storageArguments + ["run"] + isolation.buildahArguments
+        if let instruction = segment.instructions.last, case .run(let run) = instruction.command,
+            run.network == "none"
+        {
+            guard case .oci = isolation else {
+                throw BuildError.input(
+                    "RUN --network=none needs a network namespace of the step's own: buildah's chroot isolation shares the host's (use --isolation oci, with runc)",
+                    location: instruction.location)
+            }
+            arguments += ["--network", "none"]
+        }
         if let directory = runtime?.workingDir, !directory.isEmpty { arguments += ["--workingdir", directory] }
         if let user = runtime?.user, !user.isEmpty { arguments += ["--user", user] }
         // The image's environment, then the ARGs in scope that no ENV of the image overrides,

@@ -435,17 +435,43 @@ package struct BuildahExecutor: Sendable {
         return launch
     }
 
-    /// The argument vector for a segment that is one plain `RUN` (no mounts, heredocs, network
-    /// or security options), as buildah's build would run it: the shell form through the image's
-    /// `SHELL` (`/bin/sh -c` by default). Nil when the step needs buildah's build.
+    /// The argument vector for a segment that is one `RUN` without mounts or security options (a
+    /// `--network` of `default`, `host` or `none` is the working container's), as buildah's build
+    /// would run it: the shell form through the image's `SHELL` (`/bin/sh -c` by default). Nil
+    /// when the step needs buildah's build.
+    ///
+    /// Heredocs go to the shell as BuildKit gives them: `RUN <<EOF` alone runs its body as the
+    /// script; any other shell-form `RUN` gets its heredoc bodies after the command line, each
+    /// closed by its delimiter, for the shell to read. A body starting with `#!` (an interpreter
+    /// of its own) is left to buildah's build.
     static func directCommand(_ segment: Segment, config: ImageConfig) -> [String]? {
         guard segment.instructions.count == 1, case .run(let run) = segment.instructions[0].command,
-            run.mounts.isEmpty, run.heredocs.isEmpty, run.network == nil, run.security == nil
+            run.mounts.isEmpty, run.security == nil, [nil, "default", "host", "none"].contains(run.network)
         else { return nil }
+        let shell = config.config?.shell ?? ["/bin/sh", "-c"]
         switch run.command {
-        case .exec(let arguments): return arguments.isEmpty ? nil : arguments
-        case .shell(let text): return (config.config?.shell ?? ["/bin/sh", "-c"]) + [text]
+        case .exec(let arguments):
+            return arguments.isEmpty || !run.heredocs.isEmpty ? nil : arguments
+        case .shell(let text):
+            guard !run.heredocs.isEmpty else { return shell + [text] }
+            if run.heredocs.count == 1, let only = run.heredocs.first,
+                Self.isOnlyHeredoc(text.trimmingCharacters(in: .whitespaces), only)
+            {
+                return only.content.hasPrefix("#!") ? nil : shell + [only.content]
+            }
+            var script = text + "\n"
+            for heredoc in run.heredocs {
+                script += heredoc.content + heredoc.name + "\n"
+            }
+            return shell + [script]
         }
+    }
+
+    /// Whether a shell-form `RUN` is nothing but the opener of `heredoc` (`<<EOF`, `<<-"EOF"`, …).
+    static func isOnlyHeredoc(_ text: String, _ heredoc: Heredoc) -> Bool {
+        let name = heredoc.name
+        let dash = heredoc.stripsTabs ? "-" : ""
+        return ["<<\(dash)\(name)", "<<\(dash)\"\(name)\"", "<<\(dash)'\(name)'"].contains(text)
     }
 
     /// Runs buildah with `arguments` for a step, under strace when the step is traced. The step's

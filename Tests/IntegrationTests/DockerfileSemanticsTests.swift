@@ -124,4 +124,33 @@ struct DockerfileSemanticsTests {
         #expect(result.stderr.contains("does not exist") && result.stderr.contains("library/python:3.12-slim"))
         #expect(result.stderr.contains("Dockerfile:2") && result.stderr.contains("ARG at line 1"), "\(result.stderr)")
     }
+
+    @Test(
+        "heredoc RUNs run as BuildKit runs them (the body as the script, or read by the shell) and RUN --network=none has no network",
+        arguments: ["amd64", "arm64"])
+    func heredocAndNetwork(arch: String) throws {
+        if arch == "arm64" { try ARM64Emulation.register() }
+        let setup = try RunStepTests.Setup("semantics-heredoc-\(arch)")
+        try setup.write(
+            "Dockerfile",
+            """
+            FROM \(setup.base.reference)
+            ARG WHO=kiln
+            RUN <<EOF
+            set -e
+            mkdir -p /out
+            echo "one $WHO" > /out/one
+            EOF
+            RUN cat <<'EOT' > /out/two && cat <<-EOT2 > /out/three
+            literal $WHO
+            EOT
+            \tstripped $WHO
+            EOT2
+            RUN --network=none cat /proc/net/dev | wc -l > /out/net
+
+            """)
+        _ = try setup.build(platform: "linux/\(arch)")
+        let files = try setup.inImage("cat /out/one /out/two /out/three /out/net", arch: arch)
+        #expect(files == "one kiln\nliteral $WHO\nstripped kiln\n3\n", "\(files)")
+    }
 }
