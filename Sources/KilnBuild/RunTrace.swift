@@ -279,10 +279,13 @@ package struct RunTrace: Sendable {
                 return inside(host).map(Returned.inside) ?? .outside
             }
 
-            if isExec, pivoted.contains(line.pid) {
-                // The runtime's process that becomes the step: where its working directory is,
-                // from its pivot into the root, until it starts the step.
-                if call == .unmodelled, name == "pivot_root", succeeded == true, !entered.contains(line.pid) {
+            if isExec {
+                // The chroot-exec, or (runc) the process that pivots into the root and becomes
+                // the step: only where its working directory is, from entering the root on, the
+                // processes a chroot-exec starts, and the runc process's start of the step.
+                let pivots = pivoted.contains(line.pid)
+                let enters = pivots ? call == .unmodelled && name == "pivot_root" : call == .chroot
+                if enters, succeeded == true, !(pivots && entered.contains(line.pid)) {
                     entered.insert(line.pid)
                     emit(.enterRoot)
                     continue
@@ -291,30 +294,15 @@ package struct RunTrace: Sendable {
                 switch call {
                 case .chdir: if let target = place(0) { emit(.chdir(target)) }
                 case .fchdir: emit(.fchdir(descriptor(0)))
-                case .execute where succeeded == true:
+                case .clone where !pivots:
+                    if let child = log.childPid(resultRange), child > 0, !threads.contains(child) {
+                        emit(.fork(child: child, sharesFS: sharesFS.contains(child)))
+                    }
+                case .execute where pivots && succeeded == true:
                     started.insert(line.pid)
                     processes.insert(line.pid)
                     if let target = place(name == "execveat" ? 1 : 0, at: name == "execveat" ? 0 : nil) {
                         emit(.execute(target))
-                    }
-                default: break
-                }
-                continue
-            }
-            if isExec {
-                // The chroot-exec: only where its working directory is, and the processes it starts.
-                if call == .chroot, succeeded == true {
-                    entered.insert(line.pid)
-                    emit(.enterRoot)
-                    continue
-                }
-                guard entered.contains(line.pid) else { continue }
-                switch call {
-                case .chdir: if let target = place(0) { emit(.chdir(target)) }
-                case .fchdir: emit(.fchdir(descriptor(0)))
-                case .clone:
-                    if let child = log.childPid(resultRange), child > 0, !threads.contains(child) {
-                        emit(.fork(child: child, sharesFS: sharesFS.contains(child)))
                     }
                 default: break
                 }
